@@ -1,0 +1,140 @@
+// Package backend defines what every execution backend provides: devices,
+// compilation of a graph into an Executable, and explicit host<->device
+// transfers. A backend is a set of kernels and a memory planner, nothing more:
+// it knows nothing of training, optimizers or data.
+//
+// Tensors on a device are opaque Buffers. Nothing above this package touches
+// device memory; data crosses with Upload and Download only.
+//
+// The package also holds the conformance harness (conformance.go) that runs
+// ONNX's backend test suites against any Backend.
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// Device is a place where executables run and buffers live.
+type Device interface {
+	// ID is the device's index among its backend's devices.
+	ID() int
+	String() string
+}
+
+// Buffer is a tensor on a device. Its contents are reached only through
+// Backend.Download.
+type Buffer interface {
+	DType() tensor.DType
+	Shape() []int
+	Device() Device
+}
+
+// CompileOptions tune compilation.
+type CompileOptions struct {
+	// InputShapes gives concrete shapes for graph inputs whose declared
+	// shapes are symbolic (the batch size, say). Inputs not named here use
+	// their declared shapes; a run with other shapes re-plans.
+	InputShapes map[string][]int
+	// Outputs restricts the executable to these values (default: the
+	// graph's outputs). Any value of the graph may be named.
+	Outputs []string
+	// Threads caps the worker threads of a CPU executable (0: the device's share).
+	Threads int
+	// Donate lists inputs whose buffers the executable may overwrite.
+	Donate []string
+}
+
+// Backend compiles and runs graphs on its devices.
+type Backend interface {
+	Name() string
+	// Devices lists the devices; a CPU backend offers one per replica slot.
+	Devices() []Device
+	// Compile prepares m's graph to run on d: kernels chosen, shapes
+	// resolved, buffers planned. It fails on ops the backend cannot run
+	// (with a *graph.UnsupportedOpError) and on invalid graphs.
+	Compile(m *graph.Model, d Device, o CompileOptions) (Executable, error)
+	// Upload copies a host tensor to the device.
+	Upload(t *tensor.Tensor, d Device) (Buffer, error)
+	// Download copies a device buffer to a new host tensor.
+	Download(b Buffer) (*tensor.Tensor, error)
+}
+
+// Executable is a compiled graph. Run may be called many times; it is not
+// safe for concurrent use (compile one per goroutine).
+type Executable interface {
+	// Run executes with the given inputs (by graph input name) and returns
+	// the outputs by name. Returned buffers stay valid until the next Run.
+	Run(ctx context.Context, feeds map[string]Buffer) (map[string]Buffer, error)
+	// Outputs names what Run returns.
+	Outputs() []string
+}
+
+// Factory makes a backend; options are backend-specific ("threads", "devices").
+type Factory func(opts map[string]string) (Backend, error)
+
+var (
+	mu        sync.Mutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a backend available by name (from the backend's init).
+func Register(name string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	factories[name] = f
+}
+
+// Open returns the named backend.
+func Open(name string, opts map[string]string) (Backend, error) {
+	mu.Lock()
+	f, ok := factories[name]
+	mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("backend %q is not available (have: %v)", name, Names())
+	}
+	return f(opts)
+}
+
+// Names lists the registered backends.
+func Names() []string {
+	mu.Lock()
+	defer mu.Unlock()
+	var n []string
+	for k := range factories {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// RunHost is a convenience for tests and tools: it uploads host tensors, runs,
+// and downloads every output.
+func RunHost(ctx context.Context, b Backend, e Executable, d Device, feeds map[string]*tensor.Tensor) (map[string]*tensor.Tensor, error) {
+	bufs := make(map[string]Buffer, len(feeds))
+	for name, t := range feeds {
+		buf, err := b.Upload(t, d)
+		if err != nil {
+			return nil, fmt.Errorf("input %q: %w", name, err)
+		}
+		bufs[name] = buf
+	}
+	outs, err := e.Run(ctx, bufs)
+	if err != nil {
+		return nil, err
+	}
+	res := make(map[string]*tensor.Tensor, len(outs))
+	for name, buf := range outs {
+		t, err := b.Download(buf)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", name, err)
+		}
+		res[name] = t
+	}
+	return res, nil
+}
