@@ -26,11 +26,11 @@ import (
 
 // Domains of the ops gotrain knows.
 const (
-	DomainONNX     = ""                          // ai.onnx
-	DomainTraining = "ai.onnx.preview.training"  // ONNX's Adam, Momentum, Adagrad
-	DomainGotrain  = "ai.gotrain"                // gradient ops ONNX lacks
-	DomainMS       = "com.microsoft"             // recognised only to name it in errors
-	domainONNXAlt  = "ai.onnx"                   // an alias some exporters write
+	DomainONNX     = ""                         // ai.onnx
+	DomainTraining = "ai.onnx.preview.training" // ONNX's Adam, Momentum, Adagrad
+	DomainGotrain  = "ai.gotrain"               // gradient ops ONNX lacks
+	DomainMS       = "com.microsoft"            // recognised only to name it in errors
+	domainONNXAlt  = "ai.onnx"                  // an alias some exporters write
 )
 
 // NormDomain maps the "ai.onnx" alias to the empty default domain.
@@ -277,17 +277,17 @@ func (n *Node) SetAttr(a *Attribute) *Node {
 
 // Graph is a computation graph.
 type Graph struct {
-	Name        string
-	Doc         string
-	Inputs      []*ValueInfo // graph inputs that are not initializers
-	Outputs     []*ValueInfo
-	Nodes       []*Node
-	ValueInfo   map[string]*ValueInfo // declared types of intermediate values
-	initNames   []string
-	inits       map[string]*tensor.Tensor
-	initSrc     map[string]*onnxpb.TensorProto
-	initInputs  map[string]*ValueInfo // initializers that were also listed as inputs (IR < 4 style)
-	src         *onnxpb.GraphProto
+	Name       string
+	Doc        string
+	Inputs     []*ValueInfo // graph inputs that are not initializers
+	Outputs    []*ValueInfo
+	Nodes      []*Node
+	ValueInfo  map[string]*ValueInfo // declared types of intermediate values
+	initNames  []string
+	inits      map[string]*tensor.Tensor
+	initSrc    map[string]*onnxpb.TensorProto
+	initInputs map[string]*ValueInfo // initializers that were also listed as inputs (IR < 4 style)
+	src        *onnxpb.GraphProto
 }
 
 // NewGraph returns an empty graph.
