@@ -46,8 +46,11 @@ type CompileOptions struct {
 	Outputs []string
 	// Threads caps the worker threads of a CPU executable (0: the device's share).
 	Threads int
-	// Donate lists inputs whose buffers the executable may overwrite.
-	Donate []string
+	// InPlace maps an output value to the graph input whose buffer it
+	// overwrites: Run writes that output into the buffer fed for the input
+	// (optimizer updates of parameters and their state). The node producing
+	// it runs after every other reader of the input.
+	InPlace map[string]string
 }
 
 // Backend compiles and runs graphs on its devices.

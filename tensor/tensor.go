@@ -438,3 +438,66 @@ func (t *Tensor) String() string {
 	b.WriteString("]")
 	return b.String()
 }
+
+// View returns a tensor of the given shape over the first elements of
+// src's data (shared, not copied). The executor uses it to place values in
+// reused buffers.
+func View(src *Tensor, shape []int) (*Tensor, error) {
+	n := NumElements(shape)
+	if n > src.Len() {
+		return nil, fmt.Errorf("tensor: view %v needs %d elements, buffer has %d", shape, n, src.Len())
+	}
+	var data any
+	switch d := src.data.(type) {
+	case []float32:
+		data = d[:n:n]
+	case []float64:
+		data = d[:n:n]
+	case []int64:
+		data = d[:n:n]
+	case []int32:
+		data = d[:n:n]
+	case []int16:
+		data = d[:n:n]
+	case []int8:
+		data = d[:n:n]
+	case []uint8:
+		data = d[:n:n]
+	case []uint16:
+		data = d[:n:n]
+	case []uint32:
+		data = d[:n:n]
+	case []uint64:
+		data = d[:n:n]
+	case []bool:
+		data = d[:n:n]
+	case []string:
+		data = d[:n:n]
+	}
+	return &Tensor{dtype: src.dtype, shape: append([]int{}, shape...), data: data}, nil
+}
+
+// ShareData makes t use src's data (same dtype and element count), keeping
+// t's shape. It lets a preallocated view follow a buffer that changes from
+// run to run without allocating.
+func (t *Tensor) ShareData(src *Tensor) error {
+	if src.dtype != t.dtype || src.Len() != t.Len() {
+		return fmt.Errorf("tensor: cannot view %v%v as %v%v", src.dtype, src.shape, t.dtype, t.shape)
+	}
+	t.data = src.data
+	return nil
+}
+
+// UnsupportedDTypeError reports an element type gotrain cannot hold (float8,
+// int4, complex, ...), naming the tensor when known.
+type UnsupportedDTypeError struct {
+	Name  string
+	DType string
+}
+
+func (e *UnsupportedDTypeError) Error() string {
+	if e.Name != "" {
+		return fmt.Sprintf("tensor %q: unsupported dtype %s", e.Name, e.DType)
+	}
+	return "unsupported dtype " + e.DType
+}

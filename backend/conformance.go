@@ -1,0 +1,356 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/graph/onnxpb"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// Conformance runs ONNX's backend test data against a Backend. A test is a
+// folder with model.onnx and test_data_set_N/{input,output}_K.pb; every data
+// set must reproduce its outputs within ONNX's own tolerances (rtol 1e-3,
+// atol 1e-7, shapes and dtypes exact). A test the backend cannot run (an op
+// or dtype it lacks) is counted as unsupported, never silently dropped.
+
+// Tolerances of ONNX's test runner.
+const (
+	RTol = 1e-3
+	ATol = 1e-7
+)
+
+// Suite is a folder of ONNX backend tests.
+type Suite struct {
+	Name string
+	Dir  string
+}
+
+// DebianTestData is where Debian's libonnx-testdata installs ONNX 1.12's tests.
+const DebianTestData = "/usr/share/libonnx-testdata/data"
+
+// EnvTestData names an environment variable with extra suite folders
+// (separated by the OS path list separator).
+const EnvTestData = "GOTRAIN_ONNX_TESTS"
+
+// DefaultSuites returns the suites present on this machine: Debian's node,
+// pytorch-converted, pytorch-operator and simple sets; the v1.22.0 node
+// tests beside the project (shared/onnx-node-tests/v1.22.0, looked up from
+// the working directory upwards); and folders named in GOTRAIN_ONNX_TESTS.
+func DefaultSuites() []Suite {
+	var out []Suite
+	for _, s := range []string{"node", "pytorch-converted", "pytorch-operator", "simple"} {
+		dir := filepath.Join(DebianTestData, s)
+		if isDir(dir) {
+			out = append(out, Suite{Name: s, Dir: dir})
+		}
+	}
+	if dir := findUp(filepath.Join("shared", "onnx-node-tests", "v1.22.0")); dir != "" {
+		out = append(out, Suite{Name: "v1.22", Dir: dir})
+	}
+	for _, dir := range filepath.SplitList(os.Getenv(EnvTestData)) {
+		if dir != "" && isDir(dir) {
+			out = append(out, Suite{Name: filepath.Base(dir), Dir: dir})
+		}
+	}
+	return out
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// findUp looks for rel in the working directory and its parents.
+func findUp(rel string) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if p := filepath.Join(dir, rel); isDir(p) {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// Case is one test folder.
+type Case struct {
+	Suite string
+	Name  string
+	Dir   string
+}
+
+// Cases lists the tests of a suite, sorted by name. A folder given directly
+// (holding model.onnx) is one case.
+func Cases(s Suite) ([]Case, error) {
+	if _, err := os.Stat(filepath.Join(s.Dir, "model.onnx")); err == nil {
+		return []Case{{Suite: s.Name, Name: filepath.Base(s.Dir), Dir: s.Dir}}, nil
+	}
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("conformance suite %s: %w", s.Name, err)
+	}
+	var out []Case
+	for _, e := range entries {
+		dir := filepath.Join(s.Dir, e.Name())
+		if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err == nil {
+			out = append(out, Case{Suite: s.Name, Name: e.Name(), Dir: dir})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Status is a test's outcome.
+type Status int
+
+// Outcomes.
+const (
+	Pass Status = iota
+	Fail
+	Unsupported
+)
+
+func (s Status) String() string {
+	return [...]string{"pass", "fail", "unsupported"}[s]
+}
+
+// Result is one test's outcome.
+type Result struct {
+	Case
+	Status Status
+	Ops    []string // op types of the model (domain-qualified outside ai.onnx)
+	Reason string   // why it failed or is unsupported
+	// Missing lists what made it unsupported: op types, or "dtype:X".
+	Missing []string
+}
+
+// RunCase loads, compiles and runs one test on the backend's first device.
+func RunCase(ctx context.Context, b Backend, c Case) Result {
+	r := Result{Case: c}
+	m, err := graph.Load(filepath.Join(c.Dir, "model.onnx"))
+	if err != nil {
+		return unsupportedOrFail(r, err)
+	}
+	r.Ops = modelOps(m)
+	sets, _ := filepath.Glob(filepath.Join(c.Dir, "test_data_set_*"))
+	sort.Strings(sets)
+	if len(sets) == 0 {
+		r.Status, r.Reason = Fail, "no test_data_set_* folder"
+		return r
+	}
+	dev := b.Devices()[0]
+	var exe Executable
+	for _, set := range sets {
+		inputs, err := readPBs(set, "input")
+		if err != nil {
+			return unsupportedOrFail(r, err)
+		}
+		want, err := readPBs(set, "output")
+		if err != nil {
+			return unsupportedOrFail(r, err)
+		}
+		g := m.Graph
+		if len(inputs) > len(g.Inputs) {
+			r.Status, r.Reason = Fail, fmt.Sprintf("%d inputs in %s but the graph has %d", len(inputs), set, len(g.Inputs))
+			return r
+		}
+		feeds := map[string]*tensor.Tensor{}
+		shapes := map[string][]int{}
+		for i, t := range inputs {
+			feeds[g.Inputs[i].Name] = t
+			shapes[g.Inputs[i].Name] = t.Shape()
+		}
+		if exe == nil {
+			exe, err = b.Compile(m, dev, CompileOptions{InputShapes: shapes})
+			if err != nil {
+				return unsupportedOrFail(r, err)
+			}
+		}
+		got, err := RunHost(ctx, b, exe, dev, feeds)
+		if err != nil {
+			return unsupportedOrFail(r, err)
+		}
+		for i, w := range want {
+			if i >= len(g.Outputs) {
+				break
+			}
+			name := g.Outputs[i].Name
+			if err := Compare(w, got[name]); err != nil {
+				r.Status, r.Reason = Fail, fmt.Sprintf("%s: output %q: %v", filepath.Base(set), name, err)
+				return r
+			}
+		}
+	}
+	r.Status = Pass
+	return r
+}
+
+func unsupportedOrFail(r Result, err error) Result {
+	var uo *graph.UnsupportedOpError
+	var ut *graph.UnsupportedTypeError
+	var ud *tensor.UnsupportedDTypeError
+	switch {
+	case errors.As(err, &uo):
+		r.Status = Unsupported
+		if uo.Reason != "" && !strings.HasPrefix(uo.Reason, "no CPU kernel") {
+			r.Missing = []string{uo.Node.OpType + ":" + uo.Reason}
+		} else {
+			r.Missing = []string{uo.Node.OpType}
+		}
+	case errors.As(err, &ut):
+		r.Status = Unsupported
+		r.Missing = []string{"type:" + ut.Kind}
+	case errors.As(err, &ud):
+		r.Status = Unsupported
+		r.Missing = []string{"dtype:" + ud.DType}
+	default:
+		r.Status = Fail
+	}
+	r.Reason = err.Error()
+	return r
+}
+
+func modelOps(m *graph.Model) []string {
+	seen := map[string]bool{}
+	var ops []string
+	for _, n := range m.Graph.Nodes {
+		op := n.OpType
+		if d := graph.NormDomain(n.Domain); d != "" {
+			op = d + "." + op
+		}
+		if !seen[op] {
+			seen[op] = true
+			ops = append(ops, op)
+		}
+	}
+	sort.Strings(ops)
+	return ops
+}
+
+// readPBs reads prefix_0.pb, prefix_1.pb, ... from a data-set folder.
+func readPBs(dir, prefix string) ([]*tensor.Tensor, error) {
+	var out []*tensor.Tensor
+	for i := 0; ; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("%s_%d.pb", prefix, i))
+		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		var tp onnxpb.TensorProto
+		if err := proto.Unmarshal(data, &tp); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(tp.GetDims()) == 0 && tp.GetDataType() == 0 {
+			// Not a TensorProto: a sequence or optional value.
+			return nil, &graph.UnsupportedTypeError{Value: path, Kind: "sequence or optional"}
+		}
+		t, err := tensor.FromProto(&tp, dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, t)
+	}
+}
+
+// Compare checks got against want as ONNX's runner does: same dtype and
+// shape, and |got-want| <= atol + rtol*|want| elementwise, NaN matching NaN.
+func Compare(want, got *tensor.Tensor) error {
+	if got == nil {
+		return fmt.Errorf("missing")
+	}
+	if want.DType() != got.DType() {
+		return fmt.Errorf("dtype %v, expected %v", got.DType(), want.DType())
+	}
+	if !tensor.SameShape(want.Shape(), got.Shape()) {
+		return fmt.Errorf("shape %v, expected %v", got.Shape(), want.Shape())
+	}
+	if want.DType() == tensor.String {
+		w, g := want.Data().([]string), got.Data().([]string)
+		for i := range w {
+			if w[i] != g[i] {
+				return fmt.Errorf("element %d is %q, expected %q", i, g[i], w[i])
+			}
+		}
+		return nil
+	}
+	n := want.Len()
+	worst, at := 0.0, -1
+	for i := 0; i < n; i++ {
+		w, g := want.AsFloat64(i), got.AsFloat64(i)
+		if math.IsNaN(w) || math.IsNaN(g) {
+			if math.IsNaN(w) != math.IsNaN(g) {
+				return fmt.Errorf("element %d is %v, expected %v", i, g, w)
+			}
+			continue
+		}
+		if math.IsInf(w, 0) || math.IsInf(g, 0) {
+			if w != g {
+				return fmt.Errorf("element %d is %v, expected %v", i, g, w)
+			}
+			continue
+		}
+		d := math.Abs(g - w)
+		if d > ATol+RTol*math.Abs(w) {
+			if excess := d - RTol*math.Abs(w); excess > worst || at < 0 {
+				worst, at = excess, i
+			}
+		}
+	}
+	if at >= 0 {
+		return fmt.Errorf("element %d is %v, expected %v (rtol %g, atol %g)", at, got.AsFloat64(at), want.AsFloat64(at), RTol, ATol)
+	}
+	return nil
+}
+
+// OpCount is the tally of one op over a conformance run.
+type OpCount struct {
+	Op                        string
+	Pass, Fail, Unsupported int
+}
+
+// Tally counts results per op: each test counts once for every op it uses.
+func Tally(results []Result) []OpCount {
+	m := map[string]*OpCount{}
+	for _, r := range results {
+		for _, op := range r.Ops {
+			c := m[op]
+			if c == nil {
+				c = &OpCount{Op: op}
+				m[op] = c
+			}
+			switch r.Status {
+			case Pass:
+				c.Pass++
+			case Fail:
+				c.Fail++
+			case Unsupported:
+				c.Unsupported++
+			}
+		}
+	}
+	out := make([]OpCount, 0, len(m))
+	for _, c := range m {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Op < out[j].Op })
+	return out
+}

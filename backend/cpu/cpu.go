@@ -1,0 +1,174 @@
+// Package cpu is gotrain's CPU backend: pure-Go kernels, with matrix
+// products through gonum's blas.Float32 interface (OpenBLAS via cgo when
+// built with cgo, gonum's pure-Go BLAS otherwise).
+//
+// The backend offers one device per replica slot; each device owns a share
+// of the cores, and every executable compiled for it runs its kernels on a
+// worker pool of that size. So the mirrored strategy's replicas run side by
+// side without fighting over threads.
+//
+// An executable is planned per set of input shapes (exec.go): kernels are
+// prepared, shapes resolved, constants folded and buffers assigned with
+// reuse, so a run is a loop over prepared kernel calls that allocates
+// nothing. A run with new input shapes plans again (and keeps the plan).
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+func init() {
+	backend.Register("cpu", func(opts map[string]string) (backend.Backend, error) {
+		var o Options
+		for k, v := range opts {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("cpu backend: option %s=%q: expected a non-negative integer", k, v)
+			}
+			switch k {
+			case "devices":
+				o.Devices = n
+			case "threads":
+				o.Threads = n
+			default:
+				return nil, fmt.Errorf("cpu backend: unknown option %q (have devices, threads)", k)
+			}
+		}
+		return New(o), nil
+	})
+}
+
+// Options configure the CPU backend.
+type Options struct {
+	// Devices is the number of replica slots (default 1).
+	Devices int
+	// Threads is the total number of worker threads shared out among the
+	// devices (default GOMAXPROCS).
+	Threads int
+}
+
+// Backend is the CPU backend.
+type Backend struct {
+	devices []*Device
+}
+
+// Device is one replica slot with its share of threads.
+type Device struct {
+	id      int
+	threads int
+}
+
+// ID is the device index.
+func (d *Device) ID() int { return d.id }
+
+// Threads is the device's share of worker threads.
+func (d *Device) Threads() int { return d.threads }
+
+func (d *Device) String() string { return fmt.Sprintf("cpu:%d(%d threads)", d.id, d.threads) }
+
+// New returns a CPU backend. Threads are divided among devices as evenly as
+// possible; every device gets at least one.
+func New(o Options) *Backend {
+	if o.Devices <= 0 {
+		o.Devices = 1
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.GOMAXPROCS(0)
+	}
+	b := &Backend{}
+	for i := 0; i < o.Devices; i++ {
+		t := o.Threads / o.Devices
+		if i < o.Threads%o.Devices {
+			t++
+		}
+		if t < 1 {
+			t = 1
+		}
+		b.devices = append(b.devices, &Device{id: i, threads: t})
+	}
+	return b
+}
+
+// Name is "cpu".
+func (b *Backend) Name() string { return "cpu" }
+
+// Devices lists the replica slots.
+func (b *Backend) Devices() []backend.Device {
+	out := make([]backend.Device, len(b.devices))
+	for i, d := range b.devices {
+		out[i] = d
+	}
+	return out
+}
+
+// Buffer is a CPU tensor: host memory owned by the backend.
+type Buffer struct {
+	t   *tensor.Tensor
+	dev *Device
+}
+
+// DType is the element type.
+func (b *Buffer) DType() tensor.DType { return b.t.DType() }
+
+// Shape is the buffer's shape.
+func (b *Buffer) Shape() []int { return b.t.Shape() }
+
+// Device is where the buffer lives.
+func (b *Buffer) Device() backend.Device { return b.dev }
+
+// Tensor exposes the host tensor behind a CPU buffer. Only code that knows it
+// runs on the CPU backend (its own tests, the CPU all-reduce) may use it.
+func (b *Buffer) Tensor() *tensor.Tensor { return b.t }
+
+// Wrap makes a buffer over t without copying. The caller must not change t
+// while the buffer is in use.
+func Wrap(t *tensor.Tensor, d backend.Device) *Buffer {
+	dev, _ := d.(*Device)
+	return &Buffer{t: t, dev: dev}
+}
+
+func (b *Backend) device(d backend.Device) (*Device, error) {
+	dev, ok := d.(*Device)
+	if !ok {
+		return nil, fmt.Errorf("cpu backend: device %v is not a CPU device", d)
+	}
+	for _, mine := range b.devices {
+		if mine == dev {
+			return dev, nil
+		}
+	}
+	return nil, fmt.Errorf("cpu backend: device %v belongs to another backend", d)
+}
+
+// Upload copies t into a new buffer on d.
+func (b *Backend) Upload(t *tensor.Tensor, d backend.Device) (backend.Buffer, error) {
+	dev, err := b.device(d)
+	if err != nil {
+		return nil, err
+	}
+	return &Buffer{t: t.Clone(), dev: dev}, nil
+}
+
+// Download copies a buffer to a new host tensor.
+func (b *Backend) Download(buf backend.Buffer) (*tensor.Tensor, error) {
+	cb, ok := buf.(*Buffer)
+	if !ok {
+		return nil, fmt.Errorf("cpu backend: buffer %T is not a CPU buffer", buf)
+	}
+	return cb.t.Clone(), nil
+}
+
+// Compile plans m's graph for d.
+func (b *Backend) Compile(m *graph.Model, d backend.Device, o backend.CompileOptions) (backend.Executable, error) {
+	dev, err := b.device(d)
+	if err != nil {
+		return nil, err
+	}
+	return compile(m, dev, o)
+}
