@@ -15,11 +15,14 @@ import (
 //
 // Errors are kept and reported once by Model.
 type Builder struct {
-	model *Model
-	g     *Graph
-	n     int
-	err   error
-	names map[string]bool
+	// NodeOpset, when non-zero, is stamped on every ai.onnx node added
+	// (see Node.Opset).
+	NodeOpset int64
+	model     *Model
+	g         *Graph
+	n         int
+	err       error
+	names     map[string]bool
 }
 
 // NewBuilder starts a graph importing ai.onnx at opset.
@@ -69,7 +72,7 @@ func (b *Builder) Param(name string, t *tensor.Tensor) string {
 // Const adds a Constant node holding t (never trainable).
 func (b *Builder) Const(t *tensor.Tensor) string {
 	out := b.Fresh("const")
-	b.g.Nodes = append(b.g.Nodes, &Node{Name: out, OpType: "Constant", Outputs: []string{out},
+	b.g.Nodes = append(b.g.Nodes, &Node{Name: out, OpType: "Constant", Outputs: []string{out}, Opset: b.NodeOpset,
 		Attrs: map[string]*Attribute{"value": {Name: "value", Type: AttrTensor, T: t}}})
 	return out
 }
@@ -98,6 +101,9 @@ func (b *Builder) OpN(domain, op string, nOut int, inputs ...string) *NodeRef {
 		}
 	}
 	n := &Node{Name: name, OpType: op, Domain: domain, Inputs: inputs, Outputs: outs, Attrs: map[string]*Attribute{}}
+	if domain == DomainONNX {
+		n.Opset = b.NodeOpset
+	}
 	b.g.Nodes = append(b.g.Nodes, n)
 	return &NodeRef{b: b, node: n}
 }
@@ -181,4 +187,23 @@ func AFloats(name string, v ...float32) *Attribute {
 // ATensor is a tensor attribute.
 func ATensor(name string, t *tensor.Tensor) *Attribute {
 	return &Attribute{Name: name, Type: AttrTensor, T: t}
+}
+
+// Extend returns a builder that appends to m's graph (in place): the
+// autodiff and training rewrites use it. Fresh names avoid every existing value.
+func Extend(m *Model) *Builder {
+	b := &Builder{model: m, g: m.Graph, names: map[string]bool{}}
+	for _, in := range m.Graph.Inputs {
+		b.names[in.Name] = true
+	}
+	for _, name := range m.Graph.InitializerNames() {
+		b.names[name] = true
+	}
+	for _, n := range m.Graph.Nodes {
+		b.names[n.Name] = true
+		for _, o := range n.Outputs {
+			b.names[o] = true
+		}
+	}
+	return b
 }

@@ -193,6 +193,10 @@ type Node struct {
 	Outputs []string
 	Attrs   map[string]*Attribute
 	Doc     string
+	// Opset, when non-zero, is the version of the node's domain it follows
+	// instead of the model's import: nodes that autodiff adds to a model of
+	// an older opset use current forms (Unsqueeze with an axes input, ...).
+	Opset int64
 
 	src *onnxpb.NodeProto // the loaded message, for fields the IR does not model
 }
@@ -417,6 +421,21 @@ type Model struct {
 
 // Opset returns the imported version of a domain (0 when not imported).
 func (m *Model) Opset(domain string) int64 { return m.Opsets[NormDomain(domain)] }
+
+// OpsetOf returns the opset a node follows: its own when set, else the
+// model's import of its domain (1 for gotrain's domain when not imported).
+func (m *Model) OpsetOf(n *Node) int64 {
+	if n.Opset != 0 {
+		return n.Opset
+	}
+	if v := m.Opset(n.Domain); v != 0 {
+		return v
+	}
+	if NormDomain(n.Domain) == DomainGotrain {
+		return 1
+	}
+	return 0
+}
 
 // NewModel wraps a graph with the given ai.onnx opset and the current IR version.
 func NewModel(g *Graph, opset int64) *Model {

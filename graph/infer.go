@@ -143,10 +143,7 @@ func InferNode(m *Model, n *Node, types Types) ([]*Type, error) {
 	if len(in) < s.MinInputs || (s.MaxInputs >= 0 && len(in) > s.MaxInputs) {
 		return nil, Errorf(n, "has %d inputs; %s takes %s", len(in), n.OpType, arity(s))
 	}
-	opset := m.Opset(n.Domain)
-	if opset == 0 && NormDomain(n.Domain) == DomainGotrain {
-		opset = 1
-	}
+	opset := m.OpsetOf(n)
 	outs, err := s.Infer(n, in, opset)
 	if err != nil {
 		var ne *NodeError

@@ -313,7 +313,7 @@ func (e *executable) plan(shapes map[string][]int, dtypes map[string]tensor.DTyp
 			}
 			continue
 		}
-		prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.Opset(n.Domain), Pool: e.pool}
+		prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.OpsetOf(n), Pool: e.pool}
 		if info.alias {
 			st.view = true
 		} else {
@@ -679,7 +679,7 @@ func (e *executable) runDynamic(p *plan, st *step) error {
 			return graph.Errorf(n, "cannot determine the shape of output %q from the inputs", o)
 		}
 	}
-	prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.Opset(n.Domain), Pool: e.pool}
+	prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.OpsetOf(n), Pool: e.pool}
 	if !st.view {
 		k, err := kernels[kkey(n.Domain, n.OpType)].factory(prep)
 		if err != nil {
