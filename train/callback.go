@@ -53,9 +53,10 @@ type Context struct {
 	Epoch int   // the current epoch, 0-based
 	Step  int64 // optimizer steps taken so far
 
-	stop       bool
-	stopReason string
-	hooks      Hooks
+	stop         bool
+	stopReason   string
+	batchInEpoch int
+	hooks        Hooks
 }
 
 // Hooks are the fit loop's operations that a Context exposes.

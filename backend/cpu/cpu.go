@@ -95,6 +95,10 @@ func New(o Options) *Backend {
 	return b
 }
 
+// SharedMemory reports that every device reads every buffer: replicas of
+// the mirrored strategy share one copy of the weights.
+func (b *Backend) SharedMemory() bool { return true }
+
 // Name is "cpu".
 func (b *Backend) Name() string { return "cpu" }
 

@@ -1,0 +1,714 @@
+// Package strategy runs training steps on a backend: one device
+// (SingleDevice) or N replicas with a gradient all-reduce (Mirrored). A
+// strategy decides how a step runs, never what it computes: every strategy
+// computes the gradient of the mean loss over the global batch, applies the
+// same optimizer update once, and keeps one set of weights.
+//
+// A step is three compiled graphs: the training graph (forward, loss,
+// backward) on each replica, a reduction graph that takes the replicas'
+// gradients to their batch-weighted mean in a fixed order, and the
+// optimizer's update graph, which overwrites the parameters and the
+// optimizer state in place. Parameters and optimizer state live on the
+// first device; on a backend whose devices share memory (the CPU) every
+// replica reads them there, otherwise they are broadcast after the update.
+package strategy
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// Batch is one global batch: the model's data inputs and the labels.
+type Batch struct {
+	Inputs map[string]*tensor.Tensor // by the model's input name; dim 0 is the batch
+	Labels *tensor.Tensor
+}
+
+// Size is the number of samples.
+func (b Batch) Size() int {
+	for _, t := range b.Inputs {
+		if t.Rank() > 0 {
+			return t.Shape()[0]
+		}
+	}
+	return 0
+}
+
+// StepResult reports a step.
+type StepResult struct {
+	Loss    float64 // mean loss over the batch
+	Correct float64 // correctly classified samples (classification)
+	Samples int
+}
+
+// EvalResult reports the evaluation of a batch.
+type EvalResult struct {
+	Loss    float64
+	Correct float64
+	Samples int
+	Output  *tensor.Tensor // the model output the loss applies to
+}
+
+// Strategy runs training and evaluation steps.
+type Strategy interface {
+	// Step runs forward, backward, reduction and the update with learning
+	// rate lr as optimizer step number `step` (1-based); seed drives Dropout.
+	Step(ctx context.Context, b Batch, lr float64, step int64, seed int64) (StepResult, error)
+	// Evaluate runs the model in inference mode with the loss and metric.
+	Evaluate(ctx context.Context, b Batch) (EvalResult, error)
+	// Weights returns host copies of the parameters and buffers by name.
+	Weights() (map[string]*tensor.Tensor, error)
+	// SetWeights replaces parameters and buffers by name.
+	SetWeights(w map[string]*tensor.Tensor) error
+	// OptState returns host copies of the optimizer state by slot name.
+	OptState() (map[string]*tensor.Tensor, error)
+	// SetOptState replaces optimizer state by slot name.
+	SetOptState(s map[string]*tensor.Tensor) error
+	// Replicas is the number of replicas.
+	Replicas() int
+}
+
+// Config assembles a strategy.
+type Config struct {
+	Backend  backend.Backend
+	Training *graph.Training
+	Update   *optim.Update
+	// Init holds the initial parameter and buffer values by name.
+	Init map[string]*tensor.Tensor
+	// Replicas is the replica count for Mirrored (0: one per device).
+	Replicas int
+	// CheckReplicas verifies after each step that replicas read identical
+	// weights (cheap on shared-memory backends, a download elsewhere).
+	CheckReplicas bool
+}
+
+type replica struct {
+	dev   backend.Device
+	train backend.Executable
+	eval  backend.Executable
+	// buffers holds this replica's BatchNorm statistics (updated in place).
+	buffers map[string]backend.Buffer
+	params  map[string]backend.Buffer // this replica's copy (== master on shared memory)
+}
+
+type engine struct {
+	cfg      Config
+	b        backend.Backend
+	tr       *graph.Training
+	reps     []*replica
+	shared   bool
+	params   map[string]backend.Buffer // master copies, on the first device
+	state    map[string]backend.Buffer
+	update   backend.Executable
+	reduce   backend.Executable
+	lr, step backend.Buffer
+	outIndex map[string]int
+}
+
+// SharedMemory is implemented by backends whose devices can read each
+// other's buffers directly (the CPU backend).
+type SharedMemory interface {
+	SharedMemory() bool
+}
+
+// NewSingleDevice runs every step on the backend's first device.
+func NewSingleDevice(cfg Config) (Strategy, error) {
+	cfg.Replicas = 1
+	return newEngine(cfg)
+}
+
+// NewMirrored runs N replicas, each on its own device, splitting every
+// global batch evenly among them (the first replicas take one more sample
+// when it does not divide).
+func NewMirrored(cfg Config) (Strategy, error) {
+	devs := cfg.Backend.Devices()
+	if cfg.Replicas == 0 {
+		cfg.Replicas = len(devs)
+	}
+	if cfg.Replicas < 1 {
+		return nil, fmt.Errorf("mirrored: replica count %d: need at least 1", cfg.Replicas)
+	}
+	if cfg.Replicas > len(devs) {
+		return nil, fmt.Errorf("mirrored: %d replicas but backend %s has %d devices", cfg.Replicas, cfg.Backend.Name(), len(devs))
+	}
+	return newEngine(cfg)
+}
+
+func newEngine(cfg Config) (*engine, error) {
+	if cfg.Backend == nil || cfg.Training == nil || cfg.Update == nil {
+		return nil, fmt.Errorf("strategy: Backend, Training and Update are required")
+	}
+	devs := cfg.Backend.Devices()
+	if len(devs) < cfg.Replicas {
+		return nil, fmt.Errorf("strategy: %d replicas but %d devices", cfg.Replicas, len(devs))
+	}
+	e := &engine{cfg: cfg, b: cfg.Backend, tr: cfg.Training, params: map[string]backend.Buffer{}, state: map[string]backend.Buffer{}}
+	if sm, ok := cfg.Backend.(SharedMemory); ok {
+		e.shared = sm.SharedMemory()
+	}
+	dev0 := devs[0]
+	upload := func(name string, d backend.Device) (backend.Buffer, error) {
+		t, ok := cfg.Init[name]
+		if !ok {
+			return nil, fmt.Errorf("strategy: no initial value for %q", name)
+		}
+		return cfg.Backend.Upload(t, d)
+	}
+	for _, p := range e.tr.Params {
+		buf, err := upload(p, dev0)
+		if err != nil {
+			return nil, err
+		}
+		e.params[p] = buf
+	}
+	st, err := cfg.Update.InitState()
+	if err != nil {
+		return nil, err
+	}
+	for name, t := range st {
+		buf, err := cfg.Backend.Upload(t, dev0)
+		if err != nil {
+			return nil, err
+		}
+		e.state[name] = buf
+	}
+	e.outIndex = map[string]int{}
+	inPlace := map[string]string{}
+	for i, nb := range e.tr.NewBuffers {
+		inPlace[nb] = e.tr.Buffers[i]
+	}
+	for r := 0; r < cfg.Replicas; r++ {
+		rep := &replica{dev: devs[r], buffers: map[string]backend.Buffer{}, params: e.params}
+		for _, name := range e.tr.Buffers {
+			buf, err := upload(name, devs[r])
+			if err != nil {
+				return nil, err
+			}
+			rep.buffers[name] = buf
+		}
+		if r > 0 && !e.shared {
+			rep.params = map[string]backend.Buffer{}
+			for _, p := range e.tr.Params {
+				buf, err := upload(p, devs[r])
+				if err != nil {
+					return nil, err
+				}
+				rep.params[p] = buf
+			}
+		}
+		rep.train, err = cfg.Backend.Compile(e.tr.Model, devs[r], backend.CompileOptions{InPlace: inPlace})
+		if err != nil {
+			return nil, fmt.Errorf("strategy: compiling the training graph: %w", err)
+		}
+		if r == 0 {
+			rep.eval, err = cfg.Backend.Compile(e.tr.Eval, devs[r], backend.CompileOptions{})
+			if err != nil {
+				return nil, fmt.Errorf("strategy: compiling the evaluation graph: %w", err)
+			}
+		}
+		e.reps = append(e.reps, rep)
+	}
+	e.update, err = cfg.Backend.Compile(cfg.Update.Model, dev0, backend.CompileOptions{InPlace: cfg.Update.InPlace})
+	if err != nil {
+		return nil, fmt.Errorf("strategy: compiling the optimizer update: %w", err)
+	}
+	if cfg.Replicas > 1 {
+		rm, err := reduceModel(e.tr, cfg.Replicas)
+		if err != nil {
+			return nil, err
+		}
+		e.reduce, err = cfg.Backend.Compile(rm, dev0, backend.CompileOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("strategy: compiling the gradient reduction: %w", err)
+		}
+	}
+	return e, nil
+}
+
+// reduceModel builds sum_r w_r * g_r for every gradient, r in fixed order.
+// Inputs are "g<r>:<grad>" and the weights "w<r>" (float32 scalars).
+func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
+	b := graph.NewBuilder("allreduce", 17)
+	w := make([]string, replicas)
+	for r := range w {
+		w[r] = b.Input(fmt.Sprintf("w%d", r), tensor.Float32)
+	}
+	types, err := graph.InferShapes(tr.Model, nil)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range tr.Grads {
+		t := types[g]
+		parts := make([]string, replicas)
+		for r := range parts {
+			in := b.Input(fmt.Sprintf("g%d:%s", r, g), t.DType, t.Shape...)
+			parts[r] = b.Op("Mul", in, w[r]).Out()
+		}
+		b.Op("Sum", parts...).Named("sum:" + g)
+		b.Output("sum:" + g)
+	}
+	return b.Model()
+}
+
+func (e *engine) Replicas() int { return len(e.reps) }
+
+// split returns each replica's [lo, hi) share of n samples.
+func split(n, r int) [][2]int {
+	out := make([][2]int, r)
+	lo := 0
+	for i := 0; i < r; i++ {
+		size := n / r
+		if i < n%r {
+			size++
+		}
+		out[i] = [2]int{lo, lo + size}
+		lo += size
+	}
+	return out
+}
+
+func sliceBatch(t *tensor.Tensor, lo, hi int) (*tensor.Tensor, error) {
+	shape := append([]int{hi - lo}, t.Shape()[1:]...)
+	inner := tensor.NumElements(t.Shape()[1:])
+	out, err := tensor.NewChecked(t.DType(), shape)
+	if err != nil {
+		return nil, err
+	}
+	src, err := tensor.View(t, []int{t.Len()})
+	if err != nil {
+		return nil, err
+	}
+	part, err := sliceFlat(src, lo*inner, hi*inner)
+	if err != nil {
+		return nil, err
+	}
+	out.CopyFrom(part)
+	return out, nil
+}
+
+func sliceFlat(t *tensor.Tensor, lo, hi int) (*tensor.Tensor, error) {
+	switch d := t.Data().(type) {
+	case []float32:
+		return tensor.FromSlice(d[lo:hi], hi-lo)
+	case []int64:
+		return tensor.FromSlice(d[lo:hi], hi-lo)
+	case []float64:
+		return tensor.FromSlice(d[lo:hi], hi-lo)
+	case []int32:
+		return tensor.FromSlice(d[lo:hi], hi-lo)
+	case []uint8:
+		return tensor.FromSlice(d[lo:hi], hi-lo)
+	case []bool:
+		return tensor.FromSlice(d[lo:hi], hi-lo)
+	}
+	return nil, fmt.Errorf("strategy: cannot split a %v batch", t.DType())
+}
+
+func scalarF(t *tensor.Tensor) float64 {
+	if t == nil || t.Len() == 0 {
+		return 0
+	}
+	return t.AsFloat64(0)
+}
+
+func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, seed int64) (StepResult, error) {
+	n := batch.Size()
+	R := len(e.reps)
+	if n < R {
+		return StepResult{}, fmt.Errorf("strategy: a batch of %d samples cannot be split over %d replicas", n, R)
+	}
+	if batch.Labels == nil && e.tr.Label != "" {
+		return StepResult{}, fmt.Errorf("strategy: the batch has no labels")
+	}
+	shares := split(n, R)
+	outs := make([]map[string]backend.Buffer, R)
+	errs := make([]error, R)
+	var wg sync.WaitGroup
+	for r, rep := range e.reps {
+		wg.Add(1)
+		go func(r int, rep *replica) {
+			defer wg.Done()
+			outs[r], errs[r] = e.runReplica(ctx, rep, batch, shares[r], seed)
+		}(r, rep)
+	}
+	wg.Wait()
+	for r, err := range errs {
+		if err != nil {
+			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
+		}
+	}
+	// Loss and metric: batch-weighted mean and sum over replicas.
+	var res StepResult
+	res.Samples = n
+	for r := range e.reps {
+		share := float64(shares[r][1]-shares[r][0]) / float64(n)
+		lt, err := e.b.Download(outs[r][e.tr.Loss])
+		if err != nil {
+			return res, err
+		}
+		res.Loss += share * scalarF(lt)
+		if e.tr.Correct != "" {
+			ct, err := e.b.Download(outs[r][e.tr.Correct])
+			if err != nil {
+				return res, err
+			}
+			res.Correct += scalarF(ct)
+		}
+	}
+	// Gradients: the batch-weighted mean over replicas, in replica order.
+	grads := map[string]backend.Buffer{}
+	if R == 1 {
+		for _, g := range e.tr.Grads {
+			grads[g] = outs[0][g]
+		}
+	} else {
+		feeds := map[string]backend.Buffer{}
+		for r := range e.reps {
+			w := float32(shares[r][1]-shares[r][0]) / float32(n)
+			buf, err := e.b.Upload(tensor.Scalar(w), e.reps[0].dev)
+			if err != nil {
+				return res, err
+			}
+			feeds[fmt.Sprintf("w%d", r)] = buf
+			for _, g := range e.tr.Grads {
+				feeds[fmt.Sprintf("g%d:%s", r, g)] = outs[r][g]
+			}
+		}
+		red, err := e.reduce.Run(ctx, feeds)
+		if err != nil {
+			return res, fmt.Errorf("all-reduce: %w", err)
+		}
+		for _, g := range e.tr.Grads {
+			grads[g] = red["sum:"+g]
+		}
+	}
+	if err := e.applyUpdate(ctx, grads, lr, step); err != nil {
+		return res, err
+	}
+	if R > 1 && !e.shared {
+		if err := e.broadcast(); err != nil {
+			return res, err
+		}
+	}
+	if e.cfg.CheckReplicas && R > 1 {
+		if err := e.checkReplicas(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, share [2]int, seed int64) (map[string]backend.Buffer, error) {
+	feeds := map[string]backend.Buffer{}
+	whole := share[0] == 0 && share[1] == batch.Size()
+	put := func(name string, t *tensor.Tensor) error {
+		if !whole {
+			var err error
+			if t, err = sliceBatch(t, share[0], share[1]); err != nil {
+				return err
+			}
+		}
+		buf, err := e.b.Upload(t, rep.dev)
+		if err != nil {
+			return fmt.Errorf("input %q: %w", name, err)
+		}
+		feeds[name] = buf
+		return nil
+	}
+	for _, name := range e.tr.Data {
+		t, ok := batch.Inputs[name]
+		if !ok {
+			return nil, fmt.Errorf("the batch lacks model input %q", name)
+		}
+		if err := put(name, t); err != nil {
+			return nil, err
+		}
+	}
+	if e.tr.Label != "" {
+		if err := put(e.tr.Label, batch.Labels); err != nil {
+			return nil, err
+		}
+	}
+	if e.tr.Seed != "" {
+		for name, v := range map[string]int64{e.tr.Seed: seed, e.tr.Offset: int64(share[0])} {
+			buf, err := e.b.Upload(tensor.Scalar(v), rep.dev)
+			if err != nil {
+				return nil, err
+			}
+			feeds[name] = buf
+		}
+	}
+	for name, buf := range rep.params {
+		feeds[name] = buf
+	}
+	for name, buf := range rep.buffers {
+		feeds[name] = buf
+	}
+	return rep.train.Run(ctx, feeds)
+}
+
+func (e *engine) applyUpdate(ctx context.Context, grads map[string]backend.Buffer, lr float64, step int64) error {
+	dev0 := e.reps[0].dev
+	lrBuf, err := e.b.Upload(tensor.Scalar(float32(lr)), dev0)
+	if err != nil {
+		return err
+	}
+	stepBuf, err := e.b.Upload(tensor.Scalar(step), dev0)
+	if err != nil {
+		return err
+	}
+	feeds := map[string]backend.Buffer{optim.LRInput: lrBuf, optim.StepInput: stepBuf}
+	for i, p := range e.tr.Params {
+		feeds[p] = e.params[p]
+		feeds[optim.GradName(p)] = grads[e.tr.Grads[i]]
+	}
+	for name, buf := range e.state {
+		feeds[name] = buf
+	}
+	if _, err := e.update.Run(ctx, feeds); err != nil {
+		return fmt.Errorf("optimizer update: %w", err)
+	}
+	return nil
+}
+
+// broadcast copies the master parameters to the other replicas' devices.
+func (e *engine) broadcast() error {
+	for _, rep := range e.reps[1:] {
+		for _, p := range e.tr.Params {
+			t, err := e.b.Download(e.params[p])
+			if err != nil {
+				return err
+			}
+			buf, err := e.b.Upload(t, rep.dev)
+			if err != nil {
+				return err
+			}
+			rep.params[p] = buf
+		}
+	}
+	return nil
+}
+
+// checkReplicas verifies that every replica reads the master weights.
+func (e *engine) checkReplicas() error {
+	if e.shared {
+		for r, rep := range e.reps {
+			for _, p := range e.tr.Params {
+				if rep.params[p] != e.params[p] {
+					return fmt.Errorf("replica %d reads a stale copy of %q", r, p)
+				}
+			}
+		}
+		return nil
+	}
+	for r, rep := range e.reps[1:] {
+		for _, p := range e.tr.Params {
+			a, err := e.b.Download(e.params[p])
+			if err != nil {
+				return err
+			}
+			b, err := e.b.Download(rep.params[p])
+			if err != nil {
+				return err
+			}
+			fa, fb := a.Float32s(), b.Float32s()
+			for i := range fa {
+				if fa[i] != fb[i] {
+					return fmt.Errorf("replica %d's %q differs from the master at element %d", r+1, p, i)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (e *engine) Evaluate(ctx context.Context, batch Batch) (EvalResult, error) {
+	rep := e.reps[0]
+	feeds := map[string]backend.Buffer{}
+	for _, name := range e.tr.Data {
+		t, ok := batch.Inputs[name]
+		if !ok {
+			return EvalResult{}, fmt.Errorf("the batch lacks model input %q", name)
+		}
+		buf, err := e.b.Upload(t, rep.dev)
+		if err != nil {
+			return EvalResult{}, err
+		}
+		feeds[name] = buf
+	}
+	if e.tr.Label != "" {
+		if batch.Labels == nil {
+			return EvalResult{}, fmt.Errorf("the batch has no labels")
+		}
+		buf, err := e.b.Upload(batch.Labels, rep.dev)
+		if err != nil {
+			return EvalResult{}, err
+		}
+		feeds[e.tr.Label] = buf
+	}
+	for name, buf := range e.params {
+		feeds[name] = buf
+	}
+	avg, err := e.bufferMeans()
+	if err != nil {
+		return EvalResult{}, err
+	}
+	for name, t := range avg {
+		buf, err := e.b.Upload(t, rep.dev)
+		if err != nil {
+			return EvalResult{}, err
+		}
+		feeds[name] = buf
+	}
+	outs, err := rep.eval.Run(ctx, feeds)
+	if err != nil {
+		return EvalResult{}, err
+	}
+	res := EvalResult{Samples: batch.Size()}
+	names := rep.eval.Outputs()
+	lt, err := e.b.Download(outs[names[0]])
+	if err != nil {
+		return res, err
+	}
+	res.Loss = scalarF(lt)
+	if e.tr.Correct != "" {
+		ct, err := e.b.Download(outs[e.tr.Correct])
+		if err != nil {
+			return res, err
+		}
+		res.Correct = scalarF(ct)
+	}
+	res.Output, err = e.b.Download(outs[names[len(names)-1]])
+	return res, err
+}
+
+// bufferMeans returns each BatchNorm statistic averaged over the replicas
+// (each replica keeps its own statistics, as per-replica BatchNorm does).
+func (e *engine) bufferMeans() (map[string]*tensor.Tensor, error) {
+	out := map[string]*tensor.Tensor{}
+	for _, name := range e.tr.Buffers {
+		var acc *tensor.Tensor
+		for _, rep := range e.reps {
+			t, err := e.b.Download(rep.buffers[name])
+			if err != nil {
+				return nil, err
+			}
+			if acc == nil {
+				acc = t
+				continue
+			}
+			a, b := acc.Float32s(), t.Float32s()
+			for i := range a {
+				a[i] += b[i]
+			}
+		}
+		if len(e.reps) > 1 {
+			a := acc.Float32s()
+			for i := range a {
+				a[i] /= float32(len(e.reps))
+			}
+		}
+		out[name] = acc
+	}
+	return out, nil
+}
+
+func (e *engine) Weights() (map[string]*tensor.Tensor, error) {
+	out, err := e.bufferMeans()
+	if err != nil {
+		return nil, err
+	}
+	for name, buf := range e.params {
+		t, err := e.b.Download(buf)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+func (e *engine) SetWeights(w map[string]*tensor.Tensor) error {
+	names := make([]string, 0, len(w))
+	for n := range w {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		t := w[name]
+		if old, ok := e.params[name]; ok {
+			if old.DType() != t.DType() || !tensor.SameShape(old.Shape(), t.Shape()) {
+				return fmt.Errorf("weight %q: expected %v%v, got %v%v", name, old.DType(), old.Shape(), t.DType(), t.Shape())
+			}
+			buf, err := e.b.Upload(t, e.reps[0].dev)
+			if err != nil {
+				return err
+			}
+			e.params[name] = buf
+			continue
+		}
+		found := false
+		for _, rep := range e.reps {
+			if old, ok := rep.buffers[name]; ok {
+				if !tensor.SameShape(old.Shape(), t.Shape()) {
+					return fmt.Errorf("buffer %q: expected shape %v, got %v", name, old.Shape(), t.Shape())
+				}
+				buf, err := e.b.Upload(t, rep.dev)
+				if err != nil {
+					return err
+				}
+				rep.buffers[name] = buf
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("%q is not a parameter or buffer of the model", name)
+		}
+	}
+	for _, rep := range e.reps {
+		if e.shared || rep == e.reps[0] {
+			rep.params = e.params
+		}
+	}
+	if !e.shared && len(e.reps) > 1 {
+		return e.broadcast()
+	}
+	return nil
+}
+
+func (e *engine) OptState() (map[string]*tensor.Tensor, error) {
+	out := map[string]*tensor.Tensor{}
+	for name, buf := range e.state {
+		t, err := e.b.Download(buf)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = t
+	}
+	return out, nil
+}
+
+func (e *engine) SetOptState(s map[string]*tensor.Tensor) error {
+	for name, t := range s {
+		old, ok := e.state[name]
+		if !ok {
+			return fmt.Errorf("%q is not optimizer state of this run", name)
+		}
+		if !tensor.SameShape(old.Shape(), t.Shape()) {
+			return fmt.Errorf("optimizer state %q: expected shape %v, got %v", name, old.Shape(), t.Shape())
+		}
+		buf, err := e.b.Upload(t, e.reps[0].dev)
+		if err != nil {
+			return err
+		}
+		e.state[name] = buf
+	}
+	return nil
+}

@@ -1,0 +1,554 @@
+// Package train is gotrain's fit loop: epochs of shuffled (optionally
+// augmented) batches, a training step through a strategy, metrics,
+// validation after each epoch, a history, and callbacks that can stop
+// training, read and restore weights, and drive the learning rate.
+//
+// The loop knows nothing of devices: it turns a model into a training graph
+// (graph.TrainingGraph), an optimizer into an update graph (optim), and
+// hands both to a strategy (SingleDevice or Mirrored), which runs them on
+// a backend. Everything that decides what is computed — the data order, the
+// per-sample augmentation, the Dropout masks, the learning rate — is a pure
+// function of (seed, epoch, step, sample index), so training is
+// deterministic and a run resumed from a State continues bit-identically.
+package train
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/data"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/strategy"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// Config configures Fit.
+type Config struct {
+	Epochs    int
+	BatchSize int
+	Seed      uint64
+	Optim     optim.Config
+	Loss      graph.Loss
+	// LabelSmoothing applies to cross-entropy.
+	LabelSmoothing float64
+	// Freeze lists parameters (names or globs) kept constant.
+	Freeze []string
+	// Strategy is "single" (default) or "mirrored".
+	Strategy string
+	Replicas int
+	Backend  backend.Backend
+	// Transform augments training samples (nil: none).
+	Transform data.Transform
+	// Workers and Prefetch size the input pipeline (0: defaults).
+	Workers, Prefetch int
+	DropRemainder     bool
+	// CheckReplicas verifies replicas agree after each step (mirrored).
+	CheckReplicas bool
+	Callbacks     []Callback
+	// Progress, when set, is called after every batch (for progress bars).
+	Progress func(p Progress)
+	// Resume continues from a saved state.
+	Resume *State
+	// ConfigJSON is stored in training states to identify the run.
+	ConfigJSON []byte
+	// ModelHash identifies the model in training states.
+	ModelHash string
+}
+
+// Progress is reported after each batch.
+type Progress struct {
+	Epoch, Epochs  int
+	Batch, Batches int
+	Samples        int
+	SamplesPerSec  float64
+	Loss, Accuracy float64 // running means over the epoch so far
+	Elapsed        time.Duration
+}
+
+// Result is what Fit returns.
+type Result struct {
+	History []Logs
+	// StopReason says why training ended ("epochs done", a callback's reason).
+	StopReason string
+	// Epochs is the number of epochs completed.
+	Epochs int
+	// Weights are the final weights (after any callback restored others).
+	Weights map[string]*tensor.Tensor
+}
+
+// StatefulCallback is a callback whose state must survive a resume
+// (EarlyStopping's best value and wait count, ...).
+type StatefulCallback interface {
+	Callback
+	Name() string
+	MarshalState() ([]byte, error)
+	UnmarshalState([]byte) error
+}
+
+// ErrNonFinite is returned (wrapped) when the loss becomes NaN or Inf.
+var ErrNonFinite = errors.New("the loss is not finite")
+
+// Trainer holds a prepared training run: the training graph, the optimizer
+// and the strategy. Fit makes one; Evaluate and Predict reuse its graphs.
+type Trainer struct {
+	Model    *graph.Model
+	Training *graph.Training
+	Update   *optim.Update
+	Strategy strategy.Strategy
+	Schedule optim.Schedule
+	cfg      Config
+	lrScale  float64
+	step     int64
+	history  []Logs
+}
+
+// NewTrainer builds the training graph, the update and the strategy.
+func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
+	if cfg.Backend == nil {
+		return nil, fmt.Errorf("train: no backend")
+	}
+	if cfg.BatchSize <= 0 {
+		return nil, fmt.Errorf("train: batch size %d: must be positive", cfg.BatchSize)
+	}
+	if cfg.Epochs < 0 {
+		return nil, fmt.Errorf("train: epochs %d: must not be negative", cfg.Epochs)
+	}
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze})
+	if err != nil {
+		return nil, err
+	}
+	params := ParamsOf(m, tr)
+	up, err := optim.BuildUpdate(cfg.Optim, params)
+	if err != nil {
+		return nil, err
+	}
+	init := map[string]*tensor.Tensor{}
+	for _, name := range append(append([]string{}, tr.Params...), tr.Buffers...) {
+		init[name] = m.Graph.Initializer(name)
+	}
+	sc := strategy.Config{Backend: cfg.Backend, Training: tr, Update: up, Init: init, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas}
+	var st strategy.Strategy
+	switch cfg.Strategy {
+	case "", "single":
+		st, err = strategy.NewSingleDevice(sc)
+	case "mirrored":
+		st, err = strategy.NewMirrored(sc)
+	default:
+		return nil, fmt.Errorf("train: unknown strategy %q (have single, mirrored)", cfg.Strategy)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Trainer{Model: m, Training: tr, Update: up, Strategy: st, Schedule: up.Config.Schedule, cfg: cfg, lrScale: 1}, nil
+}
+
+// ParamsOf classifies the trainable parameters for the optimizer: inputs
+// 1 and 2 of BatchNormalization and LayerNormalization are Norm, other
+// rank-1 tensors Bias, the rest Weight.
+func ParamsOf(m *graph.Model, tr *graph.Training) []optim.Param {
+	norm := map[string]bool{}
+	for _, n := range m.Graph.Nodes {
+		if n.OpType == "BatchNormalization" || n.OpType == "LayerNormalization" {
+			for _, in := range n.Inputs[1:min(3, len(n.Inputs))] {
+				norm[in] = true
+			}
+		}
+	}
+	var out []optim.Param
+	for _, name := range tr.Params {
+		t := m.Graph.Initializer(name)
+		k := optim.Weight
+		switch {
+		case norm[name]:
+			k = optim.Norm
+		case t.Rank() <= 1:
+			k = optim.Bias
+		}
+		out = append(out, optim.Param{Name: name, Shape: t.Shape(), Kind: k})
+	}
+	return out
+}
+
+// LR is the learning rate of optimizer step `step` in `epoch`.
+func (t *Trainer) LR(step int64, epoch int) float64 {
+	return t.Schedule.LR(step, epoch) * t.lrScale
+}
+
+func mix(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// inputName is the model's single data input.
+func (t *Trainer) inputName() (string, error) {
+	if len(t.Training.Data) != 1 {
+		return "", fmt.Errorf("train: the model has %d inputs; the fit loop feeds models with one", len(t.Training.Data))
+	}
+	return t.Training.Data[0], nil
+}
+
+// CheckData verifies, before any work, that a dataset fits the model: the
+// sample shape against the model input, and the labels against the class
+// count of the output.
+func (t *Trainer) CheckData(src data.Source, what string) error {
+	name, err := t.inputName()
+	if err != nil {
+		return err
+	}
+	in := t.Model.Graph.Input(name)
+	shape := src.SampleShape()
+	want := in.Shape
+	if in.RankKnown && len(want) > 0 {
+		got := []int{shape.C, shape.H, shape.W}
+		if len(want) == 4 {
+			// NCHW or NHWC: compare as a multiset of the three dims.
+			w := want[1:]
+			ok := true
+			nchw := w[0].Size == int64(shape.C) && w[1].Size == int64(shape.H) && w[2].Size == int64(shape.W)
+			nhwc := w[2].Size == int64(shape.C) && w[0].Size == int64(shape.H) && w[1].Size == int64(shape.W)
+			for _, d := range w {
+				if !d.Known() {
+					ok = true
+				}
+			}
+			if !nchw && !nhwc && ok {
+				return fmt.Errorf("%s: samples are %dx%dx%d (CxHxW) but model input %q is %v; resize the data (--resize) or export the model for this input shape", what, got[0], got[1], got[2], name, want)
+			}
+		} else if len(want) == 2 && want[1].Known() && int(want[1].Size) != shape.Size() {
+			return fmt.Errorf("%s: samples have %d values but model input %q is %v", what, shape.Size(), name, want)
+		}
+	}
+	if t.Training.Label == "" || t.cfg.Loss == graph.MSE || t.cfg.Loss == graph.L1 || t.cfg.Loss == graph.BCEWithLogits {
+		return nil
+	}
+	out := t.Model.Graph.Outputs[0]
+	if out.RankKnown && len(out.Shape) >= 2 && out.Shape[1].Known() {
+		classes := out.Shape[1].Size
+		for i := 0; i < src.Len(); i++ {
+			if l := src.Label(i); l < 0 || l >= classes {
+				return fmt.Errorf("%s: sample %d has label %d, outside the model's %d classes (output %q is %v)", what, i, l, classes, out.Name, out.Shape)
+			}
+		}
+	}
+	return nil
+}
+
+// Fit trains the model on train (validating on val when not nil).
+func Fit(ctx context.Context, m *graph.Model, trainSet, val data.Source, cfg Config) (*Result, error) {
+	t, err := NewTrainer(m, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return t.Fit(ctx, trainSet, val)
+}
+
+// Fit runs the epochs.
+func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, error) {
+	cfg := t.cfg
+	if err := t.CheckData(trainSet, "training data"); err != nil {
+		return nil, err
+	}
+	if val != nil {
+		if err := t.CheckData(val, "validation data"); err != nil {
+			return nil, err
+		}
+	}
+	input, _ := t.inputName()
+	loader := &data.Loader{Source: trainSet, BatchSize: cfg.BatchSize, Shuffle: true, Seed: cfg.Seed, DropRemainder: cfg.DropRemainder,
+		Transform: cfg.Transform, Workers: cfg.Workers, Prefetch: cfg.Prefetch, SampleShape: t.sampleShape(input)}
+	nb := loader.NumBatches()
+	if nb == 0 {
+		return nil, fmt.Errorf("train: %d training samples make no batch of %d", trainSet.Len(), cfg.BatchSize)
+	}
+	startEpoch, startBatch := 0, 0
+	ctxCB := t.context()
+	if r := cfg.Resume; r != nil {
+		if err := t.restore(r); err != nil {
+			return nil, err
+		}
+		startEpoch, startBatch = r.Epoch, r.BatchInEpoch
+	}
+	for _, cb := range cfg.Callbacks {
+		if err := cb.OnTrainBegin(ctxCB); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{StopReason: "epochs done"}
+	var lastLogs Logs
+	for epoch := startEpoch; epoch < cfg.Epochs; epoch++ {
+		ctxCB.Epoch = epoch
+		for _, cb := range cfg.Callbacks {
+			if err := cb.OnEpochBegin(ctxCB, epoch); err != nil {
+				return nil, err
+			}
+		}
+		logs, stopped, err := t.runEpoch(ctx, loader, input, epoch, startBatch, nb, ctxCB)
+		startBatch = 0
+		if err != nil {
+			return nil, err
+		}
+		if stopped {
+			res.StopReason = ctxCB.stopReason
+			res.Epochs = epoch
+			break
+		}
+		if val != nil {
+			vl, err := t.Evaluate(ctx, val)
+			if err != nil {
+				return nil, fmt.Errorf("validation after epoch %d: %w", epoch+1, err)
+			}
+			for k, v := range vl {
+				logs["val_"+k] = v
+			}
+		}
+		logs["lr"] = t.LR(t.step+1, epoch)
+		t.history = append(t.history, logs)
+		lastLogs = logs
+		res.Epochs = epoch + 1
+		for _, cb := range cfg.Callbacks {
+			if err := cb.OnEpochEnd(ctxCB, epoch, logs); err != nil {
+				return nil, err
+			}
+		}
+		if stop, why := ctxCB.Stopped(); stop {
+			res.StopReason = why
+			break
+		}
+	}
+	for _, cb := range cfg.Callbacks {
+		if err := cb.OnTrainEnd(ctxCB, lastLogs); err != nil {
+			return nil, err
+		}
+	}
+	res.History = t.history
+	w, err := t.Strategy.Weights()
+	if err != nil {
+		return nil, err
+	}
+	res.Weights = w
+	return res, nil
+}
+
+func (t *Trainer) sampleShape(input string) []int {
+	in := t.Model.Graph.Input(input)
+	if in == nil || !in.RankKnown {
+		return nil
+	}
+	var s []int
+	for _, d := range in.Shape[1:] {
+		if !d.Known() {
+			return nil
+		}
+		s = append(s, int(d.Size))
+	}
+	return s
+}
+
+// runEpoch trains one epoch from batch `start`. It reports whether a
+// callback (or an interrupt) stopped training mid-epoch.
+func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input string, epoch, start, nb int, cb *Context) (Logs, bool, error) {
+	it, err := loader.Epoch(ctx, epoch, start)
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	var lossSum, correct float64
+	var samples int
+	began := time.Now()
+	for k := start; ; k++ {
+		b, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		for _, c := range t.cfg.Callbacks {
+			if err := c.OnBatchBegin(cb, k); err != nil {
+				return nil, false, err
+			}
+		}
+		step := t.step + 1
+		lr := t.LR(step, epoch)
+		seed := int64(mix(t.cfg.Seed ^ mix(uint64(step))))
+		r, err := t.Strategy.Step(ctx, strategy.Batch{Inputs: map[string]*tensor.Tensor{input: b.X}, Labels: b.Y}, lr, step, seed)
+		b.Release()
+		if err != nil {
+			return nil, false, fmt.Errorf("epoch %d, step %d: %w", epoch+1, step, err)
+		}
+		if math.IsNaN(r.Loss) || math.IsInf(r.Loss, 0) {
+			return nil, false, fmt.Errorf("epoch %d, step %d: %w (%v); training stopped", epoch+1, step, ErrNonFinite, r.Loss)
+		}
+		t.step = step
+		cb.Step = step
+		lossSum += r.Loss * float64(r.Samples)
+		correct += r.Correct
+		samples += r.Samples
+		logs := Logs{"loss": r.Loss}
+		if t.Training.Correct != "" {
+			logs["accuracy"] = r.Correct / float64(r.Samples)
+		}
+		if t.cfg.Progress != nil {
+			el := time.Since(began)
+			p := Progress{Epoch: epoch + 1, Epochs: t.cfg.Epochs, Batch: k + 1, Batches: nb, Samples: samples,
+				Loss: lossSum / float64(samples), Elapsed: el, SamplesPerSec: float64(samples) / el.Seconds()}
+			if t.Training.Correct != "" {
+				p.Accuracy = correct / float64(samples)
+			}
+			t.cfg.Progress(p)
+		}
+		for _, c := range t.cfg.Callbacks {
+			if err := c.OnBatchEnd(cb, k, logs); err != nil {
+				return nil, false, err
+			}
+		}
+		if stop, _ := cb.Stopped(); stop {
+			cb.batchInEpoch = k + 1
+			if k+1 < nb {
+				return nil, true, nil
+			}
+		}
+	}
+	cb.batchInEpoch = 0
+	logs := Logs{"loss": lossSum / float64(samples)}
+	if t.Training.Correct != "" {
+		logs["accuracy"] = correct / float64(samples)
+	}
+	return logs, false, nil
+}
+
+// Evaluate computes the mean loss and accuracy over a dataset in inference
+// mode (no augmentation, in order).
+func (t *Trainer) Evaluate(ctx context.Context, src data.Source) (Logs, error) {
+	input, err := t.inputName()
+	if err != nil {
+		return nil, err
+	}
+	loader := &data.Loader{Source: src, BatchSize: max(t.cfg.BatchSize, 256), Workers: t.cfg.Workers, SampleShape: t.sampleShape(input)}
+	it, err := loader.Epoch(ctx, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var loss, correct float64
+	var n int
+	for {
+		b, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		r, err := t.Strategy.Evaluate(ctx, strategy.Batch{Inputs: map[string]*tensor.Tensor{input: b.X}, Labels: b.Y})
+		b.Release()
+		if err != nil {
+			return nil, err
+		}
+		loss += r.Loss * float64(r.Samples)
+		correct += r.Correct
+		n += r.Samples
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("train: no samples to evaluate")
+	}
+	logs := Logs{"loss": loss / float64(n)}
+	if t.Training.Correct != "" {
+		logs["accuracy"] = correct / float64(n)
+	}
+	return logs, nil
+}
+
+// context builds the callbacks' view of this trainer.
+func (t *Trainer) context() *Context {
+	c := &Context{}
+	c.hooks = Hooks{
+		Weights:    t.Strategy.Weights,
+		SetWeights: t.Strategy.SetWeights,
+		LRScale:    func() float64 { return t.lrScale },
+		SetLRScale: func(s float64) { t.lrScale = s },
+		LR:         func() float64 { return t.LR(t.step+1, c.Epoch) },
+		Snapshot:   func() (*State, error) { return t.snapshot(c) },
+		Model:      func() *graph.Model { return t.Model },
+		History:    func() []Logs { return t.history },
+	}
+	return c
+}
+
+func (t *Trainer) snapshot(c *Context) (*State, error) {
+	w, err := t.Strategy.Weights()
+	if err != nil {
+		return nil, err
+	}
+	os, err := t.Strategy.OptState()
+	if err != nil {
+		return nil, err
+	}
+	s := &State{Epoch: c.Epoch, Step: t.step, BatchInEpoch: c.batchInEpoch, Weights: w, OptState: os,
+		LRScale: t.lrScale, Config: t.cfg.ConfigJSON, ModelHash: t.cfg.ModelHash, Extra: map[string][]byte{},
+		History: append([]Logs{}, t.history...), RNG: map[string][]byte{}}
+	if c.batchInEpoch == 0 {
+		// At an epoch boundary the snapshot resumes at the next epoch.
+		s.Epoch = c.Epoch + 1
+	}
+	seed := make([]byte, 8)
+	binary.LittleEndian.PutUint64(seed, t.cfg.Seed)
+	s.RNG["seed"] = seed
+	for _, cb := range t.cfg.Callbacks {
+		if sc, ok := cb.(StatefulCallback); ok {
+			b, err := sc.MarshalState()
+			if err != nil {
+				return nil, fmt.Errorf("callback %s: %w", sc.Name(), err)
+			}
+			s.Extra[sc.Name()] = b
+		}
+	}
+	return s, nil
+}
+
+func (t *Trainer) restore(s *State) error {
+	if t.cfg.ModelHash != "" && s.ModelHash != "" && s.ModelHash != t.cfg.ModelHash {
+		return fmt.Errorf("train: the checkpoint belongs to another model (hash %s, this model %s)", s.ModelHash, t.cfg.ModelHash)
+	}
+	if seed, ok := s.RNG["seed"]; ok && len(seed) == 8 && binary.LittleEndian.Uint64(seed) != t.cfg.Seed {
+		return fmt.Errorf("train: the checkpoint was made with seed %d, this run has seed %d", binary.LittleEndian.Uint64(seed), t.cfg.Seed)
+	}
+	if err := t.Strategy.SetWeights(s.Weights); err != nil {
+		return fmt.Errorf("train: restoring weights: %w", err)
+	}
+	if err := t.Strategy.SetOptState(s.OptState); err != nil {
+		return fmt.Errorf("train: restoring optimizer state: %w", err)
+	}
+	t.step = s.Step
+	t.lrScale = s.LRScale
+	if t.lrScale == 0 {
+		t.lrScale = 1
+	}
+	t.history = append([]Logs{}, s.History...)
+	for _, cb := range t.cfg.Callbacks {
+		if sc, ok := cb.(StatefulCallback); ok {
+			if b, ok := s.Extra[sc.Name()]; ok {
+				if err := sc.UnmarshalState(b); err != nil {
+					return fmt.Errorf("callback %s: %w", sc.Name(), err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// MarshalConfig renders a config's serialisable part as JSON for states.
+func MarshalConfig(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
+}
