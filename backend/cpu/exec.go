@@ -281,6 +281,24 @@ func (e *executable) plan(shapes map[string][]int, dtypes map[string]tensor.DTyp
 				st.in[i] = slotOf[name]
 			}
 		}
+		// Outputs whose values inference already knows (Shape of a
+		// concrete shape, say) are constants: no step runs for them.
+		known := len(outs) > 0
+		for i, o := range n.Outputs {
+			if o != "" && (i >= len(outs) || outs[i] == nil || outs[i].Value == nil) {
+				known = false
+			}
+		}
+		if known && foldable(n) {
+			for i, o := range n.Outputs {
+				if o != "" {
+					s := newSlot(o)
+					p.slots[s].t = outs[i].Value
+					types[o] = outs[i]
+				}
+			}
+			continue
+		}
 		concrete := true
 		for i, o := range n.Outputs {
 			if o == "" {

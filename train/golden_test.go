@@ -1,0 +1,157 @@
+package train_test
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/strategy"
+	"github.com/gotrain/gotrain/tensor"
+	"github.com/gotrain/gotrain/train"
+)
+
+// goldenDir finds the PyTorch golden data beside the project.
+func goldenDir(t *testing.T) string {
+	for _, d := range []string{"../../shared/golden", "../shared/golden", "../../../shared/golden"} {
+		if _, err := os.Stat(filepath.Join(d, "cnn.onnx")); err == nil {
+			return d
+		}
+	}
+	t.Skip("PyTorch golden data (shared/golden) not present")
+	return ""
+}
+
+func readNPY(t *testing.T, path string) *tensor.Tensor {
+	t.Helper()
+	x, err := tensor.ReadNPYFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// closeTo checks |got-want| <= abs + rel*|want| elementwise.
+func closeTo(t *testing.T, what string, want, got *tensor.Tensor, abs, rel float64) {
+	t.Helper()
+	if !tensor.SameShape(want.Shape(), got.Shape()) {
+		t.Fatalf("%s: shape %v, want %v", what, got.Shape(), want.Shape())
+	}
+	worst := 0.0
+	for i := 0; i < want.Len(); i++ {
+		w, g := want.AsFloat64(i), got.AsFloat64(i)
+		d := math.Abs(w - g)
+		if d > abs+rel*math.Abs(w) {
+			t.Fatalf("%s: element %d is %g, want %g (tolerance %g abs + %g rel)", what, i, g, w, abs, rel)
+		}
+		worst = math.Max(worst, d)
+	}
+	t.Logf("%s: max abs diff %.3g", what, worst)
+}
+
+func goldenParams(t *testing.T, dir string, m *graph.Model, sub string) map[string]*tensor.Tensor {
+	out := map[string]*tensor.Tensor{}
+	for _, name := range m.Graph.InitializerNames() {
+		out[name] = readNPY(t, filepath.Join(dir, sub, name+".npy"))
+	}
+	return out
+}
+
+// TestGoldenGradients compares the loss and every parameter gradient of the
+// seed CNN with PyTorch's (tolerances from the golden README: loss 1e-5
+// abs, gradients 1e-6 abs + 1e-4 rel, float32 with a different summation
+// order).
+func TestGoldenGradients(t *testing.T) {
+	dir := goldenDir(t)
+	m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cpu.New(cpu.Options{})
+	dev := b.Devices()[0]
+	exe, err := b.Compile(tr.Model, dev, backend.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feeds := goldenParams(t, dir, m, "init")
+	feeds[tr.Data[0]] = readNPY(t, filepath.Join(dir, "x.npy"))
+	feeds[tr.Label] = readNPY(t, filepath.Join(dir, "y.npy"))
+	out, err := backend.RunHost(context.Background(), b, exe, dev, feeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeTo(t, "loss", readNPY(t, filepath.Join(dir, "loss.npy")), out[tr.Loss], 1e-5, 0)
+	for i, p := range tr.Params {
+		closeTo(t, "grad "+p, readNPY(t, filepath.Join(dir, "grad", p+".npy")), out[tr.Grads[i]], 1e-6, 1e-4)
+	}
+}
+
+// TestGoldenOptimizers runs 5 steps on the golden batch with each of the
+// golden optimizers, on one device and on mirrored replicas, and compares
+// the weights with PyTorch's (1e-6 abs after 5 steps, from the README;
+// mirrored sums gradients in another order, hence the same tolerance).
+func TestGoldenOptimizers(t *testing.T) {
+	dir := goldenDir(t)
+	cases := []struct {
+		name string
+		cfg  optim.Config
+		want string
+	}{
+		{"adam", optim.Config{Name: "adam", LR: 1e-3}, "adam_5"},
+		{"adamw", optim.Config{Name: "adamw", LR: 1e-3, WeightDecay: 0.01, DecayMode: optim.DecayDecoupled, DecayBiasNorm: true}, "adamw_5"},
+		{"sgd-momentum-l2", optim.Config{Name: "momentum", LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, DecayMode: optim.DecayL2, DecayBiasNorm: true}, "sgdm_5"},
+	}
+	for _, c := range cases {
+		for _, replicas := range []int{1, 2} {
+			t.Run(c.name+"/replicas="+string(rune('0'+replicas)), func(t *testing.T) {
+				m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+				if err != nil {
+					t.Fatal(err)
+				}
+				up, err := optim.BuildUpdate(c.cfg, train.ParamsOf(m, tr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b := cpu.New(cpu.Options{Devices: replicas})
+				sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: goldenParams(t, dir, m, "init"), CheckReplicas: true}
+				var st strategy.Strategy
+				if replicas == 1 {
+					st, err = strategy.NewSingleDevice(sc)
+				} else {
+					st, err = strategy.NewMirrored(sc)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{tr.Data[0]: readNPY(t, filepath.Join(dir, "x.npy"))},
+					Labels: readNPY(t, filepath.Join(dir, "y.npy"))}
+				for step := int64(1); step <= 5; step++ {
+					if _, err := st.Step(context.Background(), batch, c.cfg.LR, step, 0); err != nil {
+						t.Fatal(err)
+					}
+				}
+				w, err := st.Weights()
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := goldenParams(t, dir, m, c.want)
+				for name, wt := range want {
+					closeTo(t, name, wt, w[name], 1e-6, 0)
+				}
+			})
+		}
+	}
+}
