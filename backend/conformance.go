@@ -323,7 +323,7 @@ func Compare(want, got *tensor.Tensor) error {
 
 // OpCount is the tally of one op over a conformance run.
 type OpCount struct {
-	Op                        string
+	Op                      string
 	Pass, Fail, Unsupported int
 }
 

@@ -1,0 +1,596 @@
+package cpu
+
+import (
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// Convolutions as im2col + GEMM in NCHW, arranged so that no transpose is
+// ever materialised. For one image n and group g of a Conv:
+//
+//	col[Cg*kvol, outVol] = im2col(X[n, g])            (kvol = prod kernel)
+//	Y[n, g][Mg, outVol]  = W[g][Mg, Cg*kvol] x col    (+ bias, fused)
+//
+// which lands in Y's NCHW layout directly. A 1x1, stride-1, unpadded conv
+// skips im2col: X[n, g] already is col. ConvGrad reuses one col buffer per
+// worker for both of its products:
+//
+//	dW[g] += dY[n, g] x col^T                    (col = im2col(X[n, g]))
+//	dX[n, g] = col2im(W[g]^T x dY[n, g])         (into the same buffer)
+//
+// and ConvTranspose is ConvGrad's dX with X in dY's place.
+//
+// Work is split over (image, group) units, each worker with its own col
+// buffer allocated by the factory; when there are fewer units than workers
+// (batch 1 inference), units run in turn and each product is split over
+// the pool instead. Per-worker dW partial sums are added in worker order, so
+// results are deterministic for a given pool size.
+//
+// Spatial ranks 1 to 3 are handled by one 3-D im2col with leading unit
+// dims. float32 uses BLAS; float64 (used by gradient checks) gonum's dgemm.
+
+func init() {
+	Register(graph.DomainONNX, "Conv", convFactory(convForward))
+	Register(graph.DomainONNX, "ConvTranspose", convFactory(convTranspose))
+	Register(graph.DomainGotrain, "ConvGrad", convFactory(convGrad))
+}
+
+type convKind int
+
+const (
+	convForward convKind = iota
+	convTranspose
+	convGrad
+)
+
+// colGeom describes im2col/col2im between an "image" (C x img spatial,
+// the conv's input side) and a column matrix (C*kvol x col spatial, the
+// conv's output side).
+type colGeom struct {
+	c                int
+	img, col         [3]int
+	k, s, d, p       [3]int
+	imgVol, colVol   int
+	kvol             int
+	wLo, wHi         []int // per kw: the output-w range whose input w is inside the image
+	identity         bool  // 1x1 kernel, stride 1, no padding, same sizes: col == image
+	rows             int   // c*kvol
+	colLen, imageLen int
+}
+
+// ceilDivInt is ceil(a/b) for b > 0 and any a.
+func ceilDivInt(a, b int) int {
+	q := a / b
+	if a%b != 0 && a > 0 {
+		q++
+	}
+	return q
+}
+
+// floorDivInt is floor(a/b) for b > 0 and any a.
+func floorDivInt(a, b int) int {
+	q := a / b
+	if a%b != 0 && a < 0 {
+		q--
+	}
+	return q
+}
+
+// validRange returns [lo, hi) of output positions o in [0, n) with
+// 0 <= o*s + off < size.
+func validRange(n, s, off, size int) (int, int) {
+	lo := max(0, ceilDivInt(-off, s))
+	hi := min(n, floorDivInt(size-1-off, s)+1)
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+func newColGeom(c int, g *graph.ConvGeom, img, col []int) *colGeom {
+	r := len(img)
+	cg := &colGeom{c: c}
+	for i := 0; i < 3; i++ {
+		cg.img[i], cg.col[i], cg.k[i], cg.s[i], cg.d[i] = 1, 1, 1, 1, 1
+	}
+	off := 3 - r
+	for i := 0; i < r; i++ {
+		cg.img[off+i], cg.col[off+i] = img[i], col[i]
+		cg.k[off+i], cg.s[off+i], cg.d[off+i], cg.p[off+i] = g.Kernel[i], g.Strides[i], g.Dilations[i], g.PadBegin[i]
+	}
+	cg.imgVol = cg.img[0] * cg.img[1] * cg.img[2]
+	cg.colVol = cg.col[0] * cg.col[1] * cg.col[2]
+	cg.kvol = cg.k[0] * cg.k[1] * cg.k[2]
+	cg.rows = c * cg.kvol
+	cg.colLen = cg.rows * cg.colVol
+	cg.imageLen = c * cg.imgVol
+	cg.identity = cg.kvol == 1 && cg.img == cg.col
+	for i := 0; i < 3; i++ {
+		if cg.s[i] != 1 || cg.p[i] != 0 {
+			cg.identity = false
+		}
+	}
+	cg.wLo = make([]int, cg.k[2])
+	cg.wHi = make([]int, cg.k[2])
+	for kw := range cg.wLo {
+		cg.wLo[kw], cg.wHi[kw] = validRange(cg.col[2], cg.s[2], kw*cg.d[2]-cg.p[2], cg.img[2])
+	}
+	return cg
+}
+
+// im2col fills col (rows x colVol, row stride ld) from x (c x imgVol);
+// positions that fall in the padding are zero.
+func im2col[T float32 | float64](g *colGeom, x, col []T, ld int) {
+	OD, OH, OW := g.col[0], g.col[1], g.col[2]
+	D, H, W := g.img[0], g.img[1], g.img[2]
+	plane := OH * OW
+	row := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*g.imgVol : (c+1)*g.imgVol]
+		for kd := 0; kd < g.k[0]; kd++ {
+			for kh := 0; kh < g.k[1]; kh++ {
+				for kw := 0; kw < g.k[2]; kw++ {
+					dst := col[row*ld : row*ld+g.colVol]
+					row++
+					lo, hi := g.wLo[kw], g.wHi[kw]
+					wOff := kw*g.d[2] - g.p[2]
+					i := 0
+					for od := 0; od < OD; od++ {
+						id := od*g.s[0] - g.p[0] + kd*g.d[0]
+						if id < 0 || id >= D {
+							clear(dst[i : i+plane])
+							i += plane
+							continue
+						}
+						for oh := 0; oh < OH; oh++ {
+							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+							r := dst[i : i+OW]
+							i += OW
+							if ih < 0 || ih >= H || lo == hi {
+								clear(r)
+								continue
+							}
+							src := xc[(id*H+ih)*W : (id*H+ih+1)*W]
+							clear(r[:lo])
+							clear(r[hi:])
+							if g.s[2] == 1 {
+								d := r[lo:hi]
+								s := src[lo+wOff : hi+wOff]
+								s = s[:len(d)]
+								if len(d) <= 32 {
+									// Short rows (small feature maps): a loop beats
+									// memmove's call overhead.
+									for j := range d {
+										d[j] = s[j]
+									}
+								} else {
+									copy(d, s)
+								}
+							} else {
+								s := g.s[2]
+								iw := lo*s + wOff
+								for ow := lo; ow < hi; ow++ {
+									r[ow] = src[iw]
+									iw += s
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2im adds col (rows x colVol) into x (c x imgVol): the adjoint of
+// im2col. Entries that fall in the padding are dropped.
+func col2im[T float32 | float64](g *colGeom, col, x []T) {
+	OD, OH, OW := g.col[0], g.col[1], g.col[2]
+	D, H, W := g.img[0], g.img[1], g.img[2]
+	plane := OH * OW
+	row := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*g.imgVol : (c+1)*g.imgVol]
+		for kd := 0; kd < g.k[0]; kd++ {
+			for kh := 0; kh < g.k[1]; kh++ {
+				for kw := 0; kw < g.k[2]; kw++ {
+					srcRow := col[row*g.colVol : (row+1)*g.colVol]
+					row++
+					lo, hi := g.wLo[kw], g.wHi[kw]
+					if lo == hi {
+						continue
+					}
+					wOff := kw*g.d[2] - g.p[2]
+					for od := 0; od < OD; od++ {
+						id := od*g.s[0] - g.p[0] + kd*g.d[0]
+						if id < 0 || id >= D {
+							continue
+						}
+						for oh := 0; oh < OH; oh++ {
+							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+							if ih < 0 || ih >= H {
+								continue
+							}
+							r := srcRow[od*plane+oh*OW : od*plane+oh*OW+OW]
+							dst := xc[(id*H+ih)*W : (id*H+ih+1)*W]
+							if g.s[2] == 1 {
+								d := dst[lo+wOff : hi+wOff]
+								for j, v := range r[lo:hi] {
+									d[j] += v
+								}
+							} else {
+								s := g.s[2]
+								iw := lo*s + wOff
+								for ow := lo; ow < hi; ow++ {
+									dst[iw] += r[ow]
+									iw += s
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// convPlan is what the factory works out once per node.
+// convBatchCols is the product width below which Conv batches images.
+const convBatchCols = 512
+
+type convPlan struct {
+	kind   convKind
+	n      int // batch
+	groups int
+	cin    int // channels of X (ConvGrad: of X; ConvTranspose: of X)
+	cout   int // channels of Y (ConvGrad: of dY)
+	geom   *colGeom
+	units  int // n * groups
+	nw     int // work partitions
+	small  bool
+	// bimg > 1: Conv's forward pass multiplies bimg images' columns at once
+	// (small feature maps make short products, which BLAS runs slowly).
+	bimg int
+	// want says which of ConvGrad's outputs are wanted.
+	wantDX, wantDW, wantDB bool
+}
+
+func convFactory(kind convKind) Factory {
+	return func(p *Prep) (Kernel, error) {
+		xi, wi := 0, 1
+		if kind == convGrad {
+			xi, wi = 1, 2
+		}
+		if len(p.In) <= wi || p.In[xi] == nil || p.In[wi] == nil {
+			return nil, Errorf(p, "expects inputs X and W")
+		}
+		xs, ws := p.InShape(xi), p.InShape(wi)
+		if len(xs) < 3 || len(ws) != len(xs) {
+			return nil, Errorf(p, "input X %v and weight W %v must have equal rank 3 or more", xs, ws)
+		}
+		r := len(xs) - 2
+		if r > 3 {
+			return nil, Unsupported(p, "%d spatial dims (at most 3 are implemented)", r)
+		}
+		g, err := graph.ResolveConv(p.Node, kind == convTranspose, xs[2:], ws[2:])
+		if err != nil {
+			return nil, err
+		}
+		pl := &convPlan{kind: kind, n: xs[0], groups: g.Group, cin: xs[1]}
+		switch kind {
+		case convTranspose:
+			pl.cout = ws[1] * g.Group
+			if ws[0] != pl.cin || pl.cin%g.Group != 0 {
+				return nil, Errorf(p, "input X has %d channels; weight W %v with group %d does not fit", pl.cin, ws, g.Group)
+			}
+			// The image side is Y (cout/groups channels), the col side X.
+			pl.geom = newColGeom(pl.cout/g.Group, g, g.Out, xs[2:])
+			if ys := p.OutShape(0); !sameInts(ys, append([]int{pl.n, pl.cout}, g.Out...)) {
+				return nil, Errorf(p, "output shape %v differs from the computed %v", ys, append([]int{pl.n, pl.cout}, g.Out...))
+			}
+		default:
+			pl.cout = ws[0]
+			if ws[1]*g.Group != pl.cin || pl.cout%g.Group != 0 {
+				return nil, Errorf(p, "input X has %d channels; weight W %v with group %d does not fit", pl.cin, ws, g.Group)
+			}
+			pl.geom = newColGeom(pl.cin/g.Group, g, xs[2:], g.Out)
+			want := append([]int{pl.n, pl.cout}, g.Out...)
+			ys := p.InShape(0)
+			if kind == convForward {
+				ys = p.OutShape(0)
+			}
+			if !sameInts(ys, want) {
+				return nil, Errorf(p, "dY/Y shape %v differs from Conv's output shape %v", ys, want)
+			}
+		}
+		bi := 2
+		if kind != convGrad && len(p.In) > bi && p.In[bi] != nil {
+			if bs := p.InShape(bi); len(bs) != 1 || bs[0] != pl.cout {
+				return nil, Errorf(p, "bias B has shape %v; expected [%d]", bs, pl.cout)
+			}
+		}
+		if kind == convGrad {
+			out := p.Node.Outputs
+			pl.wantDX = len(out) > 0 && out[0] != ""
+			pl.wantDW = len(out) > 1 && out[1] != ""
+			pl.wantDB = len(out) > 2 && out[2] != ""
+		}
+		pl.units = pl.n * pl.groups
+		pl.nw = min(p.Pool.Size(), pl.units)
+		pl.small = pl.units < p.Pool.Size()
+		if pl.small || pl.nw < 1 {
+			pl.nw = 1
+		}
+		pl.bimg = 1
+		if kind == convForward && pl.groups == 1 && !pl.geom.identity && !pl.small && pl.geom.colVol < convBatchCols {
+			pl.bimg = min((convBatchCols+pl.geom.colVol-1)/pl.geom.colVol, (pl.units+pl.nw-1)/pl.nw)
+		}
+		dt := p.In[xi].DType
+		for _, t := range p.In {
+			if t != nil && t.DType != dt {
+				return nil, Errorf(p, "inputs mix dtypes %v and %v", dt, t.DType)
+			}
+		}
+		switch dt {
+		case tensor.Float32:
+			return newConvRunner[float32](p, pl).kernel, nil
+		case tensor.Float64:
+			return newConvRunner[float64](p, pl).kernel, nil
+		}
+		return nil, Unsupported(p, "dtype %v", dt)
+	}
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// convRunner holds a node's scratch and the tensors of the current call.
+type convRunner[T float32 | float64] struct {
+	pl    *convPlan
+	pool  *Pool
+	cols  [][]T // one col buffer per worker
+	parts [][]T // ConvGrad: per-worker dW partial sums (parts[0] is dW itself)
+	outs  [][]T // batched Conv: per-worker [cout, bimg*colVol] products
+	chunk func(lo, hi int)
+	// The current call's data.
+	x, w, b, y []T // Conv: X, W, B, Y; ConvTranspose: X, W, B, Y; ConvGrad: X, W, -, dY
+	dx, dw     []T
+}
+
+func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
+	r := &convRunner[T]{pl: pl, pool: p.Pool}
+	g := pl.geom
+	if !g.identity {
+		r.cols = make([][]T, pl.nw)
+		for i := range r.cols {
+			r.cols[i] = make([]T, g.colLen*pl.bimg)
+		}
+	}
+	if pl.bimg > 1 {
+		r.outs = make([][]T, pl.nw)
+		for i := range r.outs {
+			r.outs[i] = make([]T, pl.cout*g.colVol*pl.bimg)
+		}
+	}
+	if pl.kind == convGrad && pl.wantDW {
+		r.parts = make([][]T, pl.nw)
+		for i := 1; i < pl.nw; i++ {
+			r.parts[i] = make([]T, pl.cout*g.rows)
+		}
+	}
+	r.chunk = r.runChunk
+	return r
+}
+
+func convData[T float32 | float64](t *tensor.Tensor) []T {
+	if t == nil {
+		return nil
+	}
+	d, _ := t.Data().([]T)
+	return d
+}
+
+func (r *convRunner[T]) kernel(in, out []*tensor.Tensor) error {
+	pl := r.pl
+	switch pl.kind {
+	case convForward, convTranspose:
+		r.x, r.w, r.y = convData[T](in[0]), convData[T](in[1]), convData[T](out[0])
+		if len(in) > 2 {
+			r.b = convData[T](in[2])
+		}
+	case convGrad:
+		r.y, r.x, r.w = convData[T](in[0]), convData[T](in[1]), convData[T](in[2])
+		if pl.wantDX {
+			r.dx = convData[T](out[0])
+		}
+		if pl.wantDW {
+			r.dw = convData[T](out[1])
+			r.parts[0] = r.dw
+			for _, part := range r.parts {
+				clear(part)
+			}
+		}
+		if pl.wantDB {
+			convBiasGrad(r.pool, r.y, convData[T](out[2]), pl.n, pl.cout, pl.geom.colVol)
+		}
+		if !pl.wantDX && !pl.wantDW {
+			r.release()
+			return nil
+		}
+	}
+	if pl.small {
+		r.runUnits(0, 0, pl.units, r.pool)
+	} else {
+		r.pool.For(pl.nw, 1, r.chunk)
+		if pl.kind == convGrad && pl.wantDW {
+			for _, part := range r.parts[1:] {
+				for i, v := range part {
+					r.dw[i] += v
+				}
+			}
+		}
+	}
+	r.release()
+	return nil
+}
+
+func (r *convRunner[T]) release() {
+	r.x, r.w, r.b, r.y, r.dx, r.dw = nil, nil, nil, nil, nil, nil
+	if r.parts != nil {
+		r.parts[0] = nil
+	}
+}
+
+// runChunk runs work partitions [lo, hi): partition i covers an even,
+// contiguous share of the (image, group) units and owns buffer i.
+func (r *convRunner[T]) runChunk(lo, hi int) {
+	units, nw := r.pl.units, r.pl.nw
+	for i := lo; i < hi; i++ {
+		if r.pl.bimg > 1 {
+			r.runBatched(i, i*units/nw, (i+1)*units/nw)
+			continue
+		}
+		r.runUnits(i, i*units/nw, (i+1)*units/nw, nil)
+	}
+}
+
+// runUnits processes units [u0, u1) with worker w's buffers; pool, when
+// set, parallelises each product (the few-units case).
+func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
+	pl, g := r.pl, r.geom()
+	var col []T
+	if r.cols != nil {
+		col = r.cols[worker]
+	}
+	G := pl.groups
+	cg, mg := pl.cin/G, pl.cout/G
+	for u := u0; u < u1; u++ {
+		n, gi := u/G, u%G
+		switch pl.kind {
+		case convForward:
+			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
+			y := r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
+			w := r.w[gi*mg*g.rows:][:mg*g.rows]
+			src := x
+			if !g.identity {
+				im2col(g, x, col, g.colVol)
+				src = col
+			}
+			var beta T
+			if r.b != nil {
+				for m := 0; m < mg; m++ {
+					convFill(y[m*g.colVol:(m+1)*g.colVol], r.b[gi*mg+m])
+				}
+				beta = 1
+			}
+			pgemm(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, beta, y, g.colVol)
+		case convTranspose:
+			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
+			x := r.x[(n*pl.cin+gi*cg)*g.colVol:][:cg*g.colVol]
+			y := r.y[(n*pl.cout+gi*mg)*g.imgVol:][:g.imageLen]
+			w := r.w[gi*cg*g.rows:][:cg*g.rows]
+			if r.b != nil {
+				for m := 0; m < mg; m++ {
+					convFill(y[m*g.imgVol:(m+1)*g.imgVol], r.b[gi*mg+m])
+				}
+			} else {
+				clear(y)
+			}
+			if g.identity {
+				pgemm(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol)
+				continue
+			}
+			pgemm(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol)
+			col2im(g, col, y)
+		case convGrad:
+			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
+			dy := r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
+			w := r.w[gi*mg*g.rows:][:mg*g.rows]
+			if pl.wantDW {
+				src := x
+				if !g.identity {
+					im2col(g, x, col, g.colVol)
+					src = col
+				}
+				dw := r.parts[worker][gi*mg*g.rows:][:mg*g.rows]
+				pgemm(pool, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows)
+			}
+			if pl.wantDX {
+				dx := r.dx[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
+				if g.identity {
+					pgemm(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol)
+					continue
+				}
+				pgemm(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol)
+				clear(dx)
+				col2im(g, col, dx)
+			}
+		}
+	}
+}
+
+// runBatched is Conv's forward pass over images [n0, n1) (one group),
+// bimg images per product: their columns side by side in one col buffer,
+// the product scattered back into NCHW with the bias added.
+func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
+	pl, g := r.pl, r.geom()
+	col, tmp := r.cols[worker], r.outs[worker]
+	for n := n0; n < n1; n += pl.bimg {
+		nb := min(pl.bimg, n1-n)
+		ld := nb * g.colVol
+		for b := 0; b < nb; b++ {
+			im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
+		}
+		gemmT(false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld)
+		for b := 0; b < nb; b++ {
+			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
+			for m := 0; m < pl.cout; m++ {
+				src := tmp[m*ld+b*g.colVol:][:g.colVol]
+				dst := y[m*g.colVol : (m+1)*g.colVol]
+				if r.b == nil {
+					copy(dst, src)
+					continue
+				}
+				bv := r.b[m]
+				for j, v := range src {
+					dst[j] = v + bv
+				}
+			}
+		}
+	}
+}
+
+func (r *convRunner[T]) geom() *colGeom { return r.pl.geom }
+
+func convFill[T any](s []T, v T) {
+	for i := range s {
+		s[i] = v
+	}
+}
+
+// convBiasGrad sums dy [n, c, vol] over n and vol into db [c], in float64
+// so the result does not depend on how the batch is split.
+func convBiasGrad[T float32 | float64](pool *Pool, dy, db []T, n, c, vol int) {
+	pool.For(c, 8, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				var t T
+				for _, v := range dy[(i*c+ch)*vol : (i*c+ch+1)*vol] {
+					t += v
+				}
+				s += float64(t)
+			}
+			db[ch] = T(s)
+		}
+	})
+}

@@ -1,0 +1,128 @@
+// Command gotrain trains, evaluates and runs ONNX models.
+//
+//	gotrain [train] --model cnn.onnx --data mnist --strategy mirrored
+//	gotrain eval --model best_model.onnx --data mnist
+//	gotrain predict --model best_model.onnx image.png ...
+//	gotrain run --model m.onnx --input x=x.npy --output-dir out
+//	gotrain inspect --model m.onnx
+//	gotrain models list | models export cnn -o cnn.onnx
+//	gotrain conformance --backend cpu [--data DIR]
+//	gotrain augment --data mnist --augment rotation=20,hflip --out grid.png
+//
+// Every flag is checked before any work starts; `gotrain CMD --help` lists
+// a command's flags with examples.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	_ "github.com/gotrain/gotrain/backend/cpu"
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"train", "train a model (the default command)", cmdTrain},
+		{"eval", "evaluate a model on a dataset", cmdEval},
+		{"predict", "classify image or NPY files (top-k)", cmdPredict},
+		{"run", "run a model on NPY inputs, write NPY outputs", cmdRun},
+		{"inspect", "describe a model: inputs, outputs, ops, parameters", cmdInspect},
+		{"models", "list or export the built-in models", cmdModels},
+		{"conformance", "run ONNX's backend tests on a backend", cmdConformance},
+		{"augment", "draw a grid of augmented samples to a PNG", cmdAugment},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "gotrain trains neural networks defined as ONNX graphs.")
+	fmt.Fprintln(w, "\nUsage: gotrain [COMMAND] [FLAGS]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nExamples:")
+	fmt.Fprintln(w, "  gotrain --model cnn.onnx --data mnist --strategy mirrored")
+	fmt.Fprintln(w, "  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx")
+	fmt.Fprintln(w, "  gotrain eval --model out/best_model.onnx --data mnist")
+	fmt.Fprintln(w, "\nRun 'gotrain COMMAND --help' for a command's flags.")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd := commands[0]
+	if !strings.HasPrefix(args[0], "-") {
+		found := false
+		for _, c := range commands {
+			if c.name == args[0] {
+				cmd, found = c, true
+			}
+		}
+		if !found {
+			fmt.Fprintf(stderr, "gotrain: unknown command %q (run gotrain --help)\n", args[0])
+			return 2
+		}
+		args = args[1:]
+	}
+	if err := cmd.run(args, stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "gotrain %s: %v\n", cmd.name, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError marks bad flags or arguments (exit status 2).
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// newFlags makes a flag set that reports errors instead of exiting.
+func newFlags(name, examples string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: gotrain %s [FLAGS]\n\nFlags:\n", name)
+		fs.PrintDefaults()
+		if examples != "" {
+			fmt.Fprintf(stderr, "\nExamples:\n%s\n", examples)
+		}
+	}
+	return fs
+}
+
+// parse parses flags, turning flag errors into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}

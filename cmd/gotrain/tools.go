@@ -1,0 +1,507 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/data"
+	"github.com/gotrain/gotrain/data/augment"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/models"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+func numCPU() int { return runtime.GOMAXPROCS(0) }
+
+// classify runs the model over a dataset in batches and returns the output
+// rows (scores or probabilities).
+func classify(ctx context.Context, b backend.Backend, m *graph.Model, d *data.Dataset, bs int) ([][]float32, error) {
+	exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{})
+	if err != nil {
+		return nil, err
+	}
+	in := m.Graph.Inputs[0].Name
+	out := m.Graph.Outputs[0].Name
+	var rows [][]float32
+	loader := &data.Loader{Source: d, BatchSize: bs, SampleShape: intShape(m.Graph.Inputs[0].Shape)[1:]}
+	it, err := loader.Epoch(ctx, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for {
+		batch, err := it.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		res, err := backend.RunHost(ctx, b, exe, b.Devices()[0], map[string]*tensor.Tensor{in: batch.X})
+		if err != nil {
+			return nil, err
+		}
+		y := res[out]
+		k := y.Shape()[len(y.Shape())-1]
+		f := y.Float32s()
+		for i := 0; i < y.Shape()[0]; i++ {
+			rows = append(rows, append([]float32{}, f[i*k:(i+1)*k]...))
+		}
+		batch.Release()
+	}
+	return rows, nil
+}
+
+func argmax(r []float32) int {
+	best := 0
+	for i, v := range r {
+		if v > r[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func cmdEval(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("eval", "  gotrain eval --model out/best_model.onnx --data mnist --split test", stderr)
+	model := fs.String("model", "", "ONNX model")
+	dataSpec := fs.String("data", "mnist", "dataset (as for train)")
+	split := fs.String("split", "test", "test or train (built-in datasets)")
+	limit := fs.Int("limit", 0, "evaluate the first N samples (0: all)")
+	resize := fs.String("resize", "", "resize image-folder samples to HxW")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return usagef("--model is required")
+	}
+	if *split != "test" && *split != "train" {
+		return usagef("--split %q: expected test or train", *split)
+	}
+	if *limit < 0 {
+		return usagef("--limit %d: must not be negative", *limit)
+	}
+	m, err := graph.Load(*model)
+	if err != nil {
+		return err
+	}
+	tr, te, err := loadData(*dataSpec, *resize)
+	if err != nil {
+		return err
+	}
+	d := tr
+	if *split == "test" && te != nil {
+		d = te
+	}
+	if *limit > 0 && *limit < d.Len() {
+		if d, err = d.Head(*limit); err != nil {
+			return err
+		}
+	}
+	d.Rescale(1 / 255.0)
+	if d, _, err = d.ForInput(intShape(m.Graph.Inputs[0].Shape)); err != nil {
+		return fmt.Errorf("the data does not fit the model: %w", err)
+	}
+	b, err := openBackend("cpu", 1, 0)
+	if err != nil {
+		return err
+	}
+	rows, err := classify(context.Background(), b, m, d, 256)
+	if err != nil {
+		return err
+	}
+	correct := 0
+	for i, r := range rows {
+		if int64(argmax(r)) == d.Label(i) {
+			correct++
+		}
+	}
+	fmt.Fprintf(stdout, "%s on %s (%s, %d samples): accuracy %.4f\n", *model, *dataSpec, *split, len(rows), float64(correct)/float64(len(rows)))
+	return nil
+}
+
+func cmdPredict(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("predict", "  gotrain predict --model best_model.onnx --top 3 digit.png x.npy", stderr)
+	model := fs.String("model", "", "ONNX model")
+	top := fs.Int("top", 3, "classes to print per file")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" || fs.NArg() == 0 {
+		return usagef("need --model and at least one image or .npy file")
+	}
+	if *top < 1 {
+		return usagef("--top %d: must be at least 1", *top)
+	}
+	m, err := graph.Load(*model)
+	if err != nil {
+		return err
+	}
+	shape := intShape(m.Graph.Inputs[0].Shape)
+	if len(shape) != 4 {
+		return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W]", m.Graph.Inputs[0].Name, m.Graph.Inputs[0].Shape)
+	}
+	b, err := openBackend("cpu", 1, 0)
+	if err != nil {
+		return err
+	}
+	exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{})
+	if err != nil {
+		return err
+	}
+	for _, path := range fs.Args() {
+		x, err := readSample(path, shape)
+		if err != nil {
+			return err
+		}
+		res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], map[string]*tensor.Tensor{m.Graph.Inputs[0].Name: x})
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		scores := res[m.Graph.Outputs[0].Name].Float32s()
+		idx := make([]int, len(scores))
+		for i := range idx {
+			idx[i] = i
+		}
+		sort.SliceStable(idx, func(a, c int) bool { return scores[idx[a]] > scores[idx[c]] })
+		var parts []string
+		for _, i := range idx[:min(*top, len(idx))] {
+			parts = append(parts, fmt.Sprintf("%d (%.4f)", i, scores[i]))
+		}
+		fmt.Fprintf(stdout, "%s: %s\n", path, strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// readSample reads one image (resized, scaled to [0,1]) or an NPY sample
+// as a batch of one.
+func readSample(path string, shape []int) (*tensor.Tensor, error) {
+	c, h, w := shape[1], shape[2], shape[3]
+	if strings.HasSuffix(path, ".npy") {
+		t, err := tensor.ReadNPYFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if t.DType() != tensor.Float32 || t.Len() != c*h*w {
+			return nil, fmt.Errorf("%s: expected %d float32 values (%dx%dx%d), got %v%v", path, c*h*w, c, h, w, t.DType(), t.Shape())
+		}
+		return t.Reshaped(1, c, h, w)
+	}
+	dir, err := os.MkdirTemp("", "gotrain-predict")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	// Reuse the image-folder reader: one class folder holding the file.
+	cls := filepath.Join(dir, "x")
+	if err := os.Mkdir(cls, 0o755); err != nil {
+		return nil, err
+	}
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(cls, filepath.Base(path)), src, 0o644); err != nil {
+		return nil, err
+	}
+	d, err := data.LoadImageFolder(dir, data.FolderOptions{Height: h, Width: w, Gray: c == 1})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	d.Rescale(1 / 255.0)
+	return d.X.Reshaped(1, c, h, w)
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", "  gotrain run --model m.onnx --input x=x.npy --output-dir out\n  gotrain run --model m.onnx --input x.npy --output-dir out", stderr)
+	model := fs.String("model", "", "ONNX model")
+	outDir := fs.String("output-dir", ".", "folder for NAME.npy outputs")
+	var inputs multiFlag
+	fs.Var(&inputs, "input", "NAME=FILE.npy, or FILE.npy in graph input order (repeatable)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return usagef("--model is required")
+	}
+	m, err := graph.Load(*model)
+	if err != nil {
+		return err
+	}
+	feeds := map[string]*tensor.Tensor{}
+	for i, spec := range append(inputs, fs.Args()...) {
+		name, file, ok := strings.Cut(spec, "=")
+		if !ok {
+			if i >= len(m.Graph.Inputs) {
+				return usagef("input %q: the model has only %d inputs", spec, len(m.Graph.Inputs))
+			}
+			name, file = m.Graph.Inputs[i].Name, spec
+		}
+		if m.Graph.Input(name) == nil {
+			return usagef("--input %s: the model has no input %q (inputs: %s)", spec, name, inputList(m))
+		}
+		t, err := tensor.ReadNPYFile(file)
+		if err != nil {
+			return err
+		}
+		feeds[name] = t
+	}
+	for _, in := range m.Graph.Inputs {
+		if _, ok := feeds[in.Name]; !ok {
+			return usagef("input %q (%v) is not given", in.Name, &in.Type)
+		}
+	}
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		return err
+	}
+	b, err := openBackend("cpu", 1, 0)
+	if err != nil {
+		return err
+	}
+	shapes := map[string][]int{}
+	for n, t := range feeds {
+		shapes[n] = t.Shape()
+	}
+	exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{InputShapes: shapes})
+	if err != nil {
+		return err
+	}
+	res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], feeds)
+	if err != nil {
+		return err
+	}
+	for _, o := range m.Graph.Outputs {
+		path := filepath.Join(*outDir, sanitize(o.Name)+".npy")
+		if err := tensor.WriteNPYFile(path, res[o.Name]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s: %v -> %s\n", o.Name, res[o.Name].Shape(), path)
+	}
+	return nil
+}
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+func inputList(m *graph.Model) string {
+	var n []string
+	for _, in := range m.Graph.Inputs {
+		n = append(n, in.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdInspect(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("inspect", "  gotrain inspect --model cnn.onnx", stderr)
+	model := fs.String("model", "", "ONNX model")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return usagef("--model is required")
+	}
+	m, err := graph.Load(*model)
+	if err != nil {
+		return err
+	}
+	g := m.Graph
+	fmt.Fprintf(stdout, "model %s: IR %d, opsets %v, producer %q\n", *model, m.IRVersion, m.Opsets, m.ProducerName)
+	for _, in := range g.Inputs {
+		fmt.Fprintf(stdout, "input  %s: %v\n", in.Name, &in.Type)
+	}
+	for _, o := range g.Outputs {
+		fmt.Fprintf(stdout, "output %s: %v\n", o.Name, &o.Type)
+	}
+	ops := map[string]int{}
+	var missing []string
+	for _, n := range g.Nodes {
+		ops[n.OpType]++
+		if graph.Lookup(n.Domain, n.OpType) == nil {
+			missing = append(missing, n.OpType)
+		}
+	}
+	var names []string
+	for k := range ops {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, ops[k]))
+	}
+	fmt.Fprintf(stdout, "ops: %s\n", strings.Join(parts, ", "))
+	total := 0
+	for _, name := range g.InitializerNames() {
+		t := g.Initializer(name)
+		train := "frozen"
+		if t.DType().IsFloat() {
+			train = "trainable"
+			total += t.Len()
+		}
+		fmt.Fprintf(stdout, "  %-32s %v %v %s\n", name, t.DType(), t.Shape(), train)
+	}
+	fmt.Fprintf(stdout, "parameters: %d\n", total)
+	if len(missing) > 0 {
+		fmt.Fprintf(stdout, "ops gotrain cannot run yet: %s\n", strings.Join(missing, ", "))
+	} else if err := graph.Validate(m); err != nil {
+		fmt.Fprintf(stdout, "invalid: %v\n", err)
+	} else {
+		fmt.Fprintln(stdout, "gotrain can run every op of this model")
+	}
+	return nil
+}
+
+func cmdModels(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "list" {
+		for _, n := range models.Names() {
+			fmt.Fprintf(stdout, "%-10s %s\n", n, models.Describe(n))
+		}
+		return nil
+	}
+	if args[0] != "export" {
+		return usagef("models: expected list or export, got %q", args[0])
+	}
+	fs := newFlags("models export", "  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx", stderr)
+	out := fs.String("o", "", "output .onnx file")
+	input := fs.String("input", "1x28x28", "sample shape CxHxW")
+	classes := fs.Int("classes", 10, "classes")
+	seed := fs.Uint64("seed", 1, "initialisation seed")
+	dropout := fs.Float64("dropout", 0, "dropout before the classifier")
+	softmax := fs.Bool("softmax", false, "end with Softmax (Keras style)")
+	rest := args[1:]
+	name := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		name, rest = rest[0], rest[1:]
+	}
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" && fs.NArg() > 0 {
+		name = fs.Arg(0)
+	}
+	if name == "" || *out == "" {
+		return usagef("models export NAME -o FILE.onnx (models: %v)", models.Names())
+	}
+	shape, err := parseShape(*input)
+	if err != nil {
+		return err
+	}
+	m, err := models.Build(name, models.Options{Input: shape, Classes: *classes, Seed: *seed, Dropout: *dropout, Softmax: *softmax})
+	if err != nil {
+		return err
+	}
+	if dir := filepath.Dir(*out); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := graph.Save(m, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (%s, input %s, %d classes)\n", *out, name, *input, *classes)
+	return nil
+}
+
+func cmdConformance(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("conformance", "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0", stderr)
+	be := fs.String("backend", "cpu", "backend")
+	dir := fs.String("data", "", "a folder of ONNX backend tests (default: every suite found)")
+	verbose := fs.Bool("v", false, "print every failure")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	b, err := openBackend(*be, 1, 1)
+	if err != nil {
+		return err
+	}
+	suites := backend.DefaultSuites()
+	if *dir != "" {
+		suites = []backend.Suite{{Name: filepath.Base(*dir), Dir: *dir}}
+	}
+	if len(suites) == 0 {
+		return fmt.Errorf("no ONNX test data found: install libonnx-testdata (make deps) or pass --data DIR")
+	}
+	var all []backend.Result
+	for _, s := range suites {
+		cases, err := backend.Cases(s)
+		if err != nil {
+			return err
+		}
+		for _, c := range cases {
+			r := backend.RunCase(context.Background(), b, c)
+			all = append(all, r)
+			if r.Status == backend.Fail && *verbose {
+				fmt.Fprintf(stdout, "FAIL %s/%s: %s\n", c.Suite, c.Name, r.Reason)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "%-36s %6s %6s %6s\n", "op", "pass", "fail", "unsup")
+	for _, c := range backend.Tally(all) {
+		fmt.Fprintf(stdout, "%-36s %6d %6d %6d\n", c.Op, c.Pass, c.Fail, c.Unsupported)
+	}
+	var p, f, u int
+	for _, r := range all {
+		switch r.Status {
+		case backend.Pass:
+			p++
+		case backend.Fail:
+			f++
+		default:
+			u++
+		}
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed, %d skipped\n", p, f, u)
+	if f > 0 {
+		return fmt.Errorf("%d tests failed", f)
+	}
+	return nil
+}
+
+func cmdAugment(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("augment", "  gotrain augment --data mnist --augment rotation=20,shift=0.1,zoom=0.1 --out grid.png", stderr)
+	dataSpec := fs.String("data", "mnist", "dataset (as for train)")
+	spec := fs.String("augment", "rotation=20,shift=0.1,zoom=0.1", "augmentation spec")
+	out := fs.String("out", "grid.png", "PNG file to write")
+	rows := fs.Int("rows", 8, "original images shown")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ac, err := augment.ParseSpec(*spec)
+	if err != nil {
+		return usagef("--augment: %v", err)
+	}
+	d, _, err := loadData(*dataSpec, "")
+	if err != nil {
+		return err
+	}
+	d.Rescale(1 / 255.0)
+	a, err := augment.New(ac, d.SampleShape())
+	if err != nil {
+		return usagef("--augment: %v", err)
+	}
+	n := min(*rows, d.Len())
+	x := d.X.Float32s()[:n*d.SampleSize()]
+	if err := augment.WriteGrid(*out, x, n, a, augment.GridOptions{Rows: n}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s: %d originals (left) beside augmented copies\n", *out, n)
+	return nil
+}

@@ -1,0 +1,493 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/checkpoint"
+	"github.com/gotrain/gotrain/data"
+	"github.com/gotrain/gotrain/data/augment"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/models"
+	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/train"
+)
+
+// trainFlags are the train command's settings; a JSON config file sets the
+// same keys, and flags given on the command line override it.
+type trainFlags struct {
+	Model          string  `json:"model"`
+	Input          string  `json:"input"`
+	Classes        int     `json:"classes"`
+	Data           string  `json:"data"`
+	Subset         int     `json:"subset"`
+	ValSplit       float64 `json:"val_split"`
+	ValData        string  `json:"val_data"`
+	Resize         string  `json:"resize"`
+	Epochs         int     `json:"epochs"`
+	BatchSize      int     `json:"batch_size"`
+	Optimizer      string  `json:"optimizer"`
+	LR             float64 `json:"lr"`
+	Momentum       float64 `json:"momentum"`
+	Schedule       string  `json:"schedule"`
+	WeightDecay    float64 `json:"weight_decay"`
+	DecayMode      string  `json:"decay_mode"`
+	ClipNorm       float64 `json:"clip_norm"`
+	Loss           string  `json:"loss"`
+	LabelSmoothing float64 `json:"label_smoothing"`
+	Augment        string  `json:"augment"`
+	EarlyStopping  string  `json:"early_stopping"`
+	Out            string  `json:"out"`
+	SaveBestOnly   bool    `json:"save_best_only"`
+	Resume         string  `json:"resume"`
+	Strategy       string  `json:"strategy"`
+	Replicas       int     `json:"replicas"`
+	Backend        string  `json:"backend"`
+	Threads        int     `json:"threads"`
+	Seed           uint64  `json:"seed"`
+	Freeze         string  `json:"freeze"`
+}
+
+func defaultTrainFlags() trainFlags {
+	return trainFlags{Classes: 10, Data: "mnist", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Optimizer: "adam",
+		DecayMode: "l2", Loss: "cross_entropy", Out: "out", SaveBestOnly: true, Strategy: "single", Backend: "cpu", Seed: 1}
+}
+
+func cmdTrain(args []string, stdout, stderr io.Writer) error {
+	f := defaultTrainFlags()
+	// A config file is read first so flags override it.
+	for i, a := range args {
+		if (a == "--config" || a == "-config") && i+1 < len(args) {
+			if err := readConfig(args[i+1], &f); err != nil {
+				return err
+			}
+		} else if v, ok := strings.CutPrefix(a, "--config="); ok {
+			if err := readConfig(v, &f); err != nil {
+				return err
+			}
+		}
+	}
+	fs := newFlags("train", `  gotrain train --model cnn.onnx --data mnist --strategy mirrored
+  gotrain train --model cnn --input 1x28x28 --data fashion-mnist --subset 1000 --augment rotation=10,shift=0.1 \
+      --weight-decay 5e-4 --early-stopping val_loss:5 --out out/run1
+  gotrain train --config run.json --epochs 20`, stderr)
+	var config string
+	fs.StringVar(&config, "config", "", "JSON file with the same keys as the flags (flags override it)")
+	fs.StringVar(&f.Model, "model", f.Model, "ONNX file, or a built-in model name (see 'gotrain models list')")
+	fs.StringVar(&f.Input, "input", f.Input, "sample shape CxHxW for a built-in model (default: the data's)")
+	fs.IntVar(&f.Classes, "classes", f.Classes, "classes of a built-in model (default: the data's)")
+	fs.StringVar(&f.Data, "data", f.Data, "dataset: mnist, fashion-mnist, digits, an image folder, an .npz file, or X.npy,Y.npy")
+	fs.IntVar(&f.Subset, "subset", f.Subset, "train on a stratified subset of N samples (0: all)")
+	fs.Float64Var(&f.ValSplit, "val-split", f.ValSplit, "fraction held out for validation (stratified, seeded) when --val-data is not set")
+	fs.StringVar(&f.ValData, "val-data", f.ValData, "validation dataset (same forms as --data; 'test' for the dataset's test split)")
+	fs.StringVar(&f.Resize, "resize", f.Resize, "resize image-folder samples to HxW")
+	fs.IntVar(&f.Epochs, "epochs", f.Epochs, "epochs")
+	fs.IntVar(&f.BatchSize, "batch-size", f.BatchSize, "global batch size")
+	fs.StringVar(&f.Optimizer, "optimizer", f.Optimizer, "sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad")
+	fs.Float64Var(&f.LR, "lr", f.LR, "learning rate (0: the optimizer's PyTorch default)")
+	fs.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum (sgd, momentum, nesterov, rmsprop)")
+	fs.StringVar(&f.Schedule, "schedule", f.Schedule, "learning-rate schedule, e.g. cosine:warmup=500 or step:size=10,gamma=0.1")
+	fs.Float64Var(&f.WeightDecay, "weight-decay", f.WeightDecay, "weight decay coefficient")
+	fs.StringVar(&f.DecayMode, "decay-mode", f.DecayMode, "l2 (added to the gradient) or decoupled (AdamW-style)")
+	fs.Float64Var(&f.ClipNorm, "clip-norm", f.ClipNorm, "clip gradients by global norm (0: off)")
+	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse, l1, graph")
+	fs.Float64Var(&f.LabelSmoothing, "label-smoothing", f.LabelSmoothing, "label smoothing for cross-entropy")
+	fs.StringVar(&f.Augment, "augment", f.Augment, "augmentation spec, e.g. rotation=20,shift=0.1,hflip,zoom=0.1")
+	fs.StringVar(&f.EarlyStopping, "early-stopping", f.EarlyStopping, "MONITOR:PATIENCE, e.g. val_loss:5 (restores the best weights)")
+	fs.StringVar(&f.Out, "out", f.Out, "output folder: best_model.onnx, last_model.onnx, history.csv/json, state.ckpt")
+	fs.BoolVar(&f.SaveBestOnly, "save-best-only", f.SaveBestOnly, "write best_model.onnx only when the validation loss improves")
+	fs.StringVar(&f.Resume, "resume", f.Resume, "continue from a training-state file (state.ckpt)")
+	fs.StringVar(&f.Strategy, "strategy", f.Strategy, "single or mirrored")
+	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core)")
+	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu")
+	fs.IntVar(&f.Threads, "threads", f.Threads, "worker threads (0: all cores)")
+	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (data order, augmentation, dropout)")
+	fs.StringVar(&f.Freeze, "freeze", f.Freeze, "comma-separated parameter names or globs to keep constant")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return runTrain(f, stdout, stderr)
+}
+
+func readConfig(path string, f *trainFlags) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return usagef("config: %v", err)
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(f); err != nil {
+		return usagef("config %s: %v", path, err)
+	}
+	return nil
+}
+
+// validate checks every setting before any work starts.
+func (f *trainFlags) validate() error {
+	switch {
+	case f.Model == "":
+		return usagef("--model is required (an .onnx file or one of %v)", models.Names())
+	case f.Epochs < 1:
+		return usagef("--epochs %d: must be at least 1", f.Epochs)
+	case f.BatchSize < 1:
+		return usagef("--batch-size %d: must be at least 1", f.BatchSize)
+	case f.ValSplit < 0 || f.ValSplit >= 1:
+		return usagef("--val-split %g: must be in [0, 1)", f.ValSplit)
+	case f.LR < 0:
+		return usagef("--lr %g: must not be negative", f.LR)
+	case f.WeightDecay < 0:
+		return usagef("--weight-decay %g: must not be negative", f.WeightDecay)
+	case f.DecayMode != "l2" && f.DecayMode != "decoupled":
+		return usagef("--decay-mode %q: expected l2 or decoupled", f.DecayMode)
+	case f.Strategy != "single" && f.Strategy != "mirrored":
+		return usagef("--strategy %q: expected single or mirrored", f.Strategy)
+	case f.Replicas < 0:
+		return usagef("--replicas %d: must not be negative", f.Replicas)
+	case f.Threads < 0:
+		return usagef("--threads %d: must not be negative", f.Threads)
+	case f.Subset < 0:
+		return usagef("--subset %d: must not be negative", f.Subset)
+	}
+	if f.Strategy == "single" && f.Replicas > 1 {
+		return usagef("--replicas %d needs --strategy mirrored", f.Replicas)
+	}
+	if f.Augment != "" {
+		if _, err := augment.ParseSpec(f.Augment); err != nil {
+			return usagef("--augment: %v", err)
+		}
+	}
+	if f.EarlyStopping != "" {
+		if _, _, err := parseEarly(f.EarlyStopping); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseEarly(s string) (string, int, error) {
+	mon, pat, ok := strings.Cut(s, ":")
+	p, err := strconv.Atoi(pat)
+	if !ok || err != nil || p < 0 || mon == "" {
+		return "", 0, usagef("--early-stopping %q: expected MONITOR:PATIENCE, e.g. val_loss:5", s)
+	}
+	return mon, p, nil
+}
+
+// loadData resolves --data into a training and (maybe) test dataset.
+func loadData(spec string, resize string) (trainSet, test *data.Dataset, err error) {
+	for _, n := range data.BuiltinNames() {
+		if spec == n {
+			return data.Builtin(spec)
+		}
+	}
+	if x, y, ok := strings.Cut(spec, ","); ok {
+		d, err := data.LoadNPY(x, y, 0)
+		return d, nil, err
+	}
+	if strings.HasSuffix(spec, ".npz") {
+		d, err := data.LoadNPZ(spec, "", "", 0)
+		return d, nil, err
+	}
+	st, err := os.Stat(spec)
+	if err != nil {
+		return nil, nil, usagef("--data %q: not a built-in dataset (%v), an .npz file, X.npy,Y.npy, or a folder: %v", spec, data.BuiltinNames(), err)
+	}
+	if !st.IsDir() {
+		return nil, nil, usagef("--data %q: expected a folder of class subfolders, an .npz file, or X.npy,Y.npy", spec)
+	}
+	var o data.FolderOptions
+	if resize != "" {
+		h, w, ok := strings.Cut(resize, "x")
+		hi, err1 := strconv.Atoi(h)
+		wi, err2 := strconv.Atoi(w)
+		if !ok || err1 != nil || err2 != nil || hi <= 0 || wi <= 0 {
+			return nil, nil, usagef("--resize %q: expected HxW, e.g. 32x32", resize)
+		}
+		o.Height, o.Width = hi, wi
+	}
+	d, err := data.LoadImageFolder(spec, o)
+	return d, nil, err
+}
+
+func parseShape(s string) ([]int, error) {
+	var out []int
+	for _, p := range strings.Split(s, "x") {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, usagef("shape %q: expected CxHxW with positive integers, e.g. 1x28x28", s)
+		}
+		out = append(out, n)
+	}
+	if len(out) != 3 {
+		return nil, usagef("shape %q: expected three dims CxHxW", s)
+	}
+	return out, nil
+}
+
+// loadModel reads an .onnx file or builds a zoo model for the data.
+func loadModel(spec, input string, classes int, d *data.Dataset, seed uint64) (*graph.Model, error) {
+	if _, err := os.Stat(spec); err == nil || strings.HasSuffix(spec, ".onnx") {
+		return graph.Load(spec)
+	}
+	shape := []int{}
+	if input != "" {
+		s, err := parseShape(input)
+		if err != nil {
+			return nil, err
+		}
+		shape = s
+	} else if d != nil {
+		ss := d.SampleShape()
+		shape = []int{ss.C, ss.H, ss.W}
+	}
+	if d != nil && classes == 0 {
+		classes = d.Classes
+	}
+	return models.Build(spec, models.Options{Input: shape, Classes: classes, Seed: seed})
+}
+
+func openBackend(name string, devices, threads int) (backend.Backend, error) {
+	opts := map[string]string{}
+	if devices > 0 {
+		opts["devices"] = strconv.Itoa(devices)
+	}
+	if threads > 0 {
+		opts["threads"] = strconv.Itoa(threads)
+	}
+	b, err := backend.Open(name, opts)
+	if err != nil {
+		return nil, usagef("--backend: %v", err)
+	}
+	return b, nil
+}
+
+func runTrain(f trainFlags, stdout, stderr io.Writer) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(f.Out, 0o755); err != nil {
+		return fmt.Errorf("--out %s: %w", f.Out, err)
+	}
+	best := filepath.Join(f.Out, "best_model.onnx")
+	last := filepath.Join(f.Out, "last_model.onnx")
+	statePath := filepath.Join(f.Out, "state.ckpt")
+	for _, p := range []string{best, last, statePath} {
+		if err := checkpoint.CheckWritable(p); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
+	trainSet, test, err := loadData(f.Data, f.Resize)
+	if err != nil {
+		return err
+	}
+	if f.Subset > 0 {
+		if trainSet, err = trainSet.StratifiedSubset(f.Subset, f.Seed); err != nil {
+			return err
+		}
+	}
+	var val *data.Dataset
+	switch {
+	case f.ValData == "test":
+		if test == nil {
+			return usagef("--val-data test: dataset %q has no test split", f.Data)
+		}
+		val = test
+	case f.ValData != "":
+		if val, _, err = loadData(f.ValData, f.Resize); err != nil {
+			return err
+		}
+	case f.ValSplit > 0:
+		if trainSet, val, err = trainSet.Split(f.ValSplit, f.Seed); err != nil {
+			return err
+		}
+	}
+	m, err := loadModel(f.Model, f.Input, f.Classes, trainSet, f.Seed)
+	if err != nil {
+		return err
+	}
+	in := m.Graph.Inputs
+	if len(in) != 1 {
+		return fmt.Errorf("model %s has %d inputs; training feeds models with one image input", f.Model, len(in))
+	}
+	// Scale pixel data to [0, 1] and lay it out as the model expects.
+	for _, d := range []*data.Dataset{trainSet, val} {
+		if d != nil {
+			d.Rescale(1 / 255.0)
+		}
+	}
+	if trainSet, _, err = trainSet.ForInput(intShape(in[0].Shape)); err != nil {
+		return fmt.Errorf("the data does not fit model input %q %v: %w (try --resize or another --input)", in[0].Name, in[0].Shape, err)
+	}
+	if val != nil {
+		if val, _, err = val.ForInput(intShape(in[0].Shape)); err != nil {
+			return fmt.Errorf("validation data: %w", err)
+		}
+	}
+	devices := 1
+	if f.Strategy == "mirrored" {
+		devices = f.Replicas
+		if devices == 0 {
+			devices = max(1, threadsOf(f.Threads))
+		}
+	}
+	b, err := openBackend(f.Backend, devices, f.Threads)
+	if err != nil {
+		return err
+	}
+	oc := optim.Config{Name: f.Optimizer, LR: f.LR, Momentum: f.Momentum, WeightDecay: f.WeightDecay, ClipNorm: f.ClipNorm}
+	oc.DecayMode = optim.DecayL2
+	if f.DecayMode == "decoupled" {
+		oc.DecayMode = optim.DecayDecoupled
+	}
+	if f.Optimizer == "adamw" && f.DecayMode == "l2" && f.WeightDecay > 0 {
+		oc.DecayMode = optim.DecayDecoupled
+	}
+	if f.Schedule != "" {
+		if oc.Schedule, err = optim.ParseSchedule(f.Schedule); err != nil {
+			return usagef("--schedule: %v", err)
+		}
+	}
+	var tf data.Transform
+	if f.Augment != "" {
+		ac, _ := augment.ParseSpec(f.Augment)
+		if ac.Seed == 0 {
+			ac.Seed = f.Seed
+		}
+		ss := trainSet.SampleShape()
+		a, err := augment.New(ac, ss)
+		if err != nil {
+			return usagef("--augment: %v", err)
+		}
+		tf = a
+	}
+	cfgJSON, _ := json.Marshal(f)
+	meta := map[string]string{"gotrain.config": string(cfgJSON)}
+	var cbs []train.Callback
+	if f.EarlyStopping != "" {
+		mon, pat, _ := parseEarly(f.EarlyStopping)
+		es := checkpoint.NewEarlyStopping(mon, pat)
+		es.RestoreBestWeights = true
+		es.Log = stdout
+		cbs = append(cbs, es)
+	}
+	monitor := "val_loss"
+	if val == nil {
+		monitor = "loss"
+	}
+	cbs = append(cbs,
+		&checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: stdout},
+		&checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json")},
+		&checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState},
+	)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	cfg := train.Config{Epochs: f.Epochs, BatchSize: f.BatchSize, Seed: f.Seed, Optim: oc, Loss: graph.Loss(f.Loss),
+		LabelSmoothing: f.LabelSmoothing, Strategy: f.Strategy, Replicas: f.Replicas, Backend: b, Transform: tf,
+		Callbacks: cbs, ConfigJSON: cfgJSON, ModelHash: checkpoint.ModelHash(m), Progress: progressPrinter(stdout)}
+	if f.Freeze != "" {
+		cfg.Freeze = strings.Split(f.Freeze, ",")
+	}
+	if f.Resume != "" {
+		st, err := checkpoint.LoadState(f.Resume, cfg.ModelHash)
+		if err != nil {
+			return err
+		}
+		cfg.Resume = st
+	}
+	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
+		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())
+	began := time.Now()
+	res, err := train.Fit(ctx, m, trainSet, sourceOf(val), cfg)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("training interrupted; resume with: gotrain train --config <same flags> --resume %s", statePath)
+		}
+		return err
+	}
+	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {
+		return err
+	}
+	bestEpoch, bestVal := 0, 0.0
+	for i, l := range res.History {
+		if v, ok := l[monitor]; ok && (i == 0 || v < bestVal) {
+			bestEpoch, bestVal = i+1, v
+		}
+	}
+	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %.4f at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, bestVal, bestEpoch)
+	fmt.Fprintf(stdout, "best model: %s\nlast model: %s\nhistory: %s\n", best, last, filepath.Join(f.Out, "history.csv"))
+	if test != nil && f.ValData != "test" {
+		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
+	}
+	return nil
+}
+
+func sourceOf(d *data.Dataset) data.Source {
+	if d == nil {
+		return nil
+	}
+	return d
+}
+
+func lenOf(d *data.Dataset) int {
+	if d == nil {
+		return 0
+	}
+	return d.Len()
+}
+
+func threadsOf(n int) int {
+	if n > 0 {
+		return n
+	}
+	return numCPU()
+}
+
+func intShape(s graph.Shape) []int {
+	out := make([]int, len(s))
+	for i, d := range s {
+		out[i] = int(d.Size)
+		if !d.Known() {
+			out[i] = -1
+		}
+	}
+	return out
+}
+
+// progressPrinter draws a live bar on a terminal and plain lines (one per
+// epoch) otherwise.
+func progressPrinter(w io.Writer) func(train.Progress) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	return func(p train.Progress) {
+		line := fmt.Sprintf("epoch %d/%d  %d/%d  %.0f samples/s  loss %.4f  acc %.4f", p.Epoch, p.Epochs, p.Batch, p.Batches, p.SamplesPerSec, p.Loss, p.Accuracy)
+		if tty {
+			done := p.Batch * 30 / p.Batches
+			eta := time.Duration(float64(p.Elapsed) * float64(p.Batches-p.Batch) / float64(p.Batch))
+			fmt.Fprintf(w, "\r[%s%s] %s  ETA %s ", strings.Repeat("=", done), strings.Repeat(" ", 30-done), line, eta.Round(time.Second))
+			if p.Batch == p.Batches {
+				fmt.Fprintln(w)
+			}
+		} else if p.Batch == p.Batches {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+var _ = flag.ErrHelp
