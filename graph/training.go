@@ -110,6 +110,7 @@ func TrainingGraph(src *Model, o TrainingOptions) (*Training, error) {
 		return nil, err
 	}
 	tr.Eval = evalModel
+	evalLoss, evalCorrect := tr.Loss, tr.Correct
 	m, err := withLoss(src, out, o, tr, true)
 	if err != nil {
 		return nil, err
@@ -156,9 +157,11 @@ func TrainingGraph(src *Model, o TrainingOptions) (*Training, error) {
 			gm.Graph.Inputs = append(gm.Graph.Inputs, &ValueInfo{Name: name, Type: Type{DType: t.DType(), Shape: ShapeOf(t.Shape()...), RankKnown: true}})
 		}
 	}
-	evalOuts := []*ValueInfo{{Name: tr.Loss}}
-	if tr.Correct != "" {
-		evalOuts = append(evalOuts, &ValueInfo{Name: tr.Correct})
+	// The evaluation graph's outputs: loss, the metric when there is one,
+	// and the model output, in that order.
+	evalOuts := []*ValueInfo{{Name: evalLoss}}
+	if evalCorrect != "" {
+		evalOuts = append(evalOuts, &ValueInfo{Name: evalCorrect})
 	}
 	tr.Eval.Graph.Outputs = append(evalOuts, &ValueInfo{Name: out})
 	g.Outputs = []*ValueInfo{{Name: tr.Loss}}

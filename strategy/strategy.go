@@ -579,7 +579,7 @@ func (e *engine) Evaluate(ctx context.Context, batch Batch) (EvalResult, error) 
 	}
 	res.Loss = scalarF(lt)
 	if e.tr.Correct != "" {
-		ct, err := e.b.Download(outs[e.tr.Correct])
+		ct, err := e.b.Download(outs[names[1]])
 		if err != nil {
 			return res, err
 		}
