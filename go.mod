@@ -8,3 +8,5 @@ require (
 	gonum.org/v1/gonum v0.17.0
 	google.golang.org/protobuf v1.36.10
 )
+
+require github.com/yalue/onnxruntime_go v1.27.0

@@ -1,0 +1,19 @@
+//go:build !cgo
+
+package ortcheck
+
+import (
+	"errors"
+
+	"github.com/gotrain/gotrain/tensor"
+)
+
+var errNoCgo = errors.New("ONNX Runtime needs cgo")
+
+// Init fails without cgo.
+func Init() error { return errNoCgo }
+
+// Run fails without cgo.
+func Run(string, map[string]*tensor.Tensor, []string, []string) (map[string]*tensor.Tensor, error) {
+	return nil, errNoCgo
+}
