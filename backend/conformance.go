@@ -140,9 +140,30 @@ type Result struct {
 	Missing []string
 }
 
+// knownBadData lists tests whose data contradicts the ONNX specification
+// that a later suite checks, so no backend can pass both. They are reported
+// as unsupported with the reason, never counted as passed.
+var knownBadData = map[string]string{
+	// ONNX 1.12 generated these by truncating float32 to bfloat16; ONNX 1.14
+	// made Cast round to nearest even, which the v1.22 tests check.
+	"node/test_cast_FLOAT_to_BFLOAT16":              "expected output truncates to bfloat16; ONNX >= 1.14 rounds to nearest even (checked by v1.22)",
+	"node/test_castlike_FLOAT_to_BFLOAT16":          "expected output truncates to bfloat16; ONNX >= 1.14 rounds to nearest even (checked by v1.22)",
+	"node/test_castlike_FLOAT_to_BFLOAT16_expanded": "expected output truncates to bfloat16; ONNX >= 1.14 rounds to nearest even (checked by v1.22)",
+	// The 'like' input's data is [1] while the model declares [3,4].
+	"node/test_castlike_BFLOAT16_to_FLOAT":          "input 'like' data has shape [1], the model declares [3,4]",
+	"node/test_castlike_BFLOAT16_to_FLOAT_expanded": "input 'like' data has shape [1], the model declares [3,4]",
+}
+
 // RunCase loads, compiles and runs one test on the backend's first device.
 func RunCase(ctx context.Context, b Backend, c Case) Result {
 	r := Result{Case: c}
+	if why, bad := knownBadData[c.Suite+"/"+c.Name]; bad {
+		r.Status, r.Reason, r.Missing = Unsupported, "known bad test data: "+why, []string{"bad-test-data"}
+		if m, err := graph.Load(filepath.Join(c.Dir, "model.onnx")); err == nil {
+			r.Ops = modelOps(m)
+		}
+		return r
+	}
 	m, err := graph.Load(filepath.Join(c.Dir, "model.onnx"))
 	if err != nil {
 		return unsupportedOrFail(r, err)
@@ -173,6 +194,8 @@ func RunCase(ctx context.Context, b Backend, c Case) Result {
 		feeds := map[string]*tensor.Tensor{}
 		shapes := map[string][]int{}
 		for i, t := range inputs {
+			t = as16(t, g.Inputs[i].DType)
+			inputs[i] = t
 			feeds[g.Inputs[i].Name] = t
 			shapes[g.Inputs[i].Name] = t.Shape()
 		}
@@ -191,7 +214,7 @@ func RunCase(ctx context.Context, b Backend, c Case) Result {
 				break
 			}
 			name := g.Outputs[i].Name
-			if err := Compare(w, got[name]); err != nil {
+			if err := Compare(as16(w, g.Outputs[i].DType), got[name]); err != nil {
 				r.Status, r.Reason = Fail, fmt.Sprintf("%s: output %q: %v", filepath.Base(set), name, err)
 				return r
 			}
@@ -241,6 +264,19 @@ func modelOps(m *graph.Model) []string {
 	}
 	sort.Strings(ops)
 	return ops
+}
+
+// as16 reinterprets 16-bit data as the float16 or bfloat16 the model
+// declares: ONNX 1.12's test data stores bfloat16 tensors as UINT16.
+func as16(t *tensor.Tensor, declared tensor.DType) *tensor.Tensor {
+	if t.DType() != tensor.Uint16 || (declared != tensor.BFloat16 && declared != tensor.Float16) {
+		return t
+	}
+	r, err := tensor.FromRaw16(declared, t.Raw16(), t.Shape()...)
+	if err != nil {
+		return t
+	}
+	return r
 }
 
 // readPBs reads prefix_0.pb, prefix_1.pb, ... from a data-set folder.

@@ -299,7 +299,16 @@ func (e *executable) plan(shapes map[string][]int, dtypes map[string]tensor.DTyp
 			}
 			continue
 		}
+		// A node is planned statically only when its inputs' and outputs'
+		// shapes are all known; otherwise it is prepared at run time.
 		concrete := true
+		for _, t := range in {
+			if t != nil {
+				if _, ok := t.Concrete(); !ok {
+					concrete = false
+				}
+			}
+		}
 		for i, o := range n.Outputs {
 			if o == "" {
 				continue
