@@ -25,8 +25,15 @@ import (
 // grad_scale a float32 scalar the gradient is multiplied by before anything
 // else (GlobalNormScale's output, for clipping by global norm). Every update
 // op takes the attributes clip_value (clamp the scaled gradient to
-// [-clip_value, clip_value] when > 0), weight_decay and lr_scale (a
-// multiplier on lr, for parameter groups). The formulas, which follow
+// [-clip_value, clip_value] when > 0), weight_decay, decoupled (1: decay
+// as AdamW, p *= 1 - lr*weight_decay; 0: add weight_decay*p to the
+// gradient) and lr_scale (a multiplier on lr, for parameter groups); SGDUpdate
+// also takes decoupled_weight_decay, a decoupled decay beside the coupled
+// one. Op-specific attributes: SGDUpdate momentum, dampening, nesterov;
+// AdamUpdate beta1, beta2, epsilon, eps_mode ("pytorch" or "keras");
+// RMSpropUpdate alpha, eps, momentum, centered; AdagradUpdate lr_decay, eps
+// (its initial accumulator is the initial value of the sum input). The
+// formulas, which follow
 // PyTorch's torch.optim, are documented with the kernels (backend/cpu/k_optim.go)
 // and in package optim.
 //

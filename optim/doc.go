@@ -63,4 +63,15 @@
 // DecayBiasNorm to reproduce it). Groups refine this per parameter: the
 // first Group whose name patterns and kinds match a parameter sets its
 // learning-rate multiplier and, when given, its weight decay.
+//
+// # Schedules
+//
+// A Schedule is host-side arithmetic: LR(t, epoch) is the rate of the next
+// update after t updates, a pure function of (t, epoch) times the Scale
+// that callbacks such as ReduceLROnPlateau set. A trainer keeps the
+// normalized config (Config.Normalized), sets a cosine schedule's length
+// with SetTotal, and per step feeds "lr" = Schedule.LR(t, epoch) and
+// "step" = t+1. Nothing is recompiled when the rate changes. ParseSchedule
+// reads the command line's specs ("cosine:warmup=500,min=1e-5",
+// "step:size=10,gamma=0.1", "exp:gamma=0.95", "constant").
 package optim

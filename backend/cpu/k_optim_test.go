@@ -23,7 +23,7 @@ type optRun struct {
 	pool       *Pool
 }
 
-func (r optRun) prepare(t *testing.T, in []*tensor.Tensor) (Kernel, *Prep, error) {
+func (r optRun) prepare(t testing.TB, in []*tensor.Tensor) (Kernel, *Prep, error) {
 	t.Helper()
 	n := &graph.Node{Name: "n", OpType: r.op, Domain: r.domain, Attrs: map[string]*graph.Attribute{}}
 	types := make([]*graph.Type, len(in))
@@ -692,4 +692,60 @@ func TestTrainingOpsMatchONNXReference(t *testing.T) {
 		closeTo(t, "X_new", toF64(out[0]), wx, 0, 1e-6)
 		closeTo(t, "H_new", toF64(out[1]), wh, 0, 1e-6)
 	})
+}
+
+// TestUpdateKernelsDoNotAllocate: a training step runs every update kernel;
+// their per-call state lives in the factory.
+func TestUpdateKernelsDoNotAllocate(t *testing.T) {
+	const n = 1000
+	v := func() *tensor.Tensor { return tensor.New(tensor.Float32, n) }
+	lr, step, gs := scalarF32(0.01), scalarI64(3), scalarF32(0.5)
+	cases := []struct {
+		run optRun
+		in  []*tensor.Tensor
+	}{
+		{optRun{domain: graph.DomainGotrain, op: "SGDUpdate", nOut: 2, attrs: []*graph.Attribute{graph.AFloat("momentum", 0.9)}},
+			[]*tensor.Tensor{v(), v(), lr, step, gs, v()}},
+		{optRun{domain: graph.DomainGotrain, op: "AdamUpdate", nOut: 3}, []*tensor.Tensor{v(), v(), v(), v(), lr, step, gs}},
+		{optRun{domain: graph.DomainGotrain, op: "RMSpropUpdate", nOut: 4,
+			attrs: []*graph.Attribute{graph.AFloat("momentum", 0.9), graph.AInt("centered", 1)}},
+			[]*tensor.Tensor{v(), v(), v(), lr, step, gs, v(), v()}},
+		{optRun{domain: graph.DomainGotrain, op: "AdagradUpdate", nOut: 2}, []*tensor.Tensor{v(), v(), v(), lr, step}},
+		{optRun{domain: graph.DomainGotrain, op: "GlobalNormScale", nOut: 2, attrs: []*graph.Attribute{graph.AFloat("max_norm", 1)}},
+			[]*tensor.Tensor{v(), v()}},
+	}
+	for _, tc := range cases {
+		k, p, err := tc.run.prepare(t, tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]*tensor.Tensor, len(p.Out))
+		for i, o := range p.Out {
+			s, _ := o.Concrete()
+			out[i] = tensor.New(o.DType, s...)
+		}
+		if a := testing.AllocsPerRun(10, func() { _ = k(tc.in, out) }); a != 0 {
+			t.Errorf("%s allocates %v times per call", tc.run.op, a)
+		}
+	}
+}
+
+func BenchmarkAdamUpdate(b *testing.B) {
+	const n = 1 << 20
+	v := func() *tensor.Tensor { return tensor.New(tensor.Float32, n) }
+	pool := NewPool(0)
+	defer pool.Close()
+	run := optRun{domain: graph.DomainGotrain, op: "AdamUpdate", nOut: 3, pool: pool}
+	in := []*tensor.Tensor{v(), v(), v(), v(), scalarF32(1e-3), scalarI64(1)}
+	k, _, err := run.prepare(b, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := []*tensor.Tensor{in[0], in[2], in[3]}
+	b.SetBytes(n * 4 * 7) // reads p, g, m, v; writes p, m, v
+	for i := 0; i < b.N; i++ {
+		if err := k(in, out); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

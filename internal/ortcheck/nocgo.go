@@ -17,3 +17,15 @@ func Init() error { return errNoCgo }
 func Run(string, map[string]*tensor.Tensor, []string, []string) (map[string]*tensor.Tensor, error) {
 	return nil, errNoCgo
 }
+
+// Session is unavailable without cgo.
+type Session struct{}
+
+// NewSession fails without cgo.
+func NewSession(string, string, string, []int, int) (*Session, error) { return nil, errNoCgo }
+
+// Run fails without cgo.
+func (*Session) Run() error { return errNoCgo }
+
+// Close does nothing.
+func (*Session) Close() {}

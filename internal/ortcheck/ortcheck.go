@@ -131,3 +131,57 @@ func Run(model string, inputs map[string]*tensor.Tensor, order []string, outputs
 	}
 	return res, nil
 }
+
+// Session is a loaded model for repeated runs (benchmarks).
+type Session struct {
+	s       *ort.DynamicAdvancedSession
+	in, out []ort.Value
+}
+
+// NewSession loads a model with one float32 input of the given shape and
+// one float32 output, using threads intra-op threads.
+func NewSession(model, input, output string, shape []int, threads int) (*Session, error) {
+	if err := Init(); err != nil {
+		return nil, err
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer opts.Destroy()
+	if err := opts.SetIntraOpNumThreads(threads); err != nil {
+		return nil, err
+	}
+	s, err := ort.NewDynamicAdvancedSession(model, []string{input}, []string{output}, opts)
+	if err != nil {
+		return nil, err
+	}
+	dims := make([]int64, len(shape))
+	for i, d := range shape {
+		dims[i] = int64(d)
+	}
+	x, err := ort.NewEmptyTensor[float32](ort.NewShape(dims...))
+	if err != nil {
+		return nil, err
+	}
+	return &Session{s: s, in: []ort.Value{x}, out: make([]ort.Value, 1)}, nil
+}
+
+// Run runs the session once on its (zero) input.
+func (s *Session) Run() error {
+	if s.out[0] != nil {
+		s.out[0].Destroy()
+		s.out[0] = nil
+	}
+	return s.s.Run(s.in, s.out)
+}
+
+// Close frees the session.
+func (s *Session) Close() {
+	s.s.Destroy()
+	for _, v := range append(s.in, s.out...) {
+		if v != nil {
+			v.Destroy()
+		}
+	}
+}

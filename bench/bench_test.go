@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/ortcheck"
+	"github.com/gotrain/gotrain/models"
+	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/strategy"
+	"github.com/gotrain/gotrain/tensor"
+	"github.com/gotrain/gotrain/train"
+)
+
+var shapes = map[string][]int{"cnn": {3, 32, 32}, "mlp": {1, 28, 28}}
+
+func model(b *testing.B, name string) *graph.Model {
+	m, err := models.Build(name, models.Options{Input: shapes[name], Classes: 10, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+func randn(shape ...int) *tensor.Tensor {
+	r := rand.New(rand.NewPCG(1, 1))
+	t := tensor.New(tensor.Float32, shape...)
+	for i := range t.Float32s() {
+		t.Float32s()[i] = float32(r.NormFloat64())
+	}
+	return t
+}
+
+// reportPeak adds the process's peak Go memory (MB) to the benchmark.
+func reportPeak(b *testing.B) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.Sys)/(1<<20), "MB-sys")
+}
+
+func BenchmarkInfer(b *testing.B) {
+	for _, name := range []string{"cnn", "mlp"} {
+		b.Run(name+"/256", func(b *testing.B) {
+			m := model(b, name)
+			be := cpu.New(cpu.Options{})
+			dev := be.Devices()[0]
+			exe, err := be.Compile(m, dev, backend.CompileOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			x, err := be.Upload(randn(append([]int{256}, shapes[name]...)...), dev)
+			if err != nil {
+				b.Fatal(err)
+			}
+			feeds := map[string]backend.Buffer{"input": x}
+			ctx := context.Background()
+			if _, err := exe.Run(ctx, feeds); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := exe.Run(ctx, feeds); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "samples/s")
+			reportPeak(b)
+		})
+	}
+}
+
+func BenchmarkORTInfer(b *testing.B) {
+	if err := ortcheck.Init(); err != nil {
+		b.Skip(err)
+	}
+	for _, name := range []string{"cnn", "mlp"} {
+		b.Run(name+"/256", func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), name+".onnx")
+			if err := graph.Save(model(b, name), path); err != nil {
+				b.Fatal(err)
+			}
+			s, err := ortcheck.NewSession(path, "input", "logits", append([]int{256}, shapes[name]...), runtime.GOMAXPROCS(0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if err := s.Run(); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := s.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// trainStrategy prepares Adam training of a zoo model.
+func trainStrategy(b *testing.B, name string, replicas int) (strategy.Strategy, *graph.Training) {
+	m := model(b, name)
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	if err != nil {
+		b.Fatal(err)
+	}
+	up, err := optim.BuildUpdate(optim.Config{Name: "adam", LR: 1e-3}, train.ParamsOf(m, tr))
+	if err != nil {
+		b.Fatal(err)
+	}
+	init := map[string]*tensor.Tensor{}
+	for _, p := range tr.Params {
+		init[p] = m.Graph.Initializer(p)
+	}
+	be := cpu.New(cpu.Options{Devices: replicas})
+	sc := strategy.Config{Backend: be, Training: tr, Update: up, Init: init}
+	var st strategy.Strategy
+	if replicas == 1 {
+		st, err = strategy.NewSingleDevice(sc)
+	} else {
+		st, err = strategy.NewMirrored(sc)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, tr
+}
+
+func benchTrain(b *testing.B, name string, batch, replicas int) {
+	st, _ := trainStrategy(b, name, replicas)
+	x := randn(append([]int{batch}, shapes[name]...)...)
+	y := tensor.New(tensor.Int64, batch)
+	for i := range y.Int64s() {
+		y.Int64s()[i] = int64(i % 10)
+	}
+	bt := strategy.Batch{Inputs: map[string]*tensor.Tensor{"input": x}, Labels: y}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if _, err := st.Step(ctx, bt, 1e-3, int64(i+1), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := st.Step(ctx, bt, 1e-3, int64(i+4), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+	reportPeak(b)
+}
+
+func BenchmarkTrain(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		batch int
+	}{{"cnn", 32}, {"cnn", 64}, {"mlp", 64}} {
+		b.Run(fmt.Sprintf("%s/%d", c.name, c.batch), func(b *testing.B) { benchTrain(b, c.name, c.batch, 1) })
+	}
+}
+
+func BenchmarkTrainMirrored2(b *testing.B) {
+	b.Run("cnn/32", func(b *testing.B) { benchTrain(b, "cnn", 32, 2) })
+}
