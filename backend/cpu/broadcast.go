@@ -193,32 +193,6 @@ func (p *bcastPlan) runRows(r0, r1 int, fn func(o, n int, off [3]int)) {
 	}
 }
 
-// broadcastOut is the numpy broadcast of concrete shapes.
-func broadcastOut(shapes ...[]int) ([]int, error) {
-	rank := 0
-	for _, s := range shapes {
-		rank = max(rank, len(s))
-	}
-	out := make([]int, rank)
-	for i := range out {
-		out[i] = 1
-	}
-	for _, s := range shapes {
-		off := rank - len(s)
-		for i, d := range s {
-			o := &out[off+i]
-			switch {
-			case d == *o || d == 1:
-			case *o == 1:
-				*o = d
-			default:
-				return nil, fmt.Errorf("shapes %v cannot be broadcast together", shapes)
-			}
-		}
-	}
-	return out, nil
-}
-
 // ---- element types ----
 
 type elemInt interface {
@@ -343,17 +317,6 @@ func anyHalf(p *Prep) bool {
 		}
 	}
 	return false
-}
-
-// inShapes returns the concrete shapes of the present inputs.
-func inShapes(p *Prep) [][]int {
-	var s [][]int
-	for i := range p.In {
-		if p.In[i] != nil {
-			s = append(s, p.InShape(i))
-		}
-	}
-	return s
 }
 
 // needConcrete fails unless every present input and output of p has a

@@ -4,6 +4,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -89,5 +90,34 @@ func TestBroadcastRejectsBadShapes(t *testing.T) {
 	}
 	if _, err := ewRun(t, n, 17, tensor.New(tensor.Float32, 3), tensor.New(tensor.Int64, 3)); err == nil {
 		t.Error("Add of float32 and int64 succeeded")
+	}
+}
+
+func BenchmarkAddBias(b *testing.B) {
+	r := rand.New(rand.NewSource(1))
+	for _, c := range []struct {
+		name string
+		x, y []int
+	}{{"same", []int{32, 64, 32, 32}, []int{32, 64, 32, 32}}, {"bias", []int{32, 64, 32, 32}, []int{64, 1, 1}}, {"row", []int{2048, 1024}, []int{1024}}} {
+		b.Run(c.name, func(b *testing.B) {
+			x, y := ewRandF32(r, c.x...), ewRandF32(r, c.y...)
+			n := ewNode("", "Add", 2, 1)
+			in := []*graph.Type{graph.TypeOf(x), graph.TypeOf(y)}
+			out, _ := graph.Lookup("", "Add").Infer(n, in, 17)
+			pool := NewPool(2)
+			defer pool.Close()
+			k, err := kernels[kkey("", "Add")].factory(&Prep{Node: n, In: in, Out: out, Opset: 17, Pool: pool})
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := tensor.New(tensor.Float32, c.x...)
+			b.SetBytes(int64(o.Len() * 4))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := k([]*tensor.Tensor{x, y}, []*tensor.Tensor{o}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

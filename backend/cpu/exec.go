@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/graph"
@@ -67,6 +70,16 @@ func compile(m *graph.Model, dev *Device, o backend.CompileOptions) (*executable
 		for _, out := range g.Outputs {
 			e.outputs = append(e.outputs, out.Name)
 		}
+	}
+	// Fuse on a private copy; the caller's model is not touched.
+	keep := append([]string{}, e.outputs...)
+	for out := range o.InPlace {
+		keep = append(keep, out)
+	}
+	if fg := fuse(g, keep); fg != g {
+		fm := *m
+		fm.Graph = fg
+		e.m, g = &fm, fg
 	}
 	order, err := executionOrder(g, e.outputs, o.InPlace)
 	if err != nil {
@@ -632,12 +645,20 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 	for name, s := range p.inputs {
 		p.slots[s].t = feeds[name].(*Buffer).t
 	}
+	prof := profiling.Load()
 	for _, st := range p.steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		var t0 time.Time
+		if prof {
+			t0 = time.Now()
+		}
 		if err := e.runStep(p, st); err != nil {
 			return nil, err
+		}
+		if prof {
+			recordOp(st.node, time.Since(t0))
 		}
 	}
 	for i, s := range p.outputs {
@@ -732,4 +753,51 @@ func inputNames(in []*graph.ValueInfo) string {
 		names[i] = v.Name
 	}
 	return strings.Join(names, ", ")
+}
+
+// Op profiling: when enabled, every executable adds each node's run time
+// to a table by op type (for `gotrain bench --profile` and tuning).
+var (
+	profiling atomic.Bool
+	profMu    sync.Mutex
+	profTable = map[string]*OpTime{}
+)
+
+// OpTime is the accumulated run time of one op type.
+type OpTime struct {
+	Op    string
+	Calls int
+	Total time.Duration
+}
+
+// EnableProfile turns op timing on or off and clears the table.
+func EnableProfile(on bool) {
+	profMu.Lock()
+	profTable = map[string]*OpTime{}
+	profMu.Unlock()
+	profiling.Store(on)
+}
+
+// ProfileTable returns the op timings, the most expensive first.
+func ProfileTable() []OpTime {
+	profMu.Lock()
+	defer profMu.Unlock()
+	out := make([]OpTime, 0, len(profTable))
+	for _, t := range profTable {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Total > out[j].Total })
+	return out
+}
+
+func recordOp(n *graph.Node, d time.Duration) {
+	profMu.Lock()
+	defer profMu.Unlock()
+	t := profTable[n.OpType]
+	if t == nil {
+		t = &OpTime{Op: n.OpType}
+		profTable[n.OpType] = t
+	}
+	t.Calls++
+	t.Total += d
 }

@@ -142,39 +142,44 @@ func im2col[T float32 | float64](g *colGeom, x, col []T, ld int) {
 							i += plane
 							continue
 						}
-						for oh := 0; oh < OH; oh++ {
-							ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
-							r := dst[i : i+OW]
-							i += OW
-							if ih < 0 || ih >= H || lo == hi {
-								clear(r)
-								continue
+						// Rows oh in [hlo, hhi) read input row ih = oh*sh + hOff.
+						hOff := kh*g.d[1] - g.p[1]
+						hlo, hhi := validRange(OH, g.s[1], hOff, H)
+						if lo == hi {
+							hlo, hhi = 0, 0
+						}
+						clear(dst[i : i+hlo*OW])
+						clear(dst[i+hhi*OW : i+plane])
+						sw := g.s[2]
+						for oh := hlo; oh < hhi; oh++ {
+							r := dst[i+oh*OW : i+oh*OW+OW]
+							if lo > 0 {
+								clear(r[:lo])
 							}
-							src := xc[(id*H+ih)*W : (id*H+ih+1)*W]
-							clear(r[:lo])
-							clear(r[hi:])
-							if g.s[2] == 1 {
-								d := r[lo:hi]
-								s := src[lo+wOff : hi+wOff]
-								s = s[:len(d)]
+							if hi < OW {
+								clear(r[hi:])
+							}
+							off := (id*H+oh*g.s[1]+hOff)*W + lo*sw + wOff
+							d := r[lo:hi]
+							if sw == 1 {
+								src := xc[off : off+len(d)]
 								if len(d) <= 32 {
 									// Short rows (small feature maps): a loop beats
 									// memmove's call overhead.
 									for j := range d {
-										d[j] = s[j]
+										d[j] = src[j]
 									}
 								} else {
-									copy(d, s)
+									copy(d, src)
 								}
 							} else {
-								s := g.s[2]
-								iw := lo*s + wOff
-								for ow := lo; ow < hi; ow++ {
-									r[ow] = src[iw]
-									iw += s
+								src := xc[off : off+(len(d)-1)*sw+1]
+								for j := range d {
+									d[j] = src[j*sw]
 								}
 							}
 						}
+						i += plane
 					}
 				}
 			}
@@ -253,6 +258,8 @@ type convPlan struct {
 	bimg int
 	// want says which of ConvGrad's outputs are wanted.
 	wantDX, wantDW, wantDB bool
+	// relu applies ReLU to Conv's output (set by the fusion pass, fuse.go).
+	relu bool
 }
 
 func convFactory(kind convKind) Factory {
@@ -277,6 +284,7 @@ func convFactory(kind convKind) Factory {
 			return nil, err
 		}
 		pl := &convPlan{kind: kind, n: xs[0], groups: g.Group, cin: xs[1]}
+		pl.relu = kind == convForward && p.Node.AttrString(fusedActivation, "") == "Relu"
 		switch kind {
 		case convTranspose:
 			pl.cout = ws[1] * g.Group
@@ -493,6 +501,11 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				beta = 1
 			}
 			pgemm(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, beta, y, g.colVol)
+			if pl.relu {
+				for j, v := range y {
+					y[j] = max(v, 0)
+				}
+			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
 			x := r.x[(n*pl.cin+gi*cg)*g.colVol:][:cg*g.colVol]
@@ -558,9 +571,20 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 				dst := y[m*g.colVol : (m+1)*g.colVol]
 				if r.b == nil {
 					copy(dst, src)
+					if pl.relu {
+						for j, v := range dst {
+							dst[j] = max(v, 0)
+						}
+					}
 					continue
 				}
 				bv := r.b[m]
+				if pl.relu {
+					for j, v := range src {
+						dst[j] = max(v+bv, 0)
+					}
+					continue
+				}
 				for j, v := range src {
 					dst[j] = v + bv
 				}

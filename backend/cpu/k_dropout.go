@@ -126,11 +126,20 @@ func dropoutFactory(p *Prep) (Kernel, error) {
 		maskDT = p.Out[1].DType
 	}
 	return func(in, out []*tensor.Tensor) error {
-		training := p.Opset >= 12 && len(in) > 2 && in[2] != nil && in[2].Bools()[0]
+		training := false
 		ratio := attrRatio
 		if p.Opset >= 12 {
+			if len(in) > 2 && in[2] != nil {
+				if in[2].Len() != 1 {
+					return Errorf(p, "input training_mode has shape %v, expected a scalar", in[2].Shape())
+				}
+				training = in[2].Bools()[0]
+			}
 			ratio = 0.5
 			if len(in) > 1 && in[1] != nil {
+				if in[1].Len() != 1 {
+					return Errorf(p, "input ratio has shape %v, expected a scalar", in[1].Shape())
+				}
 				ratio = in[1].AsFloat64(0)
 			}
 		}

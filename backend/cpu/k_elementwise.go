@@ -951,13 +951,15 @@ func actGradK[T elemFloat](p *Prep, op string) (Kernel, error) {
 	case "ReluGrad":
 		return binaryKernel(p, func(r, dy []T, sa int, y []T, sb int) {
 			if sa&sb == 1 {
+				// Written so the compiler emits a conditional move: the
+				// sign of y is random, and a branch mispredicts half the time.
 				dy, y = dy[:len(r)], y[:len(r)]
 				for i := range r {
-					if y[i] > 0 {
-						r[i] = dy[i]
-					} else {
-						r[i] = 0
+					v := dy[i]
+					if !(y[i] > 0) {
+						v = 0
 					}
+					r[i] = v
 				}
 				return
 			}

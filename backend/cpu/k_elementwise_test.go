@@ -10,7 +10,7 @@ import (
 )
 
 // Central differences with h = 1e-6 in float64 have truncation error
-// O(h^2 * f''') and rounding error O(eps/h) ~ 1e-10 relative to the
+// O(h^2 * f”') and rounding error O(eps/h) ~ 1e-10 relative to the
 // values here (|x| <~ 3), so 1e-6 absolute + 1e-6 relative is a safe but
 // still sharp tolerance.
 const fdRtol, fdAtol = 1e-6, 1e-6

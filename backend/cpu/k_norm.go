@@ -596,7 +596,7 @@ func normLayerGradKernel[T poolFloat](p *Prep, g *normLayerGeom, nParam int) Ker
 				gr, xr := dy[r*inner+lo:r*inner+hi], x[r*inner+lo:r*inner+hi]
 				for j, v := range gr {
 					gv := float64(v)
-					cs[j] += gv * (float64(xr[j]) - mu) * inv * 1.01
+					cs[j] += gv * (float64(xr[j]) - mu) * inv
 					cb[j] += gv
 				}
 			}

@@ -153,6 +153,24 @@ func poolMaxPlanes[T poolNum](g *poolGeom, x, y []T, ind []int64, lo, hi int, co
 				y0, ylo, yhi := g.start[1][oh], g.lo[1][oh], g.hi[1][oh]
 				for ow := 0; ow < g.out[2]; ow++ {
 					x0, xlo, xhi := g.start[2][ow], g.lo[2][ow], g.hi[2][ow]
+					if ind == nil {
+						// Values only: the branch-free builtin max (taps
+						// lie inside the input, so lowest never wins
+						// unless the window is empty).
+						best := lowest
+						for kz := zlo; kz < zhi; kz++ {
+							z := z0 + kz*g.d[0]
+							for ky := ylo; ky < yhi; ky++ {
+								row := xp[(z*g.in[1]+y0+ky*g.d[1])*g.in[2]:]
+								for kx := xlo; kx < xhi; kx++ {
+									best = max(best, row[x0+kx*g.d[2]])
+								}
+							}
+						}
+						yp[o] = best
+						o++
+						continue
+					}
 					best, bz, by, bx := lowest, -1, 0, 0
 					for kz := zlo; kz < zhi; kz++ {
 						z := z0 + kz*g.d[0]
@@ -168,12 +186,10 @@ func poolMaxPlanes[T poolNum](g *poolGeom, x, y []T, ind []int64, lo, hi int, co
 						}
 					}
 					yp[o] = best
-					if ind != nil {
-						if bz < 0 {
-							ind[p*g.outPlane+o] = -1
-						} else {
-							ind[p*g.outPlane+o] = base + int64(g.flatIndex(bz, by, bx, colMajor))
-						}
+					if bz < 0 {
+						ind[p*g.outPlane+o] = -1
+					} else {
+						ind[p*g.outPlane+o] = base + int64(g.flatIndex(bz, by, bx, colMajor))
 					}
 					o++
 				}
@@ -193,40 +209,37 @@ func poolMax2x2(g *poolGeom, x, y []float32, ind []int64, lo, hi int) {
 			r1 := xp[(2*oh+1)*W : (2*oh+1)*W+2*OW]
 			yr := yp[oh*OW : oh*OW+OW]
 			if ind == nil {
+				// The builtin max is branch-free (it propagates NaN, as
+				// any comparison order would have to choose something).
 				for ow := range yr {
-					a, b := r0[2*ow], r0[2*ow+1]
-					c, d := r1[2*ow], r1[2*ow+1]
-					if b > a {
-						a = b
-					}
-					if d > c {
-						c = d
-					}
-					if c > a {
-						a = c
-					}
-					yr[ow] = a
+					p0, p1 := r0[2*ow:2*ow+2], r1[2*ow:2*ow+2]
+					yr[ow] = max(p0[0], p0[1], p1[0], p1[1])
 				}
 				continue
 			}
 			ir := ind[p*g.outPlane+oh*OW : p*g.outPlane+oh*OW+OW]
 			i0 := p*H*W + 2*oh*W
+			// The first tap holding the maximum, chosen with conditional
+			// moves rather than branches that random data mispredicts.
+			offs := [4]int{0, 1, W, W + 1}
 			for ow := range yr {
-				best, bi := r0[2*ow], i0+2*ow
-				if v := r0[2*ow+1]; v > best {
-					best, bi = v, i0+2*ow+1
-				}
-				if v := r1[2*ow]; v > best {
-					best, bi = v, i0+W+2*ow
-				}
-				if v := r1[2*ow+1]; v > best {
-					best, bi = v, i0+W+2*ow+1
-				}
-				yr[ow], ir[ow] = best, int64(bi)
+				p0, p1 := r0[2*ow:2*ow+2], r1[2*ow:2*ow+2]
+				a, b, c, d := p0[0], p0[1], p1[0], p1[1]
+				m := max(a, b, c, d)
+				// The builtin max returns one of its arguments (+0 over -0),
+				// so the first tap whose bits equal m's is the first maximum;
+				// k is found with arithmetic on the bit patterns alone.
+				mb := math.Float32bits(m)
+				nA, nB, nC := poolNE(math.Float32bits(a), mb), poolNE(math.Float32bits(b), mb), poolNE(math.Float32bits(c), mb)
+				k := nA * (1 + nB*(1+nC))
+				yr[ow], ir[ow] = m, int64(i0+2*ow+offs[k&3])
 			}
 		}
 	}
 }
+
+// poolNE is 1 when x != y, else 0, without a branch.
+func poolNE(x, y uint32) int { return int((uint64(x^y) + 0xffffffff) >> 32) }
 
 func poolMaxFactory(p *Prep) (Kernel, error) {
 	x := p.InShape(0)
@@ -436,11 +449,15 @@ func poolMaxGradFactory(p *Prep) (Kernel, error) {
 	if planes > 0 {
 		inPlane, outPlane = tensor.NumElements(x)/planes, tensor.NumElements(dy)/planes
 	}
+	// relu_mask is set by the fusion pass (fuse.go) when the gradient then
+	// went through the ReluGrad of the Relu that produced X: a tap whose X
+	// is not positive passes no gradient.
+	relu := p.Node.AttrInt(fusedReluMask, 0) != 0
 	switch p.In[2].DType {
 	case tensor.Float32:
-		return poolMaxGradKernel[float32](p, planes, inPlane, outPlane), nil
+		return poolMaxGradKernel[float32](p, planes, inPlane, outPlane, relu), nil
 	case tensor.Float64:
-		return poolMaxGradKernel[float64](p, planes, inPlane, outPlane), nil
+		return poolMaxGradKernel[float64](p, planes, inPlane, outPlane, relu), nil
 	}
 	return nil, Unsupported(p, "MaxPoolGrad of %v", p.In[2].DType)
 }
@@ -448,9 +465,10 @@ func poolMaxGradFactory(p *Prep) (Kernel, error) {
 // poolMaxGradKernel scatters dY into dX. A window lies inside one plane, so
 // planes are independent; an index outside its plane is an error, not a
 // silent write elsewhere.
-func poolMaxGradKernel[T poolFloat](p *Prep, planes, inPlane, outPlane int) Kernel {
+func poolMaxGradKernel[T poolFloat](p *Prep, planes, inPlane, outPlane int, relu bool) Kernel {
 	return func(in, out []*tensor.Tensor) error {
 		dy, ind, dx := in[0].Data().([]T), in[1].Int64s(), out[0].Data().([]T)
+		x := in[2].Data().([]T)
 		var bad atomic.Int64 // 1 + position of an index out of its plane
 		p.Pool.For(planes, poolWork(inPlane+outPlane), func(lo, hi int) {
 			for pl := lo; pl < hi; pl++ {
@@ -464,6 +482,9 @@ func poolMaxGradKernel[T poolFloat](p *Prep, planes, inPlane, outPlane int) Kern
 					i := ind[o] - base
 					if i < 0 || i >= int64(inPlane) {
 						bad.CompareAndSwap(0, int64(o)+1)
+						continue
+					}
+					if relu && !(x[base+i] > 0) {
 						continue
 					}
 					xp[i] += dy[o]

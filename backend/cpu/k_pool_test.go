@@ -549,3 +549,42 @@ func BenchmarkMaxPool2x2(b *testing.B) {
 		})
 	}
 }
+
+// TestPoolNormInfer checks the schemas' shape inference with a symbolic
+// batch dim and unknown spatial dims: known dims are computed, the batch
+// name carries through, and what cannot be known is left unknown.
+func TestPoolNormInfer(t *testing.T) {
+	N, U := graph.Sym("N"), graph.Unknown
+	f32 := func(dims ...graph.Dim) *graph.Type { return graph.NewType(tensor.Float32, dims) }
+	for _, tc := range []struct {
+		name  string
+		node  *graph.Node
+		in    []*graph.Type
+		opset int64
+		want  []string
+	}{
+		{"maxpool", pnNode("", "MaxPool", 1, 2, graph.AInts("kernel_shape", 2, 2), graph.AInts("strides", 2, 2)),
+			[]*graph.Type{f32(N, graph.D(32), graph.D(30), U)}, 22, []string{"float32[N,32,15,?]", "int64[N,32,15,?]"}},
+		{"avgpool_same", pnNode("", "AveragePool", 1, 1, graph.AInts("kernel_shape", 3), graph.AString("auto_pad", "SAME_UPPER"), graph.AInts("strides", 2)),
+			[]*graph.Type{f32(N, graph.D(3), graph.D(7))}, 19, []string{"float32[N,3,4]"}},
+		{"global", pnNode("", "GlobalAveragePool", 1, 1), []*graph.Type{f32(N, graph.D(64), U, U)}, 22, []string{"float32[N,64,1,1]"}},
+		{"layernorm", pnNode("", "LayerNormalization", 2, 3, graph.AInt("axis", -2)), []*graph.Type{f32(N, graph.D(5), graph.D(8)), f32(graph.D(5), graph.D(8))},
+			17, []string{"float32[N,5,8]", "float32[N,1,1]", "float32[N,1,1]"}},
+		{"bn_train", pnNode(graph.DomainGotrain, "BatchNormTrain", 5, 5), []*graph.Type{f32(N, graph.D(4), U), f32(graph.D(4)), f32(graph.D(4)), f32(graph.D(4)), f32(graph.D(4))},
+			1, []string{"float32[N,4,?]", "float32[4]", "float32[4]", "float32[4]", "float32[4]"}},
+		{"dropout_train", pnNode(graph.DomainGotrain, "DropoutTrain", 4, 2), []*graph.Type{f32(N, graph.D(10)), f32(),
+			graph.NewType(tensor.Int64, nil), graph.NewType(tensor.Int64, nil)}, 1, []string{"float32[N,10]", "bool[N,10]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := graph.Lookup(tc.node.Domain, tc.node.OpType).Infer(tc.node, tc.in, tc.opset)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, w := range tc.want {
+				if g := out[i].String(); g != w {
+					t.Fatalf("output %d: %s, want %s", i, g, w)
+				}
+			}
+		})
+	}
+}
