@@ -1,0 +1,195 @@
+package strategy_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/models"
+	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/strategy"
+	"github.com/gotrain/gotrain/tensor"
+	"github.com/gotrain/gotrain/train"
+)
+
+// setup builds a strategy over a zoo model with the given replica count
+// (0: single device).
+func setup(t *testing.T, model string, dropout float64, oc optim.Config, replicas int) (strategy.Strategy, *graph.Training) {
+	t.Helper()
+	m, err := models.Build(model, models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3, Dropout: dropout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := map[string]*tensor.Tensor{}
+	for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
+		init[n] = m.Graph.Initializer(n)
+	}
+	devices := max(replicas, 1)
+	sc := strategy.Config{Backend: cpu.New(cpu.Options{Devices: devices, Threads: devices}), Training: tr, Update: up, Init: init, CheckReplicas: true, Replicas: replicas}
+	var st strategy.Strategy
+	if replicas == 0 {
+		st, err = strategy.NewSingleDevice(sc)
+	} else {
+		st, err = strategy.NewMirrored(sc)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, tr
+}
+
+func batch(n int, seed uint64) strategy.Batch {
+	r := rand.New(rand.NewPCG(seed, 9))
+	x := tensor.New(tensor.Float32, n, 1, 12, 12)
+	for i := range x.Float32s() {
+		x.Float32s()[i] = float32(r.NormFloat64())
+	}
+	y := tensor.New(tensor.Int64, n)
+	for i := range y.Int64s() {
+		y.Int64s()[i] = int64(r.IntN(5))
+	}
+	return strategy.Batch{Inputs: map[string]*tensor.Tensor{"input": x}, Labels: y}
+}
+
+// TestMirroredEqualsSingle runs the same steps (uneven last batch
+// included) on one device and on 2, 3 and 4 mirrored replicas and requires
+// the same weights within 1e-6 relative (+1e-7 absolute for weights near
+// zero): replicas only change the order in which per-sample gradients are
+// summed, a float32 rounding effect of ~1e-7 per step. Dropout masks are a
+// function of the global sample index, so they agree exactly.
+func TestMirroredEqualsSingle(t *testing.T) {
+	cases := []struct {
+		name    string
+		model   string
+		dropout float64
+		oc      optim.Config
+	}{
+		{"adam", "cnn", 0, optim.Config{Name: "adam", LR: 1e-3}},
+		{"sgd-momentum-l2", "cnn", 0, optim.Config{Name: "momentum", LR: 0.05, Momentum: 0.9, WeightDecay: 5e-4}},
+		{"adamw-dropout", "cnn", 0.3, optim.Config{Name: "adamw", LR: 1e-3, WeightDecay: 0.01, DecayMode: optim.DecayDecoupled}},
+		{"nesterov-mlp", "mlp", 0, optim.Config{Name: "nesterov", LR: 0.05, Momentum: 0.9, ClipNorm: 1}},
+	}
+	sizes := []int{12, 12, 12, 7} // the last batch does not divide evenly
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			run := func(replicas int) (map[string]*tensor.Tensor, []float64) {
+				st, _ := setup(t, c.model, c.dropout, c.oc, replicas)
+				var losses []float64
+				for i, n := range sizes {
+					r, err := st.Step(context.Background(), batch(n, uint64(i)), c.oc.LR, int64(i+1), int64(100+i))
+					if err != nil {
+						t.Fatalf("replicas %d step %d: %v", replicas, i+1, err)
+					}
+					losses = append(losses, r.Loss)
+				}
+				w, err := st.Weights()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return w, losses
+			}
+			want, wantLoss := run(0)
+			for _, r := range []int{2, 3, 4} {
+				got, loss := run(r)
+				for i := range loss {
+					if math.Abs(loss[i]-wantLoss[i]) > 1e-6*math.Abs(wantLoss[i]) {
+						t.Errorf("replicas %d: loss of step %d is %v, single device %v", r, i+1, loss[i], wantLoss[i])
+					}
+				}
+				worst := 0.0
+				for name, w := range want {
+					g := got[name]
+					for i := 0; i < w.Len(); i++ {
+						a, b := w.AsFloat64(i), g.AsFloat64(i)
+						d := math.Abs(a - b)
+						if d > 1e-6*math.Abs(a)+1e-7 {
+							t.Fatalf("replicas %d: %s[%d] = %v, single device %v", r, name, i, b, a)
+						}
+						worst = math.Max(worst, d)
+					}
+				}
+				t.Logf("replicas %d: max abs weight difference to single device %.2g", r, worst)
+			}
+		})
+	}
+}
+
+func TestBadConfigurations(t *testing.T) {
+	m, err := models.Build("mlp", models.Options{Input: []int{1, 4, 4}, Classes: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	up, err := optim.BuildUpdate(optim.Config{Name: "sgd", LR: 0.1}, train.ParamsOf(m, tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := map[string]*tensor.Tensor{}
+	for _, n := range tr.Params {
+		init[n] = m.Graph.Initializer(n)
+	}
+	for _, c := range []struct {
+		replicas, devices int
+		want              string
+	}{
+		{-1, 2, "need at least 1"},
+		{3, 2, "has 2 devices"},
+	} {
+		_, err := strategy.NewMirrored(strategy.Config{Backend: cpu.New(cpu.Options{Devices: c.devices}), Training: tr, Update: up, Init: init, Replicas: c.replicas})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("replicas %d on %d devices: error %v, want one containing %q", c.replicas, c.devices, err, c.want)
+		}
+	}
+	st, err := strategy.NewMirrored(strategy.Config{Backend: cpu.New(cpu.Options{Devices: 4}), Training: tr, Update: up, Init: init, Replicas: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := tensor.New(tensor.Float32, 3, 1, 4, 4)
+	y := tensor.New(tensor.Int64, 3)
+	_, err = st.Step(context.Background(), strategy.Batch{Inputs: map[string]*tensor.Tensor{"input": x}, Labels: y}, 0.1, 1, 0)
+	if err == nil || !strings.Contains(err.Error(), "cannot be split over 4 replicas") {
+		t.Errorf("3 samples on 4 replicas: error %v", err)
+	}
+}
+
+// TestReplicaFailure makes one replica's share invalid (a label out of
+// range) and checks the error names the replica, the others stop, and the
+// weights are untouched (no update ran).
+func TestReplicaFailure(t *testing.T) {
+	st, _ := setup(t, "mlp", 0, optim.Config{Name: "sgd", LR: 0.1}, 2)
+	before, err := st.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := batch(8, 1)
+	b.Labels.Int64s()[6] = 99 // in replica 1's half
+	_, err = st.Step(context.Background(), b, 0.1, 1, 0)
+	if err == nil || !strings.Contains(err.Error(), "replica 1") {
+		t.Fatalf("error %v, want one naming replica 1", err)
+	}
+	after, err := st.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range before {
+		if fmt.Sprint(w.Float32s()) != fmt.Sprint(after[name].Float32s()) {
+			t.Fatalf("%s changed although the step failed", name)
+		}
+	}
+}
