@@ -90,9 +90,16 @@ func init() {
 	RegisterGrad(DomainGotrain, "DropoutTrain", func(c *GradContext, n *Node, d []string) ([]string, error) {
 		x := n.Inputs[0]
 		mask := ensureOutput(c, n, 1, n.Name+"_mask")
-		m := c.Op("Cast", mask).With(AInt("to", int64(c.Type(x).DType))).Out()
-		keep := c.Op("Sub", c.ScalarLike(x, 1), n.Inputs[1]).Out()
-		return []string{c.Op("Div", c.Op("Mul", d[0], m).Out(), keep).Out(), "", "", ""}, nil
+		ratio := n.Inputs[1]
+		if rt := c.Type(ratio); rt != nil && rt.DType != c.Type(x).DType {
+			// ratio is float32 whatever X's dtype (float64 X).
+			ratio = c.Op("Cast", ratio).With(AInt("to", int64(c.Type(x).DType))).Out()
+		}
+		keep := c.Op("Sub", c.ScalarLike(x, 1), ratio).Out()
+		// Where rather than mask*d/keep: with ratio 1 the mask is all false
+		// and keep is 0, and the gradient must be 0, not 0/0.
+		g := c.Op("Where", mask, c.Op("Div", d[0], keep).Out(), c.ScalarLike(x, 0)).Out()
+		return []string{g, "", "", ""}, nil
 	})
 	RegisterGrad("", "Dropout", func(c *GradContext, n *Node, d []string) ([]string, error) {
 		// An inference-mode Dropout is the identity (training graphs use

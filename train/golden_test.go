@@ -46,7 +46,7 @@ func closeTo(t *testing.T, what string, want, got *tensor.Tensor, abs, rel float
 	for i := 0; i < want.Len(); i++ {
 		w, g := want.AsFloat64(i), got.AsFloat64(i)
 		d := math.Abs(w - g)
-		if d > abs+rel*math.Abs(w) {
+		if !(d <= abs+rel*math.Abs(w)) {
 			t.Fatalf("%s: element %d is %g, want %g (tolerance %g abs + %g rel)", what, i, g, w, abs, rel)
 		}
 		worst = math.Max(worst, d)

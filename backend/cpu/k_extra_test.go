@@ -423,6 +423,7 @@ func TestExtraSchemas(t *testing.T) {
 	b := graph.NewType(tensor.Bool, graph.Shape{graph.Sym("N"), graph.D(3)})
 	f := graph.NewType(tensor.Float32, graph.Shape{graph.Sym("N"), graph.D(3)})
 	i64 := func(s ...graph.Dim) *graph.Type { return graph.NewType(tensor.Int64, s) }
+	f3 := func(s ...graph.Dim) *graph.Type { return graph.NewType(tensor.Float32, s) }
 	cases := []struct {
 		name  string
 		node  *graph.Node
@@ -446,6 +447,9 @@ func TestExtraSchemas(t *testing.T) {
 		{"InstanceNorm", ewNode("", "InstanceNormalization", 3, 1), 6, []*graph.Type{graph.NewType(tensor.Float32, graph.Shape{graph.Sym("N"), graph.D(3), graph.D(8)}), graph.NewType(tensor.Float32, graph.Shape{graph.D(3)}), graph.NewType(tensor.Float32, graph.Shape{graph.D(3)})}, "float32[N,3,8]"},
 		{"InstanceNorm channels", ewNode("", "InstanceNormalization", 3, 1), 6, []*graph.Type{graph.NewType(tensor.Float32, graph.Shape{graph.Sym("N"), graph.D(3), graph.D(8)}), graph.NewType(tensor.Float32, graph.Shape{graph.D(4)}), graph.NewType(tensor.Float32, graph.Shape{graph.D(4)})}, ""},
 		{"MVN bad axis", ewNode("", "MeanVarianceNormalization", 1, 1, graph.AInts("axes", 5)), 13, []*graph.Type{f}, ""},
+		{"Einsum symbolic", ewNode("", "Einsum", 2, 1, graph.AString("equation", "bij,bjk->bik")), 12, []*graph.Type{f3(graph.Sym("N"), graph.D(3), graph.D(4)), f3(graph.Sym("N"), graph.D(4), graph.D(5))}, "float32[N,3,5]"},
+		{"Einsum ellipsis broadcast", ewNode("", "Einsum", 2, 1, graph.AString("equation", "...ij,...jk")), 12, []*graph.Type{f3(graph.D(7), graph.D(1), graph.D(3), graph.D(4)), f3(graph.D(2), graph.D(4), graph.D(5))}, "float32[7,2,3,5]"},
+		{"Einsum mismatch", ewNode("", "Einsum", 2, 1, graph.AString("equation", "ij,jk->ik")), 12, []*graph.Type{f3(graph.D(3), graph.D(4)), f3(graph.D(6), graph.D(5))}, ""},
 		{"Hardmax bad axis", ewNode("", "Hardmax", 1, 1, graph.AInt("axis", 2)), 13, []*graph.Type{f}, ""},
 	}
 	for _, c := range cases {
@@ -491,6 +495,10 @@ func TestEinsumAgainstLoops(t *testing.T) {
 			}
 		}
 	}
+	batchSum := make([]float64, 3*5)
+	for o, v := range matmul {
+		batchSum[o%15] += v
+	}
 	transposed := make([]float64, 4*3*2) // "bij->jib"
 	sumAll := 0.0
 	for bb := 0; bb < 2; bb++ {
@@ -518,7 +526,8 @@ func TestEinsumAgainstLoops(t *testing.T) {
 		want  []float64
 	}{
 		{"bij, bjk -> bik", []*tensor.Tensor{a, b}, []int{2, 3, 5}, matmul},
-		{"bij,bjk", []*tensor.Tensor{a, b}, []int{2, 3, 5}, matmul}, // implicit: b, i, k in order
+		// Implicit output: the letters that occur once (i, k); b is summed too.
+		{"bij,bjk", []*tensor.Tensor{a, b}, []int{3, 5}, batchSum},
 		{"...ij,...jk->...ik", []*tensor.Tensor{a, b}, []int{2, 3, 5}, matmul},
 		{"bij->jib", []*tensor.Tensor{a}, []int{4, 3, 2}, transposed},
 		{"bij->", []*tensor.Tensor{a}, []int{}, []float64{sumAll}},
@@ -541,9 +550,22 @@ func TestEinsumAgainstLoops(t *testing.T) {
 	if got := ewMustRun(t, ewNode("", "Einsum", 2, 1, graph.AString("equation", "i,i")), 12, x, y)[0].Int32s(); got[0] != -24 {
 		t.Errorf("i,i = %d, want -24", got[0])
 	}
-	for _, eq := range []string{"ij,jk->ik", "ij->ii", "i.j->ij", "ij->k"} {
-		if _, err := ewRun(t, ewNode("", "Einsum", 1, 1, graph.AString("equation", eq)), 12, a); err == nil {
-			t.Errorf("equation %q on one rank-3 input: no error", eq)
+	// Each bad equation is applied to one input of shape [2, 3] (the last
+	// one to the rank-3 a), so that only the named fault can make it fail.
+	m := ewRandF64(r, 2, 3)
+	for _, c := range []struct {
+		eq string
+		x  *tensor.Tensor
+	}{
+		{"ij,jk->ik", m}, // two terms, one input
+		{"ij->ii", m},    // repeated output subscript
+		{"i.j->ij", m},   // not a letter
+		{"ij->k", m},     // output subscript in no input
+		{"ij->i", a},     // rank 3 against two subscripts
+	} {
+		var ne *graph.NodeError
+		if _, err := ewRun(t, ewNode("", "Einsum", 1, 1, graph.AString("equation", c.eq)), 12, c.x); !errors.As(err, &ne) {
+			t.Errorf("equation %q on shape %v: err %v, want a node error", c.eq, c.x.Shape(), err)
 		}
 	}
 }

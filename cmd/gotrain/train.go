@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -420,6 +419,10 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {
 		return err
 	}
+	curves := filepath.Join(f.Out, "curves.png")
+	if err := plotCurves(curves, res.History); err != nil {
+		return err
+	}
 	bestEpoch, bestVal := 0, 0.0
 	for i, l := range res.History {
 		if v, ok := l[monitor]; ok && (i == 0 || v < bestVal) {
@@ -427,7 +430,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %.4f at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, bestVal, bestEpoch)
-	fmt.Fprintf(stdout, "best model: %s\nlast model: %s\nhistory: %s\n", best, last, filepath.Join(f.Out, "history.csv"))
+	fmt.Fprintf(stdout, "best model: %s\nlast model: %s\nhistory: %s\nlearning curves: %s\n", best, last, filepath.Join(f.Out, "history.csv"), curves)
 	if test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
@@ -489,5 +492,3 @@ func progressPrinter(w io.Writer) func(train.Progress) {
 		}
 	}
 }
-
-var _ = flag.ErrHelp
