@@ -189,7 +189,11 @@ func im2col[T float32 | float64](g *colGeom, x, col []T, ld int) {
 
 // col2im adds col (rows x colVol) into x (c x imgVol): the adjoint of
 // im2col. Entries that fall in the padding are dropped.
-func col2im[T float32 | float64](g *colGeom, col, x []T) {
+func col2im[T float32 | float64](g *colGeom, col, x []T) { col2imLD(g, col, g.colVol, x) }
+
+// col2imLD is col2im for a col whose rows are ld apart (several images'
+// columns side by side).
+func col2imLD[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
 	OD, OH, OW := g.col[0], g.col[1], g.col[2]
 	D, H, W := g.img[0], g.img[1], g.img[2]
 	plane := OH * OW
@@ -199,7 +203,7 @@ func col2im[T float32 | float64](g *colGeom, col, x []T) {
 		for kd := 0; kd < g.k[0]; kd++ {
 			for kh := 0; kh < g.k[1]; kh++ {
 				for kw := 0; kw < g.k[2]; kw++ {
-					srcRow := col[row*g.colVol : (row+1)*g.colVol]
+					srcRow := col[row*ld : row*ld+g.colVol]
 					row++
 					lo, hi := g.wLo[kw], g.wHi[kw]
 					if lo == hi {
@@ -242,6 +246,10 @@ func col2im[T float32 | float64](g *colGeom, col, x []T) {
 // convPlan is what the factory works out once per node.
 // convBatchCols is the product width below which Conv batches images.
 const convBatchCols = 512
+
+// convGradBatchCols is the same for ConvGrad, whose dW product has the
+// columns as its inner dimension: longer is better there.
+const convGradBatchCols = 512
 
 type convPlan struct {
 	kind   convKind
@@ -330,8 +338,12 @@ func convFactory(kind convKind) Factory {
 			pl.nw = 1
 		}
 		pl.bimg = 1
-		if kind == convForward && pl.groups == 1 && !pl.geom.identity && !pl.small && pl.geom.colVol < convBatchCols {
-			pl.bimg = min((convBatchCols+pl.geom.colVol-1)/pl.geom.colVol, (pl.units+pl.nw-1)/pl.nw)
+		batchCols := convBatchCols
+		if kind == convGrad {
+			batchCols = convGradBatchCols
+		}
+		if (kind == convForward || kind == convGrad) && pl.groups == 1 && !pl.geom.identity && !pl.small && pl.geom.colVol < batchCols {
+			pl.bimg = min((batchCols+pl.geom.colVol-1)/pl.geom.colVol, (pl.units+pl.nw-1)/pl.nw)
 		}
 		dt := p.In[xi].DType
 		for _, t := range p.In {
@@ -464,7 +476,11 @@ func (r *convRunner[T]) runChunk(lo, hi int) {
 	units, nw := r.pl.units, r.pl.nw
 	for i := lo; i < hi; i++ {
 		if r.pl.bimg > 1 {
-			r.runBatched(i, i*units/nw, (i+1)*units/nw)
+			if r.pl.kind == convGrad {
+				r.runGradBatched(i, i*units/nw, (i+1)*units/nw)
+			} else {
+				r.runBatched(i, i*units/nw, (i+1)*units/nw)
+			}
 			continue
 		}
 		r.runUnits(i, i*units/nw, (i+1)*units/nw, nil)
@@ -588,6 +604,40 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 				for j, v := range src {
 					dst[j] = v + bv
 				}
+			}
+		}
+	}
+}
+
+// runGradBatched is ConvGrad over images [n0, n1) (one group), bimg images
+// per product: their dY side by side as one [cout, bimg*colVol] matrix, so
+// dW takes one long product over all their columns and dX one product
+// followed by a col2im per image. Short per-image products run slowly in
+// BLAS; these are bimg times longer.
+func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
+	pl, g := r.pl, r.geom()
+	col, dyc := r.cols[worker], r.outs[worker]
+	for n := n0; n < n1; n += pl.bimg {
+		nb := min(pl.bimg, n1-n)
+		ld := nb * g.colVol
+		for b := 0; b < nb; b++ {
+			dy := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
+			for m := 0; m < pl.cout; m++ {
+				copy(dyc[m*ld+b*g.colVol:][:g.colVol], dy[m*g.colVol:(m+1)*g.colVol])
+			}
+		}
+		if pl.wantDW {
+			for b := 0; b < nb; b++ {
+				im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
+			}
+			gemmT(false, true, pl.cout, g.rows, ld, 1, dyc, ld, col, ld, 1, r.parts[worker], g.rows)
+		}
+		if pl.wantDX {
+			gemmT(true, false, g.rows, ld, pl.cout, 1, r.w, g.rows, dyc, ld, 0, col, ld)
+			for b := 0; b < nb; b++ {
+				dx := r.dx[(n+b)*pl.cin*g.imgVol:][:g.imageLen]
+				clear(dx)
+				col2imLD(g, col[b*g.colVol:], ld, dx)
 			}
 		}
 	}

@@ -306,23 +306,36 @@ func newAdamUpdate(p *Prep) (Kernel, error) {
 }
 
 func (k *adamKernel) run(lo, hi int) {
-	for i := lo; i < hi; i++ {
-		pv, mv, vv := k.p[i], k.m[i], k.v[i]
-		g := k.prep.apply(k.g[i], pv)
-		if k.decWD != 0 {
-			pv *= k.shrink
+	// Locals and equal-length slices let the compiler keep everything in
+	// registers and drop bounds checks: this loop is memory-bound on large
+	// layers, and each field load through k would cost a reload per element.
+	p := k.p[lo:hi]
+	n := len(p)
+	g, m, v := k.g[lo:hi][:n], k.m[lo:hi][:n], k.v[lo:hi][:n]
+	po, mo, vo := k.po[lo:hi][:n], k.mo[lo:hi][:n], k.vo[lo:hi][:n]
+	b1, omb1, b2, omb2 := k.b1, k.omb1, k.b2, k.omb2
+	eps, stepSize, shrink := k.eps, k.stepSize, k.shrink
+	bc2s := k.bc2s
+	if k.keras {
+		bc2s = 1
+	}
+	prep := k.prep
+	plain := prep.scale == 1 && prep.clip == 0 && prep.wd == 0
+	dec := k.decWD != 0
+	for i := range p {
+		pv, gv := p[i], g[i]
+		if !plain {
+			gv = prep.apply(gv, pv)
 		}
-		mv = mv*k.b1 + g*k.omb1
-		vv = vv*k.b2 + k.omb2*g*g
-		var denom float32
-		if k.keras {
-			denom = sqrt32(vv) + k.eps
-		} else {
-			denom = sqrt32(vv)/k.bc2s + k.eps
+		if dec {
+			pv *= shrink
 		}
-		k.po[i] = pv - k.stepSize*(mv/denom)
-		k.mo[i] = mv
-		k.vo[i] = vv
+		mv := m[i]*b1 + gv*omb1
+		vv := v[i]*b2 + omb2*gv*gv
+		denom := sqrt32(vv)/bc2s + eps
+		po[i] = pv - stepSize*(mv/denom)
+		mo[i] = mv
+		vo[i] = vv
 	}
 }
 
