@@ -41,6 +41,7 @@ func init() {
 		{"models", "list or export the built-in models", cmdModels},
 		{"conformance", "run ONNX's backend tests on a backend", cmdConformance},
 		{"augment", "draw a grid of augmented samples to a PNG", cmdAugment},
+		{"bench", "measure a model's inference or training throughput", cmdBench},
 	}
 }
 
@@ -102,27 +103,65 @@ type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
+// flagSet is a command's flags. Flags and positional arguments may be
+// mixed (gotrain predict a.png --top 1 b.png); --help prints the flags
+// and examples to stdout, and a bad flag becomes a usage error that names
+// it.
+type flagSet struct {
+	*flag.FlagSet
+	name string
+	help func()   // prints the flags and examples
+	args []string // positional arguments, in order
+}
+
 // newFlags makes a flag set that reports errors instead of exiting.
-func newFlags(name, examples string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: gotrain %s [FLAGS]\n\nFlags:\n", name)
+func newFlags(name, examples string, stdout io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), name: name}
+	fs.SetOutput(io.Discard) // errors are returned, and printed once by run
+	fs.Usage = func() {} // flag calls it on errors too; parse prints help itself
+	fs.help = func() {
+		fmt.Fprintf(stdout, "Usage: gotrain %s [FLAGS]\n\nFlags:\n", name)
+		fs.SetOutput(stdout)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 		if examples != "" {
-			fmt.Fprintf(stderr, "\nExamples:\n%s\n", examples)
+			fmt.Fprintf(stdout, "\nExamples:\n%s\n", examples)
 		}
 	}
 	return fs
 }
 
-// parse parses flags, turning flag errors into usage errors.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+// Args, NArg and Arg are the positional arguments of every parse round.
+func (fs *flagSet) Args() []string { return fs.args }
+func (fs *flagSet) NArg() int      { return len(fs.args) }
+func (fs *flagSet) Arg(i int) string {
+	if i < len(fs.args) {
+		return fs.args[i]
 	}
-	return nil
+	return ""
+}
+
+// parse parses flags, turning flag errors into usage errors. Parsing
+// resumes after each positional argument; after "--" the rest are
+// positional.
+func parse(fs *flagSet, args []string) error {
+	for {
+		if err := fs.FlagSet.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fs.help()
+				return err
+			}
+			return usagef("%v (run 'gotrain %s --help' for the flags)", err, fs.name)
+		}
+		rest := fs.FlagSet.Args()
+		if len(rest) == 0 {
+			return nil
+		}
+		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
+			fs.args = append(fs.args, rest...)
+			return nil
+		}
+		fs.args = append(fs.args, rest[0])
+		args = rest[1:]
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
@@ -70,7 +72,7 @@ func argmax(r []float32) int {
 }
 
 func cmdEval(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("eval", "  gotrain eval --model out/best_model.onnx --data mnist --split test", stderr)
+	fs := newFlags("eval", "  gotrain eval --model out/best_model.onnx --data mnist --split test", stdout)
 	model := fs.String("model", "", "ONNX model")
 	dataSpec := fs.String("data", "mnist", "dataset (as for train)")
 	split := fs.String("split", "test", "test or train (built-in datasets)")
@@ -87,6 +89,14 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	}
 	if *limit < 0 {
 		return usagef("--limit %d: must not be negative", *limit)
+	}
+	if *resize != "" {
+		if _, _, err := parseHW(*resize); err != nil {
+			return err
+		}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	m, err := graph.Load(*model)
 	if err != nil {
@@ -105,9 +115,18 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	d.Rescale(1 / 255.0)
-	if d, _, err = d.ForInput(intShape(m.Graph.Inputs[0].Shape)); err != nil {
-		return fmt.Errorf("the data does not fit the model: %w", err)
+	d.Rescale(pixelScale(*dataSpec, tr))
+	if len(m.Graph.Inputs) != 1 {
+		return fmt.Errorf("model %s has %d inputs; eval feeds models with one image input", *model, len(m.Graph.Inputs))
+	}
+	in := m.Graph.Inputs[0]
+	fit, _, err := d.ForInput(intShape(in.Shape))
+	if err != nil {
+		return misfit(*model, in, d)
+	}
+	d = fit
+	if err := checkClasses(*model, m, d, graph.CrossEntropy); err != nil {
+		return err
 	}
 	b, err := openBackend("cpu", 1, 0)
 	if err != nil {
@@ -128,7 +147,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdPredict(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("predict", "  gotrain predict --model best_model.onnx --top 3 digit.png x.npy", stderr)
+	fs := newFlags("predict", "  gotrain predict --model best_model.onnx --top 3 digit.png x.npy", stdout)
 	model := fs.String("model", "", "ONNX model")
 	top := fs.Int("top", 3, "classes to print per file")
 	if err := parse(fs, args); err != nil {
@@ -220,7 +239,7 @@ func readSample(path string, shape []int) (*tensor.Tensor, error) {
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "  gotrain run --model m.onnx --input x=x.npy --output-dir out\n  gotrain run --model m.onnx --input x.npy --output-dir out", stderr)
+	fs := newFlags("run", "  gotrain run --model m.onnx --input x=x.npy --output-dir out\n  gotrain run --model m.onnx --input x.npy --output-dir out", stdout)
 	model := fs.String("model", "", "ONNX model")
 	outDir := fs.String("output-dir", ".", "folder for NAME.npy outputs")
 	var inputs multiFlag
@@ -250,6 +269,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		t, err := tensor.ReadNPYFile(file)
 		if err != nil {
 			return err
+		}
+		if err := fitsInput(m.Graph.Input(name), t); err != nil {
+			return fmt.Errorf("input %q (%s): %w", name, file, err)
 		}
 		feeds[name] = t
 	}
@@ -287,6 +309,25 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// fitsInput checks a tensor against a graph input's declared dtype and
+// known dims.
+func fitsInput(in *graph.ValueInfo, t *tensor.Tensor) error {
+	if in.DType != t.DType() {
+		return fmt.Errorf("expected %v, got %v%v", &in.Type, t.DType(), t.Shape())
+	}
+	if !in.RankKnown {
+		return nil
+	}
+	bad := len(in.Shape) != len(t.Shape())
+	for i := 0; !bad && i < len(in.Shape); i++ {
+		bad = in.Shape[i].Known() && int(in.Shape[i].Size) != t.Shape()[i]
+	}
+	if bad {
+		return fmt.Errorf("expected %v, got %v%v", &in.Type, t.DType(), t.Shape())
+	}
+	return nil
+}
+
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r == '/' || r == '\\' || r == 0 {
@@ -310,7 +351,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdInspect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", "  gotrain inspect --model cnn.onnx", stderr)
+	fs := newFlags("inspect", "  gotrain inspect --model cnn.onnx", stdout)
 	model := fs.String("model", "", "ONNX model")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -370,6 +411,13 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdModels(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintln(stdout, "Usage: gotrain models list\n       gotrain models export NAME -o FILE.onnx [FLAGS]\n\nExamples:\n  gotrain models list\n  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx\n\nRun 'gotrain models export --help' for export's flags.")
+		return flag.ErrHelp
+	}
+	if len(args) > 1 && args[0] == "list" {
+		return usagef("models list: unexpected argument %q", args[1])
+	}
 	if len(args) == 0 || args[0] == "list" {
 		for _, n := range models.Names() {
 			fmt.Fprintf(stdout, "%-10s %s\n", n, models.Describe(n))
@@ -379,7 +427,7 @@ func cmdModels(args []string, stdout, stderr io.Writer) error {
 	if args[0] != "export" {
 		return usagef("models: expected list or export, got %q", args[0])
 	}
-	fs := newFlags("models export", "  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx", stderr)
+	fs := newFlags("models export", "  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx", stdout)
 	out := fs.String("o", "", "output .onnx file")
 	input := fs.String("input", "1x28x28", "sample shape CxHxW")
 	classes := fs.Int("classes", 10, "classes")
@@ -421,12 +469,21 @@ func cmdModels(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdConformance(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("conformance", "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0", stderr)
+	fs := newFlags("conformance", "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0", stdout)
 	be := fs.String("backend", "cpu", "backend")
 	dir := fs.String("data", "", "a folder of ONNX backend tests (default: every suite found)")
 	verbose := fs.Bool("v", false, "print every failure")
+	markdown := fs.String("markdown", "", "also write the per-op table as Markdown to this file")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *dir != "" {
+		if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+			return usagef("--data %q: expected a folder of ONNX backend tests (test_*/model.onnx)", *dir)
+		}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
 	}
 	b, err := openBackend(*be, 1, 1)
 	if err != nil {
@@ -468,6 +525,11 @@ func cmdConformance(args []string, stdout, stderr io.Writer) error {
 			u++
 		}
 	}
+	if *markdown != "" {
+		if err := writeOpTable(*markdown, suites, all, p, f, u); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "%d passed, %d failed, %d skipped\n", p, f, u)
 	if f > 0 {
 		return fmt.Errorf("%d tests failed", f)
@@ -476,7 +538,7 @@ func cmdConformance(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdAugment(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("augment", "  gotrain augment --data mnist --augment rotation=20,shift=0.1,zoom=0.1 --out grid.png", stderr)
+	fs := newFlags("augment", "  gotrain augment --data mnist --augment rotation=20,shift=0.1,zoom=0.1 --out grid.png", stdout)
 	dataSpec := fs.String("data", "mnist", "dataset (as for train)")
 	spec := fs.String("augment", "rotation=20,shift=0.1,zoom=0.1", "augmentation spec")
 	out := fs.String("out", "grid.png", "PNG file to write")
@@ -492,7 +554,7 @@ func cmdAugment(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d.Rescale(1 / 255.0)
+	d.Rescale(pixelScale(*dataSpec, d))
 	a, err := augment.New(ac, d.SampleShape())
 	if err != nil {
 		return usagef("--augment: %v", err)
@@ -504,4 +566,26 @@ func cmdAugment(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d originals (left) beside augmented copies\n", *out, n)
 	return nil
+}
+
+// writeOpTable writes the conformance run as a Markdown table of ops.
+func writeOpTable(path string, suites []backend.Suite, all []backend.Result, p, f, u int) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Supported ops\n\nGenerated by `gotrain conformance --markdown` from ONNX's backend tests on the CPU backend")
+	var names []string
+	for _, s := range suites {
+		names = append(names, s.Name)
+	}
+	fmt.Fprintf(&b, " (suites: %s).\nA test counts once for every op it uses; \"unsupported\" tests use an op, dtype or value type gotrain lacks.\n\n", strings.Join(names, ", "))
+	fmt.Fprintf(&b, "Totals: %d passed, %d failed, %d unsupported.\n\n| op | passed | failed | unsupported |\n|---|---|---|---|\n", p, f, u)
+	for _, c := range backend.Tally(all) {
+		if c.Pass == 0 && c.Fail == 0 {
+			continue // ops that only appear in tests we cannot run
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d |\n", c.Op, c.Pass, c.Fail, c.Unsupported)
+	}
+	return checkpoint.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := io.WriteString(w, b.String())
+		return err
+	})
 }
