@@ -118,7 +118,7 @@ type flagSet struct {
 func newFlags(name, examples string, stdout io.Writer) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), name: name}
 	fs.SetOutput(io.Discard) // errors are returned, and printed once by run
-	fs.Usage = func() {} // flag calls it on errors too; parse prints help itself
+	fs.Usage = func() {}     // flag calls it on errors too; parse prints help itself
 	fs.help = func() {
 		fmt.Fprintf(stdout, "Usage: gotrain %s [FLAGS]\n\nFlags:\n", name)
 		fs.SetOutput(stdout)
