@@ -232,8 +232,15 @@ func newEngine(cfg Config) (*engine, error) {
 	return e, nil
 }
 
+// bucketElems is the size under which gradients are reduced together in
+// one flat bucket: a model with many small tensors (biases, norms) then
+// costs one reduction, not one per tensor.
+const bucketElems = 1 << 15
+
 // reduceModel builds sum_r w_r * g_r for every gradient, r in fixed order.
-// Inputs are "g<r>:<grad>" and the weights "w<r>" (float32 scalars).
+// Inputs are "g<r>:<grad>" and the weights "w<r>" (float32 scalars);
+// outputs "sum:<grad>". Small gradients are flattened into one bucket per
+// replica, reduced once, and split back.
 func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 	b := graph.NewBuilder("allreduce", 17)
 	w := make([]string, replicas)
@@ -244,15 +251,56 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	in := func(r int, g string) string {
+		t := types[g]
+		return b.Input(fmt.Sprintf("g%d:%s", r, g), t.DType, t.Shape...)
+	}
+	var bucket []string
+	var sizes []int64
 	for _, g := range tr.Grads {
 		t := types[g]
+		shape, ok := t.Concrete()
+		if ok && t.DType == tensor.Float32 && tensor.NumElements(shape) < bucketElems && len(tr.Grads) > 1 {
+			bucket = append(bucket, g)
+			sizes = append(sizes, int64(tensor.NumElements(shape)))
+			continue
+		}
 		parts := make([]string, replicas)
 		for r := range parts {
-			in := b.Input(fmt.Sprintf("g%d:%s", r, g), t.DType, t.Shape...)
-			parts[r] = b.Op("Mul", in, w[r]).Out()
+			parts[r] = b.Op("Mul", in(r, g), w[r]).Out()
 		}
 		b.Op("Sum", parts...).Named("sum:" + g)
 		b.Output("sum:" + g)
+	}
+	if len(bucket) > 0 {
+		flat := b.Const(tensor.MustFromSlice([]int64{-1}, 1))
+		parts := make([]string, replicas)
+		for r := range parts {
+			pieces := make([]string, len(bucket))
+			for i, g := range bucket {
+				pieces[i] = b.Op("Reshape", in(r, g), flat).Out()
+			}
+			cat := pieces[0]
+			if len(pieces) > 1 {
+				cat = b.Op("Concat", pieces...).With(graph.AInt("axis", 0)).Out()
+			}
+			parts[r] = b.Op("Mul", cat, w[r]).Out()
+		}
+		sum := b.Op("Sum", parts...).Out()
+		outs := []string{sum}
+		if len(bucket) > 1 {
+			outs = b.OpN(graph.DomainONNX, "Split", len(bucket), sum, b.Const(tensor.MustFromSlice(sizes, len(sizes)))).
+				With(graph.AInt("axis", 0)).Outs()
+		}
+		for i, g := range bucket {
+			shape, _ := types[g].Concrete()
+			dims := make([]int64, len(shape))
+			for j, d := range shape {
+				dims[j] = int64(d)
+			}
+			b.Op("Reshape", outs[i], b.Const(tensor.MustFromSlice(dims, len(dims)))).Named("sum:" + g)
+			b.Output("sum:" + g)
+		}
 	}
 	return b.Model()
 }
