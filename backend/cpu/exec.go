@@ -585,7 +585,6 @@ func (e *executable) Outputs() []string { return e.outputs }
 
 // Run executes the graph.
 func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (map[string]backend.Buffer, error) {
-	shapes := make(map[string][]int, len(e.inputs))
 	p := e.last
 	match := p != nil
 	for _, in := range e.inputs {
@@ -610,7 +609,6 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 				}
 			}
 		}
-		shapes[in.Name] = cb.t.Shape()
 		if match {
 			if ft := p.slots[p.inputs[in.Name]].t; ft == nil || !tensor.SameShape(ft.Shape(), cb.t.Shape()) {
 				match = false
@@ -623,6 +621,10 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 		}
 	}
 	if !match {
+		shapes := make(map[string][]int, len(e.inputs))
+		for _, in := range e.inputs {
+			shapes[in.Name] = feeds[in.Name].Shape()
+		}
 		sig := signature(e.inputs, shapes)
 		p = e.plans[sig]
 		if p == nil {

@@ -7,10 +7,21 @@ import (
 
 // Pool runs parallel loops on a fixed set of worker goroutines. Each
 // executable owns one, sized to its device's share of the cores, so replicas
-// of the mirrored strategy do not fight over threads.
+// of the mirrored strategy do not fight over threads. A pool serves one
+// caller at a time (the executable's Run); its chunk descriptors are
+// allocated once, so a loop allocates nothing beyond what the caller's
+// closure itself needs.
 type Pool struct {
 	n     int
-	tasks chan func()
+	tasks chan *chunk
+	jobs  []chunk
+	wg    sync.WaitGroup
+}
+
+type chunk struct {
+	fn     func(lo, hi int)
+	lo, hi int
+	wg     *sync.WaitGroup
 }
 
 // NewPool starts a pool of n workers (n <= 0: GOMAXPROCS). A pool of one
@@ -19,13 +30,14 @@ func NewPool(n int) *Pool {
 	if n <= 0 {
 		n = runtime.GOMAXPROCS(0)
 	}
-	p := &Pool{n: n}
+	p := &Pool{n: n, jobs: make([]chunk, n)}
 	if n > 1 {
-		p.tasks = make(chan func(), n)
+		p.tasks = make(chan *chunk, n)
 		for i := 0; i < n-1; i++ {
 			go func() {
-				for f := range p.tasks {
-					f()
+				for c := range p.tasks {
+					c.fn(c.lo, c.hi)
+					c.wg.Done()
 				}
 			}()
 		}
@@ -45,8 +57,8 @@ func (p *Pool) Close() {
 }
 
 // For runs fn over [0, n) split into at most Size() contiguous chunks of
-// at least grain items each; the caller's goroutine takes one chunk. It
-// returns when all chunks are done.
+// at least grain items each; the caller's goroutine takes the first chunk.
+// It returns when all chunks are done.
 func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -62,14 +74,18 @@ func (p *Pool) For(n, grain int, fn func(lo, hi int)) {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
 	step := (n + chunks - 1) / chunks
+	i := 1
 	for lo := step; lo < n; lo += step {
-		hi := min(lo+step, n)
-		wg.Add(1)
-		lo := lo
-		p.tasks <- func() { fn(lo, hi); wg.Done() }
+		c := &p.jobs[i]
+		c.fn, c.lo, c.hi, c.wg = fn, lo, min(lo+step, n), &p.wg
+		p.wg.Add(1)
+		p.tasks <- c
+		i++
 	}
 	fn(0, min(step, n))
-	wg.Wait()
+	p.wg.Wait()
+	for j := 1; j < i; j++ {
+		p.jobs[j].fn = nil // do not keep the caller's data alive
+	}
 }
