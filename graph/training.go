@@ -29,6 +29,9 @@ const (
 type TrainingOptions struct {
 	Loss           Loss
 	LabelSmoothing float64
+	// Reduction is "mean" (default: the mean over the batch's samples) or
+	// "sum" (their sum), as PyTorch's reduction argument.
+	Reduction string
 	// Freeze lists parameter names or path.Match patterns kept constant.
 	Freeze []string
 	// Output is the model output the loss applies to (default: the first).
@@ -57,6 +60,9 @@ type Training struct {
 	// Loss is the scalar loss output; Correct counts correctly classified
 	// samples (classification losses only, else "").
 	Loss, Correct string
+	// SumLoss is set when the loss sums over samples instead of averaging:
+	// strategies then add the replicas' gradients instead of averaging them.
+	SumLoss bool
 	// Seed and Offset are the Dropout inputs ("" without Dropout): a per-step
 	// seed and the index of the batch's first sample in the global batch.
 	Seed, Offset string
@@ -74,6 +80,15 @@ func TrainingGraph(src *Model, o TrainingOptions) (*Training, error) {
 		if _, err := path.Match(pat, ""); err != nil {
 			return nil, fmt.Errorf("training: freeze pattern %q: %v", pat, err)
 		}
+	}
+	switch o.Reduction {
+	case "", "mean":
+	case "sum":
+		if o.Loss == GraphLoss {
+			return nil, fmt.Errorf("training: reduction %q does not apply to a loss the graph computes", o.Reduction)
+		}
+	default:
+		return nil, fmt.Errorf("training: reduction %q: expected mean or sum", o.Reduction)
 	}
 	out := o.Output
 	if out == "" {
@@ -104,7 +119,7 @@ func TrainingGraph(src *Model, o TrainingOptions) (*Training, error) {
 		}
 	}
 
-	tr := &Training{}
+	tr := &Training{SumLoss: o.Reduction == "sum"}
 	evalModel, err := withLoss(src, out, o, tr, false)
 	if err != nil {
 		return nil, err
@@ -284,7 +299,7 @@ func withLoss(src *Model, out string, o TrainingOptions, tr *Training, train boo
 		} else {
 			label(tensor.Int64, append(Shape{batch}, ot.Shape[2:]...))
 		}
-		r = b.OpN(DomainGotrain, "SoftmaxCrossEntropy", 2, logits, tr.Label).With(AString("reduction", "mean"))
+		r = b.OpN(DomainGotrain, "SoftmaxCrossEntropy", 2, logits, tr.Label).With(AString("reduction", reduction(o)))
 		if o.LabelSmoothing != 0 {
 			r.With(AFloat("label_smoothing", float32(o.LabelSmoothing)))
 		}
@@ -298,7 +313,7 @@ func withLoss(src *Model, out string, o TrainingOptions, tr *Training, train boo
 		tr.Correct = b.Op("ReduceSum", eq).With(AInt("keepdims", 0)).Out()
 	case BCEWithLogits:
 		label(ot.DType, ot.Shape)
-		tr.Loss = b.OpN(DomainGotrain, "BCEWithLogits", 1, unwrap("Sigmoid"), tr.Label).With(AString("reduction", "mean")).Out()
+		tr.Loss = b.OpN(DomainGotrain, "BCEWithLogits", 1, unwrap("Sigmoid"), tr.Label).With(AString("reduction", reduction(o))).Out()
 	case MSE, L1:
 		label(ot.DType, ot.Shape)
 		d := b.Op("Sub", out, tr.Label).Out()
@@ -308,7 +323,11 @@ func withLoss(src *Model, out string, o TrainingOptions, tr *Training, train boo
 		} else {
 			e = b.Op("Abs", d).Out()
 		}
-		tr.Loss = b.Op("ReduceMean", e).With(AInt("keepdims", 0)).Out()
+		op := "ReduceMean"
+		if o.Reduction == "sum" {
+			op = "ReduceSum"
+		}
+		tr.Loss = b.Op(op, e).With(AInt("keepdims", 0)).Out()
 	case GraphLoss:
 		if ot.RankKnown && len(ot.Shape) != 0 {
 			return nil, fmt.Errorf("training: loss \"graph\" needs a scalar output, %q is %v", out, ot)
@@ -319,6 +338,13 @@ func withLoss(src *Model, out string, o TrainingOptions, tr *Training, train boo
 		return nil, fmt.Errorf("training: unknown loss %q (have cross_entropy, cross_entropy_onehot, bce, mse, l1, graph)", o.Loss)
 	}
 	return &m, nil
+}
+
+func reduction(o TrainingOptions) string {
+	if o.Reduction == "sum" {
+		return "sum"
+	}
+	return "mean"
 }
 
 // trainingMode rewrites BatchNormalization to use batch statistics (and

@@ -397,6 +397,9 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 	res.Samples = n
 	for r := range e.reps {
 		share := float64(shares[r][1]-shares[r][0]) / float64(n)
+		if e.tr.SumLoss {
+			share = 1 // the global loss is the sum of the replicas' sums
+		}
 		lt, err := e.b.Download(outs[r][e.tr.Loss])
 		if err != nil {
 			return res, err
@@ -420,6 +423,9 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 		feeds := map[string]backend.Buffer{}
 		for r := range e.reps {
 			w := float32(shares[r][1]-shares[r][0]) / float32(n)
+			if e.tr.SumLoss {
+				w = 1
+			}
 			buf, err := e.b.Upload(tensor.Scalar(w), e.reps[0].dev)
 			if err != nil {
 				return res, err

@@ -39,6 +39,10 @@ type Config struct {
 	Loss      graph.Loss
 	// LabelSmoothing applies to cross-entropy.
 	LabelSmoothing float64
+	// Reduction is the loss's reduction over a batch: "mean" (default) or "sum".
+	Reduction string
+	// TopK, when > 1, adds "top<K>_accuracy" to evaluation logs.
+	TopK int
 	// Freeze lists parameters (names or globs) kept constant.
 	Freeze []string
 	// Strategy is "single" (default) or "mirrored".
@@ -121,7 +125,7 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	if cfg.Epochs < 0 {
 		return nil, fmt.Errorf("train: epochs %d: must not be negative", cfg.Epochs)
 	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze})
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction})
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +179,15 @@ func ParamsOf(m *graph.Model, tr *graph.Training) []optim.Param {
 		out = append(out, optim.Param{Name: name, Shape: t.Shape(), Kind: k})
 	}
 	return out
+}
+
+// perSample is what a batch's loss is multiplied by to add it to a sum
+// over samples: its size for a mean, 1 for a sum.
+func (t *Trainer) perSample(n int) float64 {
+	if t.Training.SumLoss {
+		return 1
+	}
+	return float64(n)
 }
 
 // LR is the learning rate of optimizer step `step` in `epoch`.
@@ -391,7 +404,7 @@ func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input strin
 		}
 		t.step = step
 		cb.Step = step
-		lossSum += r.Loss * float64(r.Samples)
+		lossSum += r.Loss * t.perSample(r.Samples)
 		correct += r.Correct
 		samples += r.Samples
 		logs := Logs{"loss": r.Loss}
@@ -440,7 +453,7 @@ func (t *Trainer) Evaluate(ctx context.Context, src data.Source) (Logs, error) {
 		return nil, err
 	}
 	defer it.Close()
-	var loss, correct float64
+	var loss, correct, topk float64
 	var n int
 	for {
 		b, err := it.Next()
@@ -455,9 +468,12 @@ func (t *Trainer) Evaluate(ctx context.Context, src data.Source) (Logs, error) {
 		if err != nil {
 			return nil, err
 		}
-		loss += r.Loss * float64(r.Samples)
+		loss += r.Loss * t.perSample(r.Samples)
 		correct += r.Correct
 		n += r.Samples
+		if t.cfg.TopK > 1 {
+			topk += topKCorrect(r.Output, b.Y, t.cfg.TopK)
+		}
 	}
 	if n == 0 {
 		return nil, fmt.Errorf("train: no samples to evaluate")
@@ -465,8 +481,39 @@ func (t *Trainer) Evaluate(ctx context.Context, src data.Source) (Logs, error) {
 	logs := Logs{"loss": loss / float64(n)}
 	if t.Training.Correct != "" {
 		logs["accuracy"] = correct / float64(n)
+		if t.cfg.TopK > 1 {
+			logs[fmt.Sprintf("top%d_accuracy", t.cfg.TopK)] = topk / float64(n)
+		}
 	}
 	return logs, nil
+}
+
+// topKCorrect counts the rows of scores whose label is among the k highest
+// scores (ties broken towards the lower class index, as argmax does).
+func topKCorrect(scores, labels *tensor.Tensor, k int) float64 {
+	if scores == nil || labels == nil || scores.Rank() != 2 || labels.DType() != tensor.Int64 {
+		return 0
+	}
+	n, c := scores.Shape()[0], scores.Shape()[1]
+	s, y := scores.Float32s(), labels.Int64s()
+	hits := 0
+	for i := 0; i < n && i < len(y); i++ {
+		row := s[i*c : (i+1)*c]
+		l := int(y[i])
+		if l < 0 || l >= c {
+			continue
+		}
+		above := 0
+		for j, v := range row {
+			if v > row[l] || (v == row[l] && j < l) {
+				above++
+			}
+		}
+		if above < k {
+			hits++
+		}
+	}
+	return float64(hits)
 }
 
 // context builds the callbacks' view of this trainer.
