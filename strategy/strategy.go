@@ -87,6 +87,15 @@ type Config struct {
 	// CheckReplicas verifies after each step that replicas read identical
 	// weights (cheap on shared-memory backends, a download elsewhere).
 	CheckReplicas bool
+	// Deterministic makes the weights bit-identical whatever the replica
+	// count: every batch is cut into micro-shards of ShardSize samples
+	// (default 8), each shard's gradient is computed on one thread, and the
+	// shards' gradients are reduced in shard order. It costs intra-op
+	// parallelism (replicas run single-threaded) and a copy of each
+	// shard's gradients, and is refused for models with BatchNorm, whose
+	// statistics depend on the split.
+	Deterministic bool
+	ShardSize     int
 }
 
 type replica struct {
@@ -107,7 +116,7 @@ type engine struct {
 	params   map[string]backend.Buffer // master copies, on the first device
 	state    map[string]backend.Buffer
 	update   backend.Executable
-	reduce   backend.Executable
+	reduces  map[int]backend.Executable // gradient reduction by unit count
 	lr, step backend.Buffer
 	outIndex map[string]int
 }
@@ -144,6 +153,12 @@ func NewMirrored(cfg Config) (Strategy, error) {
 func newEngine(cfg Config) (*engine, error) {
 	if cfg.Backend == nil || cfg.Training == nil || cfg.Update == nil {
 		return nil, fmt.Errorf("strategy: Backend, Training and Update are required")
+	}
+	if cfg.Deterministic && len(cfg.Training.Buffers) > 0 {
+		return nil, fmt.Errorf("strategy: deterministic mode does not support BatchNorm (its batch statistics depend on how the batch is split)")
+	}
+	if cfg.ShardSize < 0 {
+		return nil, fmt.Errorf("strategy: shard size %d: must be positive", cfg.ShardSize)
 	}
 	devs := cfg.Backend.Devices()
 	if len(devs) < cfg.Replicas {
@@ -203,7 +218,11 @@ func newEngine(cfg Config) (*engine, error) {
 				rep.params[p] = buf
 			}
 		}
-		rep.train, err = cfg.Backend.Compile(e.tr.Model, devs[r], backend.CompileOptions{InPlace: inPlace})
+		co := backend.CompileOptions{InPlace: inPlace}
+		if cfg.Deterministic {
+			co.Threads = 1 // kernels' results must not depend on a thread count
+		}
+		rep.train, err = cfg.Backend.Compile(e.tr.Model, devs[r], co)
 		if err != nil {
 			return nil, fmt.Errorf("strategy: compiling the training graph: %w", err)
 		}
@@ -220,13 +239,8 @@ func newEngine(cfg Config) (*engine, error) {
 		return nil, fmt.Errorf("strategy: compiling the optimizer update: %w", err)
 	}
 	if cfg.Replicas > 1 {
-		rm, err := reduceModel(e.tr, cfg.Replicas)
-		if err != nil {
+		if _, err := e.reducer(cfg.Replicas); err != nil {
 			return nil, err
-		}
-		e.reduce, err = cfg.Backend.Compile(rm, dev0, backend.CompileOptions{})
-		if err != nil {
-			return nil, fmt.Errorf("strategy: compiling the gradient reduction: %w", err)
 		}
 	}
 	return e, nil
@@ -307,6 +321,62 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 
 func (e *engine) Replicas() int { return len(e.reps) }
 
+func (e *engine) shardSize() int {
+	if e.cfg.ShardSize > 0 {
+		return e.cfg.ShardSize
+	}
+	return 8
+}
+
+// shards cuts n samples into runs of size (the last one shorter).
+func shards(n, size int) [][2]int {
+	var out [][2]int
+	for lo := 0; lo < n; lo += size {
+		out = append(out, [2]int{lo, min(lo+size, n)})
+	}
+	return out
+}
+
+// reducer returns the gradient reduction over k units, compiled on first use.
+func (e *engine) reducer(k int) (backend.Executable, error) {
+	if ex, ok := e.reduces[k]; ok {
+		return ex, nil
+	}
+	rm, err := reduceModel(e.tr, k)
+	if err != nil {
+		return nil, err
+	}
+	ex, err := e.b.Compile(rm, e.reps[0].dev, backend.CompileOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("strategy: compiling the gradient reduction: %w", err)
+	}
+	if e.reduces == nil {
+		e.reduces = map[int]backend.Executable{}
+	}
+	e.reduces[k] = ex
+	return ex, nil
+}
+
+// keep copies a run's loss, metric and gradients out of the executable's
+// reused buffers, onto the first device.
+func (e *engine) keep(o map[string]backend.Buffer) (map[string]backend.Buffer, error) {
+	names := append([]string{e.tr.Loss}, e.tr.Grads...)
+	if e.tr.Correct != "" {
+		names = append(names, e.tr.Correct)
+	}
+	out := make(map[string]backend.Buffer, len(names))
+	for _, name := range names {
+		t, err := e.b.Download(o[name])
+		if err != nil {
+			return nil, err
+		}
+		if out[name], err = e.b.Upload(t, e.reps[0].dev); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // split returns each replica's [lo, hi) share of n samples.
 func split(n, r int) [][2]int {
 	out := make([][2]int, r)
@@ -375,15 +445,41 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 	if batch.Labels == nil && e.tr.Label != "" {
 		return StepResult{}, fmt.Errorf("strategy: the batch has no labels")
 	}
-	shares := split(n, R)
-	outs := make([]map[string]backend.Buffer, R)
+	// Units of work: one share per replica, or, in deterministic mode,
+	// fixed micro-shards that the replicas take in contiguous runs.
+	units := split(n, R)
+	perRep := make([][]int, R) // unit indices of each replica
+	for r := range perRep {
+		perRep[r] = []int{r}
+	}
+	if e.cfg.Deterministic {
+		units = shards(n, e.shardSize())
+		for r := range perRep {
+			perRep[r] = nil
+			for u := r * len(units) / R; u < (r+1)*len(units)/R; u++ {
+				perRep[r] = append(perRep[r], u)
+			}
+		}
+	}
+	outs := make([]map[string]backend.Buffer, len(units))
 	errs := make([]error, R)
 	var wg sync.WaitGroup
 	for r, rep := range e.reps {
 		wg.Add(1)
 		go func(r int, rep *replica) {
 			defer wg.Done()
-			outs[r], errs[r] = e.runReplica(ctx, rep, batch, shares[r], seed)
+			for _, u := range perRep[r] {
+				o, err := e.runReplica(ctx, rep, batch, units[u], seed)
+				if err == nil && len(perRep[r]) > 1 {
+					// The executable reuses its output buffers: keep copies.
+					o, err = e.keep(o)
+				}
+				if err != nil {
+					errs[r] = err
+					return
+				}
+				outs[u] = o
+			}
 		}(r, rep)
 	}
 	wg.Wait()
@@ -392,55 +488,57 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
 		}
 	}
-	// Loss and metric: batch-weighted mean and sum over replicas.
+	// Loss and metric: batch-weighted mean and sum over units, in order.
 	var res StepResult
 	res.Samples = n
-	for r := range e.reps {
-		share := float64(shares[r][1]-shares[r][0]) / float64(n)
+	weight := func(u int) float64 {
 		if e.tr.SumLoss {
-			share = 1 // the global loss is the sum of the replicas' sums
+			return 1 // the global loss is the sum of the units' sums
 		}
-		lt, err := e.b.Download(outs[r][e.tr.Loss])
+		return float64(units[u][1]-units[u][0]) / float64(n)
+	}
+	for u := range units {
+		lt, err := e.b.Download(outs[u][e.tr.Loss])
 		if err != nil {
 			return res, err
 		}
-		res.Loss += share * scalarF(lt)
+		res.Loss += weight(u) * scalarF(lt)
 		if e.tr.Correct != "" {
-			ct, err := e.b.Download(outs[r][e.tr.Correct])
+			ct, err := e.b.Download(outs[u][e.tr.Correct])
 			if err != nil {
 				return res, err
 			}
 			res.Correct += scalarF(ct)
 		}
 	}
-	// Gradients: the batch-weighted mean over replicas, in replica order.
+	// Gradients: the batch-weighted mean over units, in unit order.
 	grads := map[string]backend.Buffer{}
-	if R == 1 {
+	if len(units) == 1 {
 		for _, g := range e.tr.Grads {
 			grads[g] = outs[0][g]
 		}
 	} else {
+		red, err := e.reducer(len(units))
+		if err != nil {
+			return res, err
+		}
 		feeds := map[string]backend.Buffer{}
-		for r := range e.reps {
-			w := float32(shares[r][1]-shares[r][0]) / float32(n)
-			if e.tr.SumLoss {
-				w = 1
-			}
-			buf, err := e.b.Upload(tensor.Scalar(w), e.reps[0].dev)
+		for u := range units {
+			buf, err := e.b.Upload(tensor.Scalar(float32(weight(u))), e.reps[0].dev)
 			if err != nil {
 				return res, err
 			}
-			feeds[fmt.Sprintf("w%d", r)] = buf
+			feeds[fmt.Sprintf("w%d", u)] = buf
 			for _, g := range e.tr.Grads {
-				feeds[fmt.Sprintf("g%d:%s", r, g)] = outs[r][g]
+				feeds[fmt.Sprintf("g%d:%s", u, g)] = outs[u][g]
 			}
 		}
-		red, err := e.reduce.Run(ctx, feeds)
+		sums, err := red.Run(ctx, feeds)
 		if err != nil {
 			return res, fmt.Errorf("all-reduce: %w", err)
 		}
 		for _, g := range e.tr.Grads {
-			grads[g] = red["sum:"+g]
+			grads[g] = sums["sum:"+g]
 		}
 	}
 	if err := e.applyUpdate(ctx, grads, lr, step); err != nil {

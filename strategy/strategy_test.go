@@ -200,3 +200,68 @@ func TestReplicaFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestDeterministicMode requires bit-identical weights from one device
+// and from 2 and 3 mirrored replicas in deterministic mode (micro-shards
+// reduced in shard order), with Dropout and uneven batches.
+func TestDeterministicMode(t *testing.T) {
+	oc := optim.Config{Name: "adam", LR: 1e-3}
+	run := func(replicas int) map[string]*tensor.Tensor {
+		m, err := models.Build("cnn", models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3, Dropout: 0.2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		init := map[string]*tensor.Tensor{}
+		for _, n := range tr.Params {
+			init[n] = m.Graph.Initializer(n)
+		}
+		sc := strategy.Config{Backend: cpu.New(cpu.Options{Devices: max(replicas, 1), Threads: 2}), Training: tr, Update: up,
+			Init: init, Replicas: replicas, Deterministic: true, ShardSize: 3}
+		var st strategy.Strategy
+		if replicas == 0 {
+			st, err = strategy.NewSingleDevice(sc)
+		} else {
+			st, err = strategy.NewMirrored(sc)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range []int{13, 12, 7} {
+			if _, err := st.Step(context.Background(), batch(n, uint64(i)), oc.LR, int64(i+1), int64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		w, err := st.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	want := run(0)
+	for _, r := range []int{2, 3} {
+		got := run(r)
+		for name, w := range want {
+			a, b := w.Float32s(), got[name].Float32s()
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("replicas %d: %s[%d] = %v, single device %v (not bit-identical)", r, name, i, b[i], a[i])
+				}
+			}
+		}
+	}
+	// BatchNorm is refused.
+	m, _ := models.Build("vgg", models.Options{Input: []int{1, 12, 12}, Classes: 5})
+	tr, _ := graph.TrainingGraph(m, graph.TrainingOptions{})
+	up, _ := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
+	if _, err := strategy.NewSingleDevice(strategy.Config{Backend: cpu.New(cpu.Options{}), Training: tr, Update: up, Deterministic: true}); err == nil || !strings.Contains(err.Error(), "BatchNorm") {
+		t.Errorf("deterministic mode with BatchNorm: error %v", err)
+	}
+}

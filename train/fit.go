@@ -56,6 +56,10 @@ type Config struct {
 	DropRemainder     bool
 	// CheckReplicas verifies replicas agree after each step (mirrored).
 	CheckReplicas bool
+	// Deterministic makes results bit-identical whatever the strategy and
+	// replica count (see strategy.Config.Deterministic for the cost).
+	Deterministic bool
+	ShardSize     int
 	Callbacks     []Callback
 	// Progress, when set, is called after every batch (for progress bars).
 	Progress func(p Progress)
@@ -138,7 +142,8 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	for _, name := range append(append([]string{}, tr.Params...), tr.Buffers...) {
 		init[name] = m.Graph.Initializer(name)
 	}
-	sc := strategy.Config{Backend: cfg.Backend, Training: tr, Update: up, Init: init, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas}
+	sc := strategy.Config{Backend: cfg.Backend, Training: tr, Update: up, Init: init, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas,
+		Deterministic: cfg.Deterministic, ShardSize: cfg.ShardSize}
 	var st strategy.Strategy
 	switch cfg.Strategy {
 	case "", "single":
