@@ -22,7 +22,7 @@ import (
 // PyTorch and ONNX Runtime.
 func cmdBench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
-  gotrain bench --model m.onnx --batch 256 --profile`, stderr)
+  gotrain bench --model m.onnx --batch 256 --profile`, stdout)
 	model := fs.String("model", "cnn", "ONNX file or built-in model")
 	input := fs.String("input", "3x32x32", "sample shape CxHxW for a built-in model")
 	classes := fs.Int("classes", 10, "classes for a built-in model")

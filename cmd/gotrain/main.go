@@ -10,7 +10,9 @@
 //	gotrain augment --data mnist --augment rotation=20,hflip --out grid.png
 //
 // Every flag is checked before any work starts; `gotrain CMD --help` lists
-// a command's flags with examples.
+// a command's flags with examples. `train --config FILE` reads the same
+// settings from a YAML or JSON file whose keys are the flags' names; flags
+// given on the command line override it.
 package main
 
 import (

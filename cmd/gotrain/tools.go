@@ -106,9 +106,11 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d := tr
+	d, splitName := tr, *split
 	if *split == "test" && te != nil {
 		d = te
+	} else if *split == "test" {
+		splitName = "all of it: it has no test split"
 	}
 	if *limit > 0 && *limit < d.Len() {
 		if d, err = d.Head(*limit); err != nil {
@@ -142,7 +144,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 			correct++
 		}
 	}
-	fmt.Fprintf(stdout, "%s on %s (%s, %d samples): accuracy %.4f\n", *model, *dataSpec, *split, len(rows), float64(correct)/float64(len(rows)))
+	fmt.Fprintf(stdout, "%s on %s (%s, %d samples): accuracy %.4f\n", *model, *dataSpec, splitName, len(rows), float64(correct)/float64(len(rows)))
 	return nil
 }
 

@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,8 +26,8 @@ import (
 	"github.com/gotrain/gotrain/train"
 )
 
-// trainFlags are the train command's settings; a JSON config file sets the
-// same keys, and flags given on the command line override it.
+// trainFlags are the train command's settings; a YAML or JSON config file
+// sets the same keys, and flags given on the command line override it.
 type trainFlags struct {
 	Model          string  `json:"model"`
 	Input          string  `json:"input"`
@@ -58,7 +62,7 @@ type trainFlags struct {
 }
 
 func defaultTrainFlags() trainFlags {
-	return trainFlags{Classes: 10, Data: "mnist", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Optimizer: "adam",
+	return trainFlags{Data: "mnist", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Optimizer: "adam",
 		DecayMode: "l2", Loss: "cross_entropy", Out: "out", SaveBestOnly: true, Strategy: "single", Backend: "cpu", Seed: 1}
 }
 
@@ -66,12 +70,17 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	f := defaultTrainFlags()
 	// A config file is read first so flags override it.
 	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		path := ""
 		if (a == "--config" || a == "-config") && i+1 < len(args) {
-			if err := readConfig(args[i+1], &f); err != nil {
-				return err
-			}
-		} else if v, ok := strings.CutPrefix(a, "--config="); ok {
-			if err := readConfig(v, &f); err != nil {
+			path = args[i+1]
+		} else if v, ok := strings.CutPrefix(strings.TrimPrefix(a, "-"), "-config="); ok {
+			path = v
+		}
+		if path != "" {
+			if err := readConfig(path, &f); err != nil {
 				return err
 			}
 		}
@@ -79,12 +88,12 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", `  gotrain train --model cnn.onnx --data mnist --strategy mirrored
   gotrain train --model cnn --input 1x28x28 --data fashion-mnist --subset 1000 --augment rotation=10,shift=0.1 \
       --weight-decay 5e-4 --early-stopping val_loss:5 --out out/run1
-  gotrain train --config run.json --epochs 20`, stderr)
+  gotrain train --config run.yaml --epochs 20`, stdout)
 	var config string
-	fs.StringVar(&config, "config", "", "JSON file with the same keys as the flags (flags override it)")
+	fs.StringVar(&config, "config", "", "YAML or JSON file whose keys are the flags' names (batch_size or batch-size; flags override it)")
 	fs.StringVar(&f.Model, "model", f.Model, "ONNX file, or a built-in model name (see 'gotrain models list')")
 	fs.StringVar(&f.Input, "input", f.Input, "sample shape CxHxW for a built-in model (default: the data's)")
-	fs.IntVar(&f.Classes, "classes", f.Classes, "classes of a built-in model (default: the data's)")
+	fs.IntVar(&f.Classes, "classes", f.Classes, "classes of a built-in model (0: the data's)")
 	fs.StringVar(&f.Data, "data", f.Data, "dataset: mnist, fashion-mnist, digits, an image folder, an .npz file, or X.npy,Y.npy")
 	fs.IntVar(&f.Subset, "subset", f.Subset, "train on a stratified subset of N samples (0: all)")
 	fs.Float64Var(&f.ValSplit, "val-split", f.ValSplit, "fraction held out for validation (stratified, seeded) when --val-data is not set")
@@ -97,7 +106,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum (sgd, momentum, nesterov, rmsprop)")
 	fs.StringVar(&f.Schedule, "schedule", f.Schedule, "learning-rate schedule, e.g. cosine:warmup=500 or step:size=10,gamma=0.1")
 	fs.Float64Var(&f.WeightDecay, "weight-decay", f.WeightDecay, "weight decay coefficient")
-	fs.StringVar(&f.DecayMode, "decay-mode", f.DecayMode, "l2 (added to the gradient) or decoupled (AdamW-style)")
+	fs.StringVar(&f.DecayMode, "decay-mode", f.DecayMode, "l2 (added to the gradient) or decoupled (AdamW-style; adamw always decouples)")
 	fs.Float64Var(&f.ClipNorm, "clip-norm", f.ClipNorm, "clip gradients by global norm (0: off)")
 	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse, l1, graph")
 	fs.Float64Var(&f.LabelSmoothing, "label-smoothing", f.LabelSmoothing, "label smoothing for cross-entropy")
@@ -121,15 +130,157 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	return runTrain(f, stdout, stderr)
 }
 
+// readConfig sets f from a YAML or JSON file whose keys are the flags'
+// names, with "_" or "-". An unknown key, a value of the wrong type or a
+// YAML structure other than flat "key: value" lines is an error naming the
+// file and the key.
 func readConfig(path string, f *trainFlags) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return usagef("config: %v", err)
+		return usagef("--config: %v", err)
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(f); err != nil {
+	fields := map[string]reflect.Value{}
+	var keys []string
+	v := reflect.ValueOf(f).Elem()
+	for i := range v.NumField() {
+		k := v.Type().Field(i).Tag.Get("json")
+		fields[k] = v.Field(i)
+		keys = append(keys, k)
+	}
+	field := func(k string) (reflect.Value, error) {
+		fv, ok := fields[strings.ReplaceAll(k, "-", "_")]
+		if !ok {
+			return fv, usagef("config %s: unknown key %q (keys: %s)", path, k, strings.Join(keys, ", "))
+		}
+		return fv, nil
+	}
+	text := strings.TrimSpace(string(b))
+	if strings.HasPrefix(text, "{") {
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return usagef("config %s: %v", path, err)
+		}
+		names := make([]string, 0, len(raw))
+		for k := range raw {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fv, err := field(k)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(raw[k], fv.Addr().Interface()); err != nil {
+				return usagef("config %s: key %q: expected %s, got %s", path, k, kindName[fv.Kind()], raw[k])
+			}
+		}
+		return nil
+	}
+	pairs, err := parseFlatYAML(string(b))
+	if err != nil {
 		return usagef("config %s: %v", path, err)
+	}
+	for _, p := range pairs {
+		fv, err := field(p.key)
+		if err != nil {
+			return err
+		}
+		if err := setScalar(fv, p.value); err != nil {
+			return usagef("config %s line %d: key %q: %v", path, p.line, p.key, err)
+		}
+	}
+	return nil
+}
+
+type yamlPair struct {
+	key, value string
+	line       int
+}
+
+// parseFlatYAML reads the YAML a flat config needs: "key: value" lines,
+// comments, a "---" before the first key, and single- or double-quoted
+// values.
+func parseFlatYAML(text string) ([]yamlPair, error) {
+	var out []yamlPair
+	seen := map[string]int{}
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimRight(line, " \t\r")
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") || (len(out) == 0 && t == "---") {
+			continue
+		}
+		k, val, ok := strings.Cut(t, ":")
+		if !ok || line != t || k == "" || strings.ContainsAny(k, " \t\"'") {
+			return nil, fmt.Errorf("line %d: %q: expected key: value (a flat mapping of flag names to values)", n+1, t)
+		}
+		val = strings.TrimSpace(val)
+		switch {
+		case strings.HasPrefix(val, "\""):
+			s, err := strconv.QuotedPrefix(val)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: key %q: unterminated string %s", n+1, k, val)
+			}
+			if rest := strings.TrimSpace(val[len(s):]); rest != "" && !strings.HasPrefix(rest, "#") {
+				return nil, fmt.Errorf("line %d: key %q: text after the string: %s", n+1, k, rest)
+			}
+			val, _ = strconv.Unquote(s)
+		case strings.HasPrefix(val, "'"):
+			end := strings.LastIndex(val, "'")
+			if end == 0 {
+				return nil, fmt.Errorf("line %d: key %q: unterminated string %s", n+1, k, val)
+			}
+			val = strings.ReplaceAll(val[1:end], "''", "'")
+		default:
+			if i := strings.Index(val, " #"); i >= 0 {
+				val = strings.TrimSpace(val[:i])
+			}
+			if val == "" || strings.HasPrefix(val, "[") || strings.HasPrefix(val, "{") || strings.HasPrefix(val, "|") || strings.HasPrefix(val, ">") {
+				return nil, fmt.Errorf("line %d: key %q: expected a single value (nested YAML is not a config)", n+1, k)
+			}
+		}
+		if first, dup := seen[k]; dup {
+			return nil, fmt.Errorf("line %d: key %q is already set on line %d", n+1, k, first)
+		}
+		seen[k] = n + 1
+		out = append(out, yamlPair{key: k, value: val, line: n + 1})
+	}
+	return out, nil
+}
+
+var kindName = map[reflect.Kind]string{reflect.String: "a string", reflect.Int: "an integer",
+	reflect.Uint64: "a non-negative integer", reflect.Float64: "a number", reflect.Bool: "true or false"}
+
+// setScalar parses s as the type of the field v.
+func setScalar(v reflect.Value, s string) error {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q: expected an integer", s)
+		}
+		v.SetInt(int64(n))
+	case reflect.Uint64:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%q: expected a non-negative integer", s)
+		}
+		v.SetUint(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("%q: expected a number", s)
+		}
+		v.SetFloat(x)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil || (s != "true" && s != "false") {
+			return fmt.Errorf("%q: expected true or false", s)
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported field kind %s", v.Kind())
 	}
 	return nil
 }
@@ -159,9 +310,50 @@ func (f *trainFlags) validate() error {
 		return usagef("--threads %d: must not be negative", f.Threads)
 	case f.Subset < 0:
 		return usagef("--subset %d: must not be negative", f.Subset)
+	case f.Classes < 0:
+		return usagef("--classes %d: must not be negative", f.Classes)
+	case f.LabelSmoothing < 0 || f.LabelSmoothing >= 1:
+		return usagef("--label-smoothing %g: must be in [0, 1)", f.LabelSmoothing)
 	}
 	if f.Strategy == "single" && f.Replicas > 1 {
 		return usagef("--replicas %d needs --strategy mirrored", f.Replicas)
+	}
+	if _, err := os.Stat(f.Model); err != nil && strings.HasSuffix(f.Model, ".onnx") {
+		return usagef("--model: %v", err)
+	}
+	if !isModelFile(f.Model) && !slices.Contains(models.Names(), f.Model) {
+		return usagef("--model %q: no such .onnx file, and not a built-in model (%s)", f.Model, strings.Join(models.Names(), ", "))
+	}
+	if f.Input != "" {
+		if _, err := parseShape(f.Input); err != nil {
+			return usagef("--input: %v", err)
+		}
+	}
+	if f.Resize != "" {
+		if _, _, err := parseHW(f.Resize); err != nil {
+			return err
+		}
+	}
+	switch graph.Loss(f.Loss) {
+	case graph.CrossEntropy, graph.CrossEntropyOneHot, graph.BCEWithLogits, graph.MSE, graph.L1, graph.GraphLoss:
+	default:
+		return usagef("--loss %q: expected cross_entropy, cross_entropy_onehot, bce, mse, l1 or graph", f.Loss)
+	}
+	if _, err := f.optimConfig(); err != nil {
+		return err
+	}
+	if err := checkDataSpec("--data", f.Data); err != nil {
+		return err
+	}
+	if f.ValData != "" && f.ValData != "test" {
+		if err := checkDataSpec("--val-data", f.ValData); err != nil {
+			return err
+		}
+	}
+	if f.Resume != "" {
+		if _, err := os.Stat(f.Resume); err != nil {
+			return usagef("--resume: %v", err)
+		}
 	}
 	if f.Augment != "" {
 		if _, err := augment.ParseSpec(f.Augment); err != nil {
@@ -182,7 +374,99 @@ func parseEarly(s string) (string, int, error) {
 	if !ok || err != nil || p < 0 || mon == "" {
 		return "", 0, usagef("--early-stopping %q: expected MONITOR:PATIENCE, e.g. val_loss:5", s)
 	}
+	if !slices.Contains([]string{"loss", "accuracy", "val_loss", "val_accuracy"}, mon) {
+		return "", 0, usagef("--early-stopping %q: monitor %q: expected loss, accuracy, val_loss or val_accuracy", s, mon)
+	}
 	return mon, p, nil
+}
+
+// optimConfig turns the optimizer flags into an optim.Config and checks
+// it, naming the flag of a bad field.
+func (f *trainFlags) optimConfig() (optim.Config, error) {
+	oc := optim.Config{Name: f.Optimizer, LR: f.LR, Momentum: f.Momentum, WeightDecay: f.WeightDecay, ClipNorm: f.ClipNorm}
+	oc.DecayMode = optim.DecayL2
+	if f.DecayMode == "decoupled" {
+		oc.DecayMode = optim.DecayDecoupled
+	}
+	if strings.EqualFold(f.Optimizer, "adamw") {
+		oc.DecayMode = optim.DecayDecoupled // what AdamW is
+	}
+	if f.Schedule != "" {
+		sc, err := optim.ParseSchedule(f.Schedule)
+		if err != nil {
+			return oc, usagef("--schedule: %v", err)
+		}
+		oc.Schedule = sc
+	}
+	if _, err := oc.Normalized(); err != nil {
+		flagOf := map[string]string{"Name": "--optimizer", "LR": "--lr", "Momentum": "--momentum",
+			"WeightDecay": "--weight-decay", "ClipNorm": "--clip-norm", "DecayMode": "--decay-mode"}
+		var fe *optim.FieldError
+		if errors.As(err, &fe) {
+			name := flagOf[fe.Field]
+			if name == "" && strings.HasPrefix(fe.Field, "Schedule") {
+				name = "--schedule"
+			}
+			if name != "" {
+				return oc, usagef("%s: %s", name, fe.Msg)
+			}
+		}
+		return oc, usagef("optimizer flags: %v", err)
+	}
+	return oc, nil
+}
+
+// isModelFile says whether --model names an ONNX file rather than a
+// built-in model.
+func isModelFile(spec string) bool {
+	if st, err := os.Stat(spec); err == nil && !st.IsDir() {
+		return true
+	}
+	return strings.HasSuffix(spec, ".onnx")
+}
+
+// parseHW reads --resize's HxW.
+func parseHW(s string) (int, int, error) {
+	h, w, ok := strings.Cut(s, "x")
+	hi, err1 := strconv.Atoi(h)
+	wi, err2 := strconv.Atoi(w)
+	if !ok || err1 != nil || err2 != nil || hi <= 0 || wi <= 0 {
+		return 0, 0, usagef("--resize %q: expected HxW, e.g. 32x32", s)
+	}
+	return hi, wi, nil
+}
+
+// pixelScale is the factor that maps a dataset's raw values to [0, 1]:
+// 1/16 for digits (values 0..16), 1/255 for 8-bit images, and 1 for data
+// that is already in [0, 1] (float arrays from .npy or .npz files).
+func pixelScale(spec string, d *data.Dataset) float32 {
+	if spec == "digits" {
+		return 1 / 16.0
+	}
+	for _, v := range d.X.Float32s() {
+		if v > 1 {
+			return 1 / 255.0
+		}
+	}
+	return 1
+}
+
+// checkDataSpec checks that a dataset flag names a built-in dataset or
+// files that exist, before anything is loaded.
+func checkDataSpec(flagName, spec string) error {
+	if slices.Contains(data.BuiltinNames(), spec) {
+		return nil
+	}
+	files := []string{spec}
+	if x, y, ok := strings.Cut(spec, ","); ok {
+		files = []string{x, y}
+	}
+	for _, p := range files {
+		if _, err := os.Stat(p); err != nil {
+			return usagef("%s %q: not a built-in dataset (%s), an .npz file, X.npy,Y.npy, or a folder: %v", flagName, spec, strings.Join(data.BuiltinNames(), ", "), err)
+		}
+	}
+	return nil
 }
 
 // loadData resolves --data into a training and (maybe) test dataset.
@@ -209,13 +493,9 @@ func loadData(spec string, resize string) (trainSet, test *data.Dataset, err err
 	}
 	var o data.FolderOptions
 	if resize != "" {
-		h, w, ok := strings.Cut(resize, "x")
-		hi, err1 := strconv.Atoi(h)
-		wi, err2 := strconv.Atoi(w)
-		if !ok || err1 != nil || err2 != nil || hi <= 0 || wi <= 0 {
-			return nil, nil, usagef("--resize %q: expected HxW, e.g. 32x32", resize)
+		if o.Height, o.Width, err = parseHW(resize); err != nil {
+			return nil, nil, err
 		}
-		o.Height, o.Width = hi, wi
 	}
 	d, err := data.LoadImageFolder(spec, o)
 	return d, nil, err
@@ -238,7 +518,7 @@ func parseShape(s string) ([]int, error) {
 
 // loadModel reads an .onnx file or builds a zoo model for the data.
 func loadModel(spec, input string, classes int, d *data.Dataset, seed uint64) (*graph.Model, error) {
-	if _, err := os.Stat(spec); err == nil || strings.HasSuffix(spec, ".onnx") {
+	if isModelFile(spec) {
 		return graph.Load(spec)
 	}
 	shape := []int{}
@@ -277,6 +557,21 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
+	devices := 1
+	if f.Strategy == "mirrored" {
+		devices = f.Replicas
+		if devices == 0 {
+			devices = max(1, threadsOf(f.Threads))
+		}
+	}
+	b, err := openBackend(f.Backend, devices, f.Threads)
+	if err != nil {
+		return err
+	}
+	oc, err := f.optimConfig()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(f.Out, 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w", f.Out, err)
 	}
@@ -291,6 +586,14 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	trainSet, test, err := loadData(f.Data, f.Resize)
 	if err != nil {
 		return err
+	}
+	// Scale pixel data to [0, 1]; validation and test data as the
+	// training data.
+	scale := pixelScale(f.Data, trainSet)
+	for _, d := range []*data.Dataset{trainSet, test} {
+		if d != nil {
+			d.Rescale(scale)
+		}
 	}
 	if f.Subset > 0 {
 		if trainSet, err = trainSet.StratifiedSubset(f.Subset, f.Seed); err != nil {
@@ -308,6 +611,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		if val, _, err = loadData(f.ValData, f.Resize); err != nil {
 			return err
 		}
+		val.Rescale(pixelScale(f.ValData, val))
 	case f.ValSplit > 0:
 		if trainSet, val, err = trainSet.Split(f.ValSplit, f.Seed); err != nil {
 			return err
@@ -321,44 +625,22 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if len(in) != 1 {
 		return fmt.Errorf("model %s has %d inputs; training feeds models with one image input", f.Model, len(in))
 	}
-	// Scale pixel data to [0, 1] and lay it out as the model expects.
-	for _, d := range []*data.Dataset{trainSet, val} {
-		if d != nil {
-			d.Rescale(1 / 255.0)
-		}
+	// Lay the data out as the model expects.
+	fit, _, err := trainSet.ForInput(intShape(in[0].Shape))
+	if err != nil {
+		return misfit(f.Model, in[0], trainSet)
 	}
-	if trainSet, _, err = trainSet.ForInput(intShape(in[0].Shape)); err != nil {
-		return fmt.Errorf("the data does not fit model input %q %v: %w (try --resize or another --input)", in[0].Name, in[0].Shape, err)
-	}
+	trainSet = fit
 	if val != nil {
 		if val, _, err = val.ForInput(intShape(in[0].Shape)); err != nil {
 			return fmt.Errorf("validation data: %w", err)
 		}
 	}
-	devices := 1
-	if f.Strategy == "mirrored" {
-		devices = f.Replicas
-		if devices == 0 {
-			devices = max(1, threadsOf(f.Threads))
-		}
-	}
-	b, err := openBackend(f.Backend, devices, f.Threads)
-	if err != nil {
+	if err := checkClasses(f.Model, m, trainSet, graph.Loss(f.Loss)); err != nil {
 		return err
 	}
-	oc := optim.Config{Name: f.Optimizer, LR: f.LR, Momentum: f.Momentum, WeightDecay: f.WeightDecay, ClipNorm: f.ClipNorm}
-	oc.DecayMode = optim.DecayL2
-	if f.DecayMode == "decoupled" {
-		oc.DecayMode = optim.DecayDecoupled
-	}
-	if f.Optimizer == "adamw" && f.DecayMode == "l2" && f.WeightDecay > 0 {
-		oc.DecayMode = optim.DecayDecoupled
-	}
-	if f.Schedule != "" {
-		if oc.Schedule, err = optim.ParseSchedule(f.Schedule); err != nil {
-			return usagef("--schedule: %v", err)
-		}
-	}
+	// A cosine schedule without total=N decays over the whole run.
+	oc.Schedule.SetTotal(int64(f.Epochs * ((trainSet.Len() + f.BatchSize - 1) / f.BatchSize)))
 	var tf data.Transform
 	if f.Augment != "" {
 		ac, _ := augment.ParseSpec(f.Augment)
@@ -433,6 +715,33 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "best model: %s\nlast model: %s\nhistory: %s\nlearning curves: %s\n", best, last, filepath.Join(f.Out, "history.csv"), curves)
 	if test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
+	}
+	return nil
+}
+
+// misfit explains a model input the data does not fit, with both shapes
+// and what to change.
+func misfit(model string, in *graph.ValueInfo, d *data.Dataset) error {
+	s := d.SampleShape()
+	hint := fmt.Sprintf("export the model for this data (gotrain models export NAME --input %dx%dx%d), pass a built-in model name with --input %dx%dx%d, or --resize HxW for an image folder", s.C, s.H, s.W, s.C, s.H, s.W)
+	return fmt.Errorf("model %s input %q is %v but the data %s has samples of %dx%dx%d (CxHxW); %s",
+		model, in.Name, in.Shape, d.Source, s.C, s.H, s.W, hint)
+}
+
+// checkClasses compares the model's class scores with the data's classes
+// for the class-label losses.
+func checkClasses(model string, m *graph.Model, d *data.Dataset, loss graph.Loss) error {
+	if loss != graph.CrossEntropy && loss != graph.CrossEntropyOneHot {
+		return nil
+	}
+	out := m.Graph.Outputs[0]
+	sh := out.Shape
+	if len(sh) != 2 || !sh[1].Known() {
+		return nil
+	}
+	if k := int(sh[1].Size); k != d.Classes {
+		return fmt.Errorf("model %s output %q is %v (%d classes) but the data %s has %d classes; export the model with --classes %d (or pass --classes %d with a built-in model)",
+			model, out.Name, sh, k, d.Source, d.Classes, d.Classes, d.Classes)
 	}
 	return nil
 }
