@@ -288,6 +288,8 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 	if nb == 0 {
 		return nil, fmt.Errorf("train: %d training samples make no batch of %d", trainSet.Len(), cfg.BatchSize)
 	}
+	// A cosine schedule without an explicit length decays over the run.
+	t.Schedule.SetTotal(int64(cfg.Epochs * nb))
 	startEpoch, startBatch := 0, 0
 	ctxCB := t.context()
 	if r := cfg.Resume; r != nil {
@@ -425,22 +427,24 @@ func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input strin
 			}
 			t.cfg.Progress(p)
 		}
+		// A snapshot taken by a batch callback resumes after this batch.
+		cb.batchInEpoch = k + 1
 		for _, c := range t.cfg.Callbacks {
 			if err := c.OnBatchEnd(cb, k, logs); err != nil {
 				return nil, false, err
 			}
 		}
-		if stop, _ := cb.Stopped(); stop {
-			cb.batchInEpoch = k + 1
-			if k+1 < nb {
-				return nil, true, nil
-			}
+		if stop, _ := cb.Stopped(); stop && k+1 < nb {
+			return nil, true, nil
 		}
 	}
 	cb.batchInEpoch = 0
-	logs := Logs{"loss": lossSum / float64(samples)}
-	if t.Training.Correct != "" {
-		logs["accuracy"] = correct / float64(samples)
+	logs := Logs{}
+	if samples > 0 { // none when resuming after the epoch's last batch
+		logs["loss"] = lossSum / float64(samples)
+		if t.Training.Correct != "" {
+			logs["accuracy"] = correct / float64(samples)
+		}
 	}
 	return logs, false, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
@@ -377,7 +378,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	var missing []string
 	for _, n := range g.Nodes {
 		ops[n.OpType]++
-		if graph.Lookup(n.Domain, n.OpType) == nil {
+		if graph.Lookup(n.Domain, n.OpType) == nil || !cpu.HasKernel(n.Domain, n.OpType) {
 			missing = append(missing, n.OpType)
 		}
 	}

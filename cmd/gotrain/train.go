@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -59,6 +58,12 @@ type trainFlags struct {
 	Threads        int     `json:"threads"`
 	Seed           uint64  `json:"seed"`
 	Freeze         string  `json:"freeze"`
+	Reduction      string  `json:"reduction"`
+	TopK           int     `json:"top_k"`
+	Deterministic  bool    `json:"deterministic"`
+	ShardSize      int     `json:"shard_size"`
+
+	args []string // the command line, for the resume hint
 }
 
 func defaultTrainFlags() trainFlags {
@@ -121,12 +126,17 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.Threads, "threads", f.Threads, "worker threads (0: all cores)")
 	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (data order, augmentation, dropout)")
 	fs.StringVar(&f.Freeze, "freeze", f.Freeze, "comma-separated parameter names or globs to keep constant")
+	fs.StringVar(&f.Reduction, "reduction", f.Reduction, "the loss's reduction over a batch: mean or sum")
+	fs.IntVar(&f.TopK, "top-k", f.TopK, "also report top-K validation accuracy (0: 5 when there are at least 10 classes)")
+	fs.BoolVar(&f.Deterministic, "deterministic", f.Deterministic, "bit-identical results whatever the strategy and replica count (slower: see README)")
+	fs.IntVar(&f.ShardSize, "shard-size", f.ShardSize, "micro-shard size of --deterministic (0: 8)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	f.args = args
 	return runTrain(f, stdout, stderr)
 }
 
@@ -290,6 +300,12 @@ func (f *trainFlags) validate() error {
 	switch {
 	case f.Model == "":
 		return usagef("--model is required (an .onnx file or one of %v)", models.Names())
+	case f.Reduction != "" && f.Reduction != "mean" && f.Reduction != "sum":
+		return usagef("--reduction %q: expected mean or sum", f.Reduction)
+	case f.TopK < 0:
+		return usagef("--top-k %d: must not be negative", f.TopK)
+	case f.ShardSize < 0:
+		return usagef("--shard-size %d: must not be negative", f.ShardSize)
 	case f.Epochs < 1:
 		return usagef("--epochs %d: must be at least 1", f.Epochs)
 	case f.BatchSize < 1:
@@ -673,10 +689,19 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		&checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json")},
 		&checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState},
 	)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
+	// Ctrl-C stops after the current step and writes a resumable state;
+	// it goes last so the other callbacks' state is in that file.
+	intr := &checkpoint.Interrupt{Path: statePath, Out: stdout, ResumeCommand: resumeCommand(f.args)}
+	cbs = append(cbs, intr)
+	defer intr.Close()
+	topK := f.TopK
+	if topK == 0 && trainSet.Classes >= 10 {
+		topK = 5
+	}
+	ctx := context.Background()
 	cfg := train.Config{Epochs: f.Epochs, BatchSize: f.BatchSize, Seed: f.Seed, Optim: oc, Loss: graph.Loss(f.Loss),
-		LabelSmoothing: f.LabelSmoothing, Strategy: f.Strategy, Replicas: f.Replicas, Backend: b, Transform: tf,
+		LabelSmoothing: f.LabelSmoothing, Reduction: f.Reduction, TopK: topK, Strategy: f.Strategy, Replicas: f.Replicas,
+		Backend: b, Transform: tf, Deterministic: f.Deterministic, ShardSize: f.ShardSize,
 		Callbacks: cbs, ConfigJSON: cfgJSON, ModelHash: checkpoint.ModelHash(m), Progress: progressPrinter(stdout)}
 	if f.Freeze != "" {
 		cfg.Freeze = strings.Split(f.Freeze, ",")
@@ -693,10 +718,10 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	began := time.Now()
 	res, err := train.Fit(ctx, m, trainSet, sourceOf(val), cfg)
 	if err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("training interrupted; resume with: gotrain train --config <same flags> --resume %s", statePath)
-		}
 		return err
+	}
+	if intr.Interrupted() {
+		return fmt.Errorf("interrupted; the training state is in %s", statePath)
 	}
 	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {
 		return err
@@ -744,6 +769,27 @@ func checkClasses(model string, m *graph.Model, d *data.Dataset, loss graph.Loss
 			model, out.Name, sh, k, d.Source, d.Classes, d.Classes, d.Classes)
 	}
 	return nil
+}
+
+// resumeCommand is the command line that restarts this run, without any
+// --resume it had.
+func resumeCommand(args []string) string {
+	var keep []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--resume" || a == "-resume" {
+			i++
+			continue
+		}
+		if strings.HasPrefix(a, "--resume=") || strings.HasPrefix(a, "-resume=") {
+			continue
+		}
+		if strings.ContainsAny(a, " \t'\"") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		keep = append(keep, a)
+	}
+	return strings.TrimSpace("gotrain train " + strings.Join(keep, " "))
 }
 
 func sourceOf(d *data.Dataset) data.Source {
