@@ -51,6 +51,28 @@ type CompileOptions struct {
 	// (optimizer updates of parameters and their state). The node producing
 	// it runs after every other reader of the input.
 	InPlace map[string]string
+	// Collective and Rank place the executable in a group of replicas whose
+	// collective ops (ai.gotrain.AllReduceSum) meet each other: Rank is this
+	// replica's index in the group.
+	Collective Collective
+	Rank       int
+}
+
+// Collective is a group of replicas that reduce values among themselves
+// inside their graphs. Every member must run the same graph; a member that
+// fails must Abort the group so the others do not wait for it.
+type Collective interface {
+	Size() int
+	// Abort makes every pending and future collective op of the group fail
+	// with err, until Reset.
+	Abort(err error)
+	// Reset readies the group for the next step.
+	Reset()
+}
+
+// Collectives is implemented by backends that can form replica groups.
+type Collectives interface {
+	NewCollective(devices []Device) (Collective, error)
 }
 
 // Backend compiles and runs graphs on its devices.

@@ -380,6 +380,12 @@ func gradCases() []gcCase {
 		gcCase{name: "LayerNormalization/axis-2", build: func(c *gcBuilder) string {
 			return c.Op("LayerNormalization", c.X("x", 2, 3, 4), c.X("scale", 3, 4), c.X("b", 3, 4)).With(aI("axis", -2)).Out()
 		}},
+		// Outside a replica group AllReduceSum is the identity; its rule
+		// (the same reduction of the gradient) is checked across replicas
+		// by strategy's sync BatchNorm test.
+		gcCase{name: "AllReduceSum/single", build: func(c *gcBuilder) string {
+			return c.G("AllReduceSum", 1, c.X("x", 3, 4)).Out()
+		}},
 		gcCase{name: "DropoutTrain/ratio0.3", build: func(c *gcBuilder) string {
 			ratio := c.Const(tensor.Scalar(float32(0.3)))
 			return c.G("DropoutTrain", 2, c.X("x", 4, 6), ratio, c.Const(tensor.Scalar(int64(7))), c.Const(tensor.Scalar(int64(3)))).Out()

@@ -36,6 +36,10 @@ type TrainingOptions struct {
 	Freeze []string
 	// Output is the model output the loss applies to (default: the first).
 	Output string
+	// SyncBatchNorm computes BatchNorm's batch statistics over all
+	// replicas of a group (ai.gotrain.AllReduceSum) instead of each
+	// replica's share; on a single device it changes nothing.
+	SyncBatchNorm bool
 }
 
 // Training is a model turned into a training step: forward in training
@@ -63,6 +67,12 @@ type Training struct {
 	// SumLoss is set when the loss sums over samples instead of averaging:
 	// strategies then add the replicas' gradients instead of averaging them.
 	SumLoss bool
+	// Collective is set when the graph holds collective ops (sync
+	// BatchNorm): its replicas must run as a group. Such graphs take the
+	// replica's loss weight as the input LossScale, and their gradients
+	// are already weighted.
+	Collective bool
+	LossScale  string
 	// Seed and Offset are the Dropout inputs ("" without Dropout): a per-step
 	// seed and the index of the batch's first sample in the global batch.
 	Seed, Offset string
@@ -157,7 +167,17 @@ func TrainingGraph(src *Model, o TrainingOptions) (*Training, error) {
 	if len(tr.Params) == 0 {
 		return nil, fmt.Errorf("training: the model has no trainable parameters")
 	}
-	grads, err := Gradients(m, tr.Loss, tr.Params)
+	target := tr.Loss
+	if tr.Collective {
+		// Replicas that exchange values inside the graph must weight their
+		// losses before differentiating: a replica's backward also carries
+		// the other replicas' terms through the collective ops, so the
+		// weights cannot be applied to the gradients afterwards.
+		tr.LossScale = "loss_scale"
+		g.Inputs = append(g.Inputs, &ValueInfo{Name: tr.LossScale, Type: *NewType(tensor.Float32, Shape{})})
+		target = Extend(m).Op("Mul", tr.Loss, tr.LossScale).Out()
+	}
+	grads, err := Gradients(m, target, tr.Params)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +263,7 @@ func withLoss(src *Model, out string, o TrainingOptions, tr *Training, train boo
 		tr.Data = append(tr.Data, in.Name)
 	}
 	if train {
-		if err := trainingMode(b, tr); err != nil {
+		if err := trainingMode(b, tr, o.SyncBatchNorm); err != nil {
 			return nil, err
 		}
 	}
@@ -349,14 +369,28 @@ func reduction(o TrainingOptions) string {
 
 // trainingMode rewrites BatchNormalization to use batch statistics (and
 // update the running ones) and Dropout to be active.
-func trainingMode(b *Builder, tr *Training) error {
+func trainingMode(b *Builder, tr *Training, syncBN bool) error {
 	g := b.Graph()
 	tr.Buffers, tr.NewBuffers = nil, nil
 	tr.Seed, tr.Offset = "", ""
-	for _, n := range g.Nodes {
+	var types Types
+	if syncBN {
+		var err error
+		if types, err = InferShapes(b.model, nil); err != nil {
+			return err
+		}
+	}
+	nodes := append([]*Node{}, g.Nodes...)
+	for _, n := range nodes {
 		switch n.OpType {
 		case "BatchNormalization":
 			if NormDomain(n.Domain) != DomainONNX {
+				continue
+			}
+			if syncBN {
+				if err := syncBatchNorm(b, tr, n, types); err != nil {
+					return err
+				}
 				continue
 			}
 			if len(n.Inputs) < 5 {
@@ -405,5 +439,69 @@ func trainingMode(b *Builder, tr *Training) error {
 			n.Attrs = map[string]*Attribute{}
 		}
 	}
+	return nil
+}
+
+// syncBatchNorm replaces a BatchNormalization node by its training form
+// with statistics over every replica: per-channel sums of x and x² and the
+// sample count are all-reduced in one vector, the mean and biased variance
+// come from them, and the running statistics are updated (unbiased
+// variance, as PyTorch) from the global values. Built from primitive ops,
+// so autodiff differentiates it like any other graph.
+func syncBatchNorm(b *Builder, tr *Training, n *Node, types Types) error {
+	g := b.Graph()
+	if len(n.Inputs) < 5 {
+		return Errorf(n, "expects 5 inputs")
+	}
+	for _, s := range n.Inputs[3:5] {
+		if g.Initializer(s) == nil {
+			return Errorf(n, "running statistic %q must be an initializer to train", s)
+		}
+	}
+	xt := types[n.Inputs[0]]
+	if xt == nil || !xt.RankKnown || len(xt.Shape) < 2 || !xt.Shape[1].Known() {
+		return Errorf(n, "sync BatchNorm needs an input of known rank and channel count, have %v", xt)
+	}
+	rank, c := len(xt.Shape), xt.Shape[1].Size
+	ints := func(v ...int64) string { return b.Const(tensor.MustFromSlice(v, len(v))) }
+	f32 := func(v float64) string { return b.Const(scalarOf(xt.DType, v)) }
+	axes := []int64{0}
+	bshape := []int64{1, c}
+	for i := 2; i < rank; i++ {
+		axes = append(axes, int64(i))
+		bshape = append(bshape, 1)
+	}
+	x := n.Inputs[0]
+	eps := float64(n.AttrFloat("epsilon", 1e-5))
+	momentum := float64(n.AttrFloat("momentum", 0.9))
+	sum := b.Op("ReduceSum", x, ints(axes...)).With(AInt("keepdims", 0)).Out()
+	sq := b.Op("ReduceSum", b.Op("Mul", x, x).Out(), ints(axes...)).With(AInt("keepdims", 0)).Out()
+	cnt := b.Op("Div", b.Op("Cast", b.Op("Size", x).Out()).With(AInt("to", int64(xt.DType))).Out(), f32(float64(c))).Out()
+	stack := b.Op("Concat", sum, sq, b.Op("Reshape", cnt, ints(1)).Out()).With(AInt("axis", 0)).Out()
+	all := b.OpN(DomainGotrain, "AllReduceSum", 1, stack).Out()
+	slice := func(lo, hi int64) string { return b.Op("Slice", all, ints(lo), ints(hi), ints(0)).Out() }
+	count := slice(2*c, 2*c+1)
+	mean := b.Op("Div", slice(0, c), count).Out()
+	variance := b.Op("Sub", b.Op("Div", slice(c, 2*c), count).Out(), b.Op("Mul", mean, mean).Out()).Out()
+	shape := ints(bshape...)
+	meanB := b.Op("Reshape", mean, shape).Out()
+	inv := b.Op("Reciprocal", b.Op("Sqrt", b.Op("Add", b.Op("Reshape", variance, shape).Out(), f32(eps)).Out()).Out()).Out()
+	norm := b.Op("Mul", b.Op("Sub", x, meanB).Out(), inv).Out()
+	scaled := b.Op("Mul", norm, b.Op("Reshape", n.Inputs[1], shape).Out()).Out()
+	// Running statistics: running*momentum + batch*(1-momentum), with the
+	// unbiased variance.
+	rmName, rvName := n.Inputs[3], n.Inputs[4]
+	m, om := f32(momentum), f32(1-momentum)
+	unbiased := b.Op("Mul", variance, b.Op("Div", count, b.Op("Sub", count, f32(1)).Out()).Out()).Out()
+	newMean := b.Op("Add", b.Op("Mul", rmName, m).Out(), b.Op("Mul", mean, om).Out()).Out()
+	newVar := b.Op("Add", b.Op("Mul", rvName, m).Out(), b.Op("Mul", unbiased, om).Out()).Out()
+	tr.Buffers = append(tr.Buffers, rmName, rvName)
+	tr.NewBuffers = append(tr.NewBuffers, newMean, newVar)
+	tr.Collective = true
+	// The node itself becomes the final Add, so its output keeps its name.
+	n.OpType, n.Domain, n.Opset = "Add", DomainONNX, GradOpset
+	n.Inputs = []string{scaled, b.Op("Reshape", n.Inputs[2], shape).Out()}
+	n.Attrs = map[string]*Attribute{}
+	n.Outputs = n.Outputs[:1]
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/gotrain/gotrain/backend"
@@ -117,6 +118,7 @@ type engine struct {
 	state    map[string]backend.Buffer
 	update   backend.Executable
 	reduces  map[int]backend.Executable // gradient reduction by unit count
+	group    backend.Collective         // sync BatchNorm's replica group, or nil
 	lr, step backend.Buffer
 	outIndex map[string]int
 }
@@ -199,6 +201,15 @@ func newEngine(cfg Config) (*engine, error) {
 	for i, nb := range e.tr.NewBuffers {
 		inPlace[nb] = e.tr.Buffers[i]
 	}
+	if e.tr.Collective && cfg.Replicas > 1 {
+		cb, ok := cfg.Backend.(backend.Collectives)
+		if !ok {
+			return nil, fmt.Errorf("strategy: sync BatchNorm needs a backend with collectives; %s has none", cfg.Backend.Name())
+		}
+		if e.group, err = cb.NewCollective(devs[:cfg.Replicas]); err != nil {
+			return nil, err
+		}
+	}
 	for r := 0; r < cfg.Replicas; r++ {
 		rep := &replica{dev: devs[r], buffers: map[string]backend.Buffer{}, params: e.params}
 		for _, name := range e.tr.Buffers {
@@ -218,7 +229,7 @@ func newEngine(cfg Config) (*engine, error) {
 				rep.params[p] = buf
 			}
 		}
-		co := backend.CompileOptions{InPlace: inPlace}
+		co := backend.CompileOptions{InPlace: inPlace, Collective: e.group, Rank: r}
 		if cfg.Deterministic {
 			co.Threads = 1 // kernels' results must not depend on a thread count
 		}
@@ -476,6 +487,10 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 				}
 				if err != nil {
 					errs[r] = err
+					if e.group != nil {
+						// The others may wait for this replica in a collective.
+						e.group.Abort(fmt.Errorf("replica %d failed", r))
+					}
 					return
 				}
 				outs[u] = o
@@ -483,6 +498,15 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 		}(r, rep)
 	}
 	wg.Wait()
+	if e.group != nil {
+		e.group.Reset()
+	}
+	// The first failure is the cause; others may only report the abort.
+	for r, err := range errs {
+		if err != nil && !strings.Contains(err.Error(), "all-reduce with the other replicas") {
+			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
+		}
+	}
 	for r, err := range errs {
 		if err != nil {
 			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
@@ -524,7 +548,11 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 		}
 		feeds := map[string]backend.Buffer{}
 		for u := range units {
-			buf, err := e.b.Upload(tensor.Scalar(float32(weight(u))), e.reps[0].dev)
+			w := float32(weight(u))
+			if e.tr.LossScale != "" {
+				w = 1 // the graphs weighted their losses already
+			}
+			buf, err := e.b.Upload(tensor.Scalar(w), e.reps[0].dev)
 			if err != nil {
 				return res, err
 			}
@@ -587,6 +615,17 @@ func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, shar
 		if err := put(e.tr.Label, batch.Labels); err != nil {
 			return nil, err
 		}
+	}
+	if e.tr.LossScale != "" {
+		w := float32(share[1]-share[0]) / float32(batch.Size())
+		if e.tr.SumLoss {
+			w = 1
+		}
+		buf, err := e.b.Upload(tensor.Scalar(w), rep.dev)
+		if err != nil {
+			return nil, err
+		}
+		feeds[e.tr.LossScale] = buf
 	}
 	if e.tr.Seed != "" {
 		for name, v := range map[string]int64{e.tr.Seed: seed, e.tr.Offset: int64(share[0])} {

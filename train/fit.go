@@ -41,6 +41,9 @@ type Config struct {
 	LabelSmoothing float64
 	// Reduction is the loss's reduction over a batch: "mean" (default) or "sum".
 	Reduction string
+	// SyncBatchNorm computes BatchNorm statistics over all replicas of the
+	// mirrored strategy (default: each replica its own share).
+	SyncBatchNorm bool
 	// TopK, when > 1, adds "top<K>_accuracy" to evaluation logs.
 	TopK int
 	// Freeze lists parameters (names or globs) kept constant.
@@ -129,7 +132,8 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	if cfg.Epochs < 0 {
 		return nil, fmt.Errorf("train: epochs %d: must not be negative", cfg.Epochs)
 	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction})
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
+		SyncBatchNorm: cfg.SyncBatchNorm && cfg.Strategy == "mirrored"})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,8 @@ type executable struct {
 	inputs  []*graph.ValueInfo
 	outputs []string
 	inPlace map[string]string // output -> input
+	group   *Group
+	rank    int
 	plans   map[string]*plan
 	last    *plan
 }
@@ -59,7 +61,17 @@ type plan struct {
 
 func compile(m *graph.Model, dev *Device, o backend.CompileOptions) (*executable, error) {
 	g := m.Graph
-	e := &executable{m: m, dev: dev, inputs: g.Inputs, inPlace: o.InPlace, plans: map[string]*plan{}}
+	e := &executable{m: m, dev: dev, inputs: g.Inputs, inPlace: o.InPlace, plans: map[string]*plan{}, rank: o.Rank}
+	if o.Collective != nil {
+		grp, ok := o.Collective.(*Group)
+		if !ok {
+			return nil, fmt.Errorf("cpu backend: collective %T is not a CPU group", o.Collective)
+		}
+		if o.Rank < 0 || o.Rank >= grp.n {
+			return nil, fmt.Errorf("cpu backend: rank %d outside a group of %d", o.Rank, grp.n)
+		}
+		e.group = grp
+	}
 	threads := dev.threads
 	if o.Threads > 0 && o.Threads < threads {
 		threads = o.Threads
@@ -353,7 +365,7 @@ func (e *executable) plan(shapes map[string][]int, dtypes map[string]tensor.DTyp
 			}
 			continue
 		}
-		prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.OpsetOf(n), Pool: e.pool}
+		prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.OpsetOf(n), Pool: e.pool, Group: e.group, Rank: e.rank}
 		if info.alias {
 			st.view = true
 		} else {
@@ -729,7 +741,7 @@ func (e *executable) runDynamic(p *plan, st *step) error {
 			return graph.Errorf(n, "cannot determine the shape of output %q from the inputs", o)
 		}
 	}
-	prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.OpsetOf(n), Pool: e.pool}
+	prep := &Prep{Node: n, In: in, Out: outs, Opset: e.m.OpsetOf(n), Pool: e.pool, Group: e.group, Rank: e.rank}
 	if !st.view {
 		k, err := kernels[kkey(n.Domain, n.OpType)].factory(prep)
 		if err != nil {

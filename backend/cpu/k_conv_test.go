@@ -301,6 +301,10 @@ var convCases = []convCase{
 	{name: "2d_1x1_stride2", x: []int{2, 3, 5, 5}, w: []int{4, 3, 1, 1}, strides: []int{2, 2}},
 	{name: "2d_batch1", x: []int{1, 3, 8, 8}, w: []int{5, 3, 3, 3}, pads: []int{1, 1, 1, 1}, bias: true},
 	{name: "2d_batch5", x: []int{5, 2, 6, 5}, w: []int{3, 2, 2, 3}, strides: []int{1, 2}},
+	// Small maps: Conv and ConvGrad multiply several images at once; 6 and 7
+	// images leave a short last group (batched products of 4 images).
+	{name: "2d_batched_uneven", x: []int{6, 3, 12, 12}, w: []int{4, 3, 3, 3}, pads: []int{1, 1, 1, 1}, bias: true},
+	{name: "2d_batched_uneven7", x: []int{7, 2, 10, 10}, w: []int{5, 2, 3, 3}, bias: true},
 	{name: "2d_kernel_exceeds_no_valid_cols", x: []int{2, 1, 3, 3}, w: []int{2, 1, 3, 3}, pads: []int{2, 2, 2, 2}, strides: []int{3, 3}},
 	{name: "1d", x: []int{2, 3, 11}, w: []int{4, 3, 3}, strides: []int{2}, dil: []int{2}, pads: []int{2, 1}, bias: true},
 	{name: "1d_group3", x: []int{3, 6, 9}, w: []int{3, 2, 2}, group: 3},

@@ -17,6 +17,10 @@ type Prep struct {
 	Out   []*graph.Type
 	Opset int64
 	Pool  *Pool
+	// Group and Rank are the executable's replica group, for collective ops
+	// (nil outside a group).
+	Group *Group
+	Rank  int
 }
 
 // InShape returns the concrete shape of input i (nil when absent).

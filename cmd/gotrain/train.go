@@ -62,6 +62,7 @@ type trainFlags struct {
 	TopK           int     `json:"top_k"`
 	Deterministic  bool    `json:"deterministic"`
 	ShardSize      int     `json:"shard_size"`
+	SyncBatchNorm  bool    `json:"sync_batchnorm"`
 
 	args []string // the command line, for the resume hint
 }
@@ -130,6 +131,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&f.TopK, "top-k", f.TopK, "also report top-K validation accuracy (0: 5 when there are at least 10 classes)")
 	fs.BoolVar(&f.Deterministic, "deterministic", f.Deterministic, "bit-identical results whatever the strategy and replica count (slower: see README)")
 	fs.IntVar(&f.ShardSize, "shard-size", f.ShardSize, "micro-shard size of --deterministic (0: 8)")
+	fs.BoolVar(&f.SyncBatchNorm, "sync-batchnorm", f.SyncBatchNorm, "mirrored: compute BatchNorm statistics over all replicas")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -701,7 +703,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	ctx := context.Background()
 	cfg := train.Config{Epochs: f.Epochs, BatchSize: f.BatchSize, Seed: f.Seed, Optim: oc, Loss: graph.Loss(f.Loss),
 		LabelSmoothing: f.LabelSmoothing, Reduction: f.Reduction, TopK: topK, Strategy: f.Strategy, Replicas: f.Replicas,
-		Backend: b, Transform: tf, Deterministic: f.Deterministic, ShardSize: f.ShardSize,
+		Backend: b, Transform: tf, Deterministic: f.Deterministic, ShardSize: f.ShardSize, SyncBatchNorm: f.SyncBatchNorm,
 		Callbacks: cbs, ConfigJSON: cfgJSON, ModelHash: checkpoint.ModelHash(m), Progress: progressPrinter(stdout)}
 	if f.Freeze != "" {
 		cfg.Freeze = strings.Split(f.Freeze, ",")

@@ -1,0 +1,127 @@
+package cpu
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+func init() {
+	Register(graph.DomainGotrain, "AllReduceSum", allReduceFactory)
+}
+
+// Group is a CPU replica group: its members' AllReduceSum nodes meet at a
+// barrier, each member then sums every member's input in rank order (so all
+// get bit-identical results), and a second barrier keeps inputs alive until
+// everyone has read them. Members run the same graph, so their collective
+// ops meet in the same order.
+type Group struct {
+	n       int
+	mu      sync.Mutex
+	cond    *sync.Cond
+	gen     uint64 // barrier generation
+	arrived int
+	ins     [][]float32
+	err     error
+}
+
+// NewCollective makes a group of the given devices (one member each).
+func (b *Backend) NewCollective(devices []backend.Device) (backend.Collective, error) {
+	for _, d := range devices {
+		if _, err := b.device(d); err != nil {
+			return nil, err
+		}
+	}
+	if len(devices) < 1 {
+		return nil, errors.New("cpu backend: a group needs at least one member")
+	}
+	g := &Group{n: len(devices), ins: make([][]float32, len(devices))}
+	g.cond = sync.NewCond(&g.mu)
+	return g, nil
+}
+
+// Size is the number of members.
+func (g *Group) Size() int { return g.n }
+
+// Abort fails every pending and future collective op until Reset.
+func (g *Group) Abort(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// Reset clears an abort and the barrier for the next step.
+func (g *Group) Reset() {
+	g.mu.Lock()
+	g.err, g.arrived = nil, 0
+	for i := range g.ins {
+		g.ins[i] = nil
+	}
+	g.gen++
+	g.cond.Broadcast()
+	g.mu.Unlock()
+}
+
+// barrier waits until every member has arrived (or the group is aborted).
+func (g *Group) barrier() error {
+	gen := g.gen
+	g.arrived++
+	if g.arrived == g.n {
+		g.arrived = 0
+		g.gen++
+		g.cond.Broadcast()
+		return g.err
+	}
+	for gen == g.gen && g.err == nil {
+		g.cond.Wait()
+	}
+	return g.err
+}
+
+func (g *Group) allReduce(rank int, in, out []float32) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return g.err
+	}
+	g.ins[rank] = in
+	if err := g.barrier(); err != nil {
+		return err
+	}
+	for i := range out {
+		var s float32
+		for r := 0; r < g.n; r++ {
+			s += g.ins[r][i]
+		}
+		out[i] = s
+	}
+	return g.barrier()
+}
+
+func allReduceFactory(p *Prep) (Kernel, error) {
+	if p.Group == nil {
+		// Outside a group the sum over one member is the identity.
+		return func(in, out []*tensor.Tensor) error {
+			out[0].CopyFrom(in[0])
+			return nil
+		}, nil
+	}
+	if p.In[0].DType != tensor.Float32 {
+		return nil, Unsupported(p, "AllReduceSum of %v across replicas", p.In[0].DType)
+	}
+	g, rank := p.Group, p.Rank
+	return func(in, out []*tensor.Tensor) error {
+		a, b := in[0].Float32s(), out[0].Float32s()
+		if err := g.allReduce(rank, a, b); err != nil {
+			return fmt.Errorf("all-reduce with the other replicas: %w", err)
+		}
+		return nil
+	}, nil
+}
