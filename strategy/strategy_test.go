@@ -18,19 +18,29 @@ import (
 	"github.com/gotrain/gotrain/train"
 )
 
-// setup builds a strategy over a zoo model with the given replica count
-// (0: single device).
-func setup(t *testing.T, model string, dropout float64, oc optim.Config, replicas int) (strategy.Strategy, *graph.Training) {
+// spec describes a strategy over a zoo model on 1x12x12 input, 5 classes.
+type spec struct {
+	model         string
+	dropout       float64
+	oc            optim.Config
+	replicas      int // 0: single device
+	sync          bool
+	deterministic bool
+	shard         int
+}
+
+// build makes the strategy a spec describes.
+func (s spec) build(t *testing.T) (strategy.Strategy, error) {
 	t.Helper()
-	m, err := models.Build(model, models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3, Dropout: dropout})
+	m, err := models.Build(s.model, models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3, Dropout: s.dropout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy, SyncBatchNorm: s.sync})
 	if err != nil {
 		t.Fatal(err)
 	}
-	up, err := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
+	up, err := optim.BuildUpdate(s.oc, train.ParamsOf(m, tr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,18 +48,53 @@ func setup(t *testing.T, model string, dropout float64, oc optim.Config, replica
 	for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
 		init[n] = m.Graph.Initializer(n)
 	}
-	devices := max(replicas, 1)
-	sc := strategy.Config{Backend: cpu.New(cpu.Options{Devices: devices, Threads: devices}), Training: tr, Update: up, Init: init, CheckReplicas: true, Replicas: replicas}
-	var st strategy.Strategy
-	if replicas == 0 {
-		st, err = strategy.NewSingleDevice(sc)
-	} else {
-		st, err = strategy.NewMirrored(sc)
+	devices := max(s.replicas, 1)
+	sc := strategy.Config{Backend: cpu.New(cpu.Options{Devices: devices, Threads: max(devices, 2)}), Training: tr, Update: up,
+		Init: init, CheckReplicas: true, Replicas: s.replicas, Deterministic: s.deterministic, ShardSize: s.shard}
+	if s.replicas == 0 {
+		return strategy.NewSingleDevice(sc)
 	}
+	return strategy.NewMirrored(sc)
+}
+
+func (s spec) mustBuild(t *testing.T) strategy.Strategy {
+	t.Helper()
+	st, err := s.build(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st, tr
+	return st
+}
+
+// steps runs steps on batches of the given sizes and returns the weights.
+func steps(t *testing.T, st strategy.Strategy, lr float64, sizes ...int) map[string]*tensor.Tensor {
+	t.Helper()
+	for i, n := range sizes {
+		if _, err := st.Step(context.Background(), batch(n, uint64(i)), lr, int64(i+1), int64(100+i)); err != nil {
+			t.Fatalf("step %d: %v", i+1, err)
+		}
+	}
+	w, err := st.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// relL2 returns the largest ||a-b||/||a|| over the tensors, and its name.
+func relL2(a, b map[string]*tensor.Tensor) (worst float64, which string) {
+	for name, w := range a {
+		var d2, n2 float64
+		for i := 0; i < w.Len(); i++ {
+			d := w.AsFloat64(i) - b[name].AsFloat64(i)
+			d2 += d * d
+			n2 += w.AsFloat64(i) * w.AsFloat64(i)
+		}
+		if r := math.Sqrt(d2 / math.Max(n2, 1e-30)); r > worst || which == "" {
+			worst, which = r, name
+		}
+	}
+	return worst, which
 }
 
 func batch(n int, seed uint64) strategy.Batch {
@@ -90,7 +135,7 @@ func TestMirroredEqualsSingle(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			run := func(replicas int) (map[string]*tensor.Tensor, []float64) {
-				st, _ := setup(t, c.model, c.dropout, c.oc, replicas)
+				st := spec{model: c.model, dropout: c.dropout, oc: c.oc, replicas: replicas}.mustBuild(t)
 				var losses []float64
 				for i, n := range sizes {
 					r, err := st.Step(context.Background(), batch(n, uint64(i)), c.oc.LR, int64(i+1), int64(100+i))
@@ -109,27 +154,15 @@ func TestMirroredEqualsSingle(t *testing.T) {
 			for _, r := range []int{2, 3, 4} {
 				got, loss := run(r)
 				for i := range loss {
-					if math.Abs(loss[i]-wantLoss[i]) > 1e-6*math.Abs(wantLoss[i]) {
+					if !(math.Abs(loss[i]-wantLoss[i]) <= 1e-6*math.Abs(wantLoss[i])) {
 						t.Errorf("replicas %d: loss of step %d is %v, single device %v", r, i+1, loss[i], wantLoss[i])
 					}
 				}
-				worst, worstRel := 0.0, 0.0
-				for name, w := range want {
-					g := got[name]
-					var diff2, norm2 float64
-					for i := 0; i < w.Len(); i++ {
-						a, b := w.AsFloat64(i), g.AsFloat64(i)
-						diff2 += (a - b) * (a - b)
-						norm2 += a * a
-						worst = math.Max(worst, math.Abs(a-b))
-					}
-					rel := math.Sqrt(diff2 / norm2)
-					if !(rel <= 1e-6) {
-						t.Fatalf("replicas %d: %s differs from single device by %.3g relative (L2)", r, name, rel)
-					}
-					worstRel = math.Max(worstRel, rel)
+				worst, name := relL2(want, got)
+				if !(worst <= 1e-6) {
+					t.Fatalf("replicas %d: %s differs from single device by %.3g relative (L2)", r, name, worst)
 				}
-				t.Logf("replicas %d: worst relative (L2) weight difference to single device %.2g, max abs %.2g", r, worstRel, worst)
+				t.Logf("replicas %d: worst relative (L2) weight difference to single device %.2g (%s)", r, worst, name)
 			}
 		})
 	}
@@ -180,7 +213,7 @@ func TestBadConfigurations(t *testing.T) {
 // range) and checks the error names the replica, the others stop, and the
 // weights are untouched (no update ran).
 func TestReplicaFailure(t *testing.T) {
-	st, _ := setup(t, "mlp", 0, optim.Config{Name: "sgd", LR: 0.1}, 2)
+	st := spec{model: "mlp", oc: optim.Config{Name: "sgd", LR: 0.1}, replicas: 2}.mustBuild(t)
 	before, err := st.Weights()
 	if err != nil {
 		t.Fatal(err)
@@ -208,43 +241,8 @@ func TestReplicaFailure(t *testing.T) {
 func TestDeterministicMode(t *testing.T) {
 	oc := optim.Config{Name: "adam", LR: 1e-3}
 	run := func(replicas int) map[string]*tensor.Tensor {
-		m, err := models.Build("cnn", models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3, Dropout: 0.2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
-		if err != nil {
-			t.Fatal(err)
-		}
-		up, err := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		init := map[string]*tensor.Tensor{}
-		for _, n := range tr.Params {
-			init[n] = m.Graph.Initializer(n)
-		}
-		sc := strategy.Config{Backend: cpu.New(cpu.Options{Devices: max(replicas, 1), Threads: 2}), Training: tr, Update: up,
-			Init: init, Replicas: replicas, Deterministic: true, ShardSize: 3}
-		var st strategy.Strategy
-		if replicas == 0 {
-			st, err = strategy.NewSingleDevice(sc)
-		} else {
-			st, err = strategy.NewMirrored(sc)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, n := range []int{13, 12, 7} {
-			if _, err := st.Step(context.Background(), batch(n, uint64(i)), oc.LR, int64(i+1), int64(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		w, err := st.Weights()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
+		st := spec{model: "cnn", dropout: 0.2, oc: oc, replicas: replicas, deterministic: true, shard: 3}.mustBuild(t)
+		return steps(t, st, oc.LR, 13, 12, 7)
 	}
 	want := run(0)
 	for _, r := range []int{2, 3} {
@@ -259,46 +257,10 @@ func TestDeterministicMode(t *testing.T) {
 		}
 	}
 	// BatchNorm is refused.
-	m, _ := models.Build("vgg", models.Options{Input: []int{1, 12, 12}, Classes: 5})
-	tr, _ := graph.TrainingGraph(m, graph.TrainingOptions{})
-	up, _ := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
-	if _, err := strategy.NewSingleDevice(strategy.Config{Backend: cpu.New(cpu.Options{}), Training: tr, Update: up, Deterministic: true}); err == nil || !strings.Contains(err.Error(), "BatchNorm") {
+	_, err := spec{model: "vgg", oc: oc, deterministic: true}.build(t)
+	if err == nil || !strings.Contains(err.Error(), "BatchNorm") {
 		t.Errorf("deterministic mode with BatchNorm: error %v", err)
 	}
-}
-
-// syncSetup builds a BatchNorm model's strategy, with sync BatchNorm when
-// sync is set.
-func syncSetup(t *testing.T, replicas int, sync bool) strategy.Strategy {
-	t.Helper()
-	m, err := models.Build("vgg", models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy, SyncBatchNorm: sync})
-	if err != nil {
-		t.Fatal(err)
-	}
-	oc := optim.Config{Name: "momentum", LR: 0.05, Momentum: 0.9}
-	up, err := optim.BuildUpdate(oc, train.ParamsOf(m, tr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := map[string]*tensor.Tensor{}
-	for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
-		init[n] = m.Graph.Initializer(n)
-	}
-	sc := strategy.Config{Backend: cpu.New(cpu.Options{Devices: max(replicas, 1)}), Training: tr, Update: up, Init: init, Replicas: replicas}
-	var st strategy.Strategy
-	if replicas == 0 {
-		st, err = strategy.NewSingleDevice(sc)
-	} else {
-		st, err = strategy.NewMirrored(sc)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st
 }
 
 // TestSyncBatchNorm checks that mirrored training with sync BatchNorm
@@ -308,44 +270,21 @@ func syncSetup(t *testing.T, replicas int, sync bool) strategy.Strategy {
 // from all-reduced sums, single-device BatchNorm in two passes, which
 // differ by float32 rounding. Without sync, per-replica statistics make
 // the results differ far more, which the test also checks so that it
-// could not pass by accident.
+// could not pass by accident. Batches of 9 split unevenly.
 func TestSyncBatchNorm(t *testing.T) {
+	oc := optim.Config{Name: "momentum", LR: 0.05, Momentum: 0.9}
 	run := func(replicas int, sync bool) map[string]*tensor.Tensor {
-		st := syncSetup(t, replicas, sync)
-		for i, n := range []int{12, 12, 9} {
-			if _, err := st.Step(context.Background(), batch(n, uint64(i)), 0.05, int64(i+1), 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		w, err := st.Weights()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
-	relDiff := func(a, b map[string]*tensor.Tensor) (worst float64, which string) {
-		for name, w := range a {
-			var d2, n2 float64
-			for i := 0; i < w.Len(); i++ {
-				d := w.AsFloat64(i) - b[name].AsFloat64(i)
-				d2 += d * d
-				n2 += w.AsFloat64(i) * w.AsFloat64(i)
-			}
-			if r := math.Sqrt(d2 / math.Max(n2, 1e-30)); r > worst {
-				worst, which = r, name
-			}
-		}
-		return worst, which
+		return steps(t, spec{model: "vgg", oc: oc, replicas: replicas, sync: sync}.mustBuild(t), oc.LR, 12, 12, 9)
 	}
 	want := run(0, false)
 	for _, r := range []int{2, 3} {
-		if d, name := relDiff(want, run(r, true)); !(d <= 1e-5) {
+		if d, name := relL2(want, run(r, true)); !(d <= 1e-5) {
 			t.Errorf("sync BatchNorm, %d replicas: %s differs by %.3g relative", r, name, d)
 		} else {
 			t.Logf("sync BatchNorm, %d replicas: worst relative difference %.2g (%s)", r, d, name)
 		}
 	}
-	if d, _ := relDiff(want, run(2, false)); d < 1e-4 {
+	if d, _ := relL2(want, run(2, false)); d < 1e-4 {
 		t.Errorf("per-replica BatchNorm differs from single device by only %.3g: the comparison cannot tell sync from not", d)
 	}
 }
@@ -353,7 +292,7 @@ func TestSyncBatchNorm(t *testing.T) {
 // TestSyncBatchNormFailure makes one replica fail after the forward
 // collectives; the other must not wait forever.
 func TestSyncBatchNormFailure(t *testing.T) {
-	st := syncSetup(t, 2, true)
+	st := spec{model: "vgg", oc: optim.Config{Name: "sgd", LR: 0.05}, replicas: 2, sync: true}.mustBuild(t)
 	b := batch(8, 1)
 	b.Labels.Int64s()[6] = 99
 	done := make(chan error, 1)
