@@ -33,6 +33,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	seconds := fs.Float64("seconds", 3, "how long to measure")
 	profile := fs.Bool("profile", false, "print the time spent per op type")
+	det := fs.Bool("deterministic", false, "with --train: deterministic mode (micro-shards of 8, one thread per replica)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 		for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
 			init[n] = m.Graph.Initializer(n)
 		}
-		sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: init, Replicas: devices}
+		sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: init, Replicas: devices, Deterministic: *det}
 		var st strategy.Strategy
 		if *strat == "mirrored" {
 			st, err = strategy.NewMirrored(sc)
@@ -140,6 +141,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	what := "inference"
 	if *trainMode {
 		what = "training (" + *strat + ")"
+		if *det {
+			what = "training (" + *strat + ", deterministic)"
+		}
 	}
 	fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
 		float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))
