@@ -2,7 +2,6 @@ package graph
 
 import (
 	"fmt"
-	"sort"
 
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -46,18 +45,6 @@ func Register(s *Schema) {
 
 // Lookup returns the schema of an op, or nil when gotrain does not know it.
 func Lookup(domain, op string) *Schema { return registry[key(domain, op)] }
-
-// RegisteredOps lists the known op types of a domain, sorted.
-func RegisteredOps(domain string) []string {
-	var ops []string
-	for _, s := range registry {
-		if NormDomain(s.Domain) == NormDomain(domain) {
-			ops = append(ops, s.OpType)
-		}
-	}
-	sort.Strings(ops)
-	return ops
-}
 
 // NodeError is an error about one node.
 type NodeError struct {

@@ -15,7 +15,6 @@ package train
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -605,10 +604,4 @@ func (t *Trainer) restore(s *State) error {
 		}
 	}
 	return nil
-}
-
-// MarshalConfig renders a config's serialisable part as JSON for states.
-func MarshalConfig(v any) []byte {
-	b, _ := json.Marshal(v)
-	return b
 }
