@@ -5,7 +5,7 @@ import "github.com/gotrain/gotrain/graph"
 // Attributes the fusion pass sets on the nodes it fuses. They never leave
 // the executable's private copy of the graph.
 const (
-	fusedActivation = "gotrain_fused_activation" // on Conv: "Relu"
+	fusedActivation = "gotrain_fused_activation" // on Conv and Gemm: "Relu"
 	fusedReluMask   = "gotrain_fused_relu_mask"  // on MaxPoolGrad: 1
 )
 
@@ -13,8 +13,8 @@ const (
 // large tensor from one to the other run as one kernel, saving a pass over
 // memory; the values computed do not change:
 //
-//   - Conv followed by Relu, the Conv's output read by nothing else:
-//     the Conv applies ReLU as it writes its output.
+//   - Conv or Gemm followed by Relu, its output read by nothing else:
+//     the Conv or Gemm applies ReLU as it writes its output.
 //   - ReluGrad(MaxPoolGrad(dY, Indices, X), X) where X is the Relu's output:
 //     the gradient passes only through taps where X > 0, which MaxPoolGrad
 //     checks as it scatters; the taps it does not reach are zero either way.
@@ -49,7 +49,7 @@ func fuse(g *graph.Graph, keep []string) *graph.Graph {
 	for i := range g.Nodes {
 		n := g.Nodes[i]
 		switch {
-		case n.OpType == "Conv" && graph.NormDomain(n.Domain) == graph.DomainONNX:
+		case (n.OpType == "Conv" || n.OpType == "Gemm") && graph.NormDomain(n.Domain) == graph.DomainONNX:
 			r := single(n.Outputs[0])
 			if r == nil || r.OpType != "Relu" || graph.NormDomain(r.Domain) != graph.DomainONNX {
 				continue

@@ -186,8 +186,10 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 		ldb = pl.k
 	}
 	alpha, beta := T(pl.alpha), T(pl.beta)
+	relu := p.Node.AttrString(fusedActivation, "") == "Relu" // set by fuse.go
 	return func(in, out []*tensor.Tensor) error {
 		a, b, y := mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
+
 		var gb T
 		if pl.hasC {
 			c := mmData[T](in[2])
@@ -200,6 +202,11 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 			gb = 1
 		}
 		pgemm(pool, pl.ta, pl.tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n)
+		if relu {
+			for i, v := range y {
+				y[i] = max(v, 0)
+			}
+		}
 		return nil
 	}
 }
