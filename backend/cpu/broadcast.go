@@ -30,6 +30,9 @@ type bcastPlan struct {
 	// disjoint[k]: distinct runs start at distinct offsets of input k, so
 	// runs may be processed in parallel when input k is written (reductions).
 	disjoint [3]bool
+	// The current run's function and the chunk functions bound to the plan.
+	fn             func(o, n int, off [3]int)
+	flatFn, rowsFn func(lo, hi int)
 }
 
 // newBcastPlan plans out (the full shape) against ins, each of which must
@@ -160,18 +163,29 @@ func (p *bcastPlan) run(pool *Pool, fn func(o, n int, off [3]int)) {
 	if p.n == 0 {
 		return
 	}
-	if p.rows == 1 {
-		pool.For(p.inner, ewGrain, func(lo, hi int) {
-			var off [3]int
-			for j := range off {
-				off[j] = lo * p.step[j]
-			}
-			fn(lo, hi-lo, off)
-		})
-		return
+	// The chunk functions are bound to the plan once (see flatChunk); the
+	// call's function is passed through p.fn, so a run allocates nothing.
+	if p.flatFn == nil {
+		p.flatFn, p.rowsFn = p.flatChunk, p.rowsChunk
 	}
-	pool.For(p.rows, max(1, ewGrain/p.inner), func(r0, r1 int) { p.runRows(r0, r1, fn) })
+	p.fn = fn
+	if p.rows == 1 {
+		pool.For(p.inner, ewGrain, p.flatFn)
+	} else {
+		pool.For(p.rows, max(1, ewGrain/p.inner), p.rowsFn)
+	}
+	p.fn = nil
 }
+
+func (p *bcastPlan) flatChunk(lo, hi int) {
+	var off [3]int
+	for j := range off {
+		off[j] = lo * p.step[j]
+	}
+	p.fn(lo, hi-lo, off)
+}
+
+func (p *bcastPlan) rowsChunk(r0, r1 int) { p.runRows(r0, r1, p.fn) }
 
 // runSerial is run on the caller's goroutine, in order.
 func (p *bcastPlan) runSerial(fn func(o, n int, off [3]int)) {

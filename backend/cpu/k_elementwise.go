@@ -179,16 +179,23 @@ func unaryFloat[T elemFloat](p *Prep, op string) (Kernel, error) {
 
 // mapKernel runs a same-shape loop from input 0 to output 0 in parallel.
 func mapKernel[S, D any](p *Prep, grain int, loop func(dst []D, src []S)) Kernel {
+	// The chunk function is made once and reads the call's slices through
+	// these variables, so a run allocates nothing.
+	var src []S
+	var dst []D
+	chunk := func(lo, hi int) { loop(dst[lo:hi], src[lo:hi]) }
 	return func(in, out []*tensor.Tensor) error {
-		src, err := dataOf[S](p, in[0], "input 0")
+		s, err := dataOf[S](p, in[0], "input 0")
 		if err != nil {
 			return err
 		}
-		dst, err := dataOf[D](p, out[0], "output 0")
+		d, err := dataOf[D](p, out[0], "output 0")
 		if err != nil {
 			return err
 		}
-		p.Pool.For(len(dst), grain, func(lo, hi int) { loop(dst[lo:hi], src[lo:hi]) })
+		src, dst = s, d
+		p.Pool.For(len(dst), grain, chunk)
+		src, dst = nil, nil
 		return nil
 	}
 }
@@ -241,22 +248,29 @@ func binaryKernel[A, B, R any](p *Prep, loop binLoop[A, B, R]) (Kernel, error) {
 	if err != nil {
 		return nil, Errorf(p, "%v", err)
 	}
+	// As in mapKernel: one chunk function, reading the call's slices.
+	var a []A
+	var b []B
+	var r []R
+	chunk := func(o, n int, off [3]int) {
+		loop(r[o:o+n], a[off[0]:], pl.step[0], b[off[1]:], pl.step[1])
+	}
 	return func(in, out []*tensor.Tensor) error {
-		a, err := dataOf[A](p, in[0], "input 0")
+		av, err := dataOf[A](p, in[0], "input 0")
 		if err != nil {
 			return err
 		}
-		b, err := dataOf[B](p, in[1], "input 1")
+		bv, err := dataOf[B](p, in[1], "input 1")
 		if err != nil {
 			return err
 		}
-		r, err := dataOf[R](p, out[0], "output 0")
+		rv, err := dataOf[R](p, out[0], "output 0")
 		if err != nil {
 			return err
 		}
-		pl.run(p.Pool, func(o, n int, off [3]int) {
-			loop(r[o:o+n], a[off[0]:], pl.step[0], b[off[1]:], pl.step[1])
-		})
+		a, b, r = av, bv, rv
+		pl.run(p.Pool, chunk)
+		a, b, r = nil, nil, nil
 		return nil
 	}, nil
 }

@@ -37,27 +37,62 @@ func pgemm[T float32 | float64](pool *Pool, ta, tb bool, m, n, k int, alpha T, a
 		gemmT(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	if m >= n {
-		pool.For(m, 16, func(lo, hi int) {
-			var aa []T
-			if ta {
-				aa = a[lo:]
-			} else {
-				aa = a[lo*lda:]
-			}
-			gemmT(ta, tb, hi-lo, n, k, alpha, aa, lda, b, ldb, beta, c[lo*ldc:], ldc)
-		})
+	newGemmJob[T]().run(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// gemmJob is a product split over a pool by rows or columns. A kernel
+// keeps one from its factory so that running it allocates nothing: the
+// pool's chunk functions are bound to the job once.
+type gemmJob[T float32 | float64] struct {
+	ta, tb        bool
+	m, n, k       int
+	alpha, beta   T
+	a, b, c       []T
+	lda, ldb, ldc int
+	rowsFn        func(lo, hi int)
+	colsFn        func(lo, hi int)
+}
+
+func newGemmJob[T float32 | float64]() *gemmJob[T] {
+	j := &gemmJob[T]{}
+	j.rowsFn, j.colsFn = j.rows, j.cols
+	return j
+}
+
+// run is pgemm with this job's preallocated state.
+func (j *gemmJob[T]) run(pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if pool == nil || pool.Size() == 1 || m*n*k < pgemmMinWork {
+		gemmT(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	pool.For(n, 64, func(lo, hi int) {
-		var bb []T
-		if tb {
-			bb = b[lo*ldb:]
-		} else {
-			bb = b[lo:]
-		}
-		gemmT(ta, tb, m, hi-lo, k, alpha, a, lda, bb, ldb, beta, c[lo:], ldc)
-	})
+	j.ta, j.tb, j.m, j.n, j.k, j.alpha, j.beta = ta, tb, m, n, k, alpha, beta
+	j.a, j.b, j.c, j.lda, j.ldb, j.ldc = a, b, c, lda, ldb, ldc
+	if m >= n {
+		pool.For(m, 16, j.rowsFn)
+	} else {
+		pool.For(n, 64, j.colsFn)
+	}
+	j.a, j.b, j.c = nil, nil, nil
+}
+
+func (j *gemmJob[T]) rows(lo, hi int) {
+	var aa []T
+	if j.ta {
+		aa = j.a[lo:]
+	} else {
+		aa = j.a[lo*j.lda:]
+	}
+	gemmT(j.ta, j.tb, hi-lo, j.n, j.k, j.alpha, aa, j.lda, j.b, j.ldb, j.beta, j.c[lo*j.ldc:], j.ldc)
+}
+
+func (j *gemmJob[T]) cols(lo, hi int) {
+	var bb []T
+	if j.tb {
+		bb = j.b[lo*j.ldb:]
+	} else {
+		bb = j.b[lo:]
+	}
+	gemmT(j.ta, j.tb, j.m, hi-lo, j.k, j.alpha, j.a, j.lda, bb, j.ldb, j.beta, j.c[lo:], j.ldc)
 }
 
 type mmInt interface {
@@ -187,6 +222,7 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 	}
 	alpha, beta := T(pl.alpha), T(pl.beta)
 	relu := p.Node.AttrString(fusedActivation, "") == "Relu" // set by fuse.go
+	job := newGemmJob[T]()
 	return func(in, out []*tensor.Tensor) error {
 		a, b, y := mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
 
@@ -201,7 +237,7 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 			}
 			gb = 1
 		}
-		pgemm(pool, pl.ta, pl.tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n)
+		job.run(pool, pl.ta, pl.tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n)
 		if relu {
 			for i, v := range y {
 				y[i] = max(v, 0)

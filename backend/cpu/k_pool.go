@@ -253,19 +253,24 @@ func poolMaxFactory(p *Prep) (Kernel, error) {
 	switch p.In[0].DType {
 	case tensor.Float32:
 		fast := g.twoByTwo() && !colMajor
+		// One chunk function, made here, reads the call's slices: a run
+		// allocates nothing.
+		var xs, ys []float32
+		var ind []int64
+		chunk := func(lo, hi int) {
+			if fast {
+				poolMax2x2(g, xs, ys, ind, lo, hi)
+			} else {
+				poolMaxPlanes(g, xs, ys, ind, lo, hi, colMajor)
+			}
+		}
 		return func(in, out []*tensor.Tensor) error {
-			xs, ys := in[0].Float32s(), out[0].Float32s()
-			var ind []int64
+			xs, ys, ind = in[0].Float32s(), out[0].Float32s(), nil
 			if wantInd && len(out) > 1 && out[1] != nil {
 				ind = out[1].Int64s()
 			}
-			p.Pool.For(g.planes, grain, func(lo, hi int) {
-				if fast {
-					poolMax2x2(g, xs, ys, ind, lo, hi)
-				} else {
-					poolMaxPlanes(g, xs, ys, ind, lo, hi, colMajor)
-				}
-			})
+			p.Pool.For(g.planes, grain, chunk)
+			xs, ys, ind = nil, nil, nil
 			return nil
 		}, nil
 	case tensor.Float64:
