@@ -381,13 +381,18 @@ type convRunner[T float32 | float64] struct {
 	parts [][]T // ConvGrad: per-worker dW partial sums (parts[0] is dW itself)
 	outs  [][]T // batched Conv: per-worker [cout, bimg*colVol] products
 	chunk func(lo, hi int)
+	// biasChunk is biasGradChunk, bound once so that a run allocates nothing.
+	biasChunk func(lo, hi int)
+	// job splits one product over the pool in the few-units case (where
+	// units run in turn on the caller), made once for the same reason.
+	job *gemmJob[T]
 	// The current call's data.
 	x, w, b, y []T // Conv: X, W, B, Y; ConvTranspose: X, W, B, Y; ConvGrad: X, W, -, dY
-	dx, dw     []T
+	dx, dw, db []T
 }
 
 func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
-	r := &convRunner[T]{pl: pl, pool: p.Pool}
+	r := &convRunner[T]{pl: pl, pool: p.Pool, job: newGemmJob[T]()}
 	g := pl.geom
 	if !g.identity {
 		r.cols = make([][]T, pl.nw)
@@ -407,7 +412,7 @@ func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 			r.parts[i] = make([]T, pl.cout*g.rows)
 		}
 	}
-	r.chunk = r.runChunk
+	r.chunk, r.biasChunk = r.runChunk, r.biasGradChunk
 	return r
 }
 
@@ -440,7 +445,8 @@ func (r *convRunner[T]) kernel(in, out []*tensor.Tensor) error {
 			}
 		}
 		if pl.wantDB {
-			convBiasGrad(r.pool, r.y, convData[T](out[2]), pl.n, pl.cout, pl.geom.colVol)
+			r.db = convData[T](out[2])
+			r.pool.For(pl.cout, 8, r.biasChunk)
 		}
 		if !pl.wantDX && !pl.wantDW {
 			r.release()
@@ -464,7 +470,7 @@ func (r *convRunner[T]) kernel(in, out []*tensor.Tensor) error {
 }
 
 func (r *convRunner[T]) release() {
-	r.x, r.w, r.b, r.y, r.dx, r.dw = nil, nil, nil, nil, nil, nil
+	r.x, r.w, r.b, r.y, r.dx, r.dw, r.db = nil, nil, nil, nil, nil, nil, nil
 	if r.parts != nil {
 		r.parts[0] = nil
 	}
@@ -488,7 +494,9 @@ func (r *convRunner[T]) runChunk(lo, hi int) {
 }
 
 // runUnits processes units [u0, u1) with worker w's buffers; pool, when
-// set, parallelises each product (the few-units case).
+// set, parallelises each product through r.job (the few-units case, run on
+// the caller alone). Without a pool r.job.run keeps no state, so workers
+// may share it.
 func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 	pl, g := r.pl, r.geom()
 	var col []T
@@ -516,7 +524,7 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				}
 				beta = 1
 			}
-			pgemm(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, beta, y, g.colVol)
+			r.job.run(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, beta, y, g.colVol)
 			if pl.relu {
 				for j, v := range y {
 					y[j] = max(v, 0)
@@ -535,10 +543,10 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				clear(y)
 			}
 			if g.identity {
-				pgemm(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol)
+				r.job.run(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol)
 				continue
 			}
-			pgemm(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol)
+			r.job.run(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol)
 			col2im(g, col, y)
 		case convGrad:
 			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
@@ -551,15 +559,15 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 					src = col
 				}
 				dw := r.parts[worker][gi*mg*g.rows:][:mg*g.rows]
-				pgemm(pool, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows)
+				r.job.run(pool, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows)
 			}
 			if pl.wantDX {
 				dx := r.dx[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
 				if g.identity {
-					pgemm(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol)
+					r.job.run(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol)
 					continue
 				}
-				pgemm(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol)
+				r.job.run(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol)
 				clear(dx)
 				col2im(g, col, dx)
 			}
@@ -651,20 +659,21 @@ func convFill[T any](s []T, v T) {
 	}
 }
 
-// convBiasGrad sums dy [n, c, vol] over n and vol into db [c], in float64
-// so the result does not depend on how the batch is split.
-func convBiasGrad[T float32 | float64](pool *Pool, dy, db []T, n, c, vol int) {
-	pool.For(c, 8, func(lo, hi int) {
-		for ch := lo; ch < hi; ch++ {
-			var s float64
-			for i := 0; i < n; i++ {
-				var t T
-				for _, v := range dy[(i*c+ch)*vol : (i*c+ch+1)*vol] {
-					t += v
-				}
-				s += float64(t)
+// biasGradChunk sums dY [n, c, vol] over n and vol into dB [c] for
+// channels [lo, hi), in float64 so the result does not depend on how the
+// batch is split.
+func (r *convRunner[T]) biasGradChunk(lo, hi int) {
+	n, c, vol := r.pl.n, r.pl.cout, r.pl.geom.colVol
+	dy, db := r.y, r.db
+	for ch := lo; ch < hi; ch++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			var t T
+			for _, v := range dy[(i*c+ch)*vol : (i*c+ch+1)*vol] {
+				t += v
 			}
-			db[ch] = T(s)
+			s += float64(t)
 		}
-	})
+		db[ch] = T(s)
+	}
 }

@@ -94,20 +94,30 @@ func dropoutTrainFactory(p *Prep) (Kernel, error) {
 }
 
 func dropoutTrainKernel[T poolFloat](p *Prep, rows, per int) Kernel {
+	// The chunk function is made once and reads the call's slices and
+	// scalars through these variables, so a run allocates nothing.
+	var x, y []T
+	var mask []bool
+	var seed, offset int64
+	var thresh uint64
+	var scale T
+	chunk := func(lo, hi int) {
+		dropoutApply(x, y, mask, per, seed, offset, thresh, scale, lo, hi)
+	}
 	return func(in, out []*tensor.Tensor) error {
-		thresh, scale, err := dropoutRatio(p, float64(in[1].Float32s()[0]))
+		th, sc, err := dropoutRatio(p, float64(in[1].Float32s()[0]))
 		if err != nil {
 			return err
 		}
-		seed, offset := in[2].Int64s()[0], in[3].Int64s()[0]
-		x, y := in[0].Data().([]T), out[0].Data().([]T)
-		var mask []bool
+		thresh, scale = th, T(sc)
+		seed, offset = in[2].Int64s()[0], in[3].Int64s()[0]
+		x, y = in[0].Data().([]T), out[0].Data().([]T)
+		mask = nil
 		if m := normOut(out, 1); m != nil {
 			mask = m.Bools()
 		}
-		p.Pool.For(rows, poolWork(per*4), func(lo, hi int) {
-			dropoutApply(x, y, mask, per, seed, offset, thresh, T(scale), lo, hi)
-		})
+		p.Pool.For(rows, poolWork(per*4), chunk)
+		x, y, mask = nil, nil, nil
 		return nil
 	}
 }

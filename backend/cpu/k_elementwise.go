@@ -726,36 +726,46 @@ func variadicK[T elemNum](p *Prep, op string) (Kernel, error) {
 	}
 	loop := numLoop[T](op)
 	count := T(len(p.In))
+	// The chunk functions are made once and read the call's slices (and the
+	// plan of the input being folded in) through these variables, so a run
+	// allocates nothing.
+	var r, a []T
+	var pl *bcastPlan
+	first := func(o, n int, off [3]int) {
+		if pl.step[0] == 1 {
+			copy(r[o:o+n], a[off[0]:])
+		} else {
+			fill(r[o:o+n], a[off[0]])
+		}
+	}
+	fold := func(o, n int, off [3]int) {
+		loop(r[o:o+n], r[o:], 1, a[off[1]:], pl.step[1])
+	}
+	divide := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r[i] /= count
+		}
+	}
 	return func(in, outs []*tensor.Tensor) error {
-		r, err := dataOf[T](p, outs[0], "output 0")
+		rv, err := dataOf[T](p, outs[0], "output 0")
 		if err != nil {
 			return err
 		}
-		for i, pl := range plans {
-			a, err := dataOf[T](p, in[i], "input")
-			if err != nil {
+		defer func() { r, a, pl = nil, nil, nil }()
+		r = rv
+		for i := range plans {
+			if a, err = dataOf[T](p, in[i], "input"); err != nil {
 				return err
 			}
+			pl = plans[i]
 			if i == 0 {
-				pl.run(p.Pool, func(o, n int, off [3]int) {
-					if pl.step[0] == 1 {
-						copy(r[o:o+n], a[off[0]:])
-					} else {
-						fill(r[o:o+n], a[off[0]])
-					}
-				})
-				continue
+				pl.run(p.Pool, first)
+			} else {
+				pl.run(p.Pool, fold)
 			}
-			pl.run(p.Pool, func(o, n int, off [3]int) {
-				loop(r[o:o+n], r[o:], 1, a[off[1]:], pl.step[1])
-			})
 		}
 		if op == "Mean" && count != 1 {
-			p.Pool.For(len(r), ewGrain, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					r[i] /= count
-				}
-			})
+			p.Pool.For(len(r), ewGrain, divide)
 		}
 		return nil
 	}, nil
@@ -801,6 +811,20 @@ func whereK[T any](p *Prep) (Kernel, error) {
 	if err != nil {
 		return nil, Errorf(p, "%v", err)
 	}
+	// As in binaryKernel: one chunk function, reading the call's slices.
+	var cond []bool
+	var xs, ys, rs []T
+	sc, sx, sy := pl.step[0], pl.step[1], pl.step[2]
+	chunk := func(o, n int, off [3]int) {
+		c, x, y, r := cond[off[0]:], xs[off[1]:], ys[off[2]:], rs[o:o+n]
+		for i := range r {
+			if c[i*sc] {
+				r[i] = x[i*sx]
+			} else {
+				r[i] = y[i*sy]
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
 		c, err := dataOf[bool](p, in[0], "input 0 (condition)")
 		if err != nil {
@@ -818,17 +842,9 @@ func whereK[T any](p *Prep) (Kernel, error) {
 		if err != nil {
 			return err
 		}
-		sc, sx, sy := pl.step[0], pl.step[1], pl.step[2]
-		pl.run(p.Pool, func(o, n int, off [3]int) {
-			c, x, y, r := c[off[0]:], x[off[1]:], y[off[2]:], r[o:o+n]
-			for i := range r {
-				if c[i*sc] {
-					r[i] = x[i*sx]
-				} else {
-					r[i] = y[i*sy]
-				}
-			}
-		})
+		cond, xs, ys, rs = c, x, y, r
+		pl.run(p.Pool, chunk)
+		cond, xs, ys, rs = nil, nil, nil, nil
 		return nil
 	}, nil
 }
@@ -870,26 +886,41 @@ func newClip(p *Prep) (Kernel, error) {
 // an absent bound does not clip. With lo > hi every element becomes hi.
 func clipK[T elemNum](p *Prep) (Kernel, error) {
 	attrs := p.Opset > 0 && p.Opset < 11
-	var aLo, aHi *T
+	var aLo, aHi T
+	var aHasLo, aHasHi bool
 	if attrs {
 		if a := p.Node.Attr("min"); a != nil {
-			v := T(a.F)
-			aLo = &v
+			aLo, aHasLo = T(a.F), true
 		}
 		if a := p.Node.Attr("max"); a != nil {
-			v := T(a.F)
-			aHi = &v
+			aHi, aHasHi = T(a.F), true
+		}
+	}
+	// The chunk function is made once and reads the call's slices and
+	// bounds through these variables, so a run allocates nothing.
+	var x, r []T
+	var lo, hi T
+	var hasLo, hasHi bool
+	chunk := func(a, b int) {
+		for i := a; i < b; i++ {
+			v := x[i]
+			if hasLo && v < lo {
+				v = lo
+			}
+			if hasHi && v > hi {
+				v = hi
+			}
+			r[i] = v
 		}
 	}
 	return func(in, out []*tensor.Tensor) error {
-		lo, hi := aLo, aHi
-		var lv, hv T
+		lo, hi, hasLo, hasHi = aLo, aHi, aHasLo, aHasHi
 		if !attrs {
 			for i := 1; i <= 2; i++ {
 				if len(in) <= i || in[i] == nil {
 					continue
 				}
-				d, err := dataOf[T](p, in[i], []string{"", "input 1 (min)", "input 2 (max)"}[i])
+				d, err := dataOf[T](p, in[i], [3]string{"", "input 1 (min)", "input 2 (max)"}[i])
 				if err != nil {
 					return err
 				}
@@ -897,32 +928,23 @@ func clipK[T elemNum](p *Prep) (Kernel, error) {
 					return Errorf(p, "input %d must hold one value, has %d", i, len(d))
 				}
 				if i == 1 {
-					lv, lo = d[0], &lv
+					lo, hasLo = d[0], true
 				} else {
-					hv, hi = d[0], &hv
+					hi, hasHi = d[0], true
 				}
 			}
 		}
-		x, err := dataOf[T](p, in[0], "input 0")
+		xv, err := dataOf[T](p, in[0], "input 0")
 		if err != nil {
 			return err
 		}
-		r, err := dataOf[T](p, out[0], "output 0")
+		rv, err := dataOf[T](p, out[0], "output 0")
 		if err != nil {
 			return err
 		}
-		p.Pool.For(len(r), ewGrain, func(a, b int) {
-			for i := a; i < b; i++ {
-				v := x[i]
-				if lo != nil && v < *lo {
-					v = *lo
-				}
-				if hi != nil && v > *hi {
-					v = *hi
-				}
-				r[i] = v
-			}
-		})
+		x, r = xv, rv
+		p.Pool.For(len(r), ewGrain, chunk)
+		x, r = nil, nil
 		return nil
 	}, nil
 }

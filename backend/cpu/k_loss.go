@@ -163,9 +163,20 @@ func classLossK[T elemFloat](p *Prep, softmax bool) (Kernel, error) {
 		scratch = make([]T, tensor.NumElements(scores))
 	}
 	perPos := make([]float64, cl.n*cl.d)
+	// The log-softmax chunk function is made once and reads the call's
+	// slices through these variables, so a run allocates nothing.
+	var x, lp []T
+	c, d := cl.c, cl.d
+	logSoftmax := func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			base := (j/d)*c*d + j%d
+			logSoftmaxGroup(lp[base:base+(c-1)*d+1], x[base:base+(c-1)*d+1], nil, d)
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0 (scores)")
-		if err != nil {
+		defer func() { x, lp = nil, nil }()
+		var err error
+		if x, err = dataOf[T](p, in[0], "input 0 (scores)"); err != nil {
 			return err
 		}
 		w, err := optionalData[T](p, in, 2, "input 2 (weights)")
@@ -176,7 +187,7 @@ func classLossK[T elemFloat](p *Prep, softmax bool) (Kernel, error) {
 		if err != nil {
 			return err
 		}
-		lp := x
+		lp = x
 		if softmax {
 			lp = scratch
 			if lp == nil {
@@ -184,13 +195,7 @@ func classLossK[T elemFloat](p *Prep, softmax bool) (Kernel, error) {
 					return err
 				}
 			}
-			c, d := cl.c, cl.d
-			p.Pool.For(cl.n*d, max(1, ewGrain/4/max(c, 1)), func(lo, hi int) {
-				for j := lo; j < hi; j++ {
-					base := (j/d)*c*d + j%d
-					logSoftmaxGroup(lp[base:base+(c-1)*d+1], x[base:base+(c-1)*d+1], nil, d)
-				}
-			})
+			p.Pool.For(cl.n*d, max(1, ewGrain/4/max(c, 1)), logSoftmax)
 		}
 		var q []T
 		if cl.softLabels {
@@ -289,24 +294,71 @@ func sceGradK[T elemFloat](p *Prep) (Kernel, error) {
 	if want := map[bool]int{true: nd, false: 1}[cl.reduction == "none"]; tensor.NumElements(p.InShape(0)) != want {
 		return nil, Errorf(p, "dLoss has shape %v; reduction %q wants %d elements", p.InShape(0), cl.reduction, want)
 	}
+	// The chunk function is made once and reads the call's slices and
+	// scalars through these variables, so a run allocates nothing.
+	var g, lp, w, q, dx []T
+	var scale, wsum float64
+	c, d, e := cl.c, cl.d, cl.smoothing
+	chunk := func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			base := (j/d)*c*d + j%d
+			gj := scale
+			if cl.reduction == "none" {
+				gj *= float64(g[j])
+			} else {
+				gj *= float64(g[0])
+			}
+			if cl.softLabels {
+				wq := 0.0
+				for k := 0; k < c; k++ {
+					wq += weightOf(w, k) * ((1-e)*float64(q[base+k*d]) + e/float64(c))
+				}
+				for k := 0; k < c; k++ {
+					i := base + k*d
+					qk := (1-e)*float64(q[i]) + e/float64(c)
+					dx[i] = T(gj * (math.Exp(float64(lp[i]))*wq - weightOf(w, k)*qk))
+				}
+				continue
+			}
+			t := cl.labels[j]
+			if cl.ignored(t) {
+				for k := 0; k < c; k++ {
+					dx[base+k*d] = 0
+				}
+				continue
+			}
+			wt := weightOf(w, int(t))
+			for k := 0; k < c; k++ {
+				i := base + k*d
+				pk := math.Exp(float64(lp[i]))
+				hard := pk
+				if k == int(t) {
+					hard--
+				}
+				v := (1 - e) * wt * hard
+				if e != 0 {
+					v += e / float64(c) * (wsum*pk - weightOf(w, k))
+				}
+				dx[i] = T(gj * v)
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		g, err := dataOf[T](p, in[0], "input 0 (dLoss)")
-		if err != nil {
+		defer func() { g, lp, w, q, dx = nil, nil, nil, nil, nil }()
+		var err error
+		if g, err = dataOf[T](p, in[0], "input 0 (dLoss)"); err != nil {
 			return err
 		}
-		lp, err := dataOf[T](p, in[1], "input 1 (log_prob)")
-		if err != nil {
+		if lp, err = dataOf[T](p, in[1], "input 1 (log_prob)"); err != nil {
 			return err
 		}
-		w, err := optionalData[T](p, in, 3, "input 3 (weights)")
-		if err != nil {
+		if w, err = optionalData[T](p, in, 3, "input 3 (weights)"); err != nil {
 			return err
 		}
-		dx, err := dataOf[T](p, out[0], "output 0")
-		if err != nil {
+		if dx, err = dataOf[T](p, out[0], "output 0"); err != nil {
 			return err
 		}
-		var q []T
+		q = nil
 		if cl.softLabels {
 			if q, err = dataOf[T](p, in[2], "input 2 (soft labels)"); err != nil {
 				return err
@@ -314,8 +366,7 @@ func sceGradK[T elemFloat](p *Prep) (Kernel, error) {
 		} else if err := cl.loadLabels(in[2]); err != nil {
 			return err
 		}
-		c, d, e := cl.c, cl.d, cl.smoothing
-		scale := 1.0
+		scale = 1.0
 		if cl.reduction == "mean" {
 			denom := 0.0
 			if cl.softLabels {
@@ -329,54 +380,11 @@ func sceGradK[T elemFloat](p *Prep) (Kernel, error) {
 			}
 			scale = 1 / denom
 		}
-		wsum := 0.0
+		wsum = 0.0
 		for k := 0; k < c; k++ {
 			wsum += weightOf(w, k)
 		}
-		p.Pool.For(nd, max(1, ewGrain/4/max(c, 1)), func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				base := (j/d)*c*d + j%d
-				gj := scale
-				if cl.reduction == "none" {
-					gj *= float64(g[j])
-				} else {
-					gj *= float64(g[0])
-				}
-				if cl.softLabels {
-					wq := 0.0
-					for k := 0; k < c; k++ {
-						wq += weightOf(w, k) * ((1-e)*float64(q[base+k*d]) + e/float64(c))
-					}
-					for k := 0; k < c; k++ {
-						i := base + k*d
-						qk := (1-e)*float64(q[i]) + e/float64(c)
-						dx[i] = T(gj * (math.Exp(float64(lp[i]))*wq - weightOf(w, k)*qk))
-					}
-					continue
-				}
-				t := cl.labels[j]
-				if cl.ignored(t) {
-					for k := 0; k < c; k++ {
-						dx[base+k*d] = 0
-					}
-					continue
-				}
-				wt := weightOf(w, int(t))
-				for k := 0; k < c; k++ {
-					i := base + k*d
-					pk := math.Exp(float64(lp[i]))
-					hard := pk
-					if k == int(t) {
-						hard--
-					}
-					v := (1 - e) * wt * hard
-					if e != 0 {
-						v += e / float64(c) * (wsum*pk - weightOf(w, k))
-					}
-					dx[i] = T(gj * v)
-				}
-			}
-		})
+		p.Pool.For(nd, max(1, ewGrain/4/max(c, 1)), chunk)
 		return nil
 	}, nil
 }
@@ -434,49 +442,53 @@ func bceK[T elemFloat](p *Prep, grad bool) (Kernel, error) {
 			return nil, Errorf(p, "dLoss has shape %v; reduction %q wants %d elements", p.InShape(0), red, want)
 		}
 	}
+	// The chunk functions are made once and read the call's slices and
+	// scale through these variables, so a run allocates nothing.
+	var x, t, r, g []T
+	var scale float64
+	elem := func(i int) float64 {
+		v := float64(x[i])
+		return max(v, 0) - v*float64(t[i]) + math.Log1p(math.Exp(-math.Abs(v)))
+	}
+	gradChunk := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi := float64(g[0])
+			if red == "none" {
+				gi = float64(g[i])
+			}
+			r[i] = T(scale * gi * (sigmoid(float64(x[i])) - float64(t[i])))
+		}
+	}
+	lossChunk := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r[i] = T(elem(i))
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[xi], "logits")
-		if err != nil {
+		defer func() { x, t, r, g = nil, nil, nil, nil }()
+		var err error
+		if x, err = dataOf[T](p, in[xi], "logits"); err != nil {
 			return err
 		}
-		t, err := dataOf[T](p, in[xi+1], "targets")
-		if err != nil {
+		if t, err = dataOf[T](p, in[xi+1], "targets"); err != nil {
 			return err
 		}
-		r, err := dataOf[T](p, out[0], "output 0")
-		if err != nil {
+		if r, err = dataOf[T](p, out[0], "output 0"); err != nil {
 			return err
 		}
 		if grad {
-			g, err := dataOf[T](p, in[0], "input 0 (dLoss)")
-			if err != nil {
+			if g, err = dataOf[T](p, in[0], "input 0 (dLoss)"); err != nil {
 				return err
 			}
-			scale := 1.0
+			scale = 1.0
 			if red == "mean" {
 				scale = 1 / float64(count)
 			}
-			p.Pool.For(count, ewGrain/4, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					gi := float64(g[0])
-					if red == "none" {
-						gi = float64(g[i])
-					}
-					r[i] = T(scale * gi * (sigmoid(float64(x[i])) - float64(t[i])))
-				}
-			})
+			p.Pool.For(count, ewGrain/4, gradChunk)
 			return nil
 		}
-		elem := func(i int) float64 {
-			v := float64(x[i])
-			return max(v, 0) - v*float64(t[i]) + math.Log1p(math.Exp(-math.Abs(v)))
-		}
 		if red == "none" {
-			p.Pool.For(count, ewGrain/4, func(lo, hi int) {
-				for i := lo; i < hi; i++ {
-					r[i] = T(elem(i))
-				}
-			})
+			p.Pool.For(count, ewGrain/4, lossChunk)
 			return nil
 		}
 		s := 0.0

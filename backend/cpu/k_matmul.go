@@ -8,7 +8,7 @@ import (
 // Matrix products: Gemm and MatMul. float32 goes through BLAS (sgemm),
 // float64 through gonum's dgemm, 32/64-bit integers through plain loops.
 // Large products are split over the pool by rows or columns of the
-// result (see pgemm); MatMul's batches are split over the pool when there
+// result (see gemmJob); MatMul's batches are split over the pool when there
 // are enough of them.
 
 func init() {
@@ -30,16 +30,6 @@ func gemmT[T float32 | float64](ta, tb bool, m, n, k int, alpha T, a []T, lda in
 	}
 }
 
-// pgemm is gemmT split over pool (nil: run on the caller) by row blocks of
-// C when m >= n, else by column blocks.
-func pgemm[T float32 | float64](pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	if pool == nil || pool.Size() == 1 || m*n*k < pgemmMinWork {
-		gemmT(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		return
-	}
-	newGemmJob[T]().run(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
 // gemmJob is a product split over a pool by rows or columns. A kernel
 // keeps one from its factory so that running it allocates nothing: the
 // pool's chunk functions are bound to the job once.
@@ -59,7 +49,8 @@ func newGemmJob[T float32 | float64]() *gemmJob[T] {
 	return j
 }
 
-// run is pgemm with this job's preallocated state.
+// run is gemmT split over pool (nil: run on the caller) by row blocks of
+// C when m >= n, else by column blocks.
 func (j *gemmJob[T]) run(pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if pool == nil || pool.Size() == 1 || m*n*k < pgemmMinWork {
 		gemmT(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -391,22 +382,28 @@ func matmulFloat[T float32 | float64](p *Prep, pl *matmulPlan) Kernel {
 	m, n, k := pl.m, pl.n, pl.k
 	// Many small products: one worker per share of the batches.
 	perBatch := nb >= pool.Size() && m*n*k < 1<<18
+	// The job and the chunk function are made once and read the call's
+	// slices through these variables, so a run allocates nothing.
+	job := newGemmJob[T]()
+	var a, b, y []T
+	batches := func(lo, hi int) {
+		for bi := lo; bi < hi; bi++ {
+			gemmT(false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n)
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		a, b, y := mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
+		a, b, y = mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
 		switch {
 		case pl.flat:
-			pgemm(pool, false, false, nb*m, n, k, 1, a, k, b, n, 0, y, n)
+			job.run(pool, false, false, nb*m, n, k, 1, a, k, b, n, 0, y, n)
 		case perBatch:
-			pool.For(nb, 1, func(lo, hi int) {
-				for bi := lo; bi < hi; bi++ {
-					gemmT(false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n)
-				}
-			})
+			pool.For(nb, 1, batches)
 		default:
 			for bi := 0; bi < nb; bi++ {
-				pgemm(pool, false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n)
+				job.run(pool, false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n)
 			}
 		}
+		a, b, y = nil, nil, nil
 		return nil
 	}
 }
@@ -414,13 +411,17 @@ func matmulFloat[T float32 | float64](p *Prep, pl *matmulPlan) Kernel {
 func matmulInt[T mmInt](p *Prep, pl *matmulPlan) Kernel {
 	pool := p.Pool
 	m, n, k := pl.m, pl.n, pl.k
+	// As in matmulFloat: one chunk function, reading the call's slices.
+	var a, b, y []T
+	batches := func(lo, hi int) {
+		for bi := lo; bi < hi; bi++ {
+			igemm(false, false, m, n, k, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, false, y[bi*m*n:], n)
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		a, b, y := mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
-		pool.For(len(pl.aOff), 1, func(lo, hi int) {
-			for bi := lo; bi < hi; bi++ {
-				igemm(false, false, m, n, k, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, false, y[bi*m*n:], n)
-			}
-		})
+		a, b, y = mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
+		pool.For(len(pl.aOff), 1, batches)
+		a, b, y = nil, nil, nil
 		return nil
 	}
 }

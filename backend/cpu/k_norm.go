@@ -167,53 +167,61 @@ func normBatchFactory(p *Prep) (Kernel, error) {
 
 func normBatchKernel[T poolFloat](p *Prep, n, c, s int, eps, momentum float64, training bool) Kernel {
 	grainInfer := poolWork(s)
+	// The chunk functions are made once and read the call's tensors through
+	// these variables, so a run allocates nothing.
+	var x, y []T
+	var scale, bias, mean, vr, rm, rv, sm, sv *tensor.Tensor
+	infer := func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			ch := pl % c
+			a := normGet(scale, ch) / math.Sqrt(normGet(vr, ch)+eps)
+			b := normGet(bias, ch) - normGet(mean, ch)*a
+			af, bf := T(a), T(b)
+			xr, yr := x[pl*s:(pl+1)*s], y[pl*s:(pl+1)*s]
+			for j, v := range xr {
+				yr[j] = v*af + bf
+			}
+		}
+	}
+	train := func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			bm, bv := normMoments(x, n, c, s, ch)
+			a := normGet(scale, ch) / math.Sqrt(bv+eps)
+			normAffine(x, y, n, c, s, ch, a, normGet(bias, ch)-bm*a)
+			// ONNX's training mode folds in the biased batch variance.
+			if rm != nil {
+				normSet(rm, ch, normGet(mean, ch)*momentum+bm*(1-momentum))
+			}
+			if rv != nil {
+				normSet(rv, ch, normGet(vr, ch)*momentum+bv*(1-momentum))
+			}
+			if sm != nil {
+				normSet(sm, ch, bm)
+			}
+			if sv != nil {
+				normSet(sv, ch, bv)
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x, y := in[0].Data().([]T), out[0].Data().([]T)
-		scale, bias, mean, vr := in[1], in[2], in[3], in[4]
+		x, y = in[0].Data().([]T), out[0].Data().([]T)
+		scale, bias, mean, vr = in[1], in[2], in[3], in[4]
 		if !training {
-			p.Pool.For(n*c, grainInfer, func(lo, hi int) {
-				for pl := lo; pl < hi; pl++ {
-					ch := pl % c
-					a := normGet(scale, ch) / math.Sqrt(normGet(vr, ch)+eps)
-					b := normGet(bias, ch) - normGet(mean, ch)*a
-					af, bf := T(a), T(b)
-					xr, yr := x[pl*s:(pl+1)*s], y[pl*s:(pl+1)*s]
-					for j, v := range xr {
-						yr[j] = v*af + bf
-					}
-				}
-			})
+			p.Pool.For(n*c, grainInfer, infer)
 			// Outputs beyond Y outside training mode: the inputs unchanged.
-			for i, src := range []*tensor.Tensor{mean, vr} {
+			for i, src := range [2]*tensor.Tensor{mean, vr} {
 				if o := normOut(out, 1+i); o != nil {
 					for ch := 0; ch < c; ch++ {
 						normSet(o, ch, normGet(src, ch))
 					}
 				}
 			}
-			return nil
+		} else {
+			rm, rv, sm, sv = normOut(out, 1), normOut(out, 2), normOut(out, 3), normOut(out, 4)
+			p.Pool.For(c, 1, train)
 		}
-		rm, rv, sm, sv := normOut(out, 1), normOut(out, 2), normOut(out, 3), normOut(out, 4)
-		p.Pool.For(c, 1, func(lo, hi int) {
-			for ch := lo; ch < hi; ch++ {
-				bm, bv := normMoments(x, n, c, s, ch)
-				a := normGet(scale, ch) / math.Sqrt(bv+eps)
-				normAffine(x, y, n, c, s, ch, a, normGet(bias, ch)-bm*a)
-				// ONNX's training mode folds in the biased batch variance.
-				if rm != nil {
-					normSet(rm, ch, normGet(mean, ch)*momentum+bm*(1-momentum))
-				}
-				if rv != nil {
-					normSet(rv, ch, normGet(vr, ch)*momentum+bv*(1-momentum))
-				}
-				if sm != nil {
-					normSet(sm, ch, bm)
-				}
-				if sv != nil {
-					normSet(sv, ch, bv)
-				}
-			}
-		})
+		x, y = nil, nil
+		scale, bias, mean, vr, rm, rv, sm, sv = nil, nil, nil, nil, nil, nil, nil, nil
 		return nil
 	}
 }
@@ -244,37 +252,43 @@ func normBatchTrainFactory(p *Prep) (Kernel, error) {
 
 func normBatchTrainKernel[T poolFloat](p *Prep, n, c, s int, eps, momentum float64) Kernel {
 	m := float64(n * s)
+	// The chunk function is made once and reads the call's tensors through
+	// these variables, so a run allocates nothing.
+	var x, y []T
+	var scale, bias, rmIn, rvIn, rm, rv, sm, si *tensor.Tensor
+	chunk := func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			bm, bv := normMoments(x, n, c, s, ch)
+			inv := 1 / math.Sqrt(bv+eps)
+			if y != nil {
+				a := normGet(scale, ch) * inv
+				normAffine(x, y, n, c, s, ch, a, normGet(bias, ch)-bm*a)
+			}
+			if rm != nil {
+				normSet(rm, ch, normGet(rmIn, ch)*momentum+bm*(1-momentum))
+			}
+			if rv != nil {
+				// PyTorch's running variance: the unbiased estimate.
+				normSet(rv, ch, normGet(rvIn, ch)*momentum+bv*m/(m-1)*(1-momentum))
+			}
+			if sm != nil {
+				normSet(sm, ch, bm)
+			}
+			if si != nil {
+				normSet(si, ch, inv)
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x := in[0].Data().([]T)
-		var y []T
+		x, y = in[0].Data().([]T), nil
 		if out[0] != nil {
 			y = out[0].Data().([]T)
 		}
-		scale, bias, rmIn, rvIn := in[1], in[2], in[3], in[4]
-		rm, rv, sm, si := normOut(out, 1), normOut(out, 2), normOut(out, 3), normOut(out, 4)
-		p.Pool.For(c, 1, func(lo, hi int) {
-			for ch := lo; ch < hi; ch++ {
-				bm, bv := normMoments(x, n, c, s, ch)
-				inv := 1 / math.Sqrt(bv+eps)
-				if y != nil {
-					a := normGet(scale, ch) * inv
-					normAffine(x, y, n, c, s, ch, a, normGet(bias, ch)-bm*a)
-				}
-				if rm != nil {
-					normSet(rm, ch, normGet(rmIn, ch)*momentum+bm*(1-momentum))
-				}
-				if rv != nil {
-					// PyTorch's running variance: the unbiased estimate.
-					normSet(rv, ch, normGet(rvIn, ch)*momentum+bv*m/(m-1)*(1-momentum))
-				}
-				if sm != nil {
-					normSet(sm, ch, bm)
-				}
-				if si != nil {
-					normSet(si, ch, inv)
-				}
-			}
-		})
+		scale, bias, rmIn, rvIn = in[1], in[2], in[3], in[4]
+		rm, rv, sm, si = normOut(out, 1), normOut(out, 2), normOut(out, 3), normOut(out, 4)
+		p.Pool.For(c, 1, chunk)
+		x, y = nil, nil
+		scale, bias, rmIn, rvIn, rm, rv, sm, si = nil, nil, nil, nil, nil, nil, nil, nil
 		return nil
 	}
 }
@@ -306,59 +320,65 @@ func normBatchGradFactory(p *Prep) (Kernel, error) {
 // an affine function of dy and x per channel.
 func normBatchGradKernel[T poolFloat](p *Prep, n, c, s int) Kernel {
 	m := float64(n * s)
+	// The chunk function is made once and reads the call's tensors through
+	// these variables, so a run allocates nothing.
+	var dy, x, dx []T
+	var scale, mean, invStd, dScale, dBias *tensor.Tensor
+	chunk := func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			mu, inv := normGet(mean, ch), normGet(invStd, ch)
+			var sdy0, sdy1, sdx0, sdx1 float64
+			for i := 0; i < n; i++ {
+				off := (i*c + ch) * s
+				g, xr := dy[off:off+s], x[off:off+s]
+				j := 0
+				for ; j+2 <= len(g); j += 2 {
+					g0, g1 := float64(g[j]), float64(g[j+1])
+					sdy0 += g0
+					sdy1 += g1
+					sdx0 += g0 * (float64(xr[j]) - mu)
+					sdx1 += g1 * (float64(xr[j+1]) - mu)
+				}
+				if j < len(g) {
+					g0 := float64(g[j])
+					sdy0 += g0
+					sdx0 += g0 * (float64(xr[j]) - mu)
+				}
+			}
+			db := sdy0 + sdy1
+			ds := (sdx0 + sdx1) * inv
+			if dScale != nil {
+				normSet(dScale, ch, ds)
+			}
+			if dBias != nil {
+				normSet(dBias, ch, db)
+			}
+			if dx == nil {
+				continue
+			}
+			k1 := normGet(scale, ch) * inv
+			k2 := -k1 * inv * ds / m
+			k3 := -k1*db/m - k2*mu
+			a, b, d := T(k1), T(k2), T(k3)
+			for i := 0; i < n; i++ {
+				off := (i*c + ch) * s
+				g, xr, o := dy[off:off+s], x[off:off+s], dx[off:off+s]
+				for j := range o {
+					o[j] = a*g[j] + b*xr[j] + d
+				}
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		dy, x := in[0].Data().([]T), in[1].Data().([]T)
-		scale, mean, invStd := in[2], in[3], in[4]
-		var dx []T
+		dy, x, dx = in[0].Data().([]T), in[1].Data().([]T), nil
 		if out[0] != nil {
 			dx = out[0].Data().([]T)
 		}
-		dScale, dBias := normOut(out, 1), normOut(out, 2)
-		p.Pool.For(c, 1, func(lo, hi int) {
-			for ch := lo; ch < hi; ch++ {
-				mu, inv := normGet(mean, ch), normGet(invStd, ch)
-				var sdy0, sdy1, sdx0, sdx1 float64
-				for i := 0; i < n; i++ {
-					off := (i*c + ch) * s
-					g, xr := dy[off:off+s], x[off:off+s]
-					j := 0
-					for ; j+2 <= len(g); j += 2 {
-						g0, g1 := float64(g[j]), float64(g[j+1])
-						sdy0 += g0
-						sdy1 += g1
-						sdx0 += g0 * (float64(xr[j]) - mu)
-						sdx1 += g1 * (float64(xr[j+1]) - mu)
-					}
-					if j < len(g) {
-						g0 := float64(g[j])
-						sdy0 += g0
-						sdx0 += g0 * (float64(xr[j]) - mu)
-					}
-				}
-				db := sdy0 + sdy1
-				ds := (sdx0 + sdx1) * inv
-				if dScale != nil {
-					normSet(dScale, ch, ds)
-				}
-				if dBias != nil {
-					normSet(dBias, ch, db)
-				}
-				if dx == nil {
-					continue
-				}
-				k1 := normGet(scale, ch) * inv
-				k2 := -k1 * inv * ds / m
-				k3 := -k1*db/m - k2*mu
-				a, b, d := T(k1), T(k2), T(k3)
-				for i := 0; i < n; i++ {
-					off := (i*c + ch) * s
-					g, xr, o := dy[off:off+s], x[off:off+s], dx[off:off+s]
-					for j := range o {
-						o[j] = a*g[j] + b*xr[j] + d
-					}
-				}
-			}
-		})
+		scale, mean, invStd = in[2], in[3], in[4]
+		dScale, dBias = normOut(out, 1), normOut(out, 2)
+		p.Pool.For(c, 1, chunk)
+		dy, x, dx = nil, nil, nil
+		scale, mean, invStd, dScale, dBias = nil, nil, nil, nil, nil
 		return nil
 	}
 }
@@ -456,65 +476,69 @@ func normLayerFactory(p *Prep) (Kernel, error) {
 }
 
 func normLayerKernel[T poolFloat](p *Prep, g *normLayerGeom, eps float64) Kernel {
+	inner := g.inner
+	// The chunk function is made once and reads the call's slices through
+	// these variables, so a run allocates nothing.
+	var x, scale, bias, y []T
+	var meanOut, invOut *tensor.Tensor
+	chunk := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := x[r*inner : (r+1)*inner]
+			var sum float64
+			for _, v := range row {
+				sum += float64(v)
+			}
+			mean := sum / float64(inner)
+			var ss float64
+			for _, v := range row {
+				d := float64(v) - mean
+				ss += d * d
+			}
+			inv := 1 / math.Sqrt(ss/float64(inner)+eps)
+			if meanOut != nil {
+				normSet(meanOut, r, mean)
+			}
+			if invOut != nil {
+				normSet(invOut, r, inv)
+			}
+			if y == nil {
+				continue
+			}
+			yr := y[r*inner : (r+1)*inner]
+			mf, invf := T(mean), T(inv)
+			switch {
+			case g.pidx == nil && bias != nil:
+				for j, v := range row {
+					yr[j] = (v-mf)*invf*scale[j] + bias[j]
+				}
+			case g.pidx == nil:
+				for j, v := range row {
+					yr[j] = (v - mf) * invf * scale[j]
+				}
+			default:
+				for j, v := range row {
+					k := g.pidx[j]
+					o := (v - mf) * invf * scale[k]
+					if bias != nil {
+						o += bias[k]
+					}
+					yr[j] = o
+				}
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x := in[0].Data().([]T)
-		scale := in[1].Data().([]T)
-		var bias []T
+		x, scale, bias, y = in[0].Data().([]T), in[1].Data().([]T), nil, nil
 		if len(in) > 2 && in[2] != nil {
 			bias = in[2].Data().([]T)
 		}
-		var y []T
 		if out[0] != nil {
 			y = out[0].Data().([]T)
 		}
-		meanOut, invOut := normOut(out, 1), normOut(out, 2)
-		inner := g.inner
-		p.Pool.For(g.rows, poolWork(inner), func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				row := x[r*inner : (r+1)*inner]
-				var sum float64
-				for _, v := range row {
-					sum += float64(v)
-				}
-				mean := sum / float64(inner)
-				var ss float64
-				for _, v := range row {
-					d := float64(v) - mean
-					ss += d * d
-				}
-				inv := 1 / math.Sqrt(ss/float64(inner)+eps)
-				if meanOut != nil {
-					normSet(meanOut, r, mean)
-				}
-				if invOut != nil {
-					normSet(invOut, r, inv)
-				}
-				if y == nil {
-					continue
-				}
-				yr := y[r*inner : (r+1)*inner]
-				mf, invf := T(mean), T(inv)
-				switch {
-				case g.pidx == nil && bias != nil:
-					for j, v := range row {
-						yr[j] = (v-mf)*invf*scale[j] + bias[j]
-					}
-				case g.pidx == nil:
-					for j, v := range row {
-						yr[j] = (v - mf) * invf * scale[j]
-					}
-				default:
-					for j, v := range row {
-						k := g.pidx[j]
-						o := (v - mf) * invf * scale[k]
-						if bias != nil {
-							o += bias[k]
-						}
-						yr[j] = o
-					}
-				}
-			}
-		})
+		meanOut, invOut = normOut(out, 1), normOut(out, 2)
+		p.Pool.For(g.rows, poolWork(inner), chunk)
+		x, scale, bias, y = nil, nil, nil, nil
+		meanOut, invOut = nil, nil
 		return nil
 	}
 }
@@ -559,48 +583,55 @@ func normLayerGradKernel[T poolFloat](p *Prep, g *normLayerGeom, nParam int) Ker
 	inner := g.inner
 	colScale := make([]float64, inner)
 	colBias := make([]float64, inner)
+	// The chunk functions are made once and read the call's slices and
+	// tensors through these variables, so a run allocates nothing.
+	var dy, x, scale, dx []T
+	var mean, invStd *tensor.Tensor
+	rows := func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			mu, inv := normGet(mean, r), normGet(invStd, r)
+			gr, xr, o := dy[r*inner:(r+1)*inner], x[r*inner:(r+1)*inner], dx[r*inner:(r+1)*inner]
+			var sg, sgx float64
+			for j, v := range gr {
+				gv := float64(v) * float64(scale[g.param(j)])
+				sg += gv
+				sgx += gv * (float64(xr[j]) - mu) * inv
+			}
+			mg, mgx := sg/float64(inner), sgx/float64(inner)
+			for j, v := range gr {
+				gv := float64(v) * float64(scale[g.param(j)])
+				xh := (float64(xr[j]) - mu) * inv
+				o[j] = T(inv * (gv - mg - xh*mgx))
+			}
+		}
+	}
+	cols := func(lo, hi int) {
+		cs, cb := colScale[lo:hi], colBias[lo:hi]
+		clear(cs)
+		clear(cb)
+		for r := 0; r < g.rows; r++ {
+			mu, inv := normGet(mean, r), normGet(invStd, r)
+			gr, xr := dy[r*inner+lo:r*inner+hi], x[r*inner+lo:r*inner+hi]
+			for j, v := range gr {
+				gv := float64(v)
+				cs[j] += gv * (float64(xr[j]) - mu) * inv
+				cb[j] += gv
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		dy, x, scale := in[0].Data().([]T), in[1].Data().([]T), in[2].Data().([]T)
-		mean, invStd := in[3], in[4]
+		dy, x, scale = in[0].Data().([]T), in[1].Data().([]T), in[2].Data().([]T)
+		mean, invStd = in[3], in[4]
+		defer func() { dy, x, scale, dx, mean, invStd = nil, nil, nil, nil, nil, nil }()
 		dScale, dBias := normOut(out, 1), normOut(out, 2)
 		if out[0] != nil {
-			dx := out[0].Data().([]T)
-			p.Pool.For(g.rows, poolWork(inner), func(lo, hi int) {
-				for r := lo; r < hi; r++ {
-					mu, inv := normGet(mean, r), normGet(invStd, r)
-					gr, xr, o := dy[r*inner:(r+1)*inner], x[r*inner:(r+1)*inner], dx[r*inner:(r+1)*inner]
-					var sg, sgx float64
-					for j, v := range gr {
-						gv := float64(v) * float64(scale[g.param(j)])
-						sg += gv
-						sgx += gv * (float64(xr[j]) - mu) * inv
-					}
-					mg, mgx := sg/float64(inner), sgx/float64(inner)
-					for j, v := range gr {
-						gv := float64(v) * float64(scale[g.param(j)])
-						xh := (float64(xr[j]) - mu) * inv
-						o[j] = T(inv * (gv - mg - xh*mgx))
-					}
-				}
-			})
+			dx = out[0].Data().([]T)
+			p.Pool.For(g.rows, poolWork(inner), rows)
 		}
 		if dScale == nil && dBias == nil {
 			return nil
 		}
-		p.Pool.For(inner, poolWork(g.rows), func(lo, hi int) {
-			cs, cb := colScale[lo:hi], colBias[lo:hi]
-			clear(cs)
-			clear(cb)
-			for r := 0; r < g.rows; r++ {
-				mu, inv := normGet(mean, r), normGet(invStd, r)
-				gr, xr := dy[r*inner+lo:r*inner+hi], x[r*inner+lo:r*inner+hi]
-				for j, v := range gr {
-					gv := float64(v)
-					cs[j] += gv * (float64(xr[j]) - mu) * inv
-					cb[j] += gv
-				}
-			}
-		})
+		p.Pool.For(inner, poolWork(g.rows), cols)
 		for k := 0; k < nParam; k++ {
 			if dScale != nil {
 				normSet(dScale, k, 0)

@@ -284,13 +284,17 @@ func poolMaxFactory(p *Prep) (Kernel, error) {
 }
 
 func poolMaxKernel[T poolNum](p *Prep, g *poolGeom, grain int, wantInd, colMajor bool) Kernel {
+	// As in the float32 branch of poolMaxFactory: one chunk function.
+	var xs, ys []T
+	var ind []int64
+	chunk := func(lo, hi int) { poolMaxPlanes(g, xs, ys, ind, lo, hi, colMajor) }
 	return func(in, out []*tensor.Tensor) error {
-		xs, ys := in[0].Data().([]T), out[0].Data().([]T)
-		var ind []int64
+		xs, ys, ind = in[0].Data().([]T), out[0].Data().([]T), nil
 		if wantInd && len(out) > 1 && out[1] != nil {
 			ind = out[1].Int64s()
 		}
-		p.Pool.For(g.planes, grain, func(lo, hi int) { poolMaxPlanes(g, xs, ys, ind, lo, hi, colMajor) })
+		p.Pool.For(g.planes, grain, chunk)
+		xs, ys, ind = nil, nil, nil
 		return nil
 	}
 }
@@ -405,9 +409,14 @@ func poolAvgFactory(p *Prep) (Kernel, error) {
 }
 
 func poolAvgKernel[T poolFloat](p *Prep, g *poolGeom, inv []float64, grain int) Kernel {
+	// One chunk function, made once, reads the call's slices: a run
+	// allocates nothing.
+	var xs, ys []T
+	chunk := func(lo, hi int) { poolAvgPlanes(g, xs, ys, inv, lo, hi) }
 	return func(in, out []*tensor.Tensor) error {
-		xs, ys := in[0].Data().([]T), out[0].Data().([]T)
-		p.Pool.For(g.planes, grain, func(lo, hi int) { poolAvgPlanes(g, xs, ys, inv, lo, hi) })
+		xs, ys = in[0].Data().([]T), out[0].Data().([]T)
+		p.Pool.For(g.planes, grain, chunk)
+		xs, ys = nil, nil
 		return nil
 	}
 }
@@ -431,9 +440,14 @@ func poolAvgGradFactory(p *Prep) (Kernel, error) {
 }
 
 func poolAvgGradKernel[T poolFloat](p *Prep, g *poolGeom, inv []float64, grain int) Kernel {
+	// One chunk function, made once, reads the call's slices: a run
+	// allocates nothing.
+	var dy, dx []T
+	chunk := func(lo, hi int) { poolAvgGradPlanes(g, dy, dx, inv, lo, hi) }
 	return func(in, out []*tensor.Tensor) error {
-		dy, dx := in[0].Data().([]T), out[0].Data().([]T)
-		p.Pool.For(g.planes, grain, func(lo, hi int) { poolAvgGradPlanes(g, dy, dx, inv, lo, hi) })
+		dy, dx = in[0].Data().([]T), out[0].Data().([]T)
+		p.Pool.For(g.planes, grain, chunk)
+		dy, dx = nil, nil
 		return nil
 	}
 }
@@ -471,35 +485,43 @@ func poolMaxGradFactory(p *Prep) (Kernel, error) {
 // planes are independent; an index outside its plane is an error, not a
 // silent write elsewhere.
 func poolMaxGradKernel[T poolFloat](p *Prep, planes, inPlane, outPlane int, relu bool) Kernel {
-	return func(in, out []*tensor.Tensor) error {
-		dy, ind, dx := in[0].Data().([]T), in[1].Int64s(), out[0].Data().([]T)
-		x := in[2].Data().([]T)
-		var bad atomic.Int64 // 1 + position of an index out of its plane
-		p.Pool.For(planes, poolWork(inPlane+outPlane), func(lo, hi int) {
-			for pl := lo; pl < hi; pl++ {
-				xp := dx[pl*inPlane : (pl+1)*inPlane]
-				clear(xp)
-				base := int64(pl * inPlane)
-				for o := pl * outPlane; o < (pl+1)*outPlane; o++ {
-					if ind[o] == -1 {
-						continue // MaxPool's mark of a window with no input tap
-					}
-					i := ind[o] - base
-					if i < 0 || i >= int64(inPlane) {
-						bad.CompareAndSwap(0, int64(o)+1)
-						continue
-					}
-					if relu && !(x[base+i] > 0) {
-						continue
-					}
-					xp[i] += dy[o]
+	// The chunk function is made once and reads the call's slices through
+	// these variables, so a run allocates nothing.
+	var dy, dx, x []T
+	var ind []int64
+	var bad atomic.Int64 // 1 + position of an index out of its plane
+	chunk := func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			xp := dx[pl*inPlane : (pl+1)*inPlane]
+			clear(xp)
+			base := int64(pl * inPlane)
+			for o := pl * outPlane; o < (pl+1)*outPlane; o++ {
+				if ind[o] == -1 {
+					continue // MaxPool's mark of a window with no input tap
 				}
+				i := ind[o] - base
+				if i < 0 || i >= int64(inPlane) {
+					bad.CompareAndSwap(0, int64(o)+1)
+					continue
+				}
+				if relu && !(x[base+i] > 0) {
+					continue
+				}
+				xp[i] += dy[o]
 			}
-		})
+		}
+	}
+	return func(in, out []*tensor.Tensor) error {
+		dy, ind, dx = in[0].Data().([]T), in[1].Int64s(), out[0].Data().([]T)
+		x = in[2].Data().([]T)
+		bad.Store(0)
+		p.Pool.For(planes, poolWork(inPlane+outPlane), chunk)
+		indices := ind
+		dy, ind, dx, x = nil, nil, nil, nil
 		if b := bad.Load(); b != 0 {
 			o := b - 1
 			pl := o / int64(max(outPlane, 1))
-			return Errorf(p, "Indices[%d] = %d lies outside its plane [%d, %d) of X", o, ind[o], pl*int64(inPlane), (pl+1)*int64(inPlane))
+			return Errorf(p, "Indices[%d] = %d lies outside its plane [%d, %d) of X", o, indices[o], pl*int64(inPlane), (pl+1)*int64(inPlane))
 		}
 		return nil
 	}
@@ -527,28 +549,33 @@ func poolGlobalFactory(isMax bool) Factory {
 }
 
 func poolGlobalKernel[T poolFloat](p *Prep, isMax bool, planes, inner int) Kernel {
-	return func(in, out []*tensor.Tensor) error {
-		xs, ys := in[0].Data().([]T), out[0].Data().([]T)
-		p.Pool.For(planes, poolWork(inner), func(lo, hi int) {
-			for pl := lo; pl < hi; pl++ {
-				row := xs[pl*inner : (pl+1)*inner]
-				if isMax {
-					best := T(math.Inf(-1))
-					for _, v := range row {
-						if v > best {
-							best = v
-						}
-					}
-					ys[pl] = best
-					continue
-				}
-				var sum float64
+	// The chunk function is made once and reads the call's slices through
+	// these variables, so a run allocates nothing.
+	var xs, ys []T
+	chunk := func(lo, hi int) {
+		for pl := lo; pl < hi; pl++ {
+			row := xs[pl*inner : (pl+1)*inner]
+			if isMax {
+				best := T(math.Inf(-1))
 				for _, v := range row {
-					sum += float64(v)
+					if v > best {
+						best = v
+					}
 				}
-				ys[pl] = T(sum / float64(inner))
+				ys[pl] = best
+				continue
 			}
-		})
+			var sum float64
+			for _, v := range row {
+				sum += float64(v)
+			}
+			ys[pl] = T(sum / float64(inner))
+		}
+	}
+	return func(in, out []*tensor.Tensor) error {
+		xs, ys = in[0].Data().([]T), out[0].Data().([]T)
+		p.Pool.For(planes, poolWork(inner), chunk)
+		xs, ys = nil, nil
 		return nil
 	}
 }

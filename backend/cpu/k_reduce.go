@@ -239,6 +239,11 @@ type reduction struct {
 	pl    *bcastPlan
 	pool  *Pool
 	count int // input elements per output element
+	// The current call's functions and the chunk functions bound to the
+	// reduction once (as in bcastPlan), so a run allocates nothing.
+	row, vec func(o, n, out int)
+	rowFn    func(o, n int, off [3]int)
+	colsFn   func(lo, hi int)
 }
 
 func newReduction(pool *Pool, xs, keep []int) (*reduction, error) {
@@ -250,7 +255,9 @@ func newReduction(pool *Pool, xs, keep []int) (*reduction, error) {
 	if m := tensor.NumElements(keep); m > 0 {
 		count = tensor.NumElements(xs) / m
 	}
-	return &reduction{pl: pl, pool: pool, count: count}, nil
+	rd := &reduction{pl: pl, pool: pool, count: count}
+	rd.rowFn, rd.colsFn = rd.rowChunk, rd.colsChunk
+	return rd, nil
 }
 
 // each calls row(o, n, out) for an input run [o, o+n) folded into the
@@ -263,26 +270,31 @@ func (rd *reduction) each(row, vec func(o, n, out int)) {
 	if pl.n == 0 {
 		return
 	}
-	if pl.step[0] == 1 {
-		rows, inner := pl.rows, pl.inner
-		rd.pool.For(inner, max(1, ewGrain/max(rows, 1)), func(lo, hi int) {
-			for r := 0; r < rows; r++ {
-				off := 0
-				if pl.off[0] != nil {
-					off = int(pl.off[0][r])
-				}
-				vec(r*inner+lo, hi-lo, off+lo)
-			}
-		})
-		return
+	rd.row, rd.vec = row, vec
+	switch {
+	case pl.step[0] == 1:
+		rd.pool.For(pl.inner, max(1, ewGrain/max(pl.rows, 1)), rd.colsFn)
+	case pl.disjoint[0] && pl.rows > 1:
+		pl.run(rd.pool, rd.rowFn)
+	default:
+		pl.runSerial(rd.rowFn)
 	}
-	fn := func(o, n int, off [3]int) { row(o, n, off[0]) }
-	if pl.disjoint[0] && pl.rows > 1 {
-		pl.run(rd.pool, fn)
-		return
-	}
-	pl.runSerial(fn)
+	rd.row, rd.vec = nil, nil
 }
+
+// colsChunk accumulates columns [lo, hi) of every row into the outputs.
+func (rd *reduction) colsChunk(lo, hi int) {
+	pl := rd.pl
+	for r := 0; r < pl.rows; r++ {
+		off := 0
+		if pl.off[0] != nil {
+			off = int(pl.off[0][r])
+		}
+		rd.vec(r*pl.inner+lo, hi-lo, off+lo)
+	}
+}
+
+func (rd *reduction) rowChunk(o, n int, off [3]int) { rd.row(o, n, off[0]) }
 
 func reducer[T elemNum](p *Prep, kind reduceKind, xs, keep []int) (Kernel, error) {
 	rd, err := newReduction(p.Pool, xs, keep)
@@ -303,32 +315,42 @@ func reducer[T elemNum](p *Prep, kind reduceKind, xs, keep []int) (Kernel, error
 	if kind == rLogSumExp {
 		mx = make([]T, m)
 	}
+	// The fold functions are made once and read the call's slices through
+	// these variables, so a run allocates nothing.
+	var x, r []T
+	foldRows := func(o, n, j int) { r[j] = foldRow(kind, r[j], x[o:o+n]) }
+	foldVecs := func(o, n, j int) { foldVec(kind, r[j:j+n], x[o:o+n]) }
+	maxRows := func(o, n, j int) { mx[j] = foldRow(rMax, mx[j], x[o:o+n]) }
+	maxVecs := func(o, n, j int) { foldVec(rMax, mx[j:j+n], x[o:o+n]) }
+	expRows := func(o, n, j int) {
+		s, m := float64(r[j]), float64(mx[j])
+		for _, v := range x[o : o+n] {
+			s += math.Exp(float64(v) - m)
+		}
+		r[j] = T(s)
+	}
+	expVecs := func(o, n, j int) {
+		rs, ms := r[j:j+n], mx[j:j+n]
+		for i, v := range x[o : o+n] {
+			rs[i] += T(math.Exp(float64(v) - float64(ms[i])))
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0")
+		xv, err := dataOf[T](p, in[0], "input 0")
 		if err != nil {
 			return err
 		}
-		r, err := dataOf[T](p, out[0], "output 0")
+		rv, err := dataOf[T](p, out[0], "output 0")
 		if err != nil {
 			return err
 		}
+		x, r = xv, rv
+		defer func() { x, r = nil, nil }()
 		if kind == rLogSumExp {
 			fill(mx, lowest[T]())
-			rd.each(func(o, n, j int) { mx[j] = foldRow(rMax, mx[j], x[o:o+n]) },
-				func(o, n, j int) { foldVec(rMax, mx[j:j+n], x[o:o+n]) })
+			rd.each(maxRows, maxVecs)
 			fill(r, 0)
-			rd.each(func(o, n, j int) {
-				s, m := float64(r[j]), float64(mx[j])
-				for _, v := range x[o : o+n] {
-					s += math.Exp(float64(v) - m)
-				}
-				r[j] = T(s)
-			}, func(o, n, j int) {
-				rs, ms := r[j:j+n], mx[j:j+n]
-				for i, v := range x[o : o+n] {
-					rs[i] += T(math.Exp(float64(v) - float64(ms[i])))
-				}
-			})
+			rd.each(expRows, expVecs)
 			for i := range r {
 				if math.IsInf(float64(mx[i]), 0) {
 					r[i] = mx[i] // all -inf (or empty): -inf; any +inf: +inf
@@ -339,8 +361,7 @@ func reducer[T elemNum](p *Prep, kind reduceKind, xs, keep []int) (Kernel, error
 			return nil
 		}
 		fill(r, init)
-		rd.each(func(o, n, j int) { r[j] = foldRow(kind, r[j], x[o:o+n]) },
-			func(o, n, j int) { foldVec(kind, r[j:j+n], x[o:o+n]) })
+		rd.each(foldRows, foldVecs)
 		switch kind {
 		case rMean:
 			if rd.count == 0 {
@@ -372,30 +393,36 @@ func reduceBool(p *Prep, xs, keep []int, isMax bool) (Kernel, error) {
 	if err != nil {
 		return nil, Errorf(p, "%v", err)
 	}
+	// As in reducer: fold functions made once, reading the call's slices.
+	var x, r []bool
+	foldRows := func(o, n, j int) {
+		for _, v := range x[o : o+n] {
+			if v == isMax {
+				r[j] = isMax
+			}
+		}
+	}
+	foldVecs := func(o, n, j int) {
+		rs := r[j : j+n]
+		for i, v := range x[o : o+n] {
+			if v == isMax {
+				rs[i] = isMax
+			}
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[bool](p, in[0], "input 0")
+		xv, err := dataOf[bool](p, in[0], "input 0")
 		if err != nil {
 			return err
 		}
-		r, err := dataOf[bool](p, out[0], "output 0")
+		rv, err := dataOf[bool](p, out[0], "output 0")
 		if err != nil {
 			return err
 		}
+		x, r = xv, rv
 		fill(r, !isMax)
-		rd.each(func(o, n, j int) {
-			for _, v := range x[o : o+n] {
-				if v == isMax {
-					r[j] = isMax
-				}
-			}
-		}, func(o, n, j int) {
-			rs := r[j : j+n]
-			for i, v := range x[o : o+n] {
-				if v == isMax {
-					rs[i] = isMax
-				}
-			}
-		})
+		rd.each(foldRows, foldVecs)
+		x, r = nil, nil
 		return nil
 	}, nil
 }
@@ -479,33 +506,40 @@ func argK[T elemNum](p *Prep, isMax bool) (Kernel, error) {
 	if n == 0 && outer*inner > 0 {
 		return nil, Errorf(p, "cannot take %s over an empty axis", p.Node.OpType)
 	}
-	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		r, err := dataOf[int64](p, out[0], "output 0")
-		if err != nil {
-			return err
-		}
-		p.Pool.For(outer*inner, max(1, ewGrain/max(n, 1)), func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				o, i := j/inner, j%inner
-				base := o*n*inner + i
-				best, bi := x[base], 0
-				for k := 1; k < n; k++ {
-					v := x[base+k*inner]
-					better := v > best
-					if !isMax {
-						better = v < best
-					}
-					if better || (last && v == best) {
-						best, bi = v, k
-					}
+	// The chunk function is made once and reads the call's slices through
+	// these variables, so a run allocates nothing.
+	var x []T
+	var r []int64
+	chunk := func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			o, i := j/inner, j%inner
+			base := o*n*inner + i
+			best, bi := x[base], 0
+			for k := 1; k < n; k++ {
+				v := x[base+k*inner]
+				better := v > best
+				if !isMax {
+					better = v < best
 				}
-				r[j] = int64(bi)
+				if better || (last && v == best) {
+					best, bi = v, k
+				}
 			}
-		})
+			r[j] = int64(bi)
+		}
+	}
+	return func(in, out []*tensor.Tensor) error {
+		xv, err := dataOf[T](p, in[0], "input 0")
+		if err != nil {
+			return err
+		}
+		rv, err := dataOf[int64](p, out[0], "output 0")
+		if err != nil {
+			return err
+		}
+		x, r = xv, rv
+		p.Pool.For(outer*inner, max(1, ewGrain/max(n, 1)), chunk)
+		x, r = nil, nil
 		return nil
 	}, nil
 }

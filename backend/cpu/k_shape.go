@@ -107,6 +107,7 @@ type stridedCopy struct {
 	// blocked: the last two dims are walked in tiles so that a transpose
 	// (src contiguous along dims[r-2], dst along dims[r-1]) stays in cache.
 	blocked bool
+	job     any // *stridedJob[T] of the storage type it runs with
 }
 
 const (
@@ -164,97 +165,119 @@ func runStrided[T moveElem](c *stridedCopy, pool *Pool, dst, src []T) {
 	if c.n == 0 {
 		return
 	}
-	if c.blocked {
-		runBlocked(c, pool, dst, src)
-		return
+	// The chunk functions are bound to the copy on its first run and read
+	// the call's slices through the job, so later runs allocate nothing.
+	j, ok := c.job.(*stridedJob[T])
+	if !ok {
+		j = &stridedJob[T]{c: c}
+		j.flatFn, j.blockedFn = j.flat, j.blocked
+		c.job = j
 	}
+	j.dst, j.src = dst, src
+	r := len(c.dims)
+	var outer, grain int
+	fn := j.flatFn
+	if c.blocked {
+		nk, nj := c.dims[r-2], c.dims[r-1]
+		tilesK := (nk + moveTile - 1) / moveTile
+		outer, grain = c.n/(nk*nj)*tilesK, max(1, moveGrain/(moveTile*nj))
+		fn = j.blockedFn
+	} else {
+		inner := c.dims[r-1]
+		outer, grain = c.n/inner, max(1, moveGrain/inner)
+	}
+	if pool == nil {
+		fn(0, outer)
+	} else {
+		pool.For(outer, grain, fn)
+	}
+	j.dst, j.src = nil, nil
+}
+
+// stridedJob is a stridedCopy run for storage type T: the current call's
+// slices and the chunk functions bound to them.
+type stridedJob[T moveElem] struct {
+	c                 *stridedCopy
+	dst, src          []T
+	flatFn, blockedFn func(lo, hi int)
+}
+
+// flat copies runs [lo, hi) of the innermost dim.
+func (job *stridedJob[T]) flat(lo, hi int) {
+	c, dst, src := job.c, job.dst, job.src
 	r := len(c.dims)
 	inner := c.dims[r-1]
 	dsi, ssi := c.ds[r-1], c.ss[r-1]
-	outer := c.n / inner
-	body := func(lo, hi int) {
-		var buf [16]int
-		coord := buf[:0]
-		if r-1 > len(buf) {
-			coord = make([]int, 0, r-1)
+	var buf [16]int
+	coord := buf[:0]
+	if r-1 > len(buf) {
+		coord = make([]int, 0, r-1)
+	}
+	coord = coord[:r-1]
+	d, s := c.dbase, c.sbase
+	rem := lo
+	for k := r - 2; k >= 0; k-- {
+		coord[k] = rem % c.dims[k]
+		rem /= c.dims[k]
+		d += coord[k] * c.ds[k]
+		s += coord[k] * c.ss[k]
+	}
+	for o := lo; o < hi; o++ {
+		switch {
+		case dsi == 1 && ssi == 1:
+			copy(dst[d:d+inner], src[s:s+inner])
+		case ssi == 0:
+			v := src[s]
+			for i, p := 0, d; i < inner; i, p = i+1, p+dsi {
+				dst[p] = v
+			}
+		default:
+			for i, p, q := 0, d, s; i < inner; i, p, q = i+1, p+dsi, q+ssi {
+				dst[p] = src[q]
+			}
 		}
-		coord = coord[:r-1]
-		d, s := c.dbase, c.sbase
-		rem := lo
 		for k := r - 2; k >= 0; k-- {
-			coord[k] = rem % c.dims[k]
-			rem /= c.dims[k]
-			d += coord[k] * c.ds[k]
-			s += coord[k] * c.ss[k]
-		}
-		for o := lo; o < hi; o++ {
-			switch {
-			case dsi == 1 && ssi == 1:
-				copy(dst[d:d+inner], src[s:s+inner])
-			case ssi == 0:
-				v := src[s]
-				for i, p := 0, d; i < inner; i, p = i+1, p+dsi {
-					dst[p] = v
-				}
-			default:
-				for i, p, q := 0, d, s; i < inner; i, p, q = i+1, p+dsi, q+ssi {
-					dst[p] = src[q]
-				}
+			coord[k]++
+			d += c.ds[k]
+			s += c.ss[k]
+			if coord[k] < c.dims[k] {
+				break
 			}
-			for k := r - 2; k >= 0; k-- {
-				coord[k]++
-				d += c.ds[k]
-				s += c.ss[k]
-				if coord[k] < c.dims[k] {
-					break
-				}
-				d -= c.dims[k] * c.ds[k]
-				s -= c.dims[k] * c.ss[k]
-				coord[k] = 0
-			}
+			d -= c.dims[k] * c.ds[k]
+			s -= c.dims[k] * c.ss[k]
+			coord[k] = 0
 		}
 	}
-	if pool == nil {
-		body(0, outer)
-		return
-	}
-	pool.For(outer, max(1, moveGrain/inner), body)
 }
 
-func runBlocked[T moveElem](c *stridedCopy, pool *Pool, dst, src []T) {
+// blocked copies tiles [lo, hi) of a blocked transpose.
+func (job *stridedJob[T]) blocked(lo, hi int) {
+	c, dst, src := job.c, job.dst, job.src
 	r := len(c.dims)
 	nk, nj := c.dims[r-2], c.dims[r-1]
 	dk, sk, dj, sj := c.ds[r-2], c.ss[r-2], c.ds[r-1], c.ss[r-1]
 	tilesK := (nk + moveTile - 1) / moveTile
-	outer := c.n / (nk * nj) * tilesK
-	body := func(lo, hi int) {
-		for o := lo; o < hi; o++ {
-			t := o % tilesK
-			rem := o / tilesK
-			d, s := c.dbase, c.sbase
-			for k := r - 3; k >= 0; k-- {
-				x := rem % c.dims[k]
-				rem /= c.dims[k]
-				d += x * c.ds[k]
-				s += x * c.ss[k]
-			}
-			k0, k1 := t*moveTile, min(t*moveTile+moveTile, nk)
-			for j0 := 0; j0 < nj; j0 += moveTile {
-				j1 := min(j0+moveTile, nj)
-				for k := k0; k < k1; k++ {
-					p, q := d+k*dk+j0*dj, s+k*sk+j0*sj
-					for j := j0; j < j1; j, p, q = j+1, p+dj, q+sj {
-						dst[p] = src[q]
-					}
+	for o := lo; o < hi; o++ {
+		t := o % tilesK
+		rem := o / tilesK
+		d, s := c.dbase, c.sbase
+		for k := r - 3; k >= 0; k-- {
+			x := rem % c.dims[k]
+			rem /= c.dims[k]
+			d += x * c.ds[k]
+			s += x * c.ss[k]
+		}
+		k0, k1 := t*moveTile, min(t*moveTile+moveTile, nk)
+		for j0 := 0; j0 < nj; j0 += moveTile {
+			j1 := min(j0+moveTile, nj)
+			for k := k0; k < k1; k++ {
+				p, q := d+k*dk+j0*dj, s+k*sk+j0*sj
+				for j := j0; j < j1; j, p, q = j+1, p+dj, q+sj {
+					dst[p] = src[q]
 				}
 			}
 		}
 	}
-	if pool == nil {
-		body(0, outer)
-		return
-	}
-	pool.For(outer, max(1, moveGrain/(moveTile*nj)), body)
 }
 
 // copyPart is one strided copy from input `in` into output `out`.

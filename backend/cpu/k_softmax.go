@@ -84,35 +84,38 @@ func softmaxK[T elemFloat](p *Prep, op string) (Kernel, error) {
 	case "LogSoftmaxGrad":
 		group = logSoftmaxGradGroup[T]
 	}
+	// The chunk function is made once and reads the call's slices through
+	// these variables, so a run allocates nothing.
+	var x, x2, y []T
+	span := max(n-1, 0)*inner + 1
+	chunk := func(lo, hi int) {
+		for j := lo; j < hi; j++ {
+			base := (j/inner)*n*inner + j%inner
+			var b2 []T
+			if grad {
+				b2 = x2[base : base+span]
+			}
+			group(y[base:base+span], x[base:base+span], b2, inner)
+		}
+	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
+		defer func() { x, x2, y = nil, nil, nil }()
+		var err error
+		if x, err = dataOf[T](p, in[0], "input 0"); err != nil {
 			return err
 		}
-		var x2 []T
 		if grad {
 			if x2, err = dataOf[T](p, in[1], "input 1"); err != nil {
 				return err
 			}
 		}
-		y, err := dataOf[T](p, out[0], "output 0")
-		if err != nil {
+		if y, err = dataOf[T](p, out[0], "output 0"); err != nil {
 			return err
 		}
 		if n == 0 {
 			return nil
 		}
-		span := (n-1)*inner + 1
-		p.Pool.For(outer*inner, max(1, ewGrain/4/n), func(lo, hi int) {
-			for j := lo; j < hi; j++ {
-				base := (j/inner)*n*inner + j%inner
-				var b2 []T
-				if grad {
-					b2 = x2[base : base+span]
-				}
-				group(y[base:base+span], x[base:base+span], b2, inner)
-			}
-		})
+		p.Pool.For(outer*inner, max(1, ewGrain/4/n), chunk)
 		return nil
 	}, nil
 }

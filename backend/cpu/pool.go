@@ -32,10 +32,11 @@ func NewPool(n int) *Pool {
 	}
 	p := &Pool{n: n, jobs: make([]chunk, n)}
 	if n > 1 {
-		p.tasks = make(chan *chunk, n)
+		tasks := make(chan *chunk, n)
+		p.tasks = tasks
 		for i := 0; i < n-1; i++ {
 			go func() {
-				for c := range p.tasks {
+				for c := range tasks { // the local copy: Close clears p.tasks
 					c.fn(c.lo, c.hi)
 					c.wg.Done()
 				}

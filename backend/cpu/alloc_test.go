@@ -1,0 +1,66 @@
+package cpu_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/models"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// TestRunAllocatesNothing checks the compile-once, run-many promise: once
+// planned, running an executable allocates nothing, for inference and for
+// the training graph (forward, loss, backward) of the zoo's CNN and MLP.
+func TestRunAllocatesNothing(t *testing.T) {
+	for _, name := range []string{"cnn", "mlp", "resnet20"} {
+		for _, training := range []bool{false, true} {
+			m, err := models.Build(name, models.Options{Input: []int{3, 16, 16}, Classes: 10, Seed: 1, Dropout: 0.2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			feeds := map[string]*tensor.Tensor{"input": tensor.New(tensor.Float32, 8, 3, 16, 16)}
+			if training {
+				tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+				if err != nil {
+					t.Fatal(err)
+				}
+				feeds[tr.Label] = tensor.New(tensor.Int64, 8)
+				for _, p := range append(append([]string{}, tr.Params...), tr.Buffers...) {
+					feeds[p] = m.Graph.Initializer(p)
+				}
+				if tr.Seed != "" {
+					feeds[tr.Seed], feeds[tr.Offset] = tensor.Scalar(int64(1)), tensor.Scalar(int64(0))
+				}
+				m = tr.Model
+			}
+			b := cpu.New(cpu.Options{Threads: 2})
+			dev := b.Devices()[0]
+			exe, err := b.Compile(m, dev, backend.CompileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bufs := map[string]backend.Buffer{}
+			for k, v := range feeds {
+				if bufs[k], err = b.Upload(v, dev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := context.Background()
+			if _, err := exe.Run(ctx, bufs); err != nil { // plans
+				t.Fatal(err)
+			}
+			allocs := testing.AllocsPerRun(10, func() {
+				if _, err := exe.Run(ctx, bufs); err != nil {
+					t.Fatal(err)
+				}
+			})
+			t.Logf("%s training=%v: %.1f allocations per run", name, training, allocs)
+			if allocs != 0 {
+				t.Errorf("%s training=%v: %.1f allocations per run, want 0", name, training, allocs)
+			}
+		}
+	}
+}
