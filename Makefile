@@ -40,6 +40,11 @@ bench: build
 	./scripts/deps.sh
 	./scripts/bench.sh
 
+# The small-data experiment: gotrain and PyTorch, five ways, three seeds; writes docs/EXPERIMENT.md.
+experiment:
+	./scripts/deps.sh
+	./scripts/experiment.sh
+
 proto:
 	./scripts/proto.sh
 
