@@ -27,7 +27,8 @@ import (
 // results are deterministic for a given pool size.
 //
 // Spatial ranks 1 to 3 are handled by one 3-D im2col with leading unit
-// dims. float32 uses BLAS; float64 (used by gradient checks) gonum's dgemm.
+// dims; the common stride-1, unpadded 1-D/2-D case has its own im2col and
+// col2im (im2colDense2D, col2imDense2D), free of per-row clipping. float32 uses BLAS; float64 (used by gradient checks) gonum's dgemm.
 
 func init() {
 	Register(graph.DomainONNX, "Conv", convFactory(convForward))
@@ -54,6 +55,7 @@ type colGeom struct {
 	kvol             int
 	wLo, wHi         []int // per kw: the output-w range whose input w is inside the image
 	identity         bool  // 1x1 kernel, stride 1, no padding, same sizes: col == image
+	dense2D          bool  // 2-D, stride 1, undilated, unpadded (im2colDense2D)
 	rows             int   // c*kvol
 	colLen, imageLen int
 }
@@ -110,6 +112,12 @@ func newColGeom(c int, g *graph.ConvGeom, img, col []int) *colGeom {
 			cg.identity = false
 		}
 	}
+	cg.dense2D = cg.img[0] == 1 && cg.k[0] == 1 && cg.col[0] == 1
+	for i := 1; i < 3; i++ {
+		if cg.s[i] != 1 || cg.d[i] != 1 || cg.p[i] != 0 || cg.col[i] != cg.img[i]-cg.k[i]+1 {
+			cg.dense2D = false
+		}
+	}
 	cg.wLo = make([]int, cg.k[2])
 	cg.wHi = make([]int, cg.k[2])
 	for kw := range cg.wLo {
@@ -121,6 +129,10 @@ func newColGeom(c int, g *graph.ConvGeom, img, col []int) *colGeom {
 // im2col fills col (rows x colVol, row stride ld) from x (c x imgVol);
 // positions that fall in the padding are zero.
 func im2col[T float32 | float64](g *colGeom, x, col []T, ld int) {
+	if g.dense2D {
+		im2colDense2D(g, x, col, ld)
+		return
+	}
 	OD, OH, OW := g.col[0], g.col[1], g.col[2]
 	D, H, W := g.img[0], g.img[1], g.img[2]
 	plane := OH * OW
@@ -187,6 +199,71 @@ func im2col[T float32 | float64](g *colGeom, x, col []T, ld int) {
 	}
 }
 
+// im2colDense2D is im2col for the common 2-D, stride 1, undilated,
+// unpadded case: every column row is OH runs of OW input elements, one per
+// output row, with nothing to clear or clip. Runs of up to 32 are copied
+// as one fixed-size block of 8, 16 or 32 elements (vector moves, no call),
+// which overruns a run by up to 7, 15 or 31 elements: into the next run of
+// the same row, written after it, so only each row's last run (and any run
+// whose block would read past the channel) is copied exactly.
+func im2colDense2D[T float32 | float64](g *colGeom, x, col []T, ld int) {
+	OH, OW, W := g.col[1], g.col[2], g.img[2]
+	blk := 0
+	switch {
+	case OW <= 8:
+		blk = 8
+	case OW <= 16:
+		blk = 16
+	case OW <= 32:
+		blk = 32
+	}
+	if blk > 2*OW {
+		blk = 0 // the overrun would pass the next run
+	}
+	row := 0
+	for c := 0; c < g.c; c++ {
+		xc := x[c*g.imgVol : (c+1)*g.imgVol]
+		for kh := 0; kh < g.k[1]; kh++ {
+			for kw := 0; kw < g.k[2]; kw++ {
+				dst := col[row*ld : row*ld+g.colVol]
+				row++
+				src := xc[kh*W+kw:]
+				// Runs oh < nb have a full block to read and the next run to
+				// absorb the overrun.
+				nb := 0
+				if blk > 0 && len(src) >= blk {
+					nb = min(OH-1, (len(src)-blk)/W+1)
+				}
+				oh := 0
+				switch blk {
+				case 8:
+					for ; oh < nb; oh++ {
+						*(*[8]T)(dst[oh*OW:]) = *(*[8]T)(src[oh*W:])
+					}
+				case 16:
+					for ; oh < nb; oh++ {
+						*(*[16]T)(dst[oh*OW:]) = *(*[16]T)(src[oh*W:])
+					}
+				case 32:
+					for ; oh < nb; oh++ {
+						*(*[32]T)(dst[oh*OW:]) = *(*[32]T)(src[oh*W:])
+					}
+				}
+				for ; oh < OH; oh++ {
+					d, s := dst[oh*OW:oh*OW+OW], src[oh*W:oh*W+OW]
+					if OW > 32 {
+						copy(d, s)
+						continue
+					}
+					for j := range d {
+						d[j] = s[j]
+					}
+				}
+			}
+		}
+	}
+}
+
 // col2im adds col (rows x colVol) into x (c x imgVol): the adjoint of
 // im2col. Entries that fall in the padding are dropped.
 func col2im[T float32 | float64](g *colGeom, col, x []T) { col2imLD(g, col, g.colVol, x) }
@@ -194,6 +271,10 @@ func col2im[T float32 | float64](g *colGeom, col, x []T) { col2imLD(g, col, g.co
 // col2imLD is col2im for a col whose rows are ld apart (several images'
 // columns side by side).
 func col2imLD[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
+	if g.dense2D {
+		col2imDense2D(g, col, ld, x)
+		return
+	}
 	OD, OH, OW := g.col[0], g.col[1], g.col[2]
 	D, H, W := g.img[0], g.img[1], g.img[2]
 	plane := OH * OW
@@ -236,6 +317,46 @@ func col2imLD[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
 								}
 							}
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2imDense2D is col2im for the geometry of im2colDense2D: every run of
+// a column row adds into one input row, with nothing to clip. For each
+// input row it adds the runs of all kw taps in turn while the row is in
+// cache.
+func col2imDense2D[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
+	OH, OW, W, KH, KW := g.col[1], g.col[2], g.img[2], g.k[1], g.k[2]
+	for c := 0; c < g.c; c++ {
+		xc := x[c*g.imgVol : (c+1)*g.imgVol]
+		for kh := 0; kh < KH; kh++ {
+			row0 := (c*KH + kh) * KW
+			for oh := 0; oh < OH; oh++ {
+				xr := xc[(oh+kh)*W : (oh+kh+1)*W]
+				if KW == 3 && OW >= 2 {
+					// The three taps' runs summed per element: one
+					// read-modify-write of the row instead of three.
+					r0 := col[row0*ld+oh*OW:][:OW]
+					r1 := col[(row0+1)*ld+oh*OW:][:OW]
+					r2 := col[(row0+2)*ld+oh*OW:][:OW]
+					xr = xr[:OW+2]
+					xr[0] += r0[0]
+					xr[1] += r0[1] + r1[0]
+					for j := 2; j < OW; j++ {
+						xr[j] += r0[j] + r1[j-1] + r2[j-2]
+					}
+					xr[OW] += r1[OW-1] + r2[OW-2]
+					xr[OW+1] += r2[OW-1]
+					continue
+				}
+				for kw := 0; kw < KW; kw++ {
+					r := col[(row0+kw)*ld+oh*OW:][:OW]
+					d := xr[kw : kw+OW]
+					for j, v := range r {
+						d[j] += v
 					}
 				}
 			}
@@ -517,17 +638,17 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				im2col(g, x, col, g.colVol)
 				src = col
 			}
-			var beta T
-			if r.b != nil {
+			r.job.run(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, 0, y, g.colVol)
+			// Bias and ReLU in one pass over Y, rather than a fill before
+			// the product (which then reads it back) and a pass after.
+			if r.b != nil || pl.relu {
 				for m := 0; m < mg; m++ {
-					convFill(y[m*g.colVol:(m+1)*g.colVol], r.b[gi*mg+m])
-				}
-				beta = 1
-			}
-			r.job.run(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, beta, y, g.colVol)
-			if pl.relu {
-				for j, v := range y {
-					y[j] = max(v, 0)
+					var bv T
+					if r.b != nil {
+						bv = r.b[gi*mg+m]
+					}
+					yr := y[m*g.colVol : (m+1)*g.colVol]
+					convEpilogue(yr, yr, bv, pl.relu)
 				}
 			}
 		case convTranspose:
@@ -593,25 +714,15 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 			for m := 0; m < pl.cout; m++ {
 				src := tmp[m*ld+b*g.colVol:][:g.colVol]
 				dst := y[m*g.colVol : (m+1)*g.colVol]
-				if r.b == nil {
+				if r.b == nil && !pl.relu {
 					copy(dst, src)
-					if pl.relu {
-						for j, v := range dst {
-							dst[j] = max(v, 0)
-						}
-					}
 					continue
 				}
-				bv := r.b[m]
-				if pl.relu {
-					for j, v := range src {
-						dst[j] = max(v+bv, 0)
-					}
-					continue
+				var bv T
+				if r.b != nil {
+					bv = r.b[m]
 				}
-				for j, v := range src {
-					dst[j] = v + bv
-				}
+				convEpilogue(dst, src, bv, pl.relu)
 			}
 		}
 	}
@@ -653,6 +764,21 @@ func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
 
 func (r *convRunner[T]) geom() *colGeom { return r.pl.geom }
 
+// convEpilogue writes src + b, or max(src + b, 0) with relu, to dst (which
+// may be src).
+func convEpilogue[T float32 | float64](dst, src []T, b T, relu bool) {
+	src = src[:len(dst)]
+	if relu {
+		for j, v := range src {
+			dst[j] = max(v+b, 0)
+		}
+		return
+	}
+	for j, v := range src {
+		dst[j] = v + b
+	}
+}
+
 func convFill[T any](s []T, v T) {
 	for i := range s {
 		s[i] = v
@@ -661,11 +787,35 @@ func convFill[T any](s []T, v T) {
 
 // biasGradChunk sums dY [n, c, vol] over n and vol into dB [c] for
 // channels [lo, hi), in float64 so the result does not depend on how the
-// batch is split.
+// batch is split. Four channels are summed side by side: each sum keeps its
+// order (and so its bits) while the four chains of dependent adds overlap.
 func (r *convRunner[T]) biasGradChunk(lo, hi int) {
 	n, c, vol := r.pl.n, r.pl.cout, r.pl.geom.colVol
 	dy, db := r.y, r.db
-	for ch := lo; ch < hi; ch++ {
+	ch := lo
+	for ; ch+4 <= hi; ch += 4 {
+		var s0, s1, s2, s3 float64
+		for i := 0; i < n; i++ {
+			base := (i*c + ch) * vol
+			d0 := dy[base : base+vol]
+			d1 := dy[base+vol : base+2*vol]
+			d2 := dy[base+2*vol : base+3*vol]
+			d3 := dy[base+3*vol : base+4*vol]
+			var t0, t1, t2, t3 T
+			for j, v := range d0 {
+				t0 += v
+				t1 += d1[j]
+				t2 += d2[j]
+				t3 += d3[j]
+			}
+			s0 += float64(t0)
+			s1 += float64(t1)
+			s2 += float64(t2)
+			s3 += float64(t3)
+		}
+		db[ch], db[ch+1], db[ch+2], db[ch+3] = T(s0), T(s1), T(s2), T(s3)
+	}
+	for ; ch < hi; ch++ {
 		var s float64
 		for i := 0; i < n; i++ {
 			var t T
