@@ -36,9 +36,13 @@ func readNPY(t *testing.T, path string) *tensor.Tensor {
 	return x
 }
 
-// closeTo checks |got-want| <= abs + rel*|want| elementwise.
+// closeTo checks |got-want| <= abs + rel*|want| elementwise; a NaN
+// anywhere fails.
 func closeTo(t *testing.T, what string, want, got *tensor.Tensor, abs, rel float64) {
 	t.Helper()
+	if got == nil {
+		t.Fatalf("%s: no value", what)
+	}
 	if !tensor.SameShape(want.Shape(), got.Shape()) {
 		t.Fatalf("%s: shape %v, want %v", what, got.Shape(), want.Shape())
 	}

@@ -112,28 +112,6 @@ func (a *goldenArch) training(t *testing.T) *graph.Training {
 	return tr
 }
 
-// goldenClose checks |got-want| <= abs + rel*|want| elementwise; a NaN
-// anywhere fails.
-func goldenClose(t *testing.T, what string, want, got *tensor.Tensor, abs, rel float64) {
-	t.Helper()
-	if got == nil {
-		t.Fatalf("%s: no value", what)
-	}
-	if !tensor.SameShape(want.Shape(), got.Shape()) {
-		t.Fatalf("%s: shape %v, want %v", what, got.Shape(), want.Shape())
-	}
-	worst := 0.0
-	for i := 0; i < want.Len(); i++ {
-		w, g := want.AsFloat64(i), got.AsFloat64(i)
-		d := math.Abs(w - g)
-		if !(d <= abs+rel*math.Abs(w)) {
-			t.Fatalf("%s: element %d is %g, want %g (tolerance %g abs + %g rel)", what, i, g, w, abs, rel)
-		}
-		worst = math.Max(worst, d)
-	}
-	t.Logf("%s: max abs diff %.3g", what, worst)
-}
-
 func halves(t *testing.T, x *tensor.Tensor) [2]*tensor.Tensor {
 	t.Helper()
 	n := x.Shape()[0]
@@ -192,9 +170,9 @@ func TestGoldenArchGradients(t *testing.T) {
 				t.Fatalf("training graph: %d parameters and %d buffers; the golden has %d tensors", len(tr.Params), len(tr.Buffers), len(a.man.Files))
 			}
 			out := run(x, y, 0)
-			goldenClose(t, "loss", readNPY(t, filepath.Join(a.dir, "loss.npy")), out[tr.Loss], 1e-5, 0)
+			closeTo(t, "loss", readNPY(t, filepath.Join(a.dir, "loss.npy")), out[tr.Loss], 1e-5, 0)
 			for i, p := range tr.Params {
-				goldenClose(t, "grad "+p, readNPY(t, filepath.Join(a.dir, "grad", a.man.Files[p]+".npy")), out[tr.Grads[i]], 1e-6, 1e-4)
+				closeTo(t, "grad "+p, readNPY(t, filepath.Join(a.dir, "grad", a.man.Files[p]+".npy")), out[tr.Grads[i]], 1e-6, 1e-4)
 			}
 			if !a.man.Mirrored {
 				return
@@ -214,9 +192,9 @@ func TestGoldenArchGradients(t *testing.T) {
 				}
 				return s
 			}
-			goldenClose(t, "mirrored loss", readNPY(t, filepath.Join(a.dir, "mirrored2_loss.npy")), mean(tr.Loss), 1e-5, 0)
+			closeTo(t, "mirrored loss", readNPY(t, filepath.Join(a.dir, "mirrored2_loss.npy")), mean(tr.Loss), 1e-5, 0)
 			for i, p := range tr.Params {
-				goldenClose(t, "mirrored grad "+p, readNPY(t, filepath.Join(a.dir, "mirrored2_grad", a.man.Files[p]+".npy")), mean(tr.Grads[i]), 1e-6, 1e-4)
+				closeTo(t, "mirrored grad "+p, readNPY(t, filepath.Join(a.dir, "mirrored2_grad", a.man.Files[p]+".npy")), mean(tr.Grads[i]), 1e-6, 1e-4)
 			}
 		})
 	}
@@ -274,7 +252,7 @@ func TestGoldenArchSteps(t *testing.T) {
 						}
 						losses[step-1] = float32(res.Loss)
 					}
-					goldenClose(t, "losses", wantLoss, tensor.MustFromSlice(losses, len(losses)), 1e-5, 0)
+					closeTo(t, "losses", wantLoss, tensor.MustFromSlice(losses, len(losses)), 1e-5, 0)
 					w, err := st.Weights()
 					if err != nil {
 						t.Fatal(err)
@@ -284,7 +262,7 @@ func TestGoldenArchSteps(t *testing.T) {
 						t.Fatalf("the strategy holds %d weights, the golden %d", len(w), len(want))
 					}
 					for n, wt := range want {
-						goldenClose(t, n, wt, w[n], 1e-5, 0)
+						closeTo(t, n, wt, w[n], 1e-5, 0)
 					}
 				})
 			}
