@@ -34,9 +34,9 @@ func Example() {
 	es.RestoreBestWeights = true
 	tr, err := train.NewTrainer(m, train.Config{
 		Epochs: 8, BatchSize: 32, Seed: 1,
-		Backend:  cpu.New(cpu.Options{Devices: 2}),
-		Strategy: "mirrored",
-		Optim:    optim.Config{Name: "adamw", LR: 2e-3, WeightDecay: 1e-4, DecayMode: optim.DecayDecoupled},
+		Backend:   cpu.New(cpu.Options{Devices: 2}),
+		Strategy:  "mirrored",
+		Optim:     optim.Config{Name: "adamw", LR: 2e-3, WeightDecay: 1e-4, DecayMode: optim.DecayDecoupled},
 		Callbacks: []train.Callback{es},
 	})
 	if err != nil {
