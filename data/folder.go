@@ -128,7 +128,32 @@ func (f *ImageFolder) Read(i int, dst []float32) error {
 	if i < 0 || i >= len(f.Files) {
 		return fmt.Errorf("data: %s: sample %d out of range [0, %d)", f.Dir, i, len(f.Files))
 	}
-	path := f.Files[i]
+	s := f.SampleShape()
+	if len(dst) != s.Size() {
+		return fmt.Errorf("data: %s: buffer of %d values for an image of %v", f.Files[i], len(dst), s)
+	}
+	return decodeImage(f.Files[i], s, f.opt.Height == 0, dst)
+}
+
+// ReadImage decodes one PNG, JPEG or GIF file as the folder reader would
+// (values 0..255, resized bilinearly to o.Height x o.Width, gray or RGB,
+// laid out by o.Layout) into a new slice of C*H*W values.
+func ReadImage(path string, o FolderOptions) ([]float32, error) {
+	if o.Height <= 0 || o.Width <= 0 {
+		return nil, fmt.Errorf("data: %s: a size to read the image at is needed, got %dx%d", path, o.Height, o.Width)
+	}
+	c := 3
+	if o.Gray {
+		c = 1
+	}
+	s := augment.Shape{C: c, H: o.Height, W: o.Width, ChannelsLast: o.Layout == NHWC}
+	dst := make([]float32, s.Size())
+	return dst, decodeImage(path, s, false, dst)
+}
+
+// decodeImage decodes the file at path into dst, shaped s; with exact, an
+// image whose size differs from s is an error instead of being resized.
+func decodeImage(path string, s augment.Shape, exact bool, dst []float32) error {
 	r, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
@@ -139,18 +164,14 @@ func (f *ImageFolder) Read(i int, dst []float32) error {
 		return fmt.Errorf("data: %s: not a readable PNG, JPEG or GIF image: %v", path, err)
 	}
 	b := img.Bounds()
-	if f.opt.Height == 0 && (b.Dy() != f.h || b.Dx() != f.w) {
+	if exact && (b.Dy() != s.H || b.Dx() != s.W) {
 		return fmt.Errorf("data: %s: image is %dx%d but the others are %dx%d (HxW): set a resize size to mix sizes",
-			path, b.Dy(), b.Dx(), f.h, f.w)
-	}
-	s := f.SampleShape()
-	if len(dst) != s.Size() {
-		return fmt.Errorf("data: %s: buffer of %d values for an image of %v", path, len(dst), s)
+			path, b.Dy(), b.Dx(), s.H, s.W)
 	}
 	rgba := toRGBA(img)
 	// planes of the source, 0..255, one per output channel
 	sw, sh := b.Dx(), b.Dy()
-	planes := make([][]float32, f.c)
+	planes := make([][]float32, s.C)
 	for ch := range planes {
 		planes[ch] = make([]float32, sw*sh)
 	}
@@ -158,7 +179,7 @@ func (f *ImageFolder) Read(i int, dst []float32) error {
 		row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+4*sw]
 		for x := range sw {
 			r, g, bl := float32(row[4*x]), float32(row[4*x+1]), float32(row[4*x+2])
-			if f.c == 1 {
+			if s.C == 1 {
 				planes[0][y*sw+x] = r*0.299 + g*0.587 + bl*0.114
 			} else {
 				planes[0][y*sw+x], planes[1][y*sw+x], planes[2][y*sw+x] = r, g, bl
@@ -166,11 +187,11 @@ func (f *ImageFolder) Read(i int, dst []float32) error {
 		}
 	}
 	for ch, p := range planes {
-		resizeBilinear(p, sh, sw, f.h, f.w, func(y, x int, v float32) {
+		resizeBilinear(p, sh, sw, s.H, s.W, func(y, x int, v float32) {
 			if s.ChannelsLast {
-				dst[(y*f.w+x)*f.c+ch] = v
+				dst[(y*s.W+x)*s.C+ch] = v
 			} else {
-				dst[(ch*f.h+y)*f.w+x] = v
+				dst[(ch*s.H+y)*s.W+x] = v
 			}
 		})
 	}

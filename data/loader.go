@@ -30,14 +30,6 @@ type Transform interface {
 	Apply(dst, src []float32, epoch, index int) error
 }
 
-// mix is SplitMix64's finaliser.
-func mix(z uint64) uint64 {
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
 // Order is the shuffled order of n samples in an epoch: a permutation of
 // [0, n) that depends only on (n, seed, epoch), by a Fisher-Yates shuffle
 // driven by a SplitMix64 stream. Resuming training replays it exactly.
@@ -46,10 +38,10 @@ func Order(n int, seed uint64, epoch int) []int {
 	for i := range p {
 		p[i] = i
 	}
-	state := mix(mix(seed) ^ uint64(int64(epoch)))
+	state := augment.Mix(augment.Mix(seed) ^ uint64(int64(epoch)))
 	next := func() uint64 {
 		state += 0x9e3779b97f4a7c15
-		return mix(state)
+		return augment.Mix(state)
 	}
 	for i := n - 1; i > 0; i-- {
 		// Lemire's unbiased bounded draw in [0, i].

@@ -386,3 +386,48 @@ func TestImageFolder(t *testing.T) {
 		t.Errorf("empty folder: %v", err)
 	}
 }
+
+// TestReadImage checks that one file read alone equals the same file read
+// through a folder, and that a missing size is refused.
+func TestReadImage(t *testing.T) {
+	dir := t.TempDir()
+	cls := filepath.Join(dir, "a")
+	if err := os.Mkdir(cls, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 7, 5))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 37)
+	}
+	path := filepath.Join(cls, "x.png")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	for _, o := range []FolderOptions{{Height: 4, Width: 6}, {Height: 9, Width: 3, Gray: true}, {Height: 4, Width: 4, Layout: NHWC}} {
+		ds, err := LoadImageFolder(dir, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadImage(path, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ds.Sample(0)
+		if len(got) != len(want) {
+			t.Fatalf("%+v: %d values, want %d", o, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("%+v: value %d is %v, the folder reader gives %v", o, i, got[i], want[i])
+			}
+		}
+	}
+	if _, err := ReadImage(path, FolderOptions{}); err == nil {
+		t.Error("ReadImage without a size succeeded")
+	}
+}

@@ -15,9 +15,9 @@ package strategy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/gotrain/gotrain/backend"
@@ -85,8 +85,9 @@ type Config struct {
 	Init map[string]*tensor.Tensor
 	// Replicas is the replica count for Mirrored (0: one per device).
 	Replicas int
-	// CheckReplicas verifies after each step that replicas read identical
-	// weights (cheap on shared-memory backends, a download elsewhere).
+	// CheckReplicas verifies after each step that the replicas' copies of
+	// the weights equal the master copy (a download per parameter; on a
+	// shared-memory backend replicas hold no copies, so it checks nothing).
 	CheckReplicas bool
 	// Deterministic makes the weights bit-identical whatever the replica
 	// count: every batch is cut into micro-shards of ShardSize samples
@@ -257,6 +258,10 @@ func newEngine(cfg Config) (*engine, error) {
 	return e, nil
 }
 
+// errPeerFailed is what a replica group is aborted with when one replica
+// fails: the others' errors then only echo it.
+var errPeerFailed = errors.New("another replica failed")
+
 // bucketElems is the size under which gradients are reduced together in
 // one flat bucket: a model with many small tensors (biases, norms) then
 // costs one reduction, not one per tensor.
@@ -403,41 +408,30 @@ func split(n, r int) [][2]int {
 	return out
 }
 
+// sliceBatch returns samples [lo, hi) of a batch as a view of its data
+// (Upload copies it to the device; a copy here would be a second one).
 func sliceBatch(t *tensor.Tensor, lo, hi int) (*tensor.Tensor, error) {
-	shape := append([]int{hi - lo}, t.Shape()[1:]...)
 	inner := tensor.NumElements(t.Shape()[1:])
-	out, err := tensor.NewChecked(t.DType(), shape)
-	if err != nil {
-		return nil, err
-	}
-	src, err := tensor.View(t, []int{t.Len()})
-	if err != nil {
-		return nil, err
-	}
-	part, err := sliceFlat(src, lo*inner, hi*inner)
-	if err != nil {
-		return nil, err
-	}
-	out.CopyFrom(part)
-	return out, nil
-}
-
-func sliceFlat(t *tensor.Tensor, lo, hi int) (*tensor.Tensor, error) {
+	shape := append([]int{hi - lo}, t.Shape()[1:]...)
+	var part *tensor.Tensor
+	var err error
 	switch d := t.Data().(type) {
 	case []float32:
-		return tensor.FromSlice(d[lo:hi], hi-lo)
-	case []int64:
-		return tensor.FromSlice(d[lo:hi], hi-lo)
+		part, err = tensor.FromSlice(d[lo*inner:hi*inner], shape...)
 	case []float64:
-		return tensor.FromSlice(d[lo:hi], hi-lo)
+		part, err = tensor.FromSlice(d[lo*inner:hi*inner], shape...)
+	case []int64:
+		part, err = tensor.FromSlice(d[lo*inner:hi*inner], shape...)
 	case []int32:
-		return tensor.FromSlice(d[lo:hi], hi-lo)
+		part, err = tensor.FromSlice(d[lo*inner:hi*inner], shape...)
 	case []uint8:
-		return tensor.FromSlice(d[lo:hi], hi-lo)
+		part, err = tensor.FromSlice(d[lo*inner:hi*inner], shape...)
 	case []bool:
-		return tensor.FromSlice(d[lo:hi], hi-lo)
+		part, err = tensor.FromSlice(d[lo*inner:hi*inner], shape...)
+	default:
+		return nil, fmt.Errorf("strategy: cannot split a %v batch", t.DType())
 	}
-	return nil, fmt.Errorf("strategy: cannot split a %v batch", t.DType())
+	return part, err
 }
 
 func scalarF(t *tensor.Tensor) float64 {
@@ -489,7 +483,7 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 					errs[r] = err
 					if e.group != nil {
 						// The others may wait for this replica in a collective.
-						e.group.Abort(fmt.Errorf("replica %d failed", r))
+						e.group.Abort(fmt.Errorf("replica %d failed: %w", r, errPeerFailed))
 					}
 					return
 				}
@@ -503,7 +497,7 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 	}
 	// The first failure is the cause; others may only report the abort.
 	for r, err := range errs {
-		if err != nil && !strings.Contains(err.Error(), "all-reduce with the other replicas") {
+		if err != nil && !errors.Is(err, errPeerFailed) {
 			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
 		}
 	}
@@ -687,16 +681,11 @@ func (e *engine) broadcast() error {
 	return nil
 }
 
-// checkReplicas verifies that every replica reads the master weights.
+// checkReplicas verifies that every replica's copy of the weights equals
+// the master copy. On a shared-memory backend there are no copies (every
+// replica reads the master buffers), so there is nothing to compare.
 func (e *engine) checkReplicas() error {
 	if e.shared {
-		for r, rep := range e.reps {
-			for _, p := range e.tr.Params {
-				if rep.params[p] != e.params[p] {
-					return fmt.Errorf("replica %d reads a stale copy of %q", r, p)
-				}
-			}
-		}
 		return nil
 	}
 	for r, rep := range e.reps[1:] {
@@ -747,16 +736,22 @@ func (e *engine) Evaluate(ctx context.Context, batch Batch) (EvalResult, error) 
 	for name, buf := range e.params {
 		feeds[name] = buf
 	}
-	avg, err := e.bufferMeans()
-	if err != nil {
-		return EvalResult{}, err
-	}
-	for name, t := range avg {
-		buf, err := e.b.Upload(t, rep.dev)
+	if len(e.reps) == 1 {
+		for name, buf := range rep.buffers {
+			feeds[name] = buf
+		}
+	} else {
+		avg, err := e.bufferMeans()
 		if err != nil {
 			return EvalResult{}, err
 		}
-		feeds[name] = buf
+		for name, t := range avg {
+			buf, err := e.b.Upload(t, rep.dev)
+			if err != nil {
+				return EvalResult{}, err
+			}
+			feeds[name] = buf
+		}
 	}
 	outs, err := rep.eval.Run(ctx, feeds)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/data"
+	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
@@ -203,13 +204,6 @@ func (t *Trainer) LR(step int64, epoch int) float64 {
 	return t.Schedule.LR(step, epoch) * t.lrScale
 }
 
-func mix(z uint64) uint64 {
-	z += 0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
 // inputName is the model's single data input.
 func (t *Trainer) inputName() (string, error) {
 	if len(t.Training.Data) != 1 {
@@ -232,17 +226,12 @@ func (t *Trainer) CheckData(src data.Source, what string) error {
 	if in.RankKnown && len(want) > 0 {
 		got := []int{shape.C, shape.H, shape.W}
 		if len(want) == 4 {
-			// NCHW or NHWC: compare as a multiset of the three dims.
+			// NCHW or NHWC; a symbolic dim accepts any size.
 			w := want[1:]
-			ok := true
-			nchw := w[0].Size == int64(shape.C) && w[1].Size == int64(shape.H) && w[2].Size == int64(shape.W)
-			nhwc := w[2].Size == int64(shape.C) && w[0].Size == int64(shape.H) && w[1].Size == int64(shape.W)
-			for _, d := range w {
-				if !d.Known() {
-					ok = true
-				}
-			}
-			if !nchw && !nhwc && ok {
+			fits := func(d graph.Dim, n int) bool { return !d.Known() || d.Size == int64(n) }
+			nchw := fits(w[0], shape.C) && fits(w[1], shape.H) && fits(w[2], shape.W)
+			nhwc := fits(w[2], shape.C) && fits(w[0], shape.H) && fits(w[1], shape.W)
+			if !nchw && !nhwc {
 				return fmt.Errorf("%s: samples are %dx%dx%d (CxHxW) but model input %q is %v; resize the data (--resize) or export the model for this input shape", what, got[0], got[1], got[2], name, want)
 			}
 		} else if len(want) == 2 && want[1].Known() && int(want[1].Size) != shape.Size() {
@@ -403,7 +392,7 @@ func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input strin
 		}
 		step := t.step + 1
 		lr := t.LR(step, epoch)
-		seed := int64(mix(t.cfg.Seed ^ mix(uint64(step))))
+		seed := int64(augment.Mix(t.cfg.Seed ^ augment.Mix(uint64(step))))
 		r, err := t.Strategy.Step(ctx, strategy.Batch{Inputs: map[string]*tensor.Tensor{input: b.X}, Labels: b.Y}, lr, step, seed)
 		b.Release()
 		if err != nil {

@@ -468,7 +468,7 @@ func wrapNodeErr(n *graph.Node, err error) error {
 	case *graph.NodeError, *graph.UnsupportedOpError:
 		return err
 	}
-	return graph.Errorf(n, "%v", err)
+	return &graph.NodeError{Node: n, Err: err} // keeps the cause for errors.Is
 }
 
 // allocate assigns buffers to the plan's values, reusing a buffer once every

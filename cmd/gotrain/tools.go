@@ -216,29 +216,17 @@ func readSample(path string, shape []int) (*tensor.Tensor, error) {
 		}
 		return t.Reshaped(1, c, h, w)
 	}
-	dir, err := os.MkdirTemp("", "gotrain-predict")
+	if c != 1 && c != 3 {
+		return nil, fmt.Errorf("%s: the model takes %d channels; images give 1 (gray) or 3 (RGB)", path, c)
+	}
+	x, err := data.ReadImage(path, data.FolderOptions{Height: h, Width: w, Gray: c == 1})
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	// Reuse the image-folder reader: one class folder holding the file.
-	cls := filepath.Join(dir, "x")
-	if err := os.Mkdir(cls, 0o755); err != nil {
-		return nil, err
+	for i := range x {
+		x[i] *= 1 / 255.0 // as Dataset.Rescale scales the training data
 	}
-	src, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(cls, filepath.Base(path)), src, 0o644); err != nil {
-		return nil, err
-	}
-	d, err := data.LoadImageFolder(dir, data.FolderOptions{Height: h, Width: w, Gray: c == 1})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	d.Rescale(1 / 255.0)
-	return d.X.Reshaped(1, c, h, w)
+	return tensor.FromSlice(x, 1, c, h, w)
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {

@@ -201,8 +201,10 @@ const (
 	kCutX
 )
 
-// mix is SplitMix64's finaliser: a bijective hash with good avalanche.
-func mix(z uint64) uint64 {
+// Mix is SplitMix64's finaliser: a bijective hash with good avalanche.
+// Every seeded stage of gotrain (data order, augmentation, Dropout seeds)
+// derives its randomness from it, so none depends on goroutine scheduling.
+func Mix(z uint64) uint64 {
 	z += 0x9e3779b97f4a7c15
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
@@ -212,12 +214,12 @@ func mix(z uint64) uint64 {
 // SampleSeed is the seed of sample index in epoch: a hash of the three, so
 // it is the same whichever goroutine or device processes the sample.
 func SampleSeed(seed uint64, epoch, index int) uint64 {
-	return mix(mix(mix(seed)^uint64(int64(epoch))) ^ uint64(int64(index)))
+	return Mix(Mix(Mix(seed)^uint64(int64(epoch))) ^ uint64(int64(index)))
 }
 
 // unit is the k-th uniform draw in [0, 1) of a sample seed.
 func unit(s uint64, k uint64) float64 {
-	return float64(mix(s^(k*0xd1b54a32d192ed03))>>11) / (1 << 53)
+	return float64(Mix(s^(k*0xd1b54a32d192ed03))>>11) / (1 << 53)
 }
 
 func between(s uint64, k uint64, lo, hi float64) float64 { return lo + (hi-lo)*unit(s, k) }
