@@ -39,12 +39,27 @@ func (openBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 	if m == 0 || n == 0 {
 		return
 	}
+	checkSgemm(tA != blas.NoTrans, tB != blas.NoTrans, m, n, k, a, lda, b, ldb, c, ldc)
+	if k == 0 {
+		blas32.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	C.cblas_sgemm(C.CblasRowMajor, cblasTrans(tA), cblasTrans(tB), C.blasint(m), C.blasint(n), C.blasint(k),
+		C.float(alpha), (*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda),
+		(*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb),
+		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+}
+
+// checkSgemm panics, as gonum does, when the slices cannot hold the
+// matrices that the sizes and strides describe (k == 0 leaves A and B
+// unchecked), since OpenBLAS would read or write out of bounds.
+func checkSgemm(ta, tb bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	ar, ac := m, k
-	if tA != blas.NoTrans {
+	if ta {
 		ar, ac = k, m
 	}
 	br, bc := k, n
-	if tB != blas.NoTrans {
+	if tb {
 		br, bc = n, k
 	}
 	need := func(name string, s []float32, rows, cols, ld int) {
@@ -53,16 +68,10 @@ func (openBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []flo
 		}
 	}
 	need("C", c, m, n, ldc)
-	if k == 0 {
-		blas32.Implementation.Sgemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		return
+	if k > 0 {
+		need("A", a, ar, ac, lda)
+		need("B", b, br, bc, ldb)
 	}
-	need("A", a, ar, ac, lda)
-	need("B", b, br, bc, ldb)
-	C.cblas_sgemm(C.CblasRowMajor, cblasTrans(tA), cblasTrans(tB), C.blasint(m), C.blasint(n), C.blasint(k),
-		C.float(alpha), (*C.float)(unsafe.Pointer(&a[0])), C.blasint(lda),
-		(*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb),
-		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
 }
 
 func cblasTrans(t blas.Transpose) C.enum_CBLAS_TRANSPOSE {

@@ -77,6 +77,7 @@ func compile(m *graph.Model, dev *Device, o backend.CompileOptions) (*executable
 		threads = o.Threads
 	}
 	e.pool = NewPool(threads)
+	e.pool.slot = dev.id
 	e.outputs = o.Outputs
 	if len(e.outputs) == 0 {
 		for _, out := range g.Outputs {

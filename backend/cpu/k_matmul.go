@@ -39,31 +39,55 @@ type gemmJob[T float32 | float64] struct {
 	alpha, beta   T
 	a, b, c       []T
 	lda, ldb, ldc int
+	bias          []T
+	relu          bool
 	rowsFn        func(lo, hi int)
 	colsFn        func(lo, hi int)
+	epiFn         func(lo, hi int)
 }
 
 func newGemmJob[T float32 | float64]() *gemmJob[T] {
 	j := &gemmJob[T]{}
-	j.rowsFn, j.colsFn = j.rows, j.cols
+	j.rowsFn, j.colsFn, j.epiFn = j.rows, j.cols, j.epilogue
 	return j
 }
 
-// run is gemmT split over pool (nil: run on the caller) by row blocks of
-// C when m >= n, else by column blocks.
+// run is gemmT split over pool (nil: run on the caller): float32 products
+// through the pool's cPool when the build has one, otherwise by row
+// blocks of C when m >= n, else by column blocks, on the pool's workers.
 func (j *gemmJob[T]) run(pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	j.runBias(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, false)
+}
+
+// runBias is run followed by C[i][j] += bias[j] (bias nil: none) and, with
+// relu, C = max(C, 0): Gemm's bias and a fused ReLU, applied to each part
+// of C by the thread that computed it.
+func (j *gemmJob[T]) runBias(pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, bias []T, relu bool) {
 	if pool == nil || pool.Size() == 1 || m*n*k < pgemmMinWork {
 		gemmT(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		if bias != nil || relu {
+			gemmEpilogue(c[:(m-1)*ldc+n], n, ldc, bias, relu)
+		}
 		return
+	}
+	if a32, ok := any(a).([]float32); ok && k > 0 && alpha != 0 {
+		if cp := pool.cpool(); cp != nil {
+			cp.sgemm(ta, tb, m, n, k, float32(alpha), a32, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc, any(bias).([]float32), relu)
+			return
+		}
 	}
 	j.ta, j.tb, j.m, j.n, j.k, j.alpha, j.beta = ta, tb, m, n, k, alpha, beta
 	j.a, j.b, j.c, j.lda, j.ldb, j.ldc = a, b, c, lda, ldb, ldc
+	j.bias, j.relu = bias, relu
 	if m >= n {
 		pool.For(m, 16, j.rowsFn)
 	} else {
 		pool.For(n, 64, j.colsFn)
+		if bias != nil || relu {
+			pool.For(m, 16, j.epiFn)
+		}
 	}
-	j.a, j.b, j.c = nil, nil, nil
+	j.a, j.b, j.c, j.bias = nil, nil, nil, nil
 }
 
 func (j *gemmJob[T]) rows(lo, hi int) {
@@ -74,6 +98,9 @@ func (j *gemmJob[T]) rows(lo, hi int) {
 		aa = j.a[lo*j.lda:]
 	}
 	gemmT(j.ta, j.tb, hi-lo, j.n, j.k, j.alpha, aa, j.lda, j.b, j.ldb, j.beta, j.c[lo*j.ldc:], j.ldc)
+	if j.bias != nil || j.relu {
+		j.epilogue(lo, hi)
+	}
 }
 
 func (j *gemmJob[T]) cols(lo, hi int) {
@@ -84,6 +111,35 @@ func (j *gemmJob[T]) cols(lo, hi int) {
 		bb = j.b[lo:]
 	}
 	gemmT(j.ta, j.tb, j.m, hi-lo, j.k, j.alpha, j.a, j.lda, bb, j.ldb, j.beta, j.c[lo:], j.ldc)
+}
+
+// epilogue applies the bias and ReLU to rows [lo, hi) of C.
+func (j *gemmJob[T]) epilogue(lo, hi int) {
+	gemmEpilogue(j.c[lo*j.ldc:(hi-1)*j.ldc+j.n], j.n, j.ldc, j.bias, j.relu)
+}
+
+// gemmEpilogue sets each n-wide row of c (rows ldc apart) to row + bias
+// (bias nil: row), then max(·, 0) with relu.
+func gemmEpilogue[T float32 | float64](c []T, n, ldc int, bias []T, relu bool) {
+	for i := 0; i*ldc < len(c); i++ {
+		row := c[i*ldc : i*ldc+n]
+		switch {
+		case bias != nil && relu:
+			bias := bias[:n]
+			for x, v := range row {
+				row[x] = max(v+bias[x], 0)
+			}
+		case bias != nil:
+			bias := bias[:n]
+			for x := range row {
+				row[x] += bias[x]
+			}
+		default:
+			for x, v := range row {
+				row[x] = max(v, 0)
+			}
+		}
+	}
 }
 
 type mmInt interface {
@@ -217,6 +273,12 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 	return func(in, out []*tensor.Tensor) error {
 		a, b, y := mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
 
+		if pl.hasC && pl.cRow == 0 && pl.cCol == 1 && beta == 1 {
+			// A bias row, the common case: added after the product, with
+			// the ReLU, on each part of Y while it is in cache.
+			job.runBias(pool, pl.ta, pl.tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, 0, y, pl.n, mmData[T](in[2])[:pl.n], relu)
+			return nil
+		}
 		var gb T
 		if pl.hasC {
 			c := mmData[T](in[2])
@@ -228,12 +290,7 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 			}
 			gb = 1
 		}
-		job.run(pool, pl.ta, pl.tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n)
-		if relu {
-			for i, v := range y {
-				y[i] = max(v, 0)
-			}
-		}
+		job.runBias(pool, pl.ta, pl.tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n, nil, relu)
 		return nil
 	}
 }

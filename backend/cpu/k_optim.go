@@ -300,7 +300,12 @@ func newAdamUpdate(p *Prep) (Kernel, error) {
 			k.bc2s = float32(math.Sqrt(bc2))
 		}
 		k.shrink = float32(1 - lr*c.decWD)
-		p.Pool.For(c.n, updateGrain, body)
+		if cp := p.Pool.cpool(); cp != nil && c.n >= 2*updateGrain {
+			cp.adam(k)
+		} else {
+			p.Pool.For(c.n, updateGrain, body)
+		}
+		k.p, k.g, k.m, k.v, k.po, k.mo, k.vo = nil, nil, nil, nil, nil, nil, nil
 		return nil
 	}, nil
 }

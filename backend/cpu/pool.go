@@ -12,10 +12,15 @@ import (
 // allocated once, so a loop allocates nothing beyond what the caller's
 // closure itself needs.
 type Pool struct {
-	n     int
-	tasks chan *chunk
-	jobs  []chunk
-	wg    sync.WaitGroup
+	n int
+	// slot is the device index, so that pools of one device share a
+	// cPool; cp is that pool, looked up on first use.
+	slot   int
+	cpOnce sync.Once
+	cp     cPool
+	tasks  chan *chunk
+	jobs   []chunk
+	wg     sync.WaitGroup
 }
 
 type chunk struct {
@@ -48,6 +53,12 @@ func NewPool(n int) *Pool {
 
 // Size is the number of workers.
 func (p *Pool) Size() int { return p.n }
+
+// cpool returns the C kernels' pool for this pool's device, or nil.
+func (p *Pool) cpool() cPool {
+	p.cpOnce.Do(func() { p.cp = cPoolFor(p.slot, p.n) })
+	return p.cp
+}
 
 // Close stops the workers.
 func (p *Pool) Close() {

@@ -1,0 +1,340 @@
+//go:build cgo && !noopenblas
+
+package cpu
+
+/*
+#cgo CFLAGS: -O3 -std=c11
+#cgo LDFLAGS: -lm
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+// A pool of POSIX threads that runs one task at a time, split into parts.
+// See cPool in cpool.go for why it exists. ISO C (-std=c11) keeps GCC from
+// fusing a*b+c into one rounding: Go computes it with two on amd64, and
+// both paths must agree bit for bit.
+
+typedef void (*gt_fn)(const void *arg, int part, int parts);
+
+typedef struct {
+	int nthreads;
+	pthread_t *threads;
+	pthread_mutex_t run;   // one task at a time
+	pthread_mutex_t mu;    // guards sleepers and quit
+	pthread_cond_t cv;
+	int sleepers, quit;
+	atomic_uint gen;       // bumped for each task
+	atomic_int next;       // next part to claim
+	atomic_int pending;    // parts not yet finished
+	gt_fn fn;
+	const void *arg;
+	int parts;
+} gt_pool;
+
+static double gt_now(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static inline void gt_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("pause");
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+// gt_claim runs parts until none is left.
+static void gt_claim(gt_pool *p) {
+	for (;;) {
+		int i = atomic_fetch_add(&p->next, 1);
+		if (i >= p->parts) return;
+		p->fn(p->arg, i, p->parts);
+		atomic_fetch_sub(&p->pending, 1);
+	}
+}
+
+// Workers spin briefly after a task, since tasks come in runs (the layers
+// of a step), then sleep so that they do not take the cores from the Go
+// workers between tasks.
+#define GT_SPIN_SECONDS 50e-6
+
+static void *gt_worker(void *arg) {
+	gt_pool *p = arg;
+	unsigned seen = 0;
+	for (;;) {
+		double start = gt_now();
+		int spins = 0;
+		while (atomic_load(&p->gen) == seen) {
+			gt_relax();
+			if (++spins % 64 == 0 && gt_now() - start > GT_SPIN_SECONDS) {
+				pthread_mutex_lock(&p->mu);
+				p->sleepers++;
+				while (atomic_load(&p->gen) == seen && !p->quit)
+					pthread_cond_wait(&p->cv, &p->mu);
+				p->sleepers--;
+				int quit = p->quit;
+				pthread_mutex_unlock(&p->mu);
+				if (quit) return NULL;
+				break;
+			}
+		}
+		seen = atomic_load(&p->gen);
+		gt_claim(p);
+	}
+}
+
+// gt_avx2 says whether the CPU has AVX2; set before the first pool runs.
+static int gt_avx2;
+
+static gt_pool *gt_pool_new(int n) {
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	gt_avx2 = __builtin_cpu_supports("avx2");
+#endif
+	gt_pool *p = calloc(1, sizeof *p);
+	if (!p) return NULL;
+	p->nthreads = n;
+	pthread_mutex_init(&p->run, NULL);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->threads = calloc(n, sizeof(pthread_t));
+	for (int i = 1; i < n; i++) {
+		if (!p->threads || pthread_create(&p->threads[i], NULL, gt_worker, p) != 0) {
+			p->nthreads = i; // run with the threads we have
+			break;
+		}
+	}
+	return p;
+}
+
+// gt_pool_run runs fn(arg, i, parts) for every part i over the pool's
+// threads and the caller's, and returns when all are done.
+static void gt_pool_run(gt_pool *p, gt_fn fn, const void *arg, int parts) {
+	pthread_mutex_lock(&p->run);
+	p->fn = fn;
+	p->arg = arg;
+	p->parts = parts;
+	atomic_store(&p->next, 0);
+	atomic_store(&p->pending, parts);
+	atomic_fetch_add(&p->gen, 1);
+	pthread_mutex_lock(&p->mu);
+	if (p->sleepers > 0) pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	gt_claim(p);
+	while (atomic_load(&p->pending) > 0) gt_relax();
+	pthread_mutex_unlock(&p->run);
+}
+
+// ---- sgemm split by rows or columns of C, with Gemm's epilogue ----
+
+typedef struct {
+	int ta, tb, m, n, k, lda, ldb, ldc, rows;
+	float alpha, beta;
+	const float *a, *b;
+	float *c;
+	const float *bias; // added to every row of C after the product, or NULL
+	int relu;          // then C = max(C, 0)
+} gt_gemm;
+
+static void gt_gemm_part(const void *arg, int i, int parts) {
+	const gt_gemm *j = arg;
+	int total = j->rows ? j->m : j->n;
+	int lo = (int)((long)total * i / parts), hi = (int)((long)total * (i + 1) / parts);
+	if (hi <= lo) return;
+	const float *a = j->a, *b = j->b, *bias = j->bias;
+	float *c = j->c;
+	int m = j->m, n = j->n;
+	if (j->rows) {
+		a += j->ta ? lo : (long)lo * j->lda;
+		c += (long)lo * j->ldc;
+		m = hi - lo;
+	} else {
+		b += j->tb ? (long)lo * j->ldb : lo;
+		c += lo;
+		if (bias) bias += lo;
+		n = hi - lo;
+	}
+	cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+		m, n, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta, c, j->ldc);
+	// The epilogue on this part, while it is still in cache.
+	if (!bias && !j->relu) return;
+	for (int r = 0; r < m; r++) {
+		float *row = c + (long)r * j->ldc;
+		if (bias && j->relu) {
+			for (int x = 0; x < n; x++) {
+				float v = row[x] + bias[x];
+				row[x] = v > 0 ? v : 0;
+			}
+		} else if (bias) {
+			for (int x = 0; x < n; x++) row[x] += bias[x];
+		} else {
+			for (int x = 0; x < n; x++) row[x] = row[x] > 0 ? row[x] : 0;
+		}
+	}
+}
+
+static void gt_pool_sgemm(gt_pool *p, int ta, int tb, int m, int n, int k, float alpha,
+		const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
+		const float *bias, int relu) {
+	gt_gemm j = {ta, tb, m, n, k, lda, ldb, ldc, m >= n, alpha, beta, a, b, c, bias, relu};
+	gt_pool_run(p, gt_gemm_part, &j, p->nthreads);
+}
+
+// ---- AdamUpdate, as adamKernel.run computes it ----
+
+typedef struct {
+	const float *p, *g, *m, *v;
+	float *po, *mo, *vo;
+	long n;
+	float b1, omb1, b2, omb2, eps, step_size, bc2s, shrink;
+	float scale, clip, wd; // gradPrep
+	int plain, dec;
+} gt_adam;
+
+// gt_adam_scalar is adamKernel.run's loop over [lo, hi).
+static void gt_adam_scalar(const gt_adam *k, long lo, long hi) {
+	const float b1 = k->b1, omb1 = k->omb1, b2 = k->b2, omb2 = k->omb2;
+	const float eps = k->eps, step_size = k->step_size, bc2s = k->bc2s, shrink = k->shrink;
+	const float scale = k->scale, clip = k->clip, wd = k->wd;
+	for (long i = lo; i < hi; i++) {
+		float pv = k->p[i], gv = k->g[i];
+		if (!k->plain) {
+			gv *= scale;
+			if (clip > 0) gv = gv > clip ? clip : (gv < -clip ? -clip : gv);
+			if (wd != 0) gv += wd * pv;
+		}
+		if (k->dec) pv *= shrink;
+		float mv = k->m[i] * b1 + gv * omb1;
+		float vv = k->v[i] * b2 + omb2 * gv * gv;
+		float denom = sqrtf(vv) / bc2s + eps;
+		k->po[i] = pv - step_size * (mv / denom);
+		k->mo[i] = mv;
+		k->vo[i] = vv;
+	}
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// gt_adam_avx2 is the same loop eight lanes at a time, each lane the same
+// IEEE operations in the same order; it returns where it stopped.
+__attribute__((target("avx2")))
+static long gt_adam_avx2(const gt_adam *k, long lo, long hi) {
+	const __m256 b1 = _mm256_set1_ps(k->b1), omb1 = _mm256_set1_ps(k->omb1);
+	const __m256 b2 = _mm256_set1_ps(k->b2), omb2 = _mm256_set1_ps(k->omb2);
+	const __m256 eps = _mm256_set1_ps(k->eps), step_size = _mm256_set1_ps(k->step_size);
+	const __m256 bc2s = _mm256_set1_ps(k->bc2s), shrink = _mm256_set1_ps(k->shrink);
+	const __m256 scale = _mm256_set1_ps(k->scale), wd = _mm256_set1_ps(k->wd);
+	const __m256 clip = _mm256_set1_ps(k->clip), nclip = _mm256_set1_ps(-k->clip);
+	const int plain = k->plain, doclip = k->clip > 0, dowd = k->wd != 0, dec = k->dec;
+	long i = lo;
+	for (; i + 8 <= hi; i += 8) {
+		__m256 pv = _mm256_loadu_ps(k->p + i), gv = _mm256_loadu_ps(k->g + i);
+		if (!plain) {
+			gv = _mm256_mul_ps(gv, scale);
+			// min(clip, g) then max(-clip, ·) keep a NaN g, as the scalar
+			// comparisons do: each returns its second operand when unordered.
+			if (doclip) gv = _mm256_max_ps(nclip, _mm256_min_ps(clip, gv));
+			if (dowd) gv = _mm256_add_ps(gv, _mm256_mul_ps(wd, pv));
+		}
+		if (dec) pv = _mm256_mul_ps(pv, shrink);
+		__m256 mv = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(k->m + i), b1), _mm256_mul_ps(gv, omb1));
+		__m256 vv = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(k->v + i), b2), _mm256_mul_ps(_mm256_mul_ps(omb2, gv), gv));
+		__m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vv), bc2s), eps);
+		_mm256_storeu_ps(k->po + i, _mm256_sub_ps(pv, _mm256_mul_ps(step_size, _mm256_div_ps(mv, denom))));
+		_mm256_storeu_ps(k->mo + i, mv);
+		_mm256_storeu_ps(k->vo + i, vv);
+	}
+	return i;
+}
+#endif
+
+static void gt_adam_range(const gt_adam *k, long lo, long hi) {
+#if defined(__x86_64__)
+	if (gt_avx2) lo = gt_adam_avx2(k, lo, hi);
+#endif
+	gt_adam_scalar(k, lo, hi);
+}
+
+static void gt_adam_part(const void *arg, int i, int parts) {
+	const gt_adam *k = arg;
+	// Parts start on 16-element boundaries, so vector loops stay aligned
+	// with each other across parts.
+	long lo = (k->n * i / parts) & ~15L, hi = i + 1 == parts ? k->n : (k->n * (i + 1) / parts) & ~15L;
+	if (hi > lo) gt_adam_range(k, lo, hi);
+}
+
+static void gt_pool_adam(gt_pool *p, const float *pp, const float *g, const float *m, const float *v,
+		float *po, float *mo, float *vo, long n,
+		float b1, float omb1, float b2, float omb2, float eps, float step_size, float bc2s, float shrink,
+		float scale, float clip, float wd, int plain, int dec) {
+	gt_adam k = {pp, g, m, v, po, mo, vo, n, b1, omb1, b2, omb2, eps, step_size, bc2s, shrink,
+		scale, clip, wd, plain, dec};
+	gt_pool_run(p, gt_adam_part, &k, p->nthreads);
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// posixPool is a cPool on POSIX threads.
+type posixPool struct{ p *C.gt_pool }
+
+func newPosixPool(n int) cPool {
+	p := C.gt_pool_new(C.int(n))
+	if p == nil {
+		return nil
+	}
+	return posixPool{p}
+}
+
+func (c posixPool) sgemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, cc []float32, ldc int, bias []float32, relu bool) {
+	// Check the shapes as the single-threaded path does (it panics on
+	// slices that cannot hold the matrices) before handing out pointers.
+	checkSgemm(ta, tb, m, n, k, a, lda, b, ldb, cc, ldc)
+	var pbias *C.float
+	if bias != nil {
+		if len(bias) < n {
+			panic(fmt.Sprintf("cpu: sgemm: bias of %d elements for %d columns", len(bias), n))
+		}
+		pbias = f32ptr(bias)
+	}
+	C.gt_pool_sgemm(c.p, cbool(ta), cbool(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		f32ptr(a), C.int(lda), f32ptr(b), C.int(ldb),
+		C.float(beta), f32ptr(cc), C.int(ldc), pbias, cbool(relu))
+}
+
+func (c posixPool) adam(k *adamKernel) {
+	n := len(k.p)
+	if len(k.g) != n || len(k.m) != n || len(k.v) != n || len(k.po) != n || len(k.mo) != n || len(k.vo) != n {
+		panic("cpu: adam: state and parameter lengths differ")
+	}
+	if n == 0 {
+		return
+	}
+	pr := k.prep
+	plain := pr.scale == 1 && pr.clip == 0 && pr.wd == 0
+	C.gt_pool_adam(c.p, f32ptr(k.p), f32ptr(k.g), f32ptr(k.m), f32ptr(k.v),
+		f32ptr(k.po), f32ptr(k.mo), f32ptr(k.vo), C.long(n),
+		C.float(k.b1), C.float(k.omb1), C.float(k.b2), C.float(k.omb2), C.float(k.eps),
+		C.float(k.stepSize), C.float(k.bc2s), C.float(k.shrink),
+		C.float(pr.scale), C.float(pr.clip), C.float(pr.wd), cbool(plain), cbool(k.decWD != 0))
+}
+
+func f32ptr(s []float32) *C.float { return (*C.float)(unsafe.Pointer(&s[0])) }
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,133 @@
+package cpu
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// testCPool returns a two-thread C pool on a slot no executable uses, or
+// skips the test in builds without C kernels.
+func testCPool(t *testing.T) cPool {
+	t.Helper()
+	cp := cPoolFor(1000, 2)
+	if cp == nil {
+		t.Skip("no C kernels in this build (" + BLASName() + ")")
+	}
+	return cp
+}
+
+// TestCPoolAdamMatchesGo checks the C Adam update (vector lanes, parts, a
+// scalar tail) against the Go loop bit for bit, for every option the loop
+// branches on, with NaN, infinite and clipped gradients among the values.
+func TestCPoolAdamMatchesGo(t *testing.T) {
+	cp := testCPool(t)
+	cases := []struct {
+		name string
+		prep gradPrep
+		dec  float64
+		bc2s float32
+	}{
+		{name: "plain", prep: gradPrep{scale: 1}, bc2s: 0.3},
+		{name: "l2", prep: gradPrep{scale: 1, wd: 0.05}, bc2s: 0.3},
+		{name: "clip_scale", prep: gradPrep{scale: 1.7, clip: 0.4}, bc2s: 0.3},
+		{name: "decoupled", prep: gradPrep{scale: 1}, dec: 0.1, bc2s: 0.3},
+		{name: "keras_all", prep: gradPrep{scale: 0.5, clip: 1, wd: 0.01}, dec: 0.2, bc2s: 1},
+	}
+	// An odd length: two parts, lanes of 8 and a scalar tail in each.
+	const n = 100_003
+	r := rand.New(rand.NewPCG(5, 6))
+	vec := func() []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(r.NormFloat64())
+		}
+		return s
+	}
+	p, g, m, v := vec(), vec(), vec(), vec()
+	for i := range v {
+		v[i] *= v[i] // a second moment is not negative
+	}
+	g[7], g[100], g[n-1] = float32(math.NaN()), float32(math.Inf(1)), 1e30
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := &adamKernel{updateCommon: &updateCommon{n: n, prep: tc.prep, decWD: tc.dec},
+				b1: 0.9, b2: 0.999, omb1: 0.1, omb2: float32(1 - float64(float32(0.999))), eps: 1e-8,
+				stepSize: 0.0123, bc2s: tc.bc2s, shrink: float32(1 - 0.01*tc.dec)}
+			k.p, k.g, k.m, k.v = p, g, m, v
+			goOut := [3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
+			cOut := [3][]float32{make([]float32, n), make([]float32, n), make([]float32, n)}
+			k.po, k.mo, k.vo = goOut[0], goOut[1], goOut[2]
+			k.run(0, n)
+			k.po, k.mo, k.vo = cOut[0], cOut[1], cOut[2]
+			cp.adam(k)
+			for o, name := range []string{"param", "m", "v"} {
+				for i := range goOut[o] {
+					a, b := goOut[o][i], cOut[o][i]
+					if math.Float32bits(a) != math.Float32bits(b) && !(a != a && b != b) {
+						t.Fatalf("%s[%d]: Go %v, C %v", name, i, a, b)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestCPoolSgemmMatchesSerial checks products split over the C pool, with
+// and without the bias and ReLU epilogue, by rows (m >= n) and by columns,
+// transposed or not, against one serial OpenBLAS call and the Go epilogue.
+// The split changes which tile an element falls in but not the order of its
+// sum over k, so the results agree to float32 rounding; 1e-5 relative
+// leaves room for a kernel that blocks its edge tiles differently.
+func TestCPoolSgemmMatchesSerial(t *testing.T) {
+	cp := testCPool(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	fill := func(n int) []float32 {
+		s := make([]float32, n)
+		for i := range s {
+			s[i] = float32(r.NormFloat64())
+		}
+		return s
+	}
+	cases := []struct {
+		name       string
+		m, n, k    int
+		ta, tb     bool
+		bias, relu bool
+		beta       float32
+	}{
+		{name: "rows", m: 97, n: 33, k: 50},
+		{name: "cols_bias_relu", m: 20, n: 131, k: 64, bias: true, relu: true},
+		{name: "rows_bias_transB", m: 70, n: 41, k: 19, tb: true, bias: true},
+		{name: "cols_relu_transA", m: 9, n: 300, k: 33, ta: true, relu: true},
+		{name: "beta_one", m: 64, n: 64, k: 64, beta: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := fill(tc.m*tc.k), fill(tc.k*tc.n)
+			lda, ldb := tc.k, tc.n
+			if tc.ta {
+				lda = tc.m
+			}
+			if tc.tb {
+				ldb = tc.k
+			}
+			var bias []float32
+			if tc.bias {
+				bias = fill(tc.n)
+			}
+			c0 := fill(tc.m * tc.n)
+			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+			sgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, 1.5, a, lda, b, ldb, tc.beta, want, tc.n)
+			if tc.bias || tc.relu {
+				gemmEpilogue(want, tc.n, tc.n, bias, tc.relu)
+			}
+			cp.sgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, 1.5, a, lda, b, ldb, tc.beta, got, tc.n, bias, tc.relu)
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*max(1, math.Abs(float64(want[i]))) {
+					t.Fatalf("C[%d]: split %v, serial %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
