@@ -11,9 +11,9 @@ import "sync"
 // doing the work: measured on 2 cores, a 256x784x512 product split over
 // two goroutines took 1.33 ms against 1.06 ms for the same split over two
 // POSIX threads. Handing the whole task to C in one call leaves the other
-// Ps idle and the monitor quiet. The Adam update lives here too: compiled
-// for the machine's vector width, it is several times faster than Go's
-// scalar loop, and it is the largest share of a small model's step.
+// Ps idle and the monitor quiet. The Adam update and 2x2 max pooling live
+// here too: compiled for the machine's vector width, they run several times
+// faster than Go's scalar loops, and they are large shares of a step.
 //
 // A task is split into one part per thread; the calling thread takes parts
 // too, so a worker that is slow to wake costs nothing but its share. Tasks
@@ -27,6 +27,8 @@ type cPool interface {
 	sgemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, bias []float32, relu bool)
 	// adam runs k's update over all its elements (adamKernel.run's math).
 	adam(k *adamKernel)
+	// maxPool2x2 is poolMax2x2 over planes of h x w (ind nil: no Indices).
+	maxPool2x2(x, y []float32, ind []int64, planes, h, w, oh, ow int)
 }
 
 // cPools holds one cPool per (device slot, thread count), created on first

@@ -278,6 +278,136 @@ static void gt_pool_adam(gt_pool *p, const float *pp, const float *g, const floa
 		scale, clip, wd, plain, dec};
 	gt_pool_run(p, gt_adam_part, &k, p->nthreads);
 }
+// ---- MaxPool 2x2 stride 2, as poolMax2x2 computes it ----
+
+typedef struct {
+	const float *x;
+	float *y;
+	long long *ind; // or NULL
+	long planes;
+	int H, W, OH, OW;
+} gt_mp;
+
+// gt_fmax is Go's max(x, y) on float32: y if y is NaN or greater, else x
+// (x when NaN), and +0 over -0.
+static inline float gt_fmax(float x, float y) {
+	if (y != y || y > x) return y;
+	if (x != x || x > y || x != 0) return x;
+	union { float f; unsigned u; } a = {x}, b = {y};
+	a.u &= b.u;
+	return a.f;
+}
+
+static inline unsigned gt_bits(float f) {
+	union { float f; unsigned u; } a = {f};
+	return a.u;
+}
+
+// gt_mp_scalar pools outputs [ow0, OW) of one row: r0 and r1 are the two
+// input rows, i0 the Indices value of r0[0].
+static void gt_mp_scalar(const float *r0, const float *r1, float *y, long long *ind, long i0, int W, int ow0, int OW) {
+	for (int ow = ow0; ow < OW; ow++) {
+		float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+		float m = gt_fmax(gt_fmax(gt_fmax(a, b), c), d);
+		y[ow] = m;
+		if (ind) {
+			unsigned mb = gt_bits(m);
+			long off = gt_bits(a) == mb ? 0 : gt_bits(b) == mb ? 1 : gt_bits(c) == mb ? W : W + 1;
+			ind[ow] = i0 + 2 * ow + off;
+		}
+	}
+}
+
+#if defined(__x86_64__)
+// gt_vfmax is gt_fmax on eight lanes.
+__attribute__((target("avx2")))
+static inline __m256 gt_vfmax(__m256 x, __m256 y) {
+	__m256 takey = _mm256_or_ps(_mm256_cmp_ps(y, y, _CMP_UNORD_Q), _mm256_cmp_ps(y, x, _CMP_GT_OQ));
+	__m256 r = _mm256_blendv_ps(x, y, takey);
+	__m256 zero = _mm256_setzero_ps();
+	__m256 both0 = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_EQ_OQ), _mm256_cmp_ps(y, zero, _CMP_EQ_OQ));
+	return _mm256_blendv_ps(r, _mm256_and_ps(x, y), both0);
+}
+
+// gt_mp_avx2 pools a row eight outputs at a time, the last group through
+// masked loads and stores.
+__attribute__((target("avx2")))
+static void gt_mp_avx2(const float *r0, const float *r1, float *y, long long *ind, long i0, int W, int OW) {
+	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256i o1 = _mm256_set1_epi32(1), oW = _mm256_set1_epi32(W), oW1 = _mm256_set1_epi32(W + 1);
+	for (int ow = 0; ow < OW; ow += 8) {
+		int t = OW - ow < 8 ? OW - ow : 8;
+		const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+		__m256 l0, h0, l1, h1;
+		if (t == 8) {
+			l0 = _mm256_loadu_ps(p0), h0 = _mm256_loadu_ps(p0 + 8);
+			l1 = _mm256_loadu_ps(p1), h1 = _mm256_loadu_ps(p1 + 8);
+		} else {
+			__m256i ml = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * t), iota);
+			__m256i mh = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * t - 8), iota);
+			l0 = _mm256_maskload_ps(p0, ml), h0 = _mm256_maskload_ps(p0 + 8, mh);
+			l1 = _mm256_maskload_ps(p1, ml), h1 = _mm256_maskload_ps(p1 + 8, mh);
+		}
+		// Even and odd columns; lanes come out in the order 0 1 4 5 2 3 6 7,
+		// put right by one permute of the results.
+		__m256 a = _mm256_shuffle_ps(l0, h0, 0x88), b = _mm256_shuffle_ps(l0, h0, 0xDD);
+		__m256 c = _mm256_shuffle_ps(l1, h1, 0x88), d = _mm256_shuffle_ps(l1, h1, 0xDD);
+		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, b), c), d);
+		__m256 m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mp), 0xD8));
+		__m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
+		if (t == 8) _mm256_storeu_ps(y + ow, m);
+		else _mm256_maskstore_ps(y + ow, mask, m);
+		if (!ind) continue;
+		// The first tap whose bits equal the maximum's, in the shuffled
+		// order, then put right as the maximum was.
+		__m256i mi = _mm256_castps_si256(mp);
+		__m256i off = oW1;
+		off = _mm256_blendv_epi8(off, oW, _mm256_cmpeq_epi32(_mm256_castps_si256(c), mi));
+		off = _mm256_blendv_epi8(off, o1, _mm256_cmpeq_epi32(_mm256_castps_si256(b), mi));
+		off = _mm256_blendv_epi8(off, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
+		off = _mm256_permute4x64_epi64(off, 0xD8);
+		off = _mm256_add_epi32(off, _mm256_add_epi32(iota, iota)); // + 2*lane
+		long long base = i0 + 2 * ow;
+		__m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), _mm256_set1_epi64x(base));
+		__m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), _mm256_set1_epi64x(base));
+		if (t == 8) {
+			_mm256_storeu_si256((__m256i *)(ind + ow), lo);
+			_mm256_storeu_si256((__m256i *)(ind + ow + 4), hi);
+		} else {
+			long long tmp[8];
+			_mm256_storeu_si256((__m256i *)tmp, lo);
+			_mm256_storeu_si256((__m256i *)(tmp + 4), hi);
+			for (int l = 0; l < t; l++) ind[ow + l] = tmp[l];
+		}
+	}
+}
+#endif
+
+static void gt_mp_part(const void *arg, int i, int parts) {
+	const gt_mp *k = arg;
+	long lo = k->planes * i / parts, hi = k->planes * (i + 1) / parts;
+	long inPlane = (long)k->H * k->W, outPlane = (long)k->OH * k->OW;
+	for (long p = lo; p < hi; p++) {
+		for (int oh = 0; oh < k->OH; oh++) {
+			const float *r0 = k->x + p * inPlane + 2L * oh * k->W, *r1 = r0 + k->W;
+			float *y = k->y + p * outPlane + (long)oh * k->OW;
+			long long *ind = k->ind ? k->ind + p * outPlane + (long)oh * k->OW : NULL;
+			long i0 = p * inPlane + 2L * oh * k->W;
+#if defined(__x86_64__)
+			if (gt_avx2) {
+				gt_mp_avx2(r0, r1, y, ind, i0, k->W, k->OW);
+				continue;
+			}
+#endif
+			gt_mp_scalar(r0, r1, y, ind, i0, k->W, 0, k->OW);
+		}
+	}
+}
+
+static void gt_pool_maxpool2x2(gt_pool *p, const float *x, float *y, long long *ind, long planes, int H, int W, int OH, int OW) {
+	gt_mp k = {x, y, ind, planes, H, W, OH, OW};
+	gt_pool_run(p, gt_mp_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
+}
 */
 import "C"
 
@@ -337,4 +467,18 @@ func cbool(b bool) C.int {
 		return 1
 	}
 	return 0
+}
+
+func (c posixPool) maxPool2x2(x, y []float32, ind []int64, planes, h, w, oh, ow int) {
+	if planes == 0 || oh == 0 || ow == 0 {
+		return
+	}
+	if len(x) < planes*h*w || len(y) < planes*oh*ow || (ind != nil && len(ind) < planes*oh*ow) || 2*oh > h || 2*ow > w {
+		panic(fmt.Sprintf("cpu: maxpool 2x2: %d planes of %dx%d -> %dx%d do not fit x[%d], y[%d], ind[%d]", planes, h, w, oh, ow, len(x), len(y), len(ind)))
+	}
+	var pind *C.longlong
+	if ind != nil {
+		pind = (*C.longlong)(unsafe.Pointer(&ind[0]))
+	}
+	C.gt_pool_maxpool2x2(c.p, f32ptr(x), f32ptr(y), pind, C.long(planes), C.int(h), C.int(w), C.int(oh), C.int(ow))
 }

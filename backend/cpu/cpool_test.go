@@ -131,3 +131,45 @@ func TestCPoolSgemmMatchesSerial(t *testing.T) {
 		})
 	}
 }
+
+// TestCPoolMaxPoolMatchesGo checks the C 2x2 max pooling against
+// poolMax2x2 bit for bit, values and Indices, for widths that fill vector
+// groups exactly, leave a masked tail or fit in one partial group, with
+// ties, signed zeros, infinities and NaNs (whose maximum and index follow
+// Go's max) among the values.
+func TestCPoolMaxPoolMatchesGo(t *testing.T) {
+	cp := testCPool(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	for _, sh := range [][2]int{{2, 2}, {4, 16}, {5, 13}, {30, 30}, {7, 33}, {3, 31}} {
+		h, w := sh[0], sh[1]
+		oh, ow := h/2, w/2
+		const planes = 5
+		x := make([]float32, planes*h*w)
+		for i := range x {
+			if r.IntN(4) == 0 {
+				x[i] = special[r.IntN(len(special))]
+			} else {
+				x[i] = float32(r.IntN(5)) // small integers: many ties
+			}
+		}
+		g := &poolGeom{planes: planes, in: [3]int{1, h, w}, out: [3]int{1, oh, ow}, inPlane: h * w, outPlane: oh * ow}
+		for _, withInd := range []bool{true, false} {
+			wantY, gotY := make([]float32, planes*oh*ow), make([]float32, planes*oh*ow)
+			var wantI, gotI []int64
+			if withInd {
+				wantI, gotI = make([]int64, len(wantY)), make([]int64, len(wantY))
+			}
+			poolMax2x2(g, x, wantY, wantI, 0, planes)
+			cp.maxPool2x2(x, gotY, gotI, planes, h, w, oh, ow)
+			for i := range wantY {
+				if math.Float32bits(wantY[i]) != math.Float32bits(gotY[i]) {
+					t.Fatalf("%dx%d: y[%d]: Go %v, C %v", h, w, i, wantY[i], gotY[i])
+				}
+				if withInd && wantI[i] != gotI[i] {
+					t.Fatalf("%dx%d: indices[%d]: Go %d, C %d", h, w, i, wantI[i], gotI[i])
+				}
+			}
+		}
+	}
+}

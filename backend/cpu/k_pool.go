@@ -269,6 +269,11 @@ func poolMaxFactory(p *Prep) (Kernel, error) {
 			if wantInd && len(out) > 1 && out[1] != nil {
 				ind = out[1].Int64s()
 			}
+			if cp := p.Pool.cpool(); fast && cp != nil && g.planes >= 2*grain {
+				cp.maxPool2x2(xs, ys, ind, g.planes, g.in[1], g.in[2], g.out[1], g.out[2])
+				xs, ys, ind = nil, nil, nil
+				return nil
+			}
 			p.Pool.For(g.planes, grain, chunk)
 			xs, ys, ind = nil, nil, nil
 			return nil
