@@ -11,7 +11,7 @@ import "sync"
 // doing the work: measured on 2 cores, a 256x784x512 product split over
 // two goroutines took 1.33 ms against 1.06 ms for the same split over two
 // POSIX threads. Handing the whole task to C in one call leaves the other
-// Ps idle and the monitor quiet. The Adam update and 2x2 max pooling live
+// Ps idle and the monitor quiet. The Adam update and max pooling live
 // here too: compiled for the machine's vector width, they run several times
 // faster than Go's scalar loops, and they are large shares of a step.
 //
@@ -29,6 +29,10 @@ type cPool interface {
 	adam(k *adamKernel)
 	// maxPool2x2 is poolMax2x2 over planes of h x w (ind nil: no Indices).
 	maxPool2x2(x, y []float32, ind []int64, planes, h, w, oh, ow int)
+	// maxPoolGrad is poolMaxGradKernel's scatter of dy into dx (x is read
+	// only with relu); it returns 1 + the position of the first Indices
+	// value found outside its plane, or 0.
+	maxPoolGrad(dy []float32, ind []int64, x, dx []float32, planes, inPlane, outPlane int, relu bool) int64
 }
 
 // cPools holds one cPool per (device slot, thread count), created on first

@@ -11,6 +11,7 @@ package cpu
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 // A pool of POSIX threads that runs one task at a time, split into parts.
@@ -408,6 +409,46 @@ static void gt_pool_maxpool2x2(gt_pool *p, const float *x, float *y, long long *
 	gt_mp k = {x, y, ind, planes, H, W, OH, OW};
 	gt_pool_run(p, gt_mp_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
 }
+// ---- MaxPoolGrad, as poolMaxGradKernel computes it ----
+
+typedef struct {
+	const float *dy, *x; // x: only with relu
+	const long long *ind;
+	float *dx;
+	long planes, inPlane, outPlane;
+	int relu;
+	atomic_llong bad; // 1 + position of an index outside its plane, or 0
+} gt_mpg;
+
+static void gt_mpg_part(const void *arg, int i, int parts) {
+	gt_mpg *k = (gt_mpg *)arg;
+	long lo = k->planes * i / parts, hi = k->planes * (i + 1) / parts;
+	for (long pl = lo; pl < hi; pl++) {
+		float *xp = k->dx + pl * k->inPlane;
+		memset(xp, 0, sizeof(float) * k->inPlane);
+		long long base = (long long)pl * k->inPlane;
+		for (long o = pl * k->outPlane; o < (pl + 1) * k->outPlane; o++) {
+			long long idx = k->ind[o];
+			if (idx == -1) continue; // MaxPool's mark of a window with no input tap
+			long long j = idx - base;
+			if (j < 0 || j >= k->inPlane) {
+				long long zero = 0;
+				atomic_compare_exchange_strong(&k->bad, &zero, (long long)o + 1);
+				continue;
+			}
+			if (k->relu && !(k->x[base + j] > 0)) continue;
+			xp[j] += k->dy[o];
+		}
+	}
+}
+
+static long long gt_pool_maxpoolgrad(gt_pool *p, const float *dy, const long long *ind, const float *x, float *dx,
+		long planes, long inPlane, long outPlane, int relu) {
+	gt_mpg k = {dy, x, ind, dx, planes, inPlane, outPlane, relu};
+	atomic_init(&k.bad, 0);
+	gt_pool_run(p, gt_mpg_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
+	return atomic_load(&k.bad);
+}
 */
 import "C"
 
@@ -481,4 +522,22 @@ func (c posixPool) maxPool2x2(x, y []float32, ind []int64, planes, h, w, oh, ow 
 		pind = (*C.longlong)(unsafe.Pointer(&ind[0]))
 	}
 	C.gt_pool_maxpool2x2(c.p, f32ptr(x), f32ptr(y), pind, C.long(planes), C.int(h), C.int(w), C.int(oh), C.int(ow))
+}
+
+func (c posixPool) maxPoolGrad(dy []float32, ind []int64, x, dx []float32, planes, inPlane, outPlane int, relu bool) int64 {
+	if planes == 0 || inPlane == 0 {
+		return 0
+	}
+	if len(dy) < planes*outPlane || len(ind) < planes*outPlane || len(dx) < planes*inPlane || (relu && len(x) < planes*inPlane) {
+		panic(fmt.Sprintf("cpu: maxpool grad: %d planes of %d -> %d do not fit dy[%d], ind[%d], x[%d], dx[%d]", planes, inPlane, outPlane, len(dy), len(ind), len(x), len(dx)))
+	}
+	var px, pdy *C.float
+	var pind *C.longlong
+	if relu {
+		px = f32ptr(x)
+	}
+	if outPlane > 0 {
+		pdy, pind = f32ptr(dy), (*C.longlong)(unsafe.Pointer(&ind[0]))
+	}
+	return int64(C.gt_pool_maxpoolgrad(c.p, pdy, pind, px, f32ptr(dx), C.long(planes), C.long(inPlane), C.long(outPlane), cbool(relu)))
 }

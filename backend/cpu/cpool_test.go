@@ -4,6 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
 )
 
 // testCPool returns a two-thread C pool on a slot no executable uses, or
@@ -171,5 +174,72 @@ func TestCPoolMaxPoolMatchesGo(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestCPoolMaxPoolGradMatchesGo checks the C scatter of MaxPoolGrad
+// against the Go kernel bit for bit, with and without the fused ReLU mask,
+// with windows marked -1 and several maxima landing on one input (sums in
+// the same order), and that an index outside its plane is reported.
+func TestCPoolMaxPoolGradMatchesGo(t *testing.T) {
+	cp := testCPool(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	const planes, inPlane, outPlane = 6, 20, 9
+	dy, x := make([]float32, planes*outPlane), make([]float32, planes*inPlane)
+	ind := make([]int64, planes*outPlane)
+	for i := range dy {
+		dy[i] = float32(r.NormFloat64())
+	}
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	for o := range ind {
+		pl := o / outPlane
+		ind[o] = int64(pl*inPlane + r.IntN(5)) // few targets: collisions
+		if r.IntN(6) == 0 {
+			ind[o] = -1
+		}
+	}
+	goKernel := func(relu bool) Kernel {
+		p := &Prep{Node: &graph.Node{Name: "mpg", OpType: "MaxPoolGrad"}, Pool: NewPool(1)}
+		return poolMaxGradKernel[float32](p, planes, inPlane, outPlane, relu)
+	}
+	tensors := func(ind []int64) []*tensor.Tensor {
+		ts := []*tensor.Tensor{}
+		for _, d := range []struct {
+			data  any
+			shape []int
+		}{{dy, []int{planes, outPlane}}, {ind, []int{planes, outPlane}}, {x, []int{planes, inPlane}}} {
+			tt, err := tensor.FromSlice(d.data, d.shape...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts = append(ts, tt)
+		}
+		return ts
+	}
+	for _, relu := range []bool{false, true} {
+		want := tensor.New(tensor.Float32, planes, inPlane)
+		if err := goKernel(relu)(tensors(ind), []*tensor.Tensor{want}); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, planes*inPlane)
+		if bad := cp.maxPoolGrad(dy, ind, x, got, planes, inPlane, outPlane, relu); bad != 0 {
+			t.Fatalf("relu=%v: C reports index %d as outside its plane", relu, bad-1)
+		}
+		for i, w := range want.Float32s() {
+			if math.Float32bits(w) != math.Float32bits(got[i]) {
+				t.Fatalf("relu=%v: dx[%d]: Go %v, C %v", relu, i, w, got[i])
+			}
+		}
+	}
+	badInd := append([]int64(nil), ind...)
+	badInd[2*outPlane+4] = 0 // plane 2's window pointing into plane 0
+	got := make([]float32, planes*inPlane)
+	if bad := cp.maxPoolGrad(dy, badInd, x, got, planes, inPlane, outPlane, false); bad != 2*outPlane+4+1 {
+		t.Errorf("C reports %d for an index outside its plane at %d; want %d", bad, 2*outPlane+4, 2*outPlane+4+1)
+	}
+	if err := goKernel(false)(tensors(badInd), []*tensor.Tensor{tensor.New(tensor.Float32, planes, inPlane)}); err == nil {
+		t.Error("Go kernel accepted an index outside its plane")
 	}
 }

@@ -300,7 +300,9 @@ func newAdamUpdate(p *Prep) (Kernel, error) {
 			k.bc2s = float32(math.Sqrt(bc2))
 		}
 		k.shrink = float32(1 - lr*c.decWD)
-		if cp := p.Pool.cpool(); cp != nil && c.n >= 2*updateGrain {
+		// The vector loop pays from a few thousand elements; its parts are
+		// claimed dynamically, so a worker that is asleep costs nothing.
+		if cp := p.Pool.cpool(); cp != nil && c.n >= updateGrain/4 {
 			cp.adam(k)
 		} else {
 			p.Pool.For(c.n, updateGrain, body)

@@ -516,11 +516,17 @@ func poolMaxGradKernel[T poolFloat](p *Prep, planes, inPlane, outPlane int, relu
 			}
 		}
 	}
+	grain := poolWork(inPlane + outPlane)
 	return func(in, out []*tensor.Tensor) error {
 		dy, ind, dx = in[0].Data().([]T), in[1].Int64s(), out[0].Data().([]T)
 		x = in[2].Data().([]T)
 		bad.Store(0)
-		p.Pool.For(planes, poolWork(inPlane+outPlane), chunk)
+		dy32, is32 := any(dy).([]float32)
+		if cp := p.Pool.cpool(); is32 && cp != nil && planes >= 2*grain {
+			bad.Store(cp.maxPoolGrad(dy32, ind, any(x).([]float32), any(dx).([]float32), planes, inPlane, outPlane, relu))
+		} else {
+			p.Pool.For(planes, grain, chunk)
+		}
 		indices := ind
 		dy, ind, dx, x = nil, nil, nil, nil
 		if b := bad.Load(); b != 0 {
