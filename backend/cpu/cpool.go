@@ -44,9 +44,10 @@ var cPools struct {
 }
 
 // cPoolFor returns the shared pool for slot with n threads, or nil when the
-// build has no C kernels (gonum) or n < 2.
+// build has no C kernels (gonum). A pool of one thread starts none: its
+// caller runs every part, and the vector kernels still pay.
 func cPoolFor(slot, n int) cPool {
-	if n < 2 {
+	if n < 1 {
 		return nil
 	}
 	cPools.Lock()
