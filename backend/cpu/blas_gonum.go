@@ -11,3 +11,7 @@ var blas32 = gonum.Implementation{}
 // newPosixPool has no C kernels to offer without OpenBLAS: work is split
 // over the Go pool instead.
 func newPosixPool(int) cPool { return nil }
+
+// im2colDense2DC and col2imDense2DC are the Go loops in this build.
+func im2colDense2DC(g *colGeom, x, col []float32, ld int)           { im2colDense2DGo(g, x, col, ld) }
+func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) { col2imDense2DGo(g, col, ld, x) }

@@ -134,6 +134,9 @@ static void gt_pool_run(gt_pool *p, gt_fn fn, const void *arg, int parts) {
 
 // ---- sgemm split by rows or columns of C, with Gemm's epilogue ----
 
+// gt_relu is Go's max(v, 0): NaN stays NaN, -0 becomes +0.
+static inline float gt_relu(float v) { return v > 0 || v != v ? v : 0.0f; }
+
 typedef struct {
 	int ta, tb, m, n, k, lda, ldb, ldc, rows;
 	float alpha, beta;
@@ -168,14 +171,11 @@ static void gt_gemm_part(const void *arg, int i, int parts) {
 	for (int r = 0; r < m; r++) {
 		float *row = c + (long)r * j->ldc;
 		if (bias && j->relu) {
-			for (int x = 0; x < n; x++) {
-				float v = row[x] + bias[x];
-				row[x] = v > 0 ? v : 0;
-			}
+			for (int x = 0; x < n; x++) row[x] = gt_relu(row[x] + bias[x]);
 		} else if (bias) {
 			for (int x = 0; x < n; x++) row[x] += bias[x];
 		} else {
-			for (int x = 0; x < n; x++) row[x] = row[x] > 0 ? row[x] : 0;
+			for (int x = 0; x < n; x++) row[x] = gt_relu(row[x]);
 		}
 	}
 }
@@ -449,6 +449,52 @@ static long long gt_pool_maxpoolgrad(gt_pool *p, const float *dy, const long lon
 	gt_pool_run(p, gt_mpg_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
 	return atomic_load(&k.bad);
 }
+// ---- im2col for 2-D, stride 1, undilated, unpadded convolutions ----
+
+// gt_im2col_dense2d writes the c*kh*kw rows of OH runs of OW elements each
+// (rows ld apart) from x (c planes of H x W), as im2colDense2D does.
+static void gt_im2col_dense2d(const float *x, float *col, int c, int H, int W, int KH, int KW, int OH, int OW, long ld) {
+	long row = 0;
+	for (int ch = 0; ch < c; ch++) {
+		const float *xc = x + (long)ch * H * W;
+		for (int kh = 0; kh < KH; kh++) {
+			for (int kw = 0; kw < KW; kw++, row++) {
+				float *dst = col + row * ld;
+				const float *src = xc + kh * W + kw;
+				for (int oh = 0; oh < OH; oh++) memcpy(dst + oh * OW, src + (long)oh * W, sizeof(float) * OW);
+			}
+		}
+	}
+}
+// gt_col2im_dense2d adds the column rows back into x, as col2imDense2DGo
+// does (same sums in the same order).
+static void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, int KW, int OH, int OW, long ld) {
+	for (int ch = 0; ch < c; ch++) {
+		float *xc = x + (long)ch * H * W;
+		for (int kh = 0; kh < KH; kh++) {
+			long row0 = ((long)ch * KH + kh) * KW;
+			for (int oh = 0; oh < OH; oh++) {
+				float *xr = xc + (long)(oh + kh) * W;
+				if (KW == 3 && OW >= 2) {
+					const float *r0 = col + row0 * ld + (long)oh * OW;
+					const float *r1 = col + (row0 + 1) * ld + (long)oh * OW;
+					const float *r2 = col + (row0 + 2) * ld + (long)oh * OW;
+					xr[0] += r0[0];
+					xr[1] += r0[1] + r1[0];
+					for (int j = 2; j < OW; j++) xr[j] += r0[j] + r1[j - 1] + r2[j - 2];
+					xr[OW] += r1[OW - 1] + r2[OW - 2];
+					xr[OW + 1] += r2[OW - 1];
+					continue;
+				}
+				for (int kw = 0; kw < KW; kw++) {
+					const float *r = col + (row0 + kw) * ld + (long)oh * OW;
+					float *d = xr + kw;
+					for (int j = 0; j < OW; j++) d[j] += r[j];
+				}
+			}
+		}
+	}
+}
 */
 import "C"
 
@@ -540,4 +586,26 @@ func (c posixPool) maxPoolGrad(dy []float32, ind []int64, x, dx []float32, plane
 		pdy, pind = f32ptr(dy), (*C.longlong)(unsafe.Pointer(&ind[0]))
 	}
 	return int64(C.gt_pool_maxpoolgrad(c.p, pdy, pind, px, f32ptr(dx), C.long(planes), C.long(inPlane), C.long(outPlane), cbool(relu)))
+}
+
+// im2colDense2DC is im2colDense2DGo on float32, in C.
+func im2colDense2DC(g *colGeom, x, col []float32, ld int) {
+	if g.rows == 0 || g.colVol == 0 {
+		return
+	}
+	if len(x) < g.imageLen || len(col) < (g.rows-1)*ld+g.colVol {
+		panic(fmt.Sprintf("cpu: im2col: x[%d] or col[%d] too short for %d rows of %d (stride %d)", len(x), len(col), g.rows, g.colVol, ld))
+	}
+	C.gt_im2col_dense2d(f32ptr(x), f32ptr(col), C.int(g.c), C.int(g.img[1]), C.int(g.img[2]), C.int(g.k[1]), C.int(g.k[2]), C.int(g.col[1]), C.int(g.col[2]), C.long(ld))
+}
+
+// col2imDense2DC is col2imDense2DGo on float32, in C.
+func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) {
+	if g.rows == 0 || g.colVol == 0 {
+		return
+	}
+	if len(x) < g.imageLen || len(col) < (g.rows-1)*ld+g.colVol {
+		panic(fmt.Sprintf("cpu: col2im: x[%d] or col[%d] too short for %d rows of %d (stride %d)", len(x), len(col), g.rows, g.colVol, ld))
+	}
+	C.gt_col2im_dense2d(f32ptr(col), f32ptr(x), C.int(g.c), C.int(g.img[1]), C.int(g.img[2]), C.int(g.k[1]), C.int(g.k[2]), C.int(g.col[1]), C.int(g.col[2]), C.long(ld))
 }

@@ -119,6 +119,9 @@ func TestCPoolSgemmMatchesSerial(t *testing.T) {
 			if tc.bias {
 				bias = fill(tc.n)
 			}
+			if tc.relu {
+				a[0] = float32(math.NaN()) // row 0 of C is NaN; ReLU keeps it so
+			}
 			c0 := fill(tc.m * tc.n)
 			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
 			sgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, 1.5, a, lda, b, ldb, tc.beta, want, tc.n)
@@ -127,6 +130,12 @@ func TestCPoolSgemmMatchesSerial(t *testing.T) {
 			}
 			cp.sgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, 1.5, a, lda, b, ldb, tc.beta, got, tc.n, bias, tc.relu)
 			for i := range want {
+				if want[i] != want[i] || got[i] != got[i] {
+					if want[i] == want[i] || got[i] == got[i] {
+						t.Fatalf("C[%d]: split %v, serial %v", i, got[i], want[i])
+					}
+					continue
+				}
 				if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*max(1, math.Abs(float64(want[i]))) {
 					t.Fatalf("C[%d]: split %v, serial %v", i, got[i], want[i])
 				}
@@ -241,5 +250,51 @@ func TestCPoolMaxPoolGradMatchesGo(t *testing.T) {
 	}
 	if err := goKernel(false)(tensors(badInd), []*tensor.Tensor{tensor.New(tensor.Float32, planes, inPlane)}); err == nil {
 		t.Error("Go kernel accepted an index outside its plane")
+	}
+}
+
+// TestCIm2colMatchesGo checks the C im2col and col2im of the dense 2-D
+// case against the Go loops bit for bit, for kernel widths 3 (col2im's
+// three-tap path) and others, with the column rows of several images side
+// by side (ld > colVol) as the batched kernels lay them out.
+func TestCIm2colMatchesGo(t *testing.T) {
+	testCPool(t) // skips builds without C kernels
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, tc := range []struct{ c, h, w, kh, kw, images int }{
+		{3, 8, 9, 3, 3, 1}, {2, 7, 13, 3, 3, 3}, {4, 6, 6, 2, 4, 2}, {1, 5, 30, 1, 5, 1}, {2, 4, 4, 4, 4, 1},
+	} {
+		g := &graph.ConvGeom{Kernel: []int{tc.kh, tc.kw}, Strides: []int{1, 1}, Dilations: []int{1, 1}, PadBegin: []int{0, 0}, Group: 1}
+		cg := newColGeom(tc.c, g, []int{tc.h, tc.w}, []int{tc.h - tc.kh + 1, tc.w - tc.kw + 1})
+		if !cg.dense2D {
+			t.Fatalf("%+v: geometry is not dense 2-D", tc)
+		}
+		x := make([]float32, cg.imageLen)
+		for i := range x {
+			x[i] = float32(r.NormFloat64())
+		}
+		ld := tc.images * cg.colVol
+		want, got := make([]float32, cg.rows*ld), make([]float32, cg.rows*ld)
+		for b := 0; b < tc.images; b++ {
+			im2colDense2DGo(cg, x, want[b*cg.colVol:], ld)
+			im2colDense2DC(cg, x, got[b*cg.colVol:], ld)
+		}
+		for i := range want {
+			if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+				t.Fatalf("%+v: im2col col[%d]: Go %v, C %v", tc, i, want[i], got[i])
+			}
+		}
+		for i := range want {
+			want[i] = float32(r.NormFloat64()) // a gradient to scatter back
+		}
+		for b := 0; b < tc.images; b++ {
+			xg, xc := append([]float32(nil), x...), append([]float32(nil), x...)
+			col2imDense2DGo(cg, want[b*cg.colVol:], ld, xg)
+			col2imDense2DC(cg, want[b*cg.colVol:], ld, xc)
+			for i := range xg {
+				if math.Float32bits(xg[i]) != math.Float32bits(xc[i]) {
+					t.Fatalf("%+v: col2im image %d x[%d]: Go %v, C %v", tc, b, i, xg[i], xc[i])
+				}
+			}
+		}
 	}
 }

@@ -201,25 +201,21 @@ func im2col[T float32 | float64](g *colGeom, x, col []T, ld int) {
 
 // im2colDense2D is im2col for the common 2-D, stride 1, undilated,
 // unpadded case: every column row is OH runs of OW input elements, one per
-// output row, with nothing to clear or clip. Runs of up to 32 are copied
-// as one fixed-size block of 8, 16 or 32 elements (vector moves, no call),
-// which overruns a run by up to 7, 15 or 31 elements: into the next run of
-// the same row, written after it, so only each row's last run (and any run
-// whose block would read past the channel) is copied exactly.
+// output row, with nothing to clear or clip. float32 goes through
+// im2colDense2DC (C in the OpenBLAS build: the runs are as short as the
+// feature map is wide, and Go's per-run copy cost more than the products
+// at the seed CNN's sizes).
 func im2colDense2D[T float32 | float64](g *colGeom, x, col []T, ld int) {
+	if x32, ok := any(x).([]float32); ok {
+		im2colDense2DC(g, x32, any(col).([]float32), ld)
+		return
+	}
+	im2colDense2DGo(g, x, col, ld)
+}
+
+// im2colDense2DGo is im2colDense2D in Go.
+func im2colDense2DGo[T float32 | float64](g *colGeom, x, col []T, ld int) {
 	OH, OW, W := g.col[1], g.col[2], g.img[2]
-	blk := 0
-	switch {
-	case OW <= 8:
-		blk = 8
-	case OW <= 16:
-		blk = 16
-	case OW <= 32:
-		blk = 32
-	}
-	if blk > 2*OW {
-		blk = 0 // the overrun would pass the next run
-	}
 	row := 0
 	for c := 0; c < g.c; c++ {
 		xc := x[c*g.imgVol : (c+1)*g.imgVol]
@@ -228,36 +224,8 @@ func im2colDense2D[T float32 | float64](g *colGeom, x, col []T, ld int) {
 				dst := col[row*ld : row*ld+g.colVol]
 				row++
 				src := xc[kh*W+kw:]
-				// Runs oh < nb have a full block to read and the next run to
-				// absorb the overrun.
-				nb := 0
-				if blk > 0 && len(src) >= blk {
-					nb = min(OH-1, (len(src)-blk)/W+1)
-				}
-				oh := 0
-				switch blk {
-				case 8:
-					for ; oh < nb; oh++ {
-						*(*[8]T)(dst[oh*OW:]) = *(*[8]T)(src[oh*W:])
-					}
-				case 16:
-					for ; oh < nb; oh++ {
-						*(*[16]T)(dst[oh*OW:]) = *(*[16]T)(src[oh*W:])
-					}
-				case 32:
-					for ; oh < nb; oh++ {
-						*(*[32]T)(dst[oh*OW:]) = *(*[32]T)(src[oh*W:])
-					}
-				}
-				for ; oh < OH; oh++ {
-					d, s := dst[oh*OW:oh*OW+OW], src[oh*W:oh*W+OW]
-					if OW > 32 {
-						copy(d, s)
-						continue
-					}
-					for j := range d {
-						d[j] = s[j]
-					}
+				for oh := 0; oh < OH; oh++ {
+					copy(dst[oh*OW:oh*OW+OW], src[oh*W:oh*W+OW])
 				}
 			}
 		}
@@ -329,6 +297,15 @@ func col2imLD[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
 // input row it adds the runs of all kw taps in turn while the row is in
 // cache.
 func col2imDense2D[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
+	if x32, ok := any(x).([]float32); ok {
+		col2imDense2DC(g, any(col).([]float32), ld, x32)
+		return
+	}
+	col2imDense2DGo(g, col, ld, x)
+}
+
+// col2imDense2DGo is col2imDense2D in Go.
+func col2imDense2DGo[T float32 | float64](g *colGeom, col []T, ld int, x []T) {
 	OH, OW, W, KH, KW := g.col[1], g.col[2], g.img[2], g.k[1], g.k[2]
 	for c := 0; c < g.c; c++ {
 		xc := x[c*g.imgVol : (c+1)*g.imgVol]
