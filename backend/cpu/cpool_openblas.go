@@ -495,6 +495,20 @@ static void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, i
 		}
 	}
 }
+// gt_rows_bias_relu is convEpilogueGo: dst row i = src row i + bias[i]
+// (0 without bias), then Go's max(v, 0) with relu.
+static void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, int m, int n, const float *bias, int relu) {
+	for (int i = 0; i < m; i++) {
+		float b = bias ? bias[i] : 0.0f;
+		float *d = dst + i * ldd;
+		const float *s = src + i * lds;
+		if (relu) {
+			for (int j = 0; j < n; j++) d[j] = gt_relu(s[j] + b);
+		} else {
+			for (int j = 0; j < n; j++) d[j] = s[j] + b;
+		}
+	}
+}
 */
 import "C"
 
@@ -608,4 +622,19 @@ func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) {
 		panic(fmt.Sprintf("cpu: col2im: x[%d] or col[%d] too short for %d rows of %d (stride %d)", len(x), len(col), g.rows, g.colVol, ld))
 	}
 	C.gt_col2im_dense2d(f32ptr(col), f32ptr(x), C.int(g.c), C.int(g.img[1]), C.int(g.img[2]), C.int(g.k[1]), C.int(g.k[2]), C.int(g.col[1]), C.int(g.col[2]), C.long(ld))
+}
+
+// convEpilogueC is convEpilogueGo on float32, in C.
+func convEpilogueC(dst []float32, ldd int, src []float32, lds, m, n int, bias []float32, relu bool) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if len(dst) < (m-1)*ldd+n || len(src) < (m-1)*lds+n || (bias != nil && len(bias) < m) {
+		panic(fmt.Sprintf("cpu: conv epilogue: dst[%d], src[%d] or bias[%d] too short for %d rows of %d", len(dst), len(src), len(bias), m, n))
+	}
+	var pb *C.float
+	if bias != nil {
+		pb = f32ptr(bias)
+	}
+	C.gt_rows_bias_relu(f32ptr(dst), C.long(ldd), f32ptr(src), C.long(lds), C.int(m), C.int(n), pb, cbool(relu))
 }

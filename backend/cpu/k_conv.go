@@ -619,14 +619,11 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 			// Bias and ReLU in one pass over Y, rather than a fill before
 			// the product (which then reads it back) and a pass after.
 			if r.b != nil || pl.relu {
-				for m := 0; m < mg; m++ {
-					var bv T
-					if r.b != nil {
-						bv = r.b[gi*mg+m]
-					}
-					yr := y[m*g.colVol : (m+1)*g.colVol]
-					convEpilogue(yr, yr, bv, pl.relu)
+				var b []T
+				if r.b != nil {
+					b = r.b[gi*mg : (gi+1)*mg]
 				}
+				convEpilogueRows(y, g.colVol, y, g.colVol, mg, g.colVol, b, pl.relu)
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -688,19 +685,13 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 		gemmT(false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld)
 		for b := 0; b < nb; b++ {
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
-			for m := 0; m < pl.cout; m++ {
-				src := tmp[m*ld+b*g.colVol:][:g.colVol]
-				dst := y[m*g.colVol : (m+1)*g.colVol]
-				if r.b == nil && !pl.relu {
-					copy(dst, src)
-					continue
+			if r.b == nil && !pl.relu {
+				for m := 0; m < pl.cout; m++ {
+					copy(y[m*g.colVol:(m+1)*g.colVol], tmp[m*ld+b*g.colVol:][:g.colVol])
 				}
-				var bv T
-				if r.b != nil {
-					bv = r.b[m]
-				}
-				convEpilogue(dst, src, bv, pl.relu)
+				continue
 			}
+			convEpilogueRows(y, g.colVol, tmp[b*g.colVol:], ld, pl.cout, g.colVol, r.b, pl.relu)
 		}
 	}
 }
@@ -741,18 +732,35 @@ func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
 
 func (r *convRunner[T]) geom() *colGeom { return r.pl.geom }
 
-// convEpilogue writes src + b, or max(src + b, 0) with relu, to dst (which
-// may be src).
-func convEpilogue[T float32 | float64](dst, src []T, b T, relu bool) {
-	src = src[:len(dst)]
-	if relu {
-		for j, v := range src {
-			dst[j] = max(v+b, 0)
-		}
+// convEpilogueRows writes m rows of n: dst row i (rows ldd apart) gets
+// src row i (lds apart) + bias[i] (bias nil: + 0), then max(·, 0) with
+// relu. dst may be src. float32 goes through convEpilogueC (C in the
+// OpenBLAS build, where the loop vectorises).
+func convEpilogueRows[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
+	if d32, ok := any(dst).([]float32); ok {
+		convEpilogueC(d32, ldd, any(src).([]float32), lds, m, n, any(bias).([]float32), relu)
 		return
 	}
-	for j, v := range src {
-		dst[j] = v + b
+	convEpilogueGo(dst, ldd, src, lds, m, n, bias, relu)
+}
+
+// convEpilogueGo is convEpilogueRows in Go.
+func convEpilogueGo[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
+	for i := 0; i < m; i++ {
+		var b T
+		if bias != nil {
+			b = bias[i]
+		}
+		d, s := dst[i*ldd:i*ldd+n], src[i*lds:i*lds+n]
+		if relu {
+			for j, v := range s {
+				d[j] = max(v+b, 0)
+			}
+			continue
+		}
+		for j, v := range s {
+			d[j] = v + b
+		}
 	}
 }
 
