@@ -515,6 +515,24 @@ static void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, 
 		}
 	}
 }
+// gt_maxpool2x2_planes pools planes of H x W (inStride apart) into
+// contiguous planes of H/2 x W/2, values only, as maxPool2x2PlanesGo does.
+static void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W) {
+	int OH = H / 2, OW = W / 2;
+	for (long p = 0; p < planes; p++) {
+		for (int oh = 0; oh < OH; oh++) {
+			const float *r0 = x + p * inStride + 2L * oh * W, *r1 = r0 + W;
+			float *yr = y + (p * OH + oh) * OW;
+#if defined(__x86_64__)
+			if (gt_avx2) {
+				gt_mp_avx2(r0, r1, yr, NULL, 0, W, OW);
+				continue;
+			}
+#endif
+			gt_mp_scalar(r0, r1, yr, NULL, 0, W, 0, OW);
+		}
+	}
+}
 */
 import "C"
 
@@ -643,4 +661,15 @@ func convEpilogueC(dst []float32, ldd int, src []float32, lds, m, n int, bias []
 		pb = f32ptr(bias)
 	}
 	C.gt_rows_bias_relu(f32ptr(dst), C.long(ldd), f32ptr(src), C.long(lds), C.int(m), C.int(n), pb, cbool(relu))
+}
+
+// maxPool2x2PlanesC is maxPool2x2PlanesGo on float32, in C.
+func maxPool2x2PlanesC(src []float32, lds int, dst []float32, planes, h, w int) {
+	if planes == 0 || h < 2 || w < 2 {
+		return
+	}
+	if len(src) < (planes-1)*lds+h*w || len(dst) < planes*(h/2)*(w/2) {
+		panic(fmt.Sprintf("cpu: maxpool planes: src[%d] or dst[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), planes, h, w, lds))
+	}
+	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), C.long(planes), C.int(h), C.int(w))
 }

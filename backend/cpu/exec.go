@@ -286,7 +286,7 @@ func (e *executable) plan(shapes map[string][]int, dtypes map[string]tensor.DTyp
 		types[in.Name] = graph.NewType(dt, graph.ShapeOf(shapes[in.Name]...))
 	}
 	for _, n := range e.order {
-		outs, err := graph.InferNode(e.m, n, types)
+		outs, err := inferNode(e.m, n, types)
 		if err != nil {
 			return nil, err
 		}
@@ -730,7 +730,7 @@ func (e *executable) runDynamic(p *plan, st *step) error {
 			types[name] = in[i]
 		}
 	}
-	outs, err := graph.InferNode(e.m, n, types)
+	outs, err := inferNode(e.m, n, types)
 	if err != nil {
 		return err
 	}
@@ -815,4 +815,31 @@ func recordOp(n *graph.Node, d time.Duration) {
 	}
 	t.Calls++
 	t.Total += d
+}
+
+// inferNode is graph.InferNode for the executable's fused graph: a Conv
+// that absorbed a 2x2/2 MaxPool (fuse.go) outputs the pooled shape.
+func inferNode(m *graph.Model, n *graph.Node, types graph.Types) ([]*graph.Type, error) {
+	outs, err := graph.InferNode(m, n, types)
+	if err != nil || n.AttrInt(fusedMaxPool, 0) == 0 || len(outs) == 0 {
+		return outs, err
+	}
+	y := outs[0]
+	if len(y.Shape) != 4 {
+		return nil, graph.Errorf(n, "the MaxPool fused into this Conv needs a 4-D output, got %v", y.Shape)
+	}
+	pooled := append(graph.Shape{}, y.Shape...)
+	for i := 2; i < 4; i++ {
+		d := y.Shape[i]
+		if !d.Known() {
+			pooled[i] = graph.Unknown
+			continue
+		}
+		if d.Size < 2 {
+			return nil, graph.Errorf(n, "output %v is smaller than the 2x2 window of the MaxPool fused into it", y.Shape)
+		}
+		pooled[i] = graph.D(d.Size / 2)
+	}
+	outs[0] = graph.NewType(y.DType, pooled)
+	return outs, nil
 }

@@ -366,6 +366,9 @@ type convPlan struct {
 	wantDX, wantDW, wantDB bool
 	// relu applies ReLU to Conv's output (set by the fusion pass, fuse.go).
 	relu bool
+	// pool: Conv's output is max-pooled 2x2/2 before it is written (a
+	// MaxPool fused by fuse.go); each image's full output lives in scratch.
+	pool bool
 }
 
 func convFactory(kind convKind) Factory {
@@ -409,6 +412,13 @@ func convFactory(kind convKind) Factory {
 			}
 			pl.geom = newColGeom(pl.cin/g.Group, g, xs[2:], g.Out)
 			want := append([]int{pl.n, pl.cout}, g.Out...)
+			if kind == convForward && p.Node.AttrInt(fusedMaxPool, 0) != 0 {
+				if len(g.Out) != 2 || g.Out[0] < 2 || g.Out[1] < 2 {
+					return nil, Errorf(p, "a fused 2x2 MaxPool needs a 2-D output of at least 2x2, got %v", g.Out)
+				}
+				pl.pool = true
+				want = []int{pl.n, pl.cout, g.Out[0] / 2, g.Out[1] / 2}
+			}
 			ys := p.InShape(0)
 			if kind == convForward {
 				ys = p.OutShape(0)
@@ -478,6 +488,7 @@ type convRunner[T float32 | float64] struct {
 	cols  [][]T // one col buffer per worker
 	parts [][]T // ConvGrad: per-worker dW partial sums (parts[0] is dW itself)
 	outs  [][]T // batched Conv: per-worker [cout, bimg*colVol] products
+	full  [][]T // pooled, unbatched Conv: per-worker [cout/groups, colVol] outputs
 	chunk func(lo, hi int)
 	// biasChunk is biasGradChunk, bound once so that a run allocates nothing.
 	biasChunk func(lo, hi int)
@@ -502,6 +513,12 @@ func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 		r.outs = make([][]T, pl.nw)
 		for i := range r.outs {
 			r.outs[i] = make([]T, pl.cout*g.colVol*pl.bimg)
+		}
+	}
+	if pl.pool && pl.bimg == 1 {
+		r.full = make([][]T, max(pl.nw, 1))
+		for i := range r.full {
+			r.full[i] = make([]T, pl.cout/pl.groups*g.colVol)
 		}
 	}
 	if pl.kind == convGrad && pl.wantDW {
@@ -608,7 +625,12 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 		switch pl.kind {
 		case convForward:
 			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
-			y := r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
+			var y []T
+			if pl.pool {
+				y = r.full[worker][:mg*g.colVol]
+			} else {
+				y = r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
+			}
 			w := r.w[gi*mg*g.rows:][:mg*g.rows]
 			src := x
 			if !g.identity {
@@ -624,6 +646,10 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 					b = r.b[gi*mg : (gi+1)*mg]
 				}
 				convEpilogueRows(y, g.colVol, y, g.colVol, mg, g.colVol, b, pl.relu)
+			}
+			if pl.pool {
+				pp := r.pooledPlane()
+				convPool2x2(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2])
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -684,6 +710,15 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 		}
 		gemmT(false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld)
 		for b := 0; b < nb; b++ {
+			if pl.pool {
+				seg := tmp[b*g.colVol:]
+				if r.b != nil || pl.relu {
+					convEpilogueRows(seg, ld, seg, ld, pl.cout, g.colVol, r.b, pl.relu)
+				}
+				pp := r.pooledPlane()
+				convPool2x2(seg, ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2])
+				continue
+			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
 			if r.b == nil && !pl.relu {
 				for m := 0; m < pl.cout; m++ {
@@ -731,6 +766,35 @@ func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
 }
 
 func (r *convRunner[T]) geom() *colGeom { return r.pl.geom }
+
+// pooledPlane is the size of one pooled output plane.
+func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.pl.geom.col[2] / 2) }
+
+// convPool2x2 max-pools planes of h x w (src planes lds apart) 2x2 with
+// stride 2 into dst (planes of h/2 x w/2, contiguous), with MaxPool's
+// arithmetic (Go's max over the four taps in row order). float32 goes
+// through maxPool2x2PlanesC (C in the OpenBLAS build).
+func convPool2x2[T float32 | float64](src []T, lds int, dst []T, planes, h, w int) {
+	if s32, ok := any(src).([]float32); ok {
+		maxPool2x2PlanesC(s32, lds, any(dst).([]float32), planes, h, w)
+		return
+	}
+	maxPool2x2PlanesGo(src, lds, dst, planes, h, w)
+}
+
+// maxPool2x2PlanesGo is convPool2x2 in Go.
+func maxPool2x2PlanesGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int) {
+	oh, ow := h/2, w/2
+	for p := 0; p < planes; p++ {
+		sp, dp := src[p*lds:p*lds+h*w], dst[p*oh*ow:(p+1)*oh*ow]
+		for i := 0; i < oh; i++ {
+			r0, r1, d := sp[2*i*w:2*i*w+2*ow], sp[(2*i+1)*w:(2*i+1)*w+2*ow], dp[i*ow:(i+1)*ow]
+			for j := range d {
+				d[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])
+			}
+		}
+	}
+}
 
 // convEpilogueRows writes m rows of n: dst row i (rows ldd apart) gets
 // src row i (lds apart) + bias[i] (bias nil: + 0), then max(·, 0) with

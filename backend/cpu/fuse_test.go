@@ -1,0 +1,124 @@
+package cpu
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
+)
+
+// TestFusedConvMaxPool checks the Conv+MaxPool fusion against the same
+// graph run unfused (the Conv's output kept as an executable output, which
+// the fusion pass leaves alone): equal bit for bit, through the batched
+// (small feature maps) and per-image (large ones, grouped) paths, odd
+// sizes whose last row and column the pool drops, with and without ReLU
+// and bias, float32 and float64. It also checks that the fusion happened.
+func TestFusedConvMaxPool(t *testing.T) {
+	cases := []struct {
+		name             string
+		dt               tensor.DType
+		n, cin, cout, hw int
+		k, group         int
+		relu, bias       bool
+		threads          int
+	}{
+		{"batched_relu_bias", tensor.Float32, 6, 4, 8, 15, 3, 1, true, true, 2},
+		{"per_image_relu", tensor.Float32, 3, 3, 6, 32, 3, 1, true, false, 2},
+		{"grouped_bias", tensor.Float32, 2, 4, 6, 24, 2, 2, false, true, 2},
+		{"one_thread_odd", tensor.Float32, 5, 2, 3, 9, 2, 1, true, true, 1},
+		{"float64", tensor.Float64, 4, 3, 4, 12, 3, 1, true, true, 2},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(17, 18))
+			rnd := func(shape ...int) *tensor.Tensor {
+				x := tensor.New(tc.dt, shape...)
+				for i := 0; i < x.Len(); i++ {
+					v := r.NormFloat64()
+					if tc.dt == tensor.Float32 {
+						x.Float32s()[i] = float32(v)
+					} else {
+						x.Float64s()[i] = v
+					}
+				}
+				return x
+			}
+			b := graph.NewBuilder("convpool", 17)
+			x := b.Input("x", tc.dt, graph.D(int64(tc.n)), graph.D(int64(tc.cin)), graph.D(int64(tc.hw)), graph.D(int64(tc.hw)))
+			ins := []string{x, b.Param("w", rnd(tc.cout, tc.cin/tc.group, tc.k, tc.k))}
+			if tc.bias {
+				ins = append(ins, b.Param("b", rnd(tc.cout)))
+			}
+			y := b.Op("Conv", ins...).With(graph.AInt("group", int64(tc.group))).Out()
+			if tc.relu {
+				y = b.Op("Relu", y).Out()
+			}
+			p := b.Op("MaxPool", y).With(graph.AInts("kernel_shape", 2, 2), graph.AInts("strides", 2, 2)).Out()
+			b.Output(p)
+			m, err := b.Model()
+			if err != nil {
+				t.Fatal(err)
+			}
+			be := New(Options{Threads: tc.threads})
+			dev := be.Devices()[0]
+			run := func(outputs []string) (*tensor.Tensor, *executable) {
+				exe, err := be.Compile(m, dev, backend.CompileOptions{Outputs: outputs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				in, err := be.Upload(rnd(tc.n, tc.cin, tc.hw, tc.hw), dev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := exe.Run(context.Background(), map[string]backend.Buffer{"x": in})
+				if err != nil {
+					t.Fatal(err)
+				}
+				res, err := be.Download(out[p])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res, exe.(*executable)
+			}
+			r = rand.New(rand.NewPCG(19, 20))
+			fused, fe := run(nil)
+			r = rand.New(rand.NewPCG(19, 20))
+			plain, pe := run([]string{p, y})
+			if countOps(fe, "MaxPool") != 0 || countOps(pe, "MaxPool") != 1 {
+				t.Fatalf("MaxPool nodes: fused graph %d (want 0), kept graph %d (want 1)", countOps(fe, "MaxPool"), countOps(pe, "MaxPool"))
+			}
+			if !tensor.SameShape(fused.Shape(), plain.Shape()) {
+				t.Fatalf("fused shape %v, unfused %v", fused.Shape(), plain.Shape())
+			}
+			for i := 0; i < fused.Len(); i++ {
+				a, b := fmt.Sprint(elem(fused, i)), fmt.Sprint(elem(plain, i))
+				if a != b {
+					t.Fatalf("element %d: fused %s, unfused %s", i, a, b)
+				}
+			}
+		})
+	}
+}
+
+func countOps(e *executable, op string) int {
+	n := 0
+	for _, nd := range e.m.Graph.Nodes {
+		if nd.OpType == op {
+			n++
+		}
+	}
+	return n
+}
+
+// elem returns element i's bits, so that equal means bit for bit.
+func elem(t *tensor.Tensor, i int) uint64 {
+	if t.DType() == tensor.Float32 {
+		return uint64(math.Float32bits(t.Float32s()[i]))
+	}
+	return math.Float64bits(t.Float64s()[i])
+}
