@@ -90,14 +90,18 @@ static void *gt_worker(void *arg) {
 	}
 }
 
-// gt_avx2 says whether the CPU has AVX2; set before the first pool runs.
+// gt_avx2 says whether the CPU has AVX2; set by gt_init, from the
+// package's init, before any kernel runs.
 static int gt_avx2;
 
-static gt_pool *gt_pool_new(int n) {
+static void gt_init(void) {
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	gt_avx2 = __builtin_cpu_supports("avx2");
 #endif
+}
+
+static gt_pool *gt_pool_new(int n) {
 	gt_pool *p = calloc(1, sizeof *p);
 	if (!p) return NULL;
 	p->nthreads = n;
@@ -459,7 +463,34 @@ static long long gt_pool_maxpoolgrad(gt_pool *p, const float *dy, const long lon
 
 // gt_im2col_dense2d writes the c*kh*kw rows of OH runs of OW elements each
 // (rows ld apart) from x (c planes of H x W), as im2colDense2D does.
+#if defined(__x86_64__)
+// gt_copy_runs_avx2 copies OH runs of OW floats (8 <= OW), run oh from
+// src + oh*W to dst + oh*OW, in 8-float vectors, the last one ending at the
+// run's end (overlapping the one before rather than overrunning): a call
+// to memcpy per run cost more than the run.
+__attribute__((target("avx2")))
+static void gt_copy_runs_avx2(float *dst, const float *src, int OH, int OW, int W) {
+	for (int oh = 0; oh < OH; oh++) {
+		float *d = dst + (long)oh * OW;
+		const float *s = src + (long)oh * W;
+		int j = 0;
+		for (; j + 8 <= OW; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(s + j));
+		if (j < OW) _mm256_storeu_ps(d + OW - 8, _mm256_loadu_ps(s + OW - 8));
+	}
+}
+#endif
+
 static void gt_im2col_dense2d(const float *x, float *col, int c, int H, int W, int KH, int KW, int OH, int OW, long ld) {
+#if defined(__x86_64__)
+	if (gt_avx2 && OW >= 8) {
+		long row = 0;
+		for (int ch = 0; ch < c; ch++)
+			for (int kh = 0; kh < KH; kh++)
+				for (int kw = 0; kw < KW; kw++, row++)
+					gt_copy_runs_avx2(col + row * ld, x + (long)ch * H * W + kh * W + kw, OH, OW, W);
+		return;
+	}
+#endif
 	long row = 0;
 	for (int ch = 0; ch < c; ch++) {
 		const float *xc = x + (long)ch * H * W;
@@ -540,6 +571,8 @@ import (
 	"fmt"
 	"unsafe"
 )
+
+func init() { C.gt_init() }
 
 // posixPool is a cPool on POSIX threads.
 type posixPool struct{ p *C.gt_pool }
