@@ -546,21 +546,81 @@ static void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, 
 		}
 	}
 }
+// gt_epi is Conv's epilogue on one value: v + b, then Go's max(·, 0) with
+// relu (epi 0: no epilogue at all, not even + 0).
+static inline float gt_epi(float v, float b, int epi, int relu) {
+	if (!epi) return v;
+	v += b;
+	return relu ? gt_relu(v) : v;
+}
+
+static void gt_mp_epi_scalar(const float *r0, const float *r1, float *y, int ow0, int OW, float b, int epi, int relu) {
+	for (int ow = ow0; ow < OW; ow++) {
+		float a = gt_epi(r0[2 * ow], b, epi, relu), c1 = gt_epi(r0[2 * ow + 1], b, epi, relu);
+		float c = gt_epi(r1[2 * ow], b, epi, relu), d = gt_epi(r1[2 * ow + 1], b, epi, relu);
+		y[ow] = gt_fmax(gt_fmax(gt_fmax(a, c1), c), d);
+	}
+}
+
+#if defined(__x86_64__)
+// gt_vepi is gt_epi on eight lanes.
+__attribute__((target("avx2")))
+static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
+	v = _mm256_add_ps(v, b);
+	if (!relu) return v;
+	__m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
+}
+
+// gt_mp_epi_avx2 is gt_mp_avx2 (values only) with the epilogue applied to
+// each tap first.
+__attribute__((target("avx2")))
+static void gt_mp_epi_avx2(const float *r0, const float *r1, float *y, int OW, float bias, int relu) {
+	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256 b = _mm256_set1_ps(bias);
+	for (int ow = 0; ow < OW; ow += 8) {
+		int t = OW - ow < 8 ? OW - ow : 8;
+		const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+		__m256 l0, h0, l1, h1;
+		if (t == 8) {
+			l0 = _mm256_loadu_ps(p0), h0 = _mm256_loadu_ps(p0 + 8);
+			l1 = _mm256_loadu_ps(p1), h1 = _mm256_loadu_ps(p1 + 8);
+		} else {
+			__m256i ml = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * t), iota);
+			__m256i mh = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * t - 8), iota);
+			l0 = _mm256_maskload_ps(p0, ml), h0 = _mm256_maskload_ps(p0 + 8, mh);
+			l1 = _mm256_maskload_ps(p1, ml), h1 = _mm256_maskload_ps(p1 + 8, mh);
+		}
+		__m256 a = gt_vepi(_mm256_shuffle_ps(l0, h0, 0x88), b, relu), bb = gt_vepi(_mm256_shuffle_ps(l0, h0, 0xDD), b, relu);
+		__m256 c = gt_vepi(_mm256_shuffle_ps(l1, h1, 0x88), b, relu), d = gt_vepi(_mm256_shuffle_ps(l1, h1, 0xDD), b, relu);
+		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, bb), c), d);
+		__m256 m = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(mp), 0xD8));
+		if (t == 8) _mm256_storeu_ps(y + ow, m);
+		else _mm256_maskstore_ps(y + ow, _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota), m);
+	}
+}
+#endif
+
 // gt_maxpool2x2_planes pools planes of H x W (inStride apart) into
-// contiguous planes of H/2 x W/2, values only, as maxPool2x2PlanesGo does.
-static void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W) {
+// contiguous planes of H/2 x W/2, values only, as maxPool2x2PlanesGo does;
+// with epi it first applies Conv's epilogue (bias[p] or 0, ReLU with relu)
+// to every tap, as convEpilogueGo would have written them.
+static void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W,
+		const float *bias, int epi, int relu) {
 	int OH = H / 2, OW = W / 2;
 	for (long p = 0; p < planes; p++) {
+		float b = bias ? bias[p] : 0.0f;
 		for (int oh = 0; oh < OH; oh++) {
 			const float *r0 = x + p * inStride + 2L * oh * W, *r1 = r0 + W;
 			float *yr = y + (p * OH + oh) * OW;
 #if defined(__x86_64__)
 			if (gt_avx2) {
-				gt_mp_avx2(r0, r1, yr, NULL, 0, W, OW);
+				if (epi) gt_mp_epi_avx2(r0, r1, yr, OW, b, relu);
+				else gt_mp_avx2(r0, r1, yr, NULL, 0, W, OW);
 				continue;
 			}
 #endif
-			gt_mp_scalar(r0, r1, yr, NULL, 0, W, 0, OW);
+			gt_mp_epi_scalar(r0, r1, yr, 0, OW, b, epi, relu);
 		}
 	}
 }
@@ -696,13 +756,19 @@ func convEpilogueC(dst []float32, ldd int, src []float32, lds, m, n int, bias []
 	C.gt_rows_bias_relu(f32ptr(dst), C.long(ldd), f32ptr(src), C.long(lds), C.int(m), C.int(n), pb, cbool(relu))
 }
 
-// maxPool2x2PlanesC is maxPool2x2PlanesGo on float32, in C.
-func maxPool2x2PlanesC(src []float32, lds int, dst []float32, planes, h, w int) {
+// convPoolC is convPoolGo on float32, in C: the epilogue and the pooling
+// in one pass, src left as it was.
+func convPoolC(src []float32, lds int, dst []float32, planes, h, w int, bias []float32, relu bool) {
 	if planes == 0 || h < 2 || w < 2 {
 		return
 	}
-	if len(src) < (planes-1)*lds+h*w || len(dst) < planes*(h/2)*(w/2) {
-		panic(fmt.Sprintf("cpu: maxpool planes: src[%d] or dst[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), planes, h, w, lds))
+	if len(src) < (planes-1)*lds+h*w || len(dst) < planes*(h/2)*(w/2) || (bias != nil && len(bias) < planes) {
+		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d] or bias[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), len(bias), planes, h, w, lds))
 	}
-	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), C.long(planes), C.int(h), C.int(w))
+	var pb *C.float
+	if bias != nil {
+		pb = f32ptr(bias)
+	}
+	epi := bias != nil || relu
+	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), C.long(planes), C.int(h), C.int(w), pb, cbool(epi), cbool(relu))
 }

@@ -31,6 +31,7 @@ func TestFusedConvMaxPool(t *testing.T) {
 		{"per_image_relu", tensor.Float32, 3, 3, 6, 32, 3, 1, true, false, 2},
 		{"grouped_bias", tensor.Float32, 2, 4, 6, 24, 2, 2, false, true, 2},
 		{"one_thread_odd", tensor.Float32, 5, 2, 3, 9, 2, 1, true, true, 1},
+		{"no_bias_no_relu", tensor.Float32, 4, 3, 5, 14, 3, 1, false, false, 2},
 		{"float64", tensor.Float64, 4, 3, 4, 12, 3, 1, true, true, 2},
 	}
 	for _, tc := range cases {

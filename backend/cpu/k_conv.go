@@ -640,16 +640,15 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 			r.job.run(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, 0, y, g.colVol)
 			// Bias and ReLU in one pass over Y, rather than a fill before
 			// the product (which then reads it back) and a pass after.
-			if r.b != nil || pl.relu {
-				var b []T
-				if r.b != nil {
-					b = r.b[gi*mg : (gi+1)*mg]
-				}
-				convEpilogueRows(y, g.colVol, y, g.colVol, mg, g.colVol, b, pl.relu)
+			var b []T
+			if r.b != nil {
+				b = r.b[gi*mg : (gi+1)*mg]
 			}
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool2x2(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2])
+				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], b, pl.relu)
+			} else if r.b != nil || pl.relu {
+				convEpilogueRows(y, g.colVol, y, g.colVol, mg, g.colVol, b, pl.relu)
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -711,12 +710,8 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 		gemmT(false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld)
 		for b := 0; b < nb; b++ {
 			if pl.pool {
-				seg := tmp[b*g.colVol:]
-				if r.b != nil || pl.relu {
-					convEpilogueRows(seg, ld, seg, ld, pl.cout, g.colVol, r.b, pl.relu)
-				}
 				pp := r.pooledPlane()
-				convPool2x2(seg, ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2])
+				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2], r.b, pl.relu)
 				continue
 			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
@@ -770,20 +765,25 @@ func (r *convRunner[T]) geom() *colGeom { return r.pl.geom }
 // pooledPlane is the size of one pooled output plane.
 func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.pl.geom.col[2] / 2) }
 
-// convPool2x2 max-pools planes of h x w (src planes lds apart) 2x2 with
-// stride 2 into dst (planes of h/2 x w/2, contiguous), with MaxPool's
-// arithmetic (Go's max over the four taps in row order). float32 goes
-// through maxPool2x2PlanesC (C in the OpenBLAS build).
-func convPool2x2[T float32 | float64](src []T, lds int, dst []T, planes, h, w int) {
+// convPool is the fused epilogue and 2x2/2 max pooling of Conv's output:
+// planes of h x w (src planes lds apart) get bias[p] (bias nil: 0) and ReLU
+// with relu, as convEpilogueRows would write them (nothing at all without
+// bias or relu), and are pooled into dst (planes of h/2 x w/2, contiguous)
+// with MaxPool's arithmetic (Go's max over the four taps in row order).
+// float32 goes through convPoolC (one pass in C in the OpenBLAS build).
+func convPool[T float32 | float64](src []T, lds int, dst []T, planes, h, w int, bias []T, relu bool) {
 	if s32, ok := any(src).([]float32); ok {
-		maxPool2x2PlanesC(s32, lds, any(dst).([]float32), planes, h, w)
+		convPoolC(s32, lds, any(dst).([]float32), planes, h, w, any(bias).([]float32), relu)
 		return
 	}
-	maxPool2x2PlanesGo(src, lds, dst, planes, h, w)
+	convPoolGo(src, lds, dst, planes, h, w, bias, relu)
 }
 
-// maxPool2x2PlanesGo is convPool2x2 in Go.
-func maxPool2x2PlanesGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int) {
+// convPoolGo is convPool in Go; it applies the epilogue to src in place.
+func convPoolGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int, bias []T, relu bool) {
+	if bias != nil || relu {
+		convEpilogueGo(src, lds, src, lds, planes, h*w, bias, relu)
+	}
 	oh, ow := h/2, w/2
 	for p := 0; p < planes; p++ {
 		sp, dp := src[p*lds:p*lds+h*w], dst[p*oh*ow:(p+1)*oh*ow]
