@@ -1,0 +1,631 @@
+//go:build cgo && !noopenblas
+
+// The C kernels of the CPU backend's OpenBLAS build: a pool of POSIX threads
+// that runs one task at a time split into parts (see cPool in cpool.go for
+// why it exists), the tasks it runs (products split by rows or columns with
+// Gemm's epilogue, the Adam update, 2x2 max pooling and its gradient's
+// scatter), and the short-run data movement of convolutions, which Go
+// workers call directly. Each computes exactly what the Go code it stands
+// in for computes: the same IEEE operations in the same order. The file is
+// ISO C11 (-std=c11, set in cpool_openblas.go), which keeps GCC from fusing
+// a*b+c into one rounding; Go does not fuse on amd64 either.
+
+#define _POSIX_C_SOURCE 200809L
+#include "ckernels.h"
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef void (*gt_fn)(const void *arg, int part, int parts);
+
+struct gt_pool {
+	int nthreads;
+	pthread_t *threads;
+	pthread_mutex_t run;   // one task at a time
+	pthread_mutex_t mu;    // guards sleepers and quit
+	pthread_cond_t cv;
+	int sleepers, quit;
+	atomic_uint gen;       // bumped for each task
+	atomic_int next;       // next part to claim
+	atomic_int pending;    // parts not yet finished
+	gt_fn fn;
+	const void *arg;
+	int parts;
+};
+
+static double gt_now(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static inline void gt_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ volatile("pause");
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+// gt_claim runs parts until none is left.
+static void gt_claim(gt_pool *p) {
+	for (;;) {
+		int i = atomic_fetch_add(&p->next, 1);
+		if (i >= p->parts) return;
+		p->fn(p->arg, i, p->parts);
+		atomic_fetch_sub(&p->pending, 1);
+	}
+}
+
+// Workers spin briefly after a task, since tasks come in runs (the layers
+// of a step), then sleep so that they do not take the cores from the Go
+// workers between tasks.
+#define GT_SPIN_SECONDS 50e-6
+
+static void *gt_worker(void *arg) {
+	gt_pool *p = arg;
+	unsigned seen = 0;
+	for (;;) {
+		double start = gt_now();
+		int spins = 0;
+		while (atomic_load(&p->gen) == seen) {
+			gt_relax();
+			if (++spins % 64 == 0 && gt_now() - start > GT_SPIN_SECONDS) {
+				pthread_mutex_lock(&p->mu);
+				p->sleepers++;
+				while (atomic_load(&p->gen) == seen && !p->quit)
+					pthread_cond_wait(&p->cv, &p->mu);
+				p->sleepers--;
+				int quit = p->quit;
+				pthread_mutex_unlock(&p->mu);
+				if (quit) return NULL;
+				break;
+			}
+		}
+		seen = atomic_load(&p->gen);
+		gt_claim(p);
+	}
+}
+
+// gt_avx2 says whether the CPU has AVX2; set by gt_init, from the
+// package's init, before any kernel runs.
+static int gt_avx2;
+
+void gt_init(void) {
+#if defined(__x86_64__)
+	__builtin_cpu_init();
+	gt_avx2 = __builtin_cpu_supports("avx2");
+#endif
+}
+
+gt_pool *gt_pool_new(int n) {
+	gt_pool *p = calloc(1, sizeof *p);
+	if (!p) return NULL;
+	p->nthreads = n;
+	pthread_mutex_init(&p->run, NULL);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->threads = calloc(n, sizeof(pthread_t));
+	for (int i = 1; i < n; i++) {
+		if (!p->threads || pthread_create(&p->threads[i], NULL, gt_worker, p) != 0) {
+			p->nthreads = i; // run with the threads we have
+			break;
+		}
+	}
+	return p;
+}
+
+// gt_pool_run runs fn(arg, i, parts) for every part i over the pool's
+// threads and the caller's, and returns when all are done.
+static void gt_pool_run(gt_pool *p, gt_fn fn, const void *arg, int parts) {
+	pthread_mutex_lock(&p->run);
+	p->fn = fn;
+	p->arg = arg;
+	p->parts = parts;
+	atomic_store(&p->next, 0);
+	atomic_store(&p->pending, parts);
+	atomic_fetch_add(&p->gen, 1);
+	pthread_mutex_lock(&p->mu);
+	if (p->sleepers > 0) pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	gt_claim(p);
+	while (atomic_load(&p->pending) > 0) gt_relax();
+	pthread_mutex_unlock(&p->run);
+}
+
+// ---- sgemm split by rows or columns of C, with Gemm's epilogue ----
+
+// gt_relu is Go's max(v, 0): NaN stays NaN, -0 becomes +0.
+static inline float gt_relu(float v) { return v > 0 || v != v ? v : 0.0f; }
+
+typedef struct {
+	int ta, tb, m, n, k, lda, ldb, ldc, rows;
+	float alpha, beta;
+	const float *a, *b;
+	float *c;
+	const float *bias; // added to every row of C after the product, or NULL
+	int relu;          // then C = max(C, 0)
+} gt_gemm;
+
+static void gt_gemm_part(const void *arg, int i, int parts) {
+	const gt_gemm *j = arg;
+	int total = j->rows ? j->m : j->n;
+	int lo = (int)((long)total * i / parts), hi = (int)((long)total * (i + 1) / parts);
+	if (hi <= lo) return;
+	const float *a = j->a, *b = j->b, *bias = j->bias;
+	float *c = j->c;
+	int m = j->m, n = j->n;
+	if (j->rows) {
+		a += j->ta ? lo : (long)lo * j->lda;
+		c += (long)lo * j->ldc;
+		m = hi - lo;
+	} else {
+		b += j->tb ? (long)lo * j->ldb : lo;
+		c += lo;
+		if (bias) bias += lo;
+		n = hi - lo;
+	}
+	cblas_sgemm(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+		m, n, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta, c, j->ldc);
+	// The epilogue on this part, while it is still in cache.
+	if (!bias && !j->relu) return;
+	for (int r = 0; r < m; r++) {
+		float *row = c + (long)r * j->ldc;
+		if (bias && j->relu) {
+			for (int x = 0; x < n; x++) row[x] = gt_relu(row[x] + bias[x]);
+		} else if (bias) {
+			for (int x = 0; x < n; x++) row[x] += bias[x];
+		} else {
+			for (int x = 0; x < n; x++) row[x] = gt_relu(row[x]);
+		}
+	}
+}
+
+void gt_pool_sgemm(gt_pool *p, int ta, int tb, int m, int n, int k, float alpha,
+		const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
+		const float *bias, int relu) {
+	// Rows when there are enough of them: a row part writes whole rows of C
+	// and measured faster than a column part of the same size even when
+	// it packs more of B (256x512x784: 1.14 against 1.15-1.50 ms; 256x256
+	// x512: 0.41 against 0.51 ms); columns when rows are few (a 64-row
+	// product split by rows would pack all of B per thread).
+	int rows = m >= n || m >= 128 * p->nthreads;
+	gt_gemm j = {ta, tb, m, n, k, lda, ldb, ldc, rows, alpha, beta, a, b, c, bias, relu};
+	gt_pool_run(p, gt_gemm_part, &j, p->nthreads);
+}
+
+// ---- AdamUpdate, as adamKernel.run computes it ----
+
+typedef struct {
+	const float *p, *g, *m, *v;
+	float *po, *mo, *vo;
+	long n;
+	float b1, omb1, b2, omb2, eps, step_size, bc2s, shrink;
+	float scale, clip, wd; // gradPrep
+	int plain, dec;
+} gt_adam;
+
+// gt_adam_scalar is adamKernel.run's loop over [lo, hi).
+static void gt_adam_scalar(const gt_adam *k, long lo, long hi) {
+	const float b1 = k->b1, omb1 = k->omb1, b2 = k->b2, omb2 = k->omb2;
+	const float eps = k->eps, step_size = k->step_size, bc2s = k->bc2s, shrink = k->shrink;
+	const float scale = k->scale, clip = k->clip, wd = k->wd;
+	for (long i = lo; i < hi; i++) {
+		float pv = k->p[i], gv = k->g[i];
+		if (!k->plain) {
+			gv *= scale;
+			if (clip > 0) gv = gv > clip ? clip : (gv < -clip ? -clip : gv);
+			if (wd != 0) gv += wd * pv;
+		}
+		if (k->dec) pv *= shrink;
+		float mv = k->m[i] * b1 + gv * omb1;
+		float vv = k->v[i] * b2 + omb2 * gv * gv;
+		float denom = sqrtf(vv) / bc2s + eps;
+		k->po[i] = pv - step_size * (mv / denom);
+		k->mo[i] = mv;
+		k->vo[i] = vv;
+	}
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+// gt_adam_avx2 is the same loop eight lanes at a time, each lane the same
+// IEEE operations in the same order; it returns where it stopped.
+__attribute__((target("avx2")))
+static long gt_adam_avx2(const gt_adam *k, long lo, long hi) {
+	const __m256 b1 = _mm256_set1_ps(k->b1), omb1 = _mm256_set1_ps(k->omb1);
+	const __m256 b2 = _mm256_set1_ps(k->b2), omb2 = _mm256_set1_ps(k->omb2);
+	const __m256 eps = _mm256_set1_ps(k->eps), step_size = _mm256_set1_ps(k->step_size);
+	const __m256 bc2s = _mm256_set1_ps(k->bc2s), shrink = _mm256_set1_ps(k->shrink);
+	const __m256 scale = _mm256_set1_ps(k->scale), wd = _mm256_set1_ps(k->wd);
+	const __m256 clip = _mm256_set1_ps(k->clip), nclip = _mm256_set1_ps(-k->clip);
+	const int plain = k->plain, doclip = k->clip > 0, dowd = k->wd != 0, dec = k->dec;
+	long i = lo;
+	for (; i + 8 <= hi; i += 8) {
+		__m256 pv = _mm256_loadu_ps(k->p + i), gv = _mm256_loadu_ps(k->g + i);
+		if (!plain) {
+			gv = _mm256_mul_ps(gv, scale);
+			// min(clip, g) then max(-clip, ·) keep a NaN g, as the scalar
+			// comparisons do: each returns its second operand when unordered.
+			if (doclip) gv = _mm256_max_ps(nclip, _mm256_min_ps(clip, gv));
+			if (dowd) gv = _mm256_add_ps(gv, _mm256_mul_ps(wd, pv));
+		}
+		if (dec) pv = _mm256_mul_ps(pv, shrink);
+		__m256 mv = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(k->m + i), b1), _mm256_mul_ps(gv, omb1));
+		__m256 vv = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(k->v + i), b2), _mm256_mul_ps(_mm256_mul_ps(omb2, gv), gv));
+		__m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vv), bc2s), eps);
+		_mm256_storeu_ps(k->po + i, _mm256_sub_ps(pv, _mm256_mul_ps(step_size, _mm256_div_ps(mv, denom))));
+		_mm256_storeu_ps(k->mo + i, mv);
+		_mm256_storeu_ps(k->vo + i, vv);
+	}
+	return i;
+}
+#endif
+
+static void gt_adam_range(const gt_adam *k, long lo, long hi) {
+#if defined(__x86_64__)
+	if (gt_avx2) lo = gt_adam_avx2(k, lo, hi);
+#endif
+	gt_adam_scalar(k, lo, hi);
+}
+
+static void gt_adam_part(const void *arg, int i, int parts) {
+	const gt_adam *k = arg;
+	// Parts start on 16-element boundaries, so vector loops stay aligned
+	// with each other across parts.
+	long lo = (k->n * i / parts) & ~15L, hi = i + 1 == parts ? k->n : (k->n * (i + 1) / parts) & ~15L;
+	if (hi > lo) gt_adam_range(k, lo, hi);
+}
+
+void gt_pool_adam(gt_pool *p, const float *pp, const float *g, const float *m, const float *v,
+		float *po, float *mo, float *vo, long n,
+		float b1, float omb1, float b2, float omb2, float eps, float step_size, float bc2s, float shrink,
+		float scale, float clip, float wd, int plain, int dec) {
+	gt_adam k = {pp, g, m, v, po, mo, vo, n, b1, omb1, b2, omb2, eps, step_size, bc2s, shrink,
+		scale, clip, wd, plain, dec};
+	gt_pool_run(p, gt_adam_part, &k, p->nthreads);
+}
+// ---- MaxPool 2x2 stride 2, as poolMax2x2 computes it ----
+
+typedef struct {
+	const float *x;
+	float *y;
+	long long *ind; // or NULL
+	long planes;
+	int H, W, OH, OW;
+} gt_mp;
+
+// gt_fmax is Go's max(x, y) on float32: y if y is NaN or greater, else x
+// (x when NaN), and +0 over -0.
+static inline float gt_fmax(float x, float y) {
+	if (y != y || y > x) return y;
+	if (x != x || x > y || x != 0) return x;
+	union { float f; unsigned u; } a = {x}, b = {y};
+	a.u &= b.u;
+	return a.f;
+}
+
+static inline unsigned gt_bits(float f) {
+	union { float f; unsigned u; } a = {f};
+	return a.u;
+}
+
+// gt_mp_scalar pools outputs [ow0, OW) of one row: r0 and r1 are the two
+// input rows, i0 the Indices value of r0[0].
+static void gt_mp_scalar(const float *r0, const float *r1, float *y, long long *ind, long i0, int W, int ow0, int OW) {
+	for (int ow = ow0; ow < OW; ow++) {
+		float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+		float m = gt_fmax(gt_fmax(gt_fmax(a, b), c), d);
+		y[ow] = m;
+		if (ind) {
+			unsigned mb = gt_bits(m);
+			long off = gt_bits(a) == mb ? 0 : gt_bits(b) == mb ? 1 : gt_bits(c) == mb ? W : W + 1;
+			ind[ow] = i0 + 2 * ow + off;
+		}
+	}
+}
+
+#if defined(__x86_64__)
+// gt_vfmax is gt_fmax on eight lanes.
+__attribute__((target("avx2")))
+static inline __m256 gt_vfmax(__m256 x, __m256 y) {
+	__m256 takey = _mm256_or_ps(_mm256_cmp_ps(y, y, _CMP_UNORD_Q), _mm256_cmp_ps(y, x, _CMP_GT_OQ));
+	__m256 r = _mm256_blendv_ps(x, y, takey);
+	__m256 zero = _mm256_setzero_ps();
+	__m256 both0 = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_EQ_OQ), _mm256_cmp_ps(y, zero, _CMP_EQ_OQ));
+	return _mm256_blendv_ps(r, _mm256_and_ps(x, y), both0);
+}
+
+// gt_mp_taps loads the taps of outputs [ow, ow+t) (t <= 8; a short group
+// through masked loads) as four vectors: a and b the even and odd columns
+// of row r0, c and d those of r1. Lanes come out in the order 0 1 4 5 2 3
+// 6 7; gt_mp_unshuffle puts a result right.
+__attribute__((target("avx2")))
+static inline void gt_mp_taps(const float *r0, const float *r1, int ow, int t, __m256 *a, __m256 *b, __m256 *c, __m256 *d) {
+	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const float *p0 = r0 + 2 * ow, *p1 = r1 + 2 * ow;
+	__m256 l0, h0, l1, h1;
+	if (t == 8) {
+		l0 = _mm256_loadu_ps(p0), h0 = _mm256_loadu_ps(p0 + 8);
+		l1 = _mm256_loadu_ps(p1), h1 = _mm256_loadu_ps(p1 + 8);
+	} else {
+		__m256i ml = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * t), iota);
+		__m256i mh = _mm256_cmpgt_epi32(_mm256_set1_epi32(2 * t - 8), iota);
+		l0 = _mm256_maskload_ps(p0, ml), h0 = _mm256_maskload_ps(p0 + 8, mh);
+		l1 = _mm256_maskload_ps(p1, ml), h1 = _mm256_maskload_ps(p1 + 8, mh);
+	}
+	*a = _mm256_shuffle_ps(l0, h0, 0x88), *b = _mm256_shuffle_ps(l0, h0, 0xDD);
+	*c = _mm256_shuffle_ps(l1, h1, 0x88), *d = _mm256_shuffle_ps(l1, h1, 0xDD);
+}
+
+__attribute__((target("avx2")))
+static inline __m256 gt_mp_unshuffle(__m256 v) {
+	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+}
+
+// gt_mp_avx2 pools a row eight outputs at a time, the last group through
+// masked loads and stores.
+__attribute__((target("avx2")))
+static void gt_mp_avx2(const float *r0, const float *r1, float *y, long long *ind, long i0, int W, int OW) {
+	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256i o1 = _mm256_set1_epi32(1), oW = _mm256_set1_epi32(W), oW1 = _mm256_set1_epi32(W + 1);
+	for (int ow = 0; ow < OW; ow += 8) {
+		int t = OW - ow < 8 ? OW - ow : 8;
+		__m256 a, b, c, d;
+		gt_mp_taps(r0, r1, ow, t, &a, &b, &c, &d);
+		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, b), c), d);
+		__m256 m = gt_mp_unshuffle(mp);
+		__m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
+		if (t == 8) _mm256_storeu_ps(y + ow, m);
+		else _mm256_maskstore_ps(y + ow, mask, m);
+		if (!ind) continue;
+		// The first tap whose bits equal the maximum's, in the shuffled
+		// order, then put right as the maximum was.
+		__m256i mi = _mm256_castps_si256(mp);
+		__m256i off = oW1;
+		off = _mm256_blendv_epi8(off, oW, _mm256_cmpeq_epi32(_mm256_castps_si256(c), mi));
+		off = _mm256_blendv_epi8(off, o1, _mm256_cmpeq_epi32(_mm256_castps_si256(b), mi));
+		off = _mm256_blendv_epi8(off, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
+		off = _mm256_permute4x64_epi64(off, 0xD8);
+		off = _mm256_add_epi32(off, _mm256_add_epi32(iota, iota)); // + 2*lane
+		long long base = i0 + 2 * ow;
+		__m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), _mm256_set1_epi64x(base));
+		__m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), _mm256_set1_epi64x(base));
+		if (t == 8) {
+			_mm256_storeu_si256((__m256i *)(ind + ow), lo);
+			_mm256_storeu_si256((__m256i *)(ind + ow + 4), hi);
+		} else {
+			long long tmp[8];
+			_mm256_storeu_si256((__m256i *)tmp, lo);
+			_mm256_storeu_si256((__m256i *)(tmp + 4), hi);
+			for (int l = 0; l < t; l++) ind[ow + l] = tmp[l];
+		}
+	}
+}
+#endif
+
+static void gt_mp_part(const void *arg, int i, int parts) {
+	const gt_mp *k = arg;
+	long lo = k->planes * i / parts, hi = k->planes * (i + 1) / parts;
+	long inPlane = (long)k->H * k->W, outPlane = (long)k->OH * k->OW;
+	for (long p = lo; p < hi; p++) {
+		for (int oh = 0; oh < k->OH; oh++) {
+			const float *r0 = k->x + p * inPlane + 2L * oh * k->W, *r1 = r0 + k->W;
+			float *y = k->y + p * outPlane + (long)oh * k->OW;
+			long long *ind = k->ind ? k->ind + p * outPlane + (long)oh * k->OW : NULL;
+			long i0 = p * inPlane + 2L * oh * k->W;
+#if defined(__x86_64__)
+			if (gt_avx2) {
+				gt_mp_avx2(r0, r1, y, ind, i0, k->W, k->OW);
+				continue;
+			}
+#endif
+			gt_mp_scalar(r0, r1, y, ind, i0, k->W, 0, k->OW);
+		}
+	}
+}
+
+void gt_pool_maxpool2x2(gt_pool *p, const float *x, float *y, long long *ind, long planes, int H, int W, int OH, int OW) {
+	gt_mp k = {x, y, ind, planes, H, W, OH, OW};
+	gt_pool_run(p, gt_mp_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
+}
+// ---- MaxPoolGrad, as poolMaxGradKernel computes it ----
+
+typedef struct {
+	const float *dy, *x; // x: only with relu
+	const long long *ind;
+	float *dx;
+	long planes, inPlane, outPlane;
+	int relu;
+	atomic_llong bad; // 1 + position of an index outside its plane, or 0
+} gt_mpg;
+
+static void gt_mpg_part(const void *arg, int i, int parts) {
+	gt_mpg *k = (gt_mpg *)arg;
+	long lo = k->planes * i / parts, hi = k->planes * (i + 1) / parts;
+	for (long pl = lo; pl < hi; pl++) {
+		float *xp = k->dx + pl * k->inPlane;
+		memset(xp, 0, sizeof(float) * k->inPlane);
+		long long base = (long long)pl * k->inPlane;
+		for (long o = pl * k->outPlane; o < (pl + 1) * k->outPlane; o++) {
+			long long idx = k->ind[o];
+			if (idx == -1) continue; // MaxPool's mark of a window with no input tap
+			long long j = idx - base;
+			if (j < 0 || j >= k->inPlane) {
+				long long zero = 0;
+				atomic_compare_exchange_strong(&k->bad, &zero, (long long)o + 1);
+				continue;
+			}
+			if (k->relu && !(k->x[base + j] > 0)) continue;
+			xp[j] += k->dy[o];
+		}
+	}
+}
+
+long long gt_pool_maxpoolgrad(gt_pool *p, const float *dy, const long long *ind, const float *x, float *dx,
+		long planes, long inPlane, long outPlane, int relu) {
+	gt_mpg k = {dy, x, ind, dx, planes, inPlane, outPlane, relu};
+	atomic_init(&k.bad, 0);
+	gt_pool_run(p, gt_mpg_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
+	return atomic_load(&k.bad);
+}
+// ---- im2col for 2-D, stride 1, undilated, unpadded convolutions ----
+
+// gt_im2col_dense2d writes the c*kh*kw rows of OH runs of OW elements each
+// (rows ld apart) from x (c planes of H x W), as im2colDense2D does.
+#if defined(__x86_64__)
+// gt_copy_runs_avx2 copies OH runs of OW floats (8 <= OW), run oh from
+// src + oh*W to dst + oh*OW, in 8-float vectors, the last one ending at the
+// run's end (overlapping the one before rather than overrunning): a call
+// to memcpy per run cost more than the run.
+__attribute__((target("avx2")))
+static void gt_copy_runs_avx2(float *dst, const float *src, int OH, int OW, int W) {
+	for (int oh = 0; oh < OH; oh++) {
+		float *d = dst + (long)oh * OW;
+		const float *s = src + (long)oh * W;
+		int j = 0;
+		for (; j + 8 <= OW; j += 8) _mm256_storeu_ps(d + j, _mm256_loadu_ps(s + j));
+		if (j < OW) _mm256_storeu_ps(d + OW - 8, _mm256_loadu_ps(s + OW - 8));
+	}
+}
+#endif
+
+void gt_im2col_dense2d(const float *x, float *col, int c, int H, int W, int KH, int KW, int OH, int OW, long ld) {
+#if defined(__x86_64__)
+	if (gt_avx2 && OW >= 8) {
+		long row = 0;
+		for (int ch = 0; ch < c; ch++)
+			for (int kh = 0; kh < KH; kh++)
+				for (int kw = 0; kw < KW; kw++, row++)
+					gt_copy_runs_avx2(col + row * ld, x + (long)ch * H * W + kh * W + kw, OH, OW, W);
+		return;
+	}
+#endif
+	long row = 0;
+	for (int ch = 0; ch < c; ch++) {
+		const float *xc = x + (long)ch * H * W;
+		for (int kh = 0; kh < KH; kh++) {
+			for (int kw = 0; kw < KW; kw++, row++) {
+				float *dst = col + row * ld;
+				const float *src = xc + kh * W + kw;
+				for (int oh = 0; oh < OH; oh++) memcpy(dst + oh * OW, src + (long)oh * W, sizeof(float) * OW);
+			}
+		}
+	}
+}
+// gt_col2im_dense2d adds the column rows back into x, as col2imDense2DGo
+// does (same sums in the same order).
+void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, int KW, int OH, int OW, long ld) {
+	for (int ch = 0; ch < c; ch++) {
+		float *xc = x + (long)ch * H * W;
+		for (int kh = 0; kh < KH; kh++) {
+			long row0 = ((long)ch * KH + kh) * KW;
+			for (int oh = 0; oh < OH; oh++) {
+				float *xr = xc + (long)(oh + kh) * W;
+				if (KW == 3 && OW >= 2) {
+					const float *r0 = col + row0 * ld + (long)oh * OW;
+					const float *r1 = col + (row0 + 1) * ld + (long)oh * OW;
+					const float *r2 = col + (row0 + 2) * ld + (long)oh * OW;
+					xr[0] += r0[0];
+					xr[1] += r0[1] + r1[0];
+					for (int j = 2; j < OW; j++) xr[j] += r0[j] + r1[j - 1] + r2[j - 2];
+					xr[OW] += r1[OW - 1] + r2[OW - 2];
+					xr[OW + 1] += r2[OW - 1];
+					continue;
+				}
+				for (int kw = 0; kw < KW; kw++) {
+					const float *r = col + (row0 + kw) * ld + (long)oh * OW;
+					float *d = xr + kw;
+					for (int j = 0; j < OW; j++) d[j] += r[j];
+				}
+			}
+		}
+	}
+}
+// gt_rows_bias_relu is convEpilogueGo: dst row i = src row i + bias[i]
+// (0 without bias), then Go's max(v, 0) with relu.
+void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, int m, int n, const float *bias, int relu) {
+	for (int i = 0; i < m; i++) {
+		float b = bias ? bias[i] : 0.0f;
+		float *d = dst + i * ldd;
+		const float *s = src + i * lds;
+		if (relu) {
+			for (int j = 0; j < n; j++) d[j] = gt_relu(s[j] + b);
+		} else {
+			for (int j = 0; j < n; j++) d[j] = s[j] + b;
+		}
+	}
+}
+// gt_epi is Conv's epilogue on one value: v + b, then Go's max(·, 0) with
+// relu (epi 0: no epilogue at all, not even + 0).
+static inline float gt_epi(float v, float b, int epi, int relu) {
+	if (!epi) return v;
+	v += b;
+	return relu ? gt_relu(v) : v;
+}
+
+static void gt_mp_epi_scalar(const float *r0, const float *r1, float *y, int ow0, int OW, float b, int epi, int relu) {
+	for (int ow = ow0; ow < OW; ow++) {
+		float a = gt_epi(r0[2 * ow], b, epi, relu), c1 = gt_epi(r0[2 * ow + 1], b, epi, relu);
+		float c = gt_epi(r1[2 * ow], b, epi, relu), d = gt_epi(r1[2 * ow + 1], b, epi, relu);
+		y[ow] = gt_fmax(gt_fmax(gt_fmax(a, c1), c), d);
+	}
+}
+
+#if defined(__x86_64__)
+// gt_vepi is gt_epi on eight lanes.
+__attribute__((target("avx2")))
+static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
+	v = _mm256_add_ps(v, b);
+	if (!relu) return v;
+	__m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
+}
+
+// gt_mp_epi_avx2 is gt_mp_avx2 (values only) with the epilogue applied to
+// each tap first.
+__attribute__((target("avx2")))
+static void gt_mp_epi_avx2(const float *r0, const float *r1, float *y, int OW, float bias, int relu) {
+	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256 b = _mm256_set1_ps(bias);
+	for (int ow = 0; ow < OW; ow += 8) {
+		int t = OW - ow < 8 ? OW - ow : 8;
+		__m256 a, bb, c, d;
+		gt_mp_taps(r0, r1, ow, t, &a, &bb, &c, &d);
+		a = gt_vepi(a, b, relu), bb = gt_vepi(bb, b, relu), c = gt_vepi(c, b, relu), d = gt_vepi(d, b, relu);
+		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, bb), c), d);
+		__m256 m = gt_mp_unshuffle(mp);
+		if (t == 8) _mm256_storeu_ps(y + ow, m);
+		else _mm256_maskstore_ps(y + ow, _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota), m);
+	}
+}
+#endif
+
+// gt_maxpool2x2_planes pools planes of H x W (inStride apart) into
+// contiguous planes of H/2 x W/2, values only, as maxPool2x2PlanesGo does;
+// with epi it first applies Conv's epilogue (bias[p] or 0, ReLU with relu)
+// to every tap, as convEpilogueGo would have written them.
+void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W,
+		const float *bias, int epi, int relu) {
+	int OH = H / 2, OW = W / 2;
+	for (long p = 0; p < planes; p++) {
+		float b = bias ? bias[p] : 0.0f;
+		for (int oh = 0; oh < OH; oh++) {
+			const float *r0 = x + p * inStride + 2L * oh * W, *r1 = r0 + W;
+			float *yr = y + (p * OH + oh) * OW;
+#if defined(__x86_64__)
+			if (gt_avx2) {
+				if (epi) gt_mp_epi_avx2(r0, r1, yr, OW, b, relu);
+				else gt_mp_avx2(r0, r1, yr, NULL, 0, W, OW);
+				continue;
+			}
+#endif
+			gt_mp_epi_scalar(r0, r1, yr, 0, OW, b, epi, relu);
+		}
+	}
+}
