@@ -123,3 +123,79 @@ func elem(t *tensor.Tensor, i int) uint64 {
 	}
 	return math.Float64bits(t.Float64s()[i])
 }
+
+// TestGemmConstantTransposedB checks that a Gemm whose B is a constant
+// stored transposed (which the kernel transposes once at compile time)
+// computes what the same Gemm computes with B fed at run time, for a
+// product large enough to be split over threads and a small one.
+func TestGemmConstantTransposedB(t *testing.T) {
+	for _, sz := range [][3]int{{64, 96, 80}, {3, 5, 4}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		r := rand.New(rand.NewPCG(21, 22))
+		rnd := func(shape ...int) *tensor.Tensor {
+			x := tensor.New(tensor.Float32, shape...)
+			for i := range x.Float32s() {
+				x.Float32s()[i] = float32(r.NormFloat64())
+			}
+			return x
+		}
+		w, bias, x := rnd(n, k), rnd(n), rnd(m, k)
+		build := func(constant bool) *graph.Model {
+			b := graph.NewBuilder("gemm", 17)
+			in := b.Input("x", tensor.Float32, graph.D(int64(m)), graph.D(int64(k)))
+			var wn, bn string
+			if constant {
+				wn, bn = b.Param("w", w), b.Param("b", bias)
+			} else {
+				wn = b.Input("w", tensor.Float32, graph.D(int64(n)), graph.D(int64(k)))
+				bn = b.Input("b", tensor.Float32, graph.D(int64(n)))
+			}
+			y := b.Op("Relu", b.Op("Gemm", in, wn, bn).With(graph.AInt("transB", 1)).Out()).Out()
+			b.Output(y)
+			mod, err := b.Model()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mod
+		}
+		be := New(Options{Threads: 2})
+		dev := be.Devices()[0]
+		run := func(mod *graph.Model, feeds map[string]*tensor.Tensor) []float32 {
+			exe, err := be.Compile(mod, dev, backend.CompileOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			bufs := map[string]backend.Buffer{}
+			for name, v := range feeds {
+				if bufs[name], err = be.Upload(v, dev); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := exe.Run(context.Background(), bufs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := be.Download(out[exe.Outputs()[0]])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Float32s()
+		}
+		got := run(build(true), map[string]*tensor.Tensor{"x": x})
+		want := run(build(false), map[string]*tensor.Tensor{"x": x, "w": w, "b": bias})
+		for i := range want {
+			// The two layouts may sum over k in different orders (gonum's
+			// kernels do); float32 sums of k terms then differ by at most
+			// about k * 2^-24 * sum|terms| (twice that as a margin).
+			row, col := i/n, i%n
+			var mag float64
+			for q := 0; q < k; q++ {
+				mag += math.Abs(float64(x.Float32s()[row*k+q]) * float64(w.Float32s()[col*k+q]))
+			}
+			mag += math.Abs(float64(bias.Float32s()[col]))
+			if d := math.Abs(float64(got[i] - want[i])); d > 2*float64(k)*0x1p-24*mag {
+				t.Fatalf("%v: y[%d]: constant B %v, fed B %v (bound %g)", sz, i, got[i], want[i], 2*float64(k)*0x1p-24*mag)
+			}
+		}
+	}
+}
