@@ -1,6 +1,10 @@
-// Package cpu is gotrain's CPU backend: pure-Go kernels, with matrix
-// products through gonum's blas.Float32 interface (OpenBLAS via cgo when
-// built with cgo, gonum's pure-Go BLAS otherwise).
+// Package cpu is gotrain's CPU backend: Go kernels, with matrix products
+// through gonum's blas.Float32 interface (OpenBLAS via cgo when built with
+// cgo, gonum's pure-Go BLAS otherwise). The OpenBLAS build also runs a few
+// hot loops in C (ckernels.c: large split products, the Adam update, max
+// pooling, im2col), most on a per-device pool of POSIX threads (cpool.go
+// says why); they compute the Go loops' exact bits, and the pure-Go build
+// runs the Go loops.
 //
 // The backend offers one device per replica slot; each device owns a share
 // of the cores, and every executable compiled for it runs its kernels on a
