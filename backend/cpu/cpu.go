@@ -3,7 +3,8 @@
 // cgo, gonum's pure-Go BLAS otherwise). The OpenBLAS build also runs a few
 // hot loops in C (ckernels.c: large split products, the Adam update, max
 // pooling, im2col), most on a per-device pool of POSIX threads (cpool.go
-// says why); they compute the Go loops' exact bits, and the pure-Go build
+// says why); its loops compute exactly what the Go loops they stand in for
+// compute, and the pure-Go build
 // runs the Go loops.
 //
 // The backend offers one device per replica slot; each device owns a share
