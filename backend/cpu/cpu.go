@@ -4,8 +4,7 @@
 // hot loops in C (ckernels.c: large split products, the Adam update, max
 // pooling, im2col), most on a per-device pool of POSIX threads (cpool.go
 // says why); its loops compute exactly what the Go loops they stand in for
-// compute, and the pure-Go build
-// runs the Go loops.
+// compute, and the pure-Go build runs the Go loops.
 //
 // The backend offers one device per replica slot; each device owns a share
 // of the cores, and every executable compiled for it runs its kernels on a
