@@ -15,11 +15,6 @@ import (
 // planned, running an executable allocates nothing, for inference and for
 // the training graph (forward, loss, backward) of the zoo's CNN and MLP.
 func TestRunAllocatesNothing(t *testing.T) {
-	if cpu.BLASName() == "gonum" {
-		// gonum's Sgemm starts goroutines for large products and allocates
-		// their work lists on every call; the promise is the OpenBLAS build's.
-		t.Skip("gonum's sgemm allocates per call; run with cgo and OpenBLAS")
-	}
 	for _, name := range []string{"cnn", "mlp", "resnet20"} {
 		for _, training := range []bool{false, true} {
 			m, err := models.Build(name, models.Options{Input: []int{3, 16, 16}, Classes: 10, Seed: 1, Dropout: 0.2})
