@@ -95,10 +95,16 @@ static void *gt_worker(void *arg) {
 // package's init, before any kernel runs.
 static int gt_avx2;
 
-void gt_init(void) {
+void gt_init(void) { gt_use_vectors(1); }
+
+// gt_use_vectors turns the AVX2 loops on (where the CPU has AVX2) or off;
+// tests run the scalar loops with it too.
+void gt_use_vectors(int on) {
 #if defined(__x86_64__)
 	__builtin_cpu_init();
-	gt_avx2 = __builtin_cpu_supports("avx2");
+	gt_avx2 = on && __builtin_cpu_supports("avx2");
+#else
+	(void)on;
 #endif
 }
 
@@ -297,7 +303,7 @@ typedef struct {
 	float *y;
 	long long *ind; // or NULL
 	long planes;
-	int H, W, OH, OW;
+	int H, W;
 } gt_mp;
 
 // gt_fmax is Go's max(x, y) on float32: y if y is NaN or greater, else x
@@ -315,17 +321,39 @@ static inline unsigned gt_bits(float f) {
 	return a.u;
 }
 
-// gt_mp_scalar pools outputs [ow0, OW) of one row: r0 and r1 are the two
-// input rows, i0 the Indices value of r0[0].
-static void gt_mp_scalar(const float *r0, const float *r1, float *y, long long *ind, long i0, int W, int ow0, int OW) {
-	for (int ow = ow0; ow < OW; ow++) {
-		float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+// gt_epi is Conv's epilogue on one value: v + b, then Go's max(v, 0) with
+// relu (epi 0: no epilogue at all, not even + 0).
+static inline float gt_epi(float v, float b, int epi, int relu) {
+	if (!epi) return v;
+	v += b;
+	return relu ? gt_relu(v) : v;
+}
+
+// gt_mprow says what one row of 2x2 pooling reads and writes: the two input
+// rows r0 and r1 (W apart in the input), OW outputs to y and, when ind is
+// set, their Indices (i0 is the Indices value of r0[0]); with epi, Conv's
+// epilogue (bias b, ReLU with relu) is applied to every tap first, as
+// convEpilogueGo would have written it.
+typedef struct {
+	const float *r0, *r1;
+	float *y;
+	long long *ind;
+	long i0;
+	int W, OW, epi, relu;
+	float b;
+} gt_mprow;
+
+// gt_mp_scalar pools one row.
+static void gt_mp_scalar(const gt_mprow *q) {
+	for (int ow = 0; ow < q->OW; ow++) {
+		float a = gt_epi(q->r0[2 * ow], q->b, q->epi, q->relu), b = gt_epi(q->r0[2 * ow + 1], q->b, q->epi, q->relu);
+		float c = gt_epi(q->r1[2 * ow], q->b, q->epi, q->relu), d = gt_epi(q->r1[2 * ow + 1], q->b, q->epi, q->relu);
 		float m = gt_fmax(gt_fmax(gt_fmax(a, b), c), d);
-		y[ow] = m;
-		if (ind) {
+		q->y[ow] = m;
+		if (q->ind) {
 			unsigned mb = gt_bits(m);
-			long off = gt_bits(a) == mb ? 0 : gt_bits(b) == mb ? 1 : gt_bits(c) == mb ? W : W + 1;
-			ind[ow] = i0 + 2 * ow + off;
+			long off = gt_bits(a) == mb ? 0 : gt_bits(b) == mb ? 1 : gt_bits(c) == mb ? q->W : q->W + 1;
+			q->ind[ow] = q->i0 + 2 * ow + off;
 		}
 	}
 }
@@ -339,6 +367,15 @@ static inline __m256 gt_vfmax(__m256 x, __m256 y) {
 	__m256 zero = _mm256_setzero_ps();
 	__m256 both0 = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_EQ_OQ), _mm256_cmp_ps(y, zero, _CMP_EQ_OQ));
 	return _mm256_blendv_ps(r, _mm256_and_ps(x, y), both0);
+}
+
+// gt_vepi is gt_epi's epilogue on eight lanes.
+__attribute__((target("avx2")))
+static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
+	v = _mm256_add_ps(v, b);
+	if (!relu) return v;
+	__m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
 }
 
 // gt_mp_taps loads the taps of outputs [ow, ow+t) (t <= 8; a short group
@@ -368,16 +405,23 @@ static inline __m256 gt_mp_unshuffle(__m256 v) {
 	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
 }
 
-// gt_mp_avx2 pools a row eight outputs at a time, the last group through
-// masked loads and stores.
+// gt_mp_avx2 is gt_mp_scalar eight outputs at a time, the last group
+// through masked loads and stores.
 __attribute__((target("avx2")))
-static void gt_mp_avx2(const float *r0, const float *r1, float *y, long long *ind, long i0, int W, int OW) {
+static void gt_mp_avx2(const gt_mprow *q) {
 	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-	const __m256i o1 = _mm256_set1_epi32(1), oW = _mm256_set1_epi32(W), oW1 = _mm256_set1_epi32(W + 1);
-	for (int ow = 0; ow < OW; ow += 8) {
-		int t = OW - ow < 8 ? OW - ow : 8;
+	const __m256i o1 = _mm256_set1_epi32(1), oW = _mm256_set1_epi32(q->W), oW1 = _mm256_set1_epi32(q->W + 1);
+	const __m256 bias = _mm256_set1_ps(q->b);
+	float *y = q->y;
+	long long *ind = q->ind;
+	for (int ow = 0; ow < q->OW; ow += 8) {
+		int t = q->OW - ow < 8 ? q->OW - ow : 8;
 		__m256 a, b, c, d;
-		gt_mp_taps(r0, r1, ow, t, &a, &b, &c, &d);
+		gt_mp_taps(q->r0, q->r1, ow, t, &a, &b, &c, &d);
+		if (q->epi) {
+			a = gt_vepi(a, bias, q->relu), b = gt_vepi(b, bias, q->relu);
+			c = gt_vepi(c, bias, q->relu), d = gt_vepi(d, bias, q->relu);
+		}
 		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, b), c), d);
 		__m256 m = gt_mp_unshuffle(mp);
 		__m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
@@ -393,7 +437,7 @@ static void gt_mp_avx2(const float *r0, const float *r1, float *y, long long *in
 		off = _mm256_blendv_epi8(off, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
 		off = _mm256_permute4x64_epi64(off, 0xD8);
 		off = _mm256_add_epi32(off, _mm256_add_epi32(iota, iota)); // + 2*lane
-		long long base = i0 + 2 * ow;
+		long long base = q->i0 + 2 * ow;
 		__m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), _mm256_set1_epi64x(base));
 		__m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), _mm256_set1_epi64x(base));
 		if (t == 8) {
@@ -409,29 +453,37 @@ static void gt_mp_avx2(const float *r0, const float *r1, float *y, long long *in
 }
 #endif
 
-static void gt_mp_part(const void *arg, int i, int parts) {
-	const gt_mp *k = arg;
-	long lo = k->planes * i / parts, hi = k->planes * (i + 1) / parts;
-	long inPlane = (long)k->H * k->W, outPlane = (long)k->OH * k->OW;
-	for (long p = lo; p < hi; p++) {
-		for (int oh = 0; oh < k->OH; oh++) {
-			const float *r0 = k->x + p * inPlane + 2L * oh * k->W, *r1 = r0 + k->W;
-			float *y = k->y + p * outPlane + (long)oh * k->OW;
-			long long *ind = k->ind ? k->ind + p * outPlane + (long)oh * k->OW : NULL;
-			long i0 = p * inPlane + 2L * oh * k->W;
+// gt_mp_planes pools planes [p0, p1) of H x W (inStride apart) into
+// contiguous planes of H/2 x W/2 (and their Indices, ind set), as
+// poolMax2x2 does; with epi it first applies Conv's epilogue (bias[p] or
+// 0, ReLU with relu) to every tap, as convPoolGo does.
+static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind, long p0, long p1, int H, int W,
+		const float *bias, int epi, int relu) {
+	int OH = H / 2, OW = W / 2;
+	for (long p = p0; p < p1; p++) {
+		for (int oh = 0; oh < OH; oh++) {
+			long out = (p * OH + oh) * OW;
+			gt_mprow q = {x + p * inStride + 2L * oh * W, x + p * inStride + (2L * oh + 1) * W, y + out,
+				ind ? ind + out : NULL, p * inStride + 2L * oh * W, W, OW, epi, relu, bias ? bias[p] : 0.0f};
 #if defined(__x86_64__)
 			if (gt_avx2) {
-				gt_mp_avx2(r0, r1, y, ind, i0, k->W, k->OW);
+				gt_mp_avx2(&q);
 				continue;
 			}
 #endif
-			gt_mp_scalar(r0, r1, y, ind, i0, k->W, 0, k->OW);
+			gt_mp_scalar(&q);
 		}
 	}
 }
 
-void gt_pool_maxpool2x2(gt_pool *p, const float *x, float *y, long long *ind, long planes, int H, int W, int OH, int OW) {
-	gt_mp k = {x, y, ind, planes, H, W, OH, OW};
+static void gt_mp_part(const void *arg, int i, int parts) {
+	const gt_mp *k = arg;
+	gt_mp_planes(k->x, (long)k->H * k->W, k->y, k->ind, k->planes * i / parts, k->planes * (i + 1) / parts,
+		k->H, k->W, NULL, 0, 0);
+}
+
+void gt_pool_maxpool2x2(gt_pool *p, const float *x, float *y, long long *ind, long planes, int H, int W) {
+	gt_mp k = {x, y, ind, planes, H, W};
 	gt_pool_run(p, gt_mp_part, &k, planes < p->nthreads ? (int)planes : p->nthreads);
 }
 // ---- MaxPoolGrad, as poolMaxGradKernel computes it ----
@@ -561,71 +613,9 @@ void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, int m, 
 		}
 	}
 }
-// gt_epi is Conv's epilogue on one value: v + b, then Go's max(·, 0) with
-// relu (epi 0: no epilogue at all, not even + 0).
-static inline float gt_epi(float v, float b, int epi, int relu) {
-	if (!epi) return v;
-	v += b;
-	return relu ? gt_relu(v) : v;
-}
 
-static void gt_mp_epi_scalar(const float *r0, const float *r1, float *y, int ow0, int OW, float b, int epi, int relu) {
-	for (int ow = ow0; ow < OW; ow++) {
-		float a = gt_epi(r0[2 * ow], b, epi, relu), c1 = gt_epi(r0[2 * ow + 1], b, epi, relu);
-		float c = gt_epi(r1[2 * ow], b, epi, relu), d = gt_epi(r1[2 * ow + 1], b, epi, relu);
-		y[ow] = gt_fmax(gt_fmax(gt_fmax(a, c1), c), d);
-	}
-}
-
-#if defined(__x86_64__)
-// gt_vepi is gt_epi on eight lanes.
-__attribute__((target("avx2")))
-static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
-	v = _mm256_add_ps(v, b);
-	if (!relu) return v;
-	__m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
-}
-
-// gt_mp_epi_avx2 is gt_mp_avx2 (values only) with the epilogue applied to
-// each tap first.
-__attribute__((target("avx2")))
-static void gt_mp_epi_avx2(const float *r0, const float *r1, float *y, int OW, float bias, int relu) {
-	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-	const __m256 b = _mm256_set1_ps(bias);
-	for (int ow = 0; ow < OW; ow += 8) {
-		int t = OW - ow < 8 ? OW - ow : 8;
-		__m256 a, bb, c, d;
-		gt_mp_taps(r0, r1, ow, t, &a, &bb, &c, &d);
-		a = gt_vepi(a, b, relu), bb = gt_vepi(bb, b, relu), c = gt_vepi(c, b, relu), d = gt_vepi(d, b, relu);
-		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, bb), c), d);
-		__m256 m = gt_mp_unshuffle(mp);
-		if (t == 8) _mm256_storeu_ps(y + ow, m);
-		else _mm256_maskstore_ps(y + ow, _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota), m);
-	}
-}
-#endif
-
-// gt_maxpool2x2_planes pools planes of H x W (inStride apart) into
-// contiguous planes of H/2 x W/2, values only, as maxPool2x2PlanesGo does;
-// with epi it first applies Conv's epilogue (bias[p] or 0, ReLU with relu)
-// to every tap, as convEpilogueGo would have written them.
+// gt_maxpool2x2_planes is the fused Conv+MaxPool's pooling (convPoolGo).
 void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W,
 		const float *bias, int epi, int relu) {
-	int OH = H / 2, OW = W / 2;
-	for (long p = 0; p < planes; p++) {
-		float b = bias ? bias[p] : 0.0f;
-		for (int oh = 0; oh < OH; oh++) {
-			const float *r0 = x + p * inStride + 2L * oh * W, *r1 = r0 + W;
-			float *yr = y + (p * OH + oh) * OW;
-#if defined(__x86_64__)
-			if (gt_avx2) {
-				if (epi) gt_mp_epi_avx2(r0, r1, yr, OW, b, relu);
-				else gt_mp_avx2(r0, r1, yr, NULL, 0, W, OW);
-				continue;
-			}
-#endif
-			gt_mp_epi_scalar(r0, r1, yr, 0, OW, b, epi, relu);
-		}
-	}
+	gt_mp_planes(x, inStride, y, NULL, 0, planes, H, W, bias, epi, relu);
 }

@@ -16,6 +16,9 @@ import (
 
 func init() { C.gt_init() }
 
+// useCVectors turns the C kernels' AVX2 loops on or off (tests run both).
+func useCVectors(on bool) { C.gt_use_vectors(cbool(on)) }
+
 // posixPool is a cPool on POSIX threads.
 type posixPool struct{ p *C.gt_pool }
 
@@ -73,14 +76,14 @@ func (c posixPool) maxPool2x2(x, y []float32, ind []int64, planes, h, w, oh, ow 
 	if planes == 0 || oh == 0 || ow == 0 {
 		return
 	}
-	if len(x) < planes*h*w || len(y) < planes*oh*ow || (ind != nil && len(ind) < planes*oh*ow) || 2*oh > h || 2*ow > w {
+	if len(x) < planes*h*w || len(y) < planes*oh*ow || (ind != nil && len(ind) < planes*oh*ow) || oh != h/2 || ow != w/2 {
 		panic(fmt.Sprintf("cpu: maxpool 2x2: %d planes of %dx%d -> %dx%d do not fit x[%d], y[%d], ind[%d]", planes, h, w, oh, ow, len(x), len(y), len(ind)))
 	}
 	var pind *C.longlong
 	if ind != nil {
 		pind = (*C.longlong)(unsafe.Pointer(&ind[0]))
 	}
-	C.gt_pool_maxpool2x2(c.p, f32ptr(x), f32ptr(y), pind, C.long(planes), C.int(h), C.int(w), C.int(oh), C.int(ow))
+	C.gt_pool_maxpool2x2(c.p, f32ptr(x), f32ptr(y), pind, C.long(planes), C.int(h), C.int(w))
 }
 
 func (c posixPool) maxPoolGrad(dy []float32, ind []int64, x, dx []float32, planes, inPlane, outPlane int, relu bool) int64 {

@@ -9,6 +9,23 @@ import (
 	"github.com/gotrain/gotrain/tensor"
 )
 
+// bothCPaths runs f with the C kernels' AVX2 loops and with their scalar
+// loops, which a machine with AVX2 would otherwise never run.
+func bothCPaths(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, vec := range []bool{true, false} {
+		name := "scalar"
+		if vec {
+			name = "vector"
+		}
+		t.Run(name, func(t *testing.T) {
+			useCVectors(vec)
+			defer useCVectors(true)
+			f(t)
+		})
+	}
+}
+
 // testCPool returns a two-thread C pool on a slot no executable uses, or
 // skips the test in builds without C kernels.
 func testCPool(t *testing.T) cPool {
@@ -23,7 +40,9 @@ func testCPool(t *testing.T) cPool {
 // TestCPoolAdamMatchesGo checks the C Adam update (vector lanes, parts, a
 // scalar tail) against the Go loop bit for bit, for every option the loop
 // branches on, with NaN, infinite and clipped gradients among the values.
-func TestCPoolAdamMatchesGo(t *testing.T) {
+func TestCPoolAdamMatchesGo(t *testing.T) { bothCPaths(t, checkCPoolAdamMatchesGo) }
+
+func checkCPoolAdamMatchesGo(t *testing.T) {
 	cp := testCPool(t)
 	cases := []struct {
 		name string
@@ -149,7 +168,9 @@ func TestCPoolSgemmMatchesSerial(t *testing.T) {
 // groups exactly, leave a masked tail or fit in one partial group, with
 // ties, signed zeros, infinities and NaNs (whose maximum and index follow
 // Go's max) among the values.
-func TestCPoolMaxPoolMatchesGo(t *testing.T) {
+func TestCPoolMaxPoolMatchesGo(t *testing.T) { bothCPaths(t, checkCPoolMaxPoolMatchesGo) }
+
+func checkCPoolMaxPoolMatchesGo(t *testing.T) {
 	cp := testCPool(t)
 	r := rand.New(rand.NewPCG(9, 10))
 	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
@@ -257,7 +278,9 @@ func TestCPoolMaxPoolGradMatchesGo(t *testing.T) {
 // case against the Go loops bit for bit, for kernel widths 3 (col2im's
 // three-tap path) and others, with the column rows of several images side
 // by side (ld > colVol) as the batched kernels lay them out.
-func TestCIm2colMatchesGo(t *testing.T) {
+func TestCIm2colMatchesGo(t *testing.T) { bothCPaths(t, checkCIm2colMatchesGo) }
+
+func checkCIm2colMatchesGo(t *testing.T) {
 	testCPool(t) // skips builds without C kernels
 	r := rand.New(rand.NewPCG(13, 14))
 	for _, tc := range []struct{ c, h, w, kh, kw, images int }{

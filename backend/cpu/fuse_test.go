@@ -18,7 +18,9 @@ import (
 // (small feature maps) and per-image (large ones, grouped) paths, odd
 // sizes whose last row and column the pool drops, with and without ReLU
 // and bias, float32 and float64. It also checks that the fusion happened.
-func TestFusedConvMaxPool(t *testing.T) {
+func TestFusedConvMaxPool(t *testing.T) { bothCPaths(t, checkFusedConvMaxPool) }
+
+func checkFusedConvMaxPool(t *testing.T) {
 	cases := []struct {
 		name             string
 		dt               tensor.DType
