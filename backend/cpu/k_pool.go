@@ -414,13 +414,19 @@ func poolAvgFactory(p *Prep) (Kernel, error) {
 }
 
 func poolAvgKernel[T poolFloat](p *Prep, g *poolGeom, inv []float64, grain int) Kernel {
-	// One chunk function, made once, reads the call's slices: a run
-	// allocates nothing.
+	return planeKernel(p, g.planes, grain, func(x, y []T, lo, hi int) { poolAvgPlanes(g, x, y, inv, lo, hi) })
+}
+
+// planeKernel runs fn over planes [lo, hi) of input 0 into output 0, the
+// planes spread over the pool. The chunk function is made once and reads
+// the call's slices through variables it sets and clears, so a run
+// allocates nothing.
+func planeKernel[T any](p *Prep, planes, grain int, fn func(x, y []T, lo, hi int)) Kernel {
 	var xs, ys []T
-	chunk := func(lo, hi int) { poolAvgPlanes(g, xs, ys, inv, lo, hi) }
+	chunk := func(lo, hi int) { fn(xs, ys, lo, hi) }
 	return func(in, out []*tensor.Tensor) error {
 		xs, ys = in[0].Data().([]T), out[0].Data().([]T)
-		p.Pool.For(g.planes, grain, chunk)
+		p.Pool.For(planes, grain, chunk)
 		xs, ys = nil, nil
 		return nil
 	}
@@ -445,16 +451,7 @@ func poolAvgGradFactory(p *Prep) (Kernel, error) {
 }
 
 func poolAvgGradKernel[T poolFloat](p *Prep, g *poolGeom, inv []float64, grain int) Kernel {
-	// One chunk function, made once, reads the call's slices: a run
-	// allocates nothing.
-	var dy, dx []T
-	chunk := func(lo, hi int) { poolAvgGradPlanes(g, dy, dx, inv, lo, hi) }
-	return func(in, out []*tensor.Tensor) error {
-		dy, dx = in[0].Data().([]T), out[0].Data().([]T)
-		p.Pool.For(g.planes, grain, chunk)
-		dy, dx = nil, nil
-		return nil
-	}
+	return planeKernel(p, g.planes, grain, func(dy, dx []T, lo, hi int) { poolAvgGradPlanes(g, dy, dx, inv, lo, hi) })
 }
 
 func poolMaxGradFactory(p *Prep) (Kernel, error) {
@@ -560,10 +557,7 @@ func poolGlobalFactory(isMax bool) Factory {
 }
 
 func poolGlobalKernel[T poolFloat](p *Prep, isMax bool, planes, inner int) Kernel {
-	// The chunk function is made once and reads the call's slices through
-	// these variables, so a run allocates nothing.
-	var xs, ys []T
-	chunk := func(lo, hi int) {
+	return planeKernel(p, planes, poolWork(inner), func(xs, ys []T, lo, hi int) {
 		for pl := lo; pl < hi; pl++ {
 			row := xs[pl*inner : (pl+1)*inner]
 			if isMax {
@@ -582,11 +576,5 @@ func poolGlobalKernel[T poolFloat](p *Prep, isMax bool, planes, inner int) Kerne
 			}
 			ys[pl] = T(sum / float64(inner))
 		}
-	}
-	return func(in, out []*tensor.Tensor) error {
-		xs, ys = in[0].Data().([]T), out[0].Data().([]T)
-		p.Pool.For(planes, poolWork(inner), chunk)
-		xs, ys = nil, nil
-		return nil
-	}
+	})
 }
