@@ -59,29 +59,12 @@ func unaryFactory(op string) Factory {
 		if isHalf(dt) {
 			return viaFloat32(p, self)
 		}
-		switch dt {
-		case tensor.Float32:
-			return unaryFloat[float32](p, op)
-		case tensor.Float64:
-			return unaryFloat[float64](p, op)
-		case tensor.Int8:
-			return unaryInt[int8](p, op)
-		case tensor.Int16:
-			return unaryInt[int16](p, op)
-		case tensor.Int32:
-			return unaryInt[int32](p, op)
-		case tensor.Int64:
-			return unaryInt[int64](p, op)
-		case tensor.Uint8:
-			return unaryInt[uint8](p, op)
-		case tensor.Uint16:
-			return unaryInt[uint16](p, op)
-		case tensor.Uint32:
-			return unaryInt[uint32](p, op)
-		case tensor.Uint64:
-			return unaryInt[uint64](p, op)
+		f, ok := byNum(dt, unaryFloat[float32], unaryFloat[float64], unaryInt[int8], unaryInt[int16],
+			unaryInt[int32], unaryInt[int64], unaryInt[uint8], unaryInt[uint16], unaryInt[uint32], unaryInt[uint64])
+		if !ok {
+			return nil, Unsupported(p, "%s of %v", op, dt)
 		}
-		return nil, Unsupported(p, "%s of %v", op, dt)
+		return f(p, op)
 	}
 	return self
 }
@@ -477,29 +460,16 @@ func arithFactory(op string) Factory {
 
 // numKernel dispatches an arithmetic or Max/Min binary op over the numeric dtypes.
 func numKernel(p *Prep, dt tensor.DType, op string) (Kernel, error) {
-	switch dt {
-	case tensor.Float32:
-		return binaryKernel(p, numLoop[float32](op))
-	case tensor.Float64:
-		return binaryKernel(p, numLoop[float64](op))
-	case tensor.Int8:
-		return binaryKernel(p, numLoop[int8](op))
-	case tensor.Int16:
-		return binaryKernel(p, numLoop[int16](op))
-	case tensor.Int32:
-		return binaryKernel(p, numLoop[int32](op))
-	case tensor.Int64:
-		return binaryKernel(p, numLoop[int64](op))
-	case tensor.Uint8:
-		return binaryKernel(p, numLoop[uint8](op))
-	case tensor.Uint16:
-		return binaryKernel(p, numLoop[uint16](op))
-	case tensor.Uint32:
-		return binaryKernel(p, numLoop[uint32](op))
-	case tensor.Uint64:
-		return binaryKernel(p, numLoop[uint64](op))
+	f, ok := byNum(dt, numKernelOf[float32], numKernelOf[float64], numKernelOf[int8], numKernelOf[int16],
+		numKernelOf[int32], numKernelOf[int64], numKernelOf[uint8], numKernelOf[uint16], numKernelOf[uint32], numKernelOf[uint64])
+	if !ok {
+		return nil, Unsupported(p, "%s of %v", op, dt)
 	}
-	return nil, Unsupported(p, "%s of %v", op, dt)
+	return f(p, op)
+}
+
+func numKernelOf[T elemNum](p *Prep, op string) (Kernel, error) {
+	return binaryKernel(p, numLoop[T](op))
 }
 
 // ---- Pow: the exponent may have another dtype than the base ----
@@ -675,29 +645,12 @@ func variadicFactory(op string) Factory {
 		if (op == "Sum" || op == "Mean") && !dt.IsFloat() {
 			return nil, Unsupported(p, "%s of %v", op, dt)
 		}
-		switch dt {
-		case tensor.Float32:
-			return variadicK[float32](p, op)
-		case tensor.Float64:
-			return variadicK[float64](p, op)
-		case tensor.Int8:
-			return variadicK[int8](p, op)
-		case tensor.Int16:
-			return variadicK[int16](p, op)
-		case tensor.Int32:
-			return variadicK[int32](p, op)
-		case tensor.Int64:
-			return variadicK[int64](p, op)
-		case tensor.Uint8:
-			return variadicK[uint8](p, op)
-		case tensor.Uint16:
-			return variadicK[uint16](p, op)
-		case tensor.Uint32:
-			return variadicK[uint32](p, op)
-		case tensor.Uint64:
-			return variadicK[uint64](p, op)
+		f, ok := byNum(dt, variadicK[float32], variadicK[float64], variadicK[int8],
+			variadicK[int16], variadicK[int32], variadicK[int64], variadicK[uint8], variadicK[uint16], variadicK[uint32], variadicK[uint64])
+		if !ok {
+			return nil, Unsupported(p, "%s of %v", op, dt)
 		}
-		return nil, Unsupported(p, "%s of %v", op, dt)
+		return f(p, op)
 	}
 	return self
 }
@@ -856,29 +809,12 @@ func newClip(p *Prep) (Kernel, error) {
 	if isHalf(dt) {
 		return viaFloat32(p, newClip)
 	}
-	switch dt {
-	case tensor.Float32:
-		return clipK[float32](p)
-	case tensor.Float64:
-		return clipK[float64](p)
-	case tensor.Int8:
-		return clipK[int8](p)
-	case tensor.Int16:
-		return clipK[int16](p)
-	case tensor.Int32:
-		return clipK[int32](p)
-	case tensor.Int64:
-		return clipK[int64](p)
-	case tensor.Uint8:
-		return clipK[uint8](p)
-	case tensor.Uint16:
-		return clipK[uint16](p)
-	case tensor.Uint32:
-		return clipK[uint32](p)
-	case tensor.Uint64:
-		return clipK[uint64](p)
+	f, ok := byNum(dt, clipK[float32], clipK[float64], clipK[int8],
+		clipK[int16], clipK[int32], clipK[int64], clipK[uint8], clipK[uint16], clipK[uint32], clipK[uint64])
+	if !ok {
+		return nil, Unsupported(p, "Clip of %v", dt)
 	}
-	return nil, Unsupported(p, "Clip of %v", dt)
+	return f(p)
 }
 
 // clipK computes min(max(x, lo), hi): the bounds come from the min and max

@@ -93,29 +93,12 @@ func reduceDispatch(p *Prep, dt tensor.DType, kind reduceKind, xs, keep []int) (
 	if err := needConcrete(p); err != nil {
 		return nil, err
 	}
-	switch dt {
-	case tensor.Float32:
-		return reducer[float32](p, kind, xs, keep)
-	case tensor.Float64:
-		return reducer[float64](p, kind, xs, keep)
-	case tensor.Int8:
-		return reducer[int8](p, kind, xs, keep)
-	case tensor.Int16:
-		return reducer[int16](p, kind, xs, keep)
-	case tensor.Int32:
-		return reducer[int32](p, kind, xs, keep)
-	case tensor.Int64:
-		return reducer[int64](p, kind, xs, keep)
-	case tensor.Uint8:
-		return reducer[uint8](p, kind, xs, keep)
-	case tensor.Uint16:
-		return reducer[uint16](p, kind, xs, keep)
-	case tensor.Uint32:
-		return reducer[uint32](p, kind, xs, keep)
-	case tensor.Uint64:
-		return reducer[uint64](p, kind, xs, keep)
+	f, ok := byNum(dt, reducer[float32], reducer[float64], reducer[int8],
+		reducer[int16], reducer[int32], reducer[int64], reducer[uint8], reducer[uint16], reducer[uint32], reducer[uint64])
+	if !ok {
+		return nil, Unsupported(p, "%s of %v", p.Node.OpType, dt)
 	}
-	return nil, Unsupported(p, "%s of %v", p.Node.OpType, dt)
+	return f(p, kind, xs, keep)
 }
 
 // lowest and highest are the identities of max and min.
@@ -463,29 +446,12 @@ func argFactory(isMax bool) Factory {
 		if isHalf(dt) {
 			return viaFloat32(p, self)
 		}
-		switch dt {
-		case tensor.Float32:
-			return argK[float32](p, isMax)
-		case tensor.Float64:
-			return argK[float64](p, isMax)
-		case tensor.Int8:
-			return argK[int8](p, isMax)
-		case tensor.Int16:
-			return argK[int16](p, isMax)
-		case tensor.Int32:
-			return argK[int32](p, isMax)
-		case tensor.Int64:
-			return argK[int64](p, isMax)
-		case tensor.Uint8:
-			return argK[uint8](p, isMax)
-		case tensor.Uint16:
-			return argK[uint16](p, isMax)
-		case tensor.Uint32:
-			return argK[uint32](p, isMax)
-		case tensor.Uint64:
-			return argK[uint64](p, isMax)
+		f, ok := byNum(dt, argK[float32], argK[float64], argK[int8], argK[int16],
+			argK[int32], argK[int64], argK[uint8], argK[uint16], argK[uint32], argK[uint64])
+		if !ok {
+			return nil, Unsupported(p, "%s of %v", p.Node.OpType, dt)
 		}
-		return nil, Unsupported(p, "%s of %v", p.Node.OpType, dt)
+		return f(p, isMax)
 	}
 	return self
 }
