@@ -50,6 +50,17 @@ func dataOf[T any](p *Prep, t *tensor.Tensor, what string) ([]T, error) {
 	return d, nil
 }
 
+// inOutData is dataOf for input 0 and output 0, the pair most kernels read
+// and write.
+func inOutData[X, Y any](p *Prep, in, out []*tensor.Tensor) ([]X, []Y, error) {
+	x, err := dataOf[X](p, in[0], "input 0")
+	if err != nil {
+		return nil, nil, err
+	}
+	y, err := dataOf[Y](p, out[0], "output 0")
+	return x, y, err
+}
+
 // ---- unary ----
 
 func unaryFactory(op string) Factory {
@@ -168,11 +179,7 @@ func mapKernel[S, D any](p *Prep, grain int, loop func(dst []D, src []S)) Kernel
 	var dst []D
 	chunk := func(lo, hi int) { loop(dst[lo:hi], src[lo:hi]) }
 	return func(in, out []*tensor.Tensor) error {
-		s, err := dataOf[S](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		d, err := dataOf[D](p, out[0], "output 0")
+		s, d, err := inOutData[S, D](p, in, out)
 		if err != nil {
 			return err
 		}
@@ -870,11 +877,7 @@ func clipK[T elemNum](p *Prep) (Kernel, error) {
 				}
 			}
 		}
-		xv, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		rv, err := dataOf[T](p, out[0], "output 0")
+		xv, rv, err := inOutData[T, T](p, in, out)
 		if err != nil {
 			return err
 		}

@@ -486,11 +486,7 @@ func hardmaxK[T elemFloat](p *Prep) (Kernel, error) {
 		return nil, err
 	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		y, err := dataOf[T](p, out[0], "output 0")
+		x, y, err := inOutData[T, T](p, in, out)
 		if err != nil {
 			return err
 		}
@@ -668,11 +664,7 @@ func lpNormK[T elemFloat](p *Prep) (Kernel, error) {
 		return nil, err
 	}
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		y, err := dataOf[T](p, out[0], "output 0")
+		x, y, err := inOutData[T, T](p, in, out)
 		if err != nil {
 			return err
 		}
@@ -757,11 +749,7 @@ func mvnK[T elemFloat](p *Prep) (Kernel, error) {
 	mean := make([]float64, m)
 	scale := make([]float64, m)
 	return func(in, out []*tensor.Tensor) error {
-		x, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		y, err := dataOf[T](p, out[0], "output 0")
+		x, y, err := inOutData[T, T](p, in, out)
 		if err != nil {
 			return err
 		}

@@ -319,11 +319,7 @@ func reducer[T elemNum](p *Prep, kind reduceKind, xs, keep []int) (Kernel, error
 		}
 	}
 	return func(in, out []*tensor.Tensor) error {
-		xv, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		rv, err := dataOf[T](p, out[0], "output 0")
+		xv, rv, err := inOutData[T, T](p, in, out)
 		if err != nil {
 			return err
 		}
@@ -394,11 +390,7 @@ func reduceBool(p *Prep, xs, keep []int, isMax bool) (Kernel, error) {
 		}
 	}
 	return func(in, out []*tensor.Tensor) error {
-		xv, err := dataOf[bool](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		rv, err := dataOf[bool](p, out[0], "output 0")
+		xv, rv, err := inOutData[bool, bool](p, in, out)
 		if err != nil {
 			return err
 		}
@@ -495,11 +487,7 @@ func argK[T elemNum](p *Prep, isMax bool) (Kernel, error) {
 		}
 	}
 	return func(in, out []*tensor.Tensor) error {
-		xv, err := dataOf[T](p, in[0], "input 0")
-		if err != nil {
-			return err
-		}
-		rv, err := dataOf[int64](p, out[0], "output 0")
+		xv, rv, err := inOutData[T, int64](p, in, out)
 		if err != nil {
 			return err
 		}
