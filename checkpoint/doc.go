@@ -23,7 +23,7 @@
 //
 // # Atomic writes
 //
-// Every file is written by WriteFileAtomic: a temporary file in the target's
+// Every file is written by internal/atomicfile: a temporary file in the target's
 // folder, fsync, rename, fsync of the folder. A crash, a SIGKILL or a failed
 // write at any moment leaves the previous file whole. CheckWritable lets a
 // program test its output paths before training starts.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/train"
 )
 
@@ -89,13 +90,13 @@ func (h *HistoryLogger) columns() []string {
 func (h *HistoryLogger) flush() error {
 	cols := h.columns()
 	if h.CSVPath != "" {
-		err := WriteFileAtomic(h.CSVPath, func(w io.Writer) error { return writeCSV(w, cols, h.rows) })
+		err := atomicfile.Write(h.CSVPath, func(w io.Writer) error { return writeCSV(w, cols, h.rows) })
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
 	}
 	if h.JSONPath != "" {
-		err := WriteFileAtomic(h.JSONPath, func(w io.Writer) error { return writeJSON(w, cols, h.rows) })
+		err := atomicfile.Write(h.JSONPath, func(w io.Writer) error { return writeJSON(w, cols, h.rows) })
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/train"
 )
 
@@ -82,7 +83,7 @@ func SaveState(path string, s *train.State) error {
 	le.PutUint64(hdr[24:], uint64(cw.n))
 	le.PutUint32(hdr[32:], crc32.Checksum(payload.Bytes(), castagnoli))
 	le.PutUint32(hdr[36:], crc32.Checksum(hdr[:36], castagnoli))
-	return WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		if _, err := w.Write(hdr); err != nil {
 			return err
 		}

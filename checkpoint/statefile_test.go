@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/tensor"
 	"github.com/gotrain/gotrain/train"
 )
@@ -171,7 +172,7 @@ func TestFailedWriteKeepsOldFile(t *testing.T) {
 		t.Errorf("saving a nil tensor: %v", err)
 	}
 	errDisk := errors.New("disk full")
-	err := WriteFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
 		w.Write(bytes.Repeat([]byte{7}, 3<<20)) // past the buffer, so the temp file has data
 		return errDisk
 	})
@@ -319,7 +320,7 @@ func TestSIGKILLDuringWrite(t *testing.T) {
 			if name == "state.ckpt" {
 				continue
 			}
-			if !IsTemp(name) {
+			if !atomicfile.IsTemp(name) {
 				t.Fatalf("round %d: unexpected file %s", round, name)
 			}
 			killedMidWrite++
@@ -335,7 +336,7 @@ func waitForTemp(dir string, limit time.Duration) {
 	for end := time.Now().Add(limit); time.Now().Before(end); {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if IsTemp(e.Name()) {
+			if atomicfile.IsTemp(e.Name()) {
 				return
 			}
 		}

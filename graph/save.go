@@ -1,17 +1,16 @@
 package graph
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 
 	"github.com/gotrain/gotrain/graph/onnxpb"
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/tensor"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -59,18 +58,19 @@ func saveWith(m *Model, path string, o SaveOptions) error {
 		if !filepath.IsLocal(o.ExternalDataFile) {
 			return fmt.Errorf("external data file %q must be a relative name inside the model's folder", o.ExternalDataFile)
 		}
-		if filepath.Clean(filepath.Join(dir, o.ExternalDataFile)) == filepath.Clean(path) {
+		extPath := filepath.Join(dir, o.ExternalDataFile)
+		if filepath.Clean(extPath) == filepath.Clean(path) {
 			return errors.New("the external data file cannot be the model file")
 		}
-		f, err := os.CreateTemp(dir, ".gotrain-extdata-*")
+		t, err := atomicfile.Create(extPath)
 		if err != nil {
 			return err
 		}
-		ext = &externalWriter{f: f, w: bufio.NewWriterSize(f, 1<<20), location: filepath.ToSlash(o.ExternalDataFile), threshold: o.Threshold}
+		defer t.Discard()
+		ext = &externalWriter{t: t, location: filepath.ToSlash(o.ExternalDataFile), threshold: o.Threshold}
 		if ext.threshold <= 0 {
 			ext.threshold = 1024
 		}
-		defer ext.discard()
 	}
 	mp, err := toProto(m, ext)
 	if err != nil {
@@ -80,62 +80,36 @@ func saveWith(m *Model, path string, o SaveOptions) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := writeTemp(dir, filepath.Base(path), data)
+	t, err := atomicfile.Create(path)
 	if err != nil {
 		return err
 	}
+	defer t.Discard()
+	if _, err := t.Writer().Write(data); err != nil {
+		return err
+	}
+	if err := t.Close(); err != nil {
+		return err
+	}
+	// The data file first: the model that refers to it replaces the old
+	// one only once it is in place.
 	if ext != nil {
-		if err := ext.commit(filepath.Join(dir, o.ExternalDataFile)); err != nil {
-			os.Remove(tmp)
+		if err := ext.t.Close(); err != nil {
+			return err
+		}
+		if err := ext.t.Rename(); err != nil {
 			return err
 		}
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	syncDir(dir)
-	return nil
-}
-
-// writeTemp writes data to a synced temporary file in dir.
-func writeTemp(dir, base string, data []byte) (string, error) {
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return "", err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // not every file system syncs folders; the rename is done regardless
-		d.Close()
-	}
+	return t.Rename()
 }
 
 // externalWriter appends initializer data to a temporary file.
 type externalWriter struct {
-	f         *os.File
-	w         *bufio.Writer
+	t         *atomicfile.Temp
 	location  string
 	threshold int
 	off       int64
-	done      bool
 }
 
 // externalAlign is the alignment of each tensor's data in the file, so that
@@ -147,12 +121,12 @@ func (e *externalWriter) maybeStore(tp *onnxpb.TensorProto) error {
 		return nil
 	}
 	if pad := (externalAlign - e.off%externalAlign) % externalAlign; pad > 0 {
-		if _, err := e.w.Write(make([]byte, pad)); err != nil {
+		if _, err := e.t.Writer().Write(make([]byte, pad)); err != nil {
 			return err
 		}
 		e.off += pad
 	}
-	if _, err := e.w.Write(tp.RawData); err != nil {
+	if _, err := e.t.Writer().Write(tp.RawData); err != nil {
 		return err
 	}
 	tp.ExternalData = []*onnxpb.StringStringEntryProto{
@@ -164,34 +138,6 @@ func (e *externalWriter) maybeStore(tp *onnxpb.TensorProto) error {
 	e.off += int64(len(tp.RawData))
 	tp.RawData = nil
 	return nil
-}
-
-func (e *externalWriter) commit(path string) error {
-	err := e.w.Flush()
-	if err == nil {
-		err = e.f.Sync()
-	}
-	if cerr := e.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(e.f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(e.f.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("external data %s: %w", path, err)
-	}
-	e.done = true
-	return nil
-}
-
-func (e *externalWriter) discard() {
-	if !e.done {
-		e.f.Close()
-		os.Remove(e.f.Name())
-	}
 }
 
 // Marshal serializes the model (all data inline), deterministically.

@@ -9,10 +9,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gotrain/gotrain/internal/atomicfile"
 )
 
 // NPY files (NumPy's format, version 1.0, 2.0 or 3.0) are a magic string, a
@@ -417,7 +418,7 @@ func ReadNPYFile(path string) (*Tensor, error) {
 // WriteNPYFile writes t to path atomically: a failed write leaves any
 // existing file unchanged.
 func WriteNPYFile(path string, t *Tensor) error {
-	err := WriteFileAtomic(path, func(w io.Writer) error { return WriteNPY(w, t) })
+	err := atomicfile.Write(path, func(w io.Writer) error { return WriteNPY(w, t) })
 	if err != nil {
 		return fmt.Errorf("npy %s: %w", path, err)
 	}
@@ -464,7 +465,7 @@ func WriteNPZ(path string, tensors map[string]*Tensor) error {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	err := WriteFileAtomic(path, func(w io.Writer) error {
+	err := atomicfile.Write(path, func(w io.Writer) error {
 		zw := zip.NewWriter(w)
 		for _, k := range keys {
 			fw, err := zw.CreateHeader(&zip.FileHeader{Name: k + ".npy", Method: zip.Store})
@@ -479,53 +480,6 @@ func WriteNPZ(path string, tensors map[string]*Tensor) error {
 	})
 	if err != nil {
 		return fmt.Errorf("npz %s: %w", path, err)
-	}
-	return nil
-}
-
-// WriteFileAtomic writes a file through a temporary file in the same folder,
-// synced and renamed over path, so that readers see the old file or the new
-// one and a failed write never replaces an existing file.
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Sync the folder so the rename itself survives a crash; not every
-	// file system supports it, which is not an error.
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

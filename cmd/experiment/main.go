@@ -38,6 +38,7 @@ import (
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/tensor"
@@ -435,7 +436,7 @@ func writeJSON(path string, v any) error {
 		return err
 	}
 	b = append(b, '\n')
-	return tensor.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := w.Write(b)
 		return err
 	})

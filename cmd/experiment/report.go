@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gotrain/gotrain/tensor"
+	"github.com/gotrain/gotrain/internal/atomicfile"
 )
 
 // Stat is the mean and sample standard deviation (n-1) of a few values.
@@ -485,7 +485,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	}
 	md := Report(g, t)
 	if *out != "-" {
-		if err := tensor.WriteFileAtomic(*out, func(w io.Writer) error {
+		if err := atomicfile.Write(*out, func(w io.Writer) error {
 			_, err := io.Copy(w, bytes.NewReader([]byte(md)))
 			return err
 		}); err != nil {

@@ -11,7 +11,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/gotrain/gotrain/checkpoint"
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/train"
 )
 
@@ -66,7 +66,7 @@ func plotCurves(path string, history []train.Logs) error {
 	canvases := plot.Align([][]*plot.Plot{{lossPlot, accPlot}}, tiles, dc)
 	lossPlot.Draw(canvases[0][0])
 	accPlot.Draw(canvases[0][1])
-	return checkpoint.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(w); err != nil {
 			return fmt.Errorf("learning curves: %w", err)
 		}

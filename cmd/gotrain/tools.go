@@ -13,10 +13,10 @@ import (
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
-	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -575,7 +575,7 @@ func writeOpTable(path string, suites []backend.Suite, all []backend.Result, p, 
 		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d |\n", c.Op, c.Pass, c.Fail, c.Unsupported)
 	}
-	return checkpoint.WriteFileAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, func(w io.Writer) error {
 		_, err := io.WriteString(w, b.String())
 		return err
 	})
