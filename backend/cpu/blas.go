@@ -29,18 +29,7 @@ func sgemm(ta, tb bool, m, n, k int, alpha float32, a []float32, lda int, b []fl
 		return
 	}
 	if k == 0 || alpha == 0 {
-		// BLAS may not touch A and B then; scale C here so both
-		// implementations agree (beta == 0 overwrites, even NaNs).
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			if beta == 0 {
-				clear(row)
-			} else if beta != 1 {
-				for j := range row {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleC(m, n, beta, c, ldc)
 		return
 	}
 	blas32.Sgemm(trans(ta), trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
@@ -53,19 +42,26 @@ func dgemm(ta, tb bool, m, n, k int, alpha float64, a []float64, lda int, b []fl
 		return
 	}
 	if k == 0 || alpha == 0 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			if beta == 0 {
-				clear(row)
-			} else if beta != 1 {
-				for j := range row {
-					row[j] *= beta
-				}
-			}
-		}
+		scaleC(m, n, beta, c, ldc)
 		return
 	}
 	gonum.Implementation{}.Dgemm(trans(ta), trans(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// scaleC sets C = beta*C (m x n, rows ldc apart), the whole product when k
+// or alpha is 0: BLAS may not touch A and B then, so C is scaled here and
+// both BLAS builds agree (beta == 0 overwrites, even NaNs).
+func scaleC[T float32 | float64](m, n int, beta T, c []T, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+		} else if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
 }
 
 func trans(t bool) blas.Transpose {

@@ -402,7 +402,7 @@ func convFactory(kind convKind) Factory {
 			}
 			// The image side is Y (cout/groups channels), the col side X.
 			pl.geom = newColGeom(pl.cout/g.Group, g, g.Out, xs[2:])
-			if ys := p.OutShape(0); !sameInts(ys, append([]int{pl.n, pl.cout}, g.Out...)) {
+			if ys := p.OutShape(0); !tensor.SameShape(ys, append([]int{pl.n, pl.cout}, g.Out...)) {
 				return nil, Errorf(p, "output shape %v differs from the computed %v", ys, append([]int{pl.n, pl.cout}, g.Out...))
 			}
 		default:
@@ -423,7 +423,7 @@ func convFactory(kind convKind) Factory {
 			if kind == convForward {
 				ys = p.OutShape(0)
 			}
-			if !sameInts(ys, want) {
+			if !tensor.SameShape(ys, want) {
 				return nil, Errorf(p, "dY/Y shape %v differs from Conv's output shape %v", ys, want)
 			}
 		}
@@ -467,18 +467,6 @@ func convFactory(kind convKind) Factory {
 		}
 		return nil, Unsupported(p, "dtype %v", dt)
 	}
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // convRunner holds a node's scratch and the tensors of the current call.
