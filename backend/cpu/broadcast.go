@@ -220,6 +220,25 @@ type elemNum interface{ elemInt | elemFloat }
 // isHalf reports the 16-bit float dtypes, which kernels compute in float32.
 func isHalf(dt tensor.DType) bool { return dt == tensor.Float16 || dt == tensor.BFloat16 }
 
+// floatFactory makes the Factory of a kernel defined for float32 and
+// float64 (f32 and f64 are its two instantiations): float16 and bfloat16
+// run through the float32 one (viaFloat32), other dtypes are unsupported.
+func floatFactory(f32, f64 Factory) Factory {
+	var self Factory
+	self = func(p *Prep) (Kernel, error) {
+		switch dt := p.In[0].DType; {
+		case isHalf(dt):
+			return viaFloat32(p, self)
+		case dt == tensor.Float32:
+			return f32(p)
+		case dt == tensor.Float64:
+			return f64(p)
+		}
+		return nil, Unsupported(p, "%s of %v", p.Node.OpType, p.In[0].DType)
+	}
+	return self
+}
+
 // viaFloat32 runs a float32 kernel for a node whose float16/bfloat16 inputs
 // and outputs are converted to and from float32 scratch tensors allocated
 // here, once. build makes the float32 kernel from a Prep whose half types

@@ -891,21 +891,8 @@ func clipK[T elemNum](p *Prep) (Kernel, error) {
 // ---- activation gradients (gotrain domain) ----
 
 func actGradFactory(op string) Factory {
-	var self Factory
-	self = func(p *Prep) (Kernel, error) {
-		dt := p.In[0].DType
-		if isHalf(dt) {
-			return viaFloat32(p, self)
-		}
-		switch dt {
-		case tensor.Float32:
-			return actGradK[float32](p, op)
-		case tensor.Float64:
-			return actGradK[float64](p, op)
-		}
-		return nil, Unsupported(p, "%s of %v", op, dt)
-	}
-	return self
+	return floatFactory(func(p *Prep) (Kernel, error) { return actGradK[float32](p, op) },
+		func(p *Prep) (Kernel, error) { return actGradK[float64](p, op) })
 }
 
 // geluGrad is d/dx of GELU at x, exact or with the tanh approximation.

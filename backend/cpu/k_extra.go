@@ -460,19 +460,7 @@ func preluK[T elemNum](p *Prep) (Kernel, error) {
 
 // ---- Hardmax ----
 
-func newHardmax(p *Prep) (Kernel, error) {
-	dt := p.In[0].DType
-	if isHalf(dt) {
-		return viaFloat32(p, newHardmax)
-	}
-	switch dt {
-	case tensor.Float32:
-		return hardmaxK[float32](p)
-	case tensor.Float64:
-		return hardmaxK[float64](p)
-	}
-	return nil, Unsupported(p, "Hardmax of %v", dt)
-}
+var newHardmax = floatFactory(hardmaxK[float32], hardmaxK[float64])
 
 // hardmaxK sets the first largest element of each group to 1 and the rest
 // to 0; groups are Softmax's (the flattened trailing dims before opset 13).
@@ -635,19 +623,7 @@ func instanceNormK[T elemFloat](p *Prep, n, c, s int, eps float64) Kernel {
 
 // ---- LpNormalization ----
 
-func newLpNorm(p *Prep) (Kernel, error) {
-	dt := p.In[0].DType
-	if isHalf(dt) {
-		return viaFloat32(p, newLpNorm)
-	}
-	switch dt {
-	case tensor.Float32:
-		return lpNormK[float32](p)
-	case tensor.Float64:
-		return lpNormK[float64](p)
-	}
-	return nil, Unsupported(p, "LpNormalization of %v", dt)
-}
+var newLpNorm = floatFactory(lpNormK[float32], lpNormK[float64])
 
 // lpNormK divides each vector along axis by its L1 or L2 norm; a vector of
 // zeros (norm 0) stays zero rather than becoming NaN.
@@ -701,19 +677,7 @@ func lpNormK[T elemFloat](p *Prep) (Kernel, error) {
 
 // ---- MeanVarianceNormalization ----
 
-func newMVN(p *Prep) (Kernel, error) {
-	dt := p.In[0].DType
-	if isHalf(dt) {
-		return viaFloat32(p, newMVN)
-	}
-	switch dt {
-	case tensor.Float32:
-		return mvnK[float32](p)
-	case tensor.Float64:
-		return mvnK[float64](p)
-	}
-	return nil, Unsupported(p, "MeanVarianceNormalization of %v", dt)
-}
+var newMVN = floatFactory(mvnK[float32], mvnK[float64])
 
 // mvnEpsilon is what ONNX's definition of the op adds to the standard
 // deviation (not the variance) before dividing.

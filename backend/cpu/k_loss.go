@@ -130,21 +130,8 @@ func optionalData[T any](p *Prep, in []*tensor.Tensor, i int, what string) ([]T,
 }
 
 func classLossFactory(softmax bool) Factory {
-	var self Factory
-	self = func(p *Prep) (Kernel, error) {
-		dt := p.In[0].DType
-		if isHalf(dt) {
-			return viaFloat32(p, self)
-		}
-		switch dt {
-		case tensor.Float32:
-			return classLossK[float32](p, softmax)
-		case tensor.Float64:
-			return classLossK[float64](p, softmax)
-		}
-		return nil, Unsupported(p, "%s of %v", p.Node.OpType, dt)
-	}
-	return self
+	return floatFactory(func(p *Prep) (Kernel, error) { return classLossK[float32](p, softmax) },
+		func(p *Prep) (Kernel, error) { return classLossK[float64](p, softmax) })
 }
 
 // classLossK computes the loss (output 0) and, for the softmax ops, the

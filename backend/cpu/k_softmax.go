@@ -39,21 +39,8 @@ func softmaxGeometry(p *Prep, shape []int, coerce2D bool, axis int64) (outer, n,
 }
 
 func softmaxFactory(op string) Factory {
-	var self Factory
-	self = func(p *Prep) (Kernel, error) {
-		dt := p.In[0].DType
-		if isHalf(dt) {
-			return viaFloat32(p, self)
-		}
-		switch dt {
-		case tensor.Float32:
-			return softmaxK[float32](p, op)
-		case tensor.Float64:
-			return softmaxK[float64](p, op)
-		}
-		return nil, Unsupported(p, "%s of %v", op, dt)
-	}
-	return self
+	return floatFactory(func(p *Prep) (Kernel, error) { return softmaxK[float32](p, op) },
+		func(p *Prep) (Kernel, error) { return softmaxK[float64](p, op) })
 }
 
 func softmaxK[T elemFloat](p *Prep, op string) (Kernel, error) {
