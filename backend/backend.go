@@ -90,6 +90,14 @@ type Backend interface {
 	Download(b Buffer) (*tensor.Tensor, error)
 }
 
+// Overwriter is implemented by backends that can copy a host tensor into a
+// buffer made before, of the same dtype and shape, so that a training loop
+// feeds each step's batch into the same buffers instead of allocating new
+// ones.
+type Overwriter interface {
+	Overwrite(dst Buffer, t *tensor.Tensor) error
+}
+
 // Executable is a compiled graph. Run may be called many times; it is not
 // safe for concurrent use (compile one per goroutine).
 type Executable interface {

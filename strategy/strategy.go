@@ -107,6 +107,39 @@ type replica struct {
 	// buffers holds this replica's BatchNorm statistics (updated in place).
 	buffers map[string]backend.Buffer
 	params  map[string]backend.Buffer // this replica's copy (== master on shared memory)
+	// in holds the batch share, labels and scalars fed to train, kept from
+	// step to step; feeds is the map handed to it, refilled each step.
+	in    feeder
+	feeds map[string]backend.Buffer
+}
+
+// feeder keeps the device buffers that a step uploads (batch shares,
+// labels, scalars) from one step to the next and overwrites them in place
+// where the backend can (backend.Overwriter) and dtype and shape are
+// unchanged, so a step does not allocate new ones.
+type feeder struct {
+	b    backend.Backend
+	dev  backend.Device
+	bufs map[string]backend.Buffer
+}
+
+func newFeeder(b backend.Backend, dev backend.Device) feeder {
+	return feeder{b: b, dev: dev, bufs: map[string]backend.Buffer{}}
+}
+
+// put returns a buffer on the feeder's device holding t's values.
+func (f *feeder) put(name string, t *tensor.Tensor) (backend.Buffer, error) {
+	if buf, ok := f.bufs[name]; ok && buf.DType() == t.DType() && tensor.SameShape(buf.Shape(), t.Shape()) {
+		if ow, ok := f.b.(backend.Overwriter); ok {
+			return buf, ow.Overwrite(buf, t)
+		}
+	}
+	buf, err := f.b.Upload(t, f.dev)
+	if err != nil {
+		return nil, err
+	}
+	f.bufs[name] = buf
+	return buf, nil
 }
 
 type engine struct {
@@ -118,10 +151,22 @@ type engine struct {
 	params   map[string]backend.Buffer // master copies, on the first device
 	state    map[string]backend.Buffer
 	update   backend.Executable
-	reduces  map[int]backend.Executable // gradient reduction by unit count
-	group    backend.Collective         // sync BatchNorm's replica group, or nil
-	lr, step backend.Buffer
+	reduces  map[int]*reduction // gradient reduction by unit count
+	group    backend.Collective // sync BatchNorm's replica group, or nil
 	outIndex map[string]int
+	// in holds the update's and the reduction's scalar inputs on the first
+	// device; updateFeeds is the map handed to the update, refilled each step.
+	in          feeder
+	updateFeeds map[string]backend.Buffer
+}
+
+// reduction is the compiled gradient reduction for one unit count, with
+// its feed names (weight and gradients of each unit) and feed map.
+type reduction struct {
+	exe     backend.Executable
+	weights []string   // weights[u]
+	grads   [][]string // grads[u][i] for e.tr.Grads[i]
+	feeds   map[string]backend.Buffer
 }
 
 // SharedMemory is implemented by backends whose devices can read each
@@ -212,7 +257,8 @@ func newEngine(cfg Config) (*engine, error) {
 		}
 	}
 	for r := 0; r < cfg.Replicas; r++ {
-		rep := &replica{dev: devs[r], buffers: map[string]backend.Buffer{}, params: e.params}
+		rep := &replica{dev: devs[r], buffers: map[string]backend.Buffer{}, params: e.params,
+			in: newFeeder(cfg.Backend, devs[r]), feeds: map[string]backend.Buffer{}}
 		for _, name := range e.tr.Buffers {
 			buf, err := upload(name, devs[r])
 			if err != nil {
@@ -246,6 +292,7 @@ func newEngine(cfg Config) (*engine, error) {
 		}
 		e.reps = append(e.reps, rep)
 	}
+	e.in, e.updateFeeds = newFeeder(cfg.Backend, dev0), map[string]backend.Buffer{}
 	e.update, err = cfg.Backend.Compile(cfg.Update.Model, dev0, backend.CompileOptions{InPlace: cfg.Update.InPlace})
 	if err != nil {
 		return nil, fmt.Errorf("strategy: compiling the optimizer update: %w", err)
@@ -275,7 +322,7 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 	b := graph.NewBuilder("allreduce", 17)
 	w := make([]string, replicas)
 	for r := range w {
-		w[r] = b.Input(fmt.Sprintf("w%d", r), tensor.Float32)
+		w[r] = b.Input(reduceWeightName(r), tensor.Float32)
 	}
 	types, err := graph.InferShapes(tr.Model, nil)
 	if err != nil {
@@ -283,7 +330,7 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 	}
 	in := func(r int, g string) string {
 		t := types[g]
-		return b.Input(fmt.Sprintf("g%d:%s", r, g), t.DType, t.Shape...)
+		return b.Input(reduceGradName(r, g), t.DType, t.Shape...)
 	}
 	var bucket []string
 	var sizes []int64
@@ -335,6 +382,11 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 	return b.Model()
 }
 
+// reduceWeightName and reduceGradName name the reduction's inputs: unit
+// u's weight and its gradient g.
+func reduceWeightName(u int) string         { return fmt.Sprintf("w%d", u) }
+func reduceGradName(u int, g string) string { return fmt.Sprintf("g%d:%s", u, g) }
+
 func (e *engine) Replicas() int { return len(e.reps) }
 
 func (e *engine) shardSize() int {
@@ -354,9 +406,9 @@ func shards(n, size int) [][2]int {
 }
 
 // reducer returns the gradient reduction over k units, compiled on first use.
-func (e *engine) reducer(k int) (backend.Executable, error) {
-	if ex, ok := e.reduces[k]; ok {
-		return ex, nil
+func (e *engine) reducer(k int) (*reduction, error) {
+	if red, ok := e.reduces[k]; ok {
+		return red, nil
 	}
 	rm, err := reduceModel(e.tr, k)
 	if err != nil {
@@ -366,11 +418,18 @@ func (e *engine) reducer(k int) (backend.Executable, error) {
 	if err != nil {
 		return nil, fmt.Errorf("strategy: compiling the gradient reduction: %w", err)
 	}
-	if e.reduces == nil {
-		e.reduces = map[int]backend.Executable{}
+	red := &reduction{exe: ex, weights: make([]string, k), grads: make([][]string, k), feeds: map[string]backend.Buffer{}}
+	for u := range k {
+		red.weights[u] = reduceWeightName(u)
+		for _, g := range e.tr.Grads {
+			red.grads[u] = append(red.grads[u], reduceGradName(u, g))
+		}
 	}
-	e.reduces[k] = ex
-	return ex, nil
+	if e.reduces == nil {
+		e.reduces = map[int]*reduction{}
+	}
+	e.reduces[k] = red
+	return red, nil
 }
 
 // keep copies a run's loss, metric and gradients out of the executable's
@@ -540,22 +599,21 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 		if err != nil {
 			return res, err
 		}
-		feeds := map[string]backend.Buffer{}
 		for u := range units {
 			w := float32(weight(u))
 			if e.tr.LossScale != "" {
 				w = 1 // the graphs weighted their losses already
 			}
-			buf, err := e.b.Upload(tensor.Scalar(w), e.reps[0].dev)
+			buf, err := e.in.put(red.weights[u], tensor.Scalar(w))
 			if err != nil {
 				return res, err
 			}
-			feeds[fmt.Sprintf("w%d", u)] = buf
-			for _, g := range e.tr.Grads {
-				feeds[fmt.Sprintf("g%d:%s", u, g)] = outs[u][g]
+			red.feeds[red.weights[u]] = buf
+			for i, g := range e.tr.Grads {
+				red.feeds[red.grads[u][i]] = outs[u][g]
 			}
 		}
-		sums, err := red.Run(ctx, feeds)
+		sums, err := red.exe.Run(ctx, red.feeds)
 		if err != nil {
 			return res, fmt.Errorf("all-reduce: %w", err)
 		}
@@ -580,33 +638,36 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 }
 
 func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, share [2]int, seed int64) (map[string]backend.Buffer, error) {
-	feeds := map[string]backend.Buffer{}
+	feeds := rep.feeds
 	whole := share[0] == 0 && share[1] == batch.Size()
 	put := func(name string, t *tensor.Tensor) error {
-		if !whole {
-			var err error
-			if t, err = sliceBatch(t, share[0], share[1]); err != nil {
-				return err
-			}
-		}
-		buf, err := e.b.Upload(t, rep.dev)
+		buf, err := rep.in.put(name, t)
 		if err != nil {
 			return fmt.Errorf("input %q: %w", name, err)
 		}
 		feeds[name] = buf
 		return nil
 	}
+	putShare := func(name string, t *tensor.Tensor) error {
+		if !whole {
+			var err error
+			if t, err = sliceBatch(t, share[0], share[1]); err != nil {
+				return err
+			}
+		}
+		return put(name, t)
+	}
 	for _, name := range e.tr.Data {
 		t, ok := batch.Inputs[name]
 		if !ok {
 			return nil, fmt.Errorf("the batch lacks model input %q", name)
 		}
-		if err := put(name, t); err != nil {
+		if err := putShare(name, t); err != nil {
 			return nil, err
 		}
 	}
 	if e.tr.Label != "" {
-		if err := put(e.tr.Label, batch.Labels); err != nil {
+		if err := putShare(e.tr.Label, batch.Labels); err != nil {
 			return nil, err
 		}
 	}
@@ -615,19 +676,16 @@ func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, shar
 		if e.tr.SumLoss {
 			w = 1
 		}
-		buf, err := e.b.Upload(tensor.Scalar(w), rep.dev)
-		if err != nil {
+		if err := put(e.tr.LossScale, tensor.Scalar(w)); err != nil {
 			return nil, err
 		}
-		feeds[e.tr.LossScale] = buf
 	}
 	if e.tr.Seed != "" {
-		for name, v := range map[string]int64{e.tr.Seed: seed, e.tr.Offset: int64(share[0])} {
-			buf, err := e.b.Upload(tensor.Scalar(v), rep.dev)
-			if err != nil {
-				return nil, err
-			}
-			feeds[name] = buf
+		if err := put(e.tr.Seed, tensor.Scalar(seed)); err != nil {
+			return nil, err
+		}
+		if err := put(e.tr.Offset, tensor.Scalar(int64(share[0]))); err != nil {
+			return nil, err
 		}
 	}
 	for name, buf := range rep.params {
@@ -640,16 +698,16 @@ func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, shar
 }
 
 func (e *engine) applyUpdate(ctx context.Context, grads map[string]backend.Buffer, lr float64, step int64) error {
-	dev0 := e.reps[0].dev
-	lrBuf, err := e.b.Upload(tensor.Scalar(float32(lr)), dev0)
+	lrBuf, err := e.in.put(optim.LRInput, tensor.Scalar(float32(lr)))
 	if err != nil {
 		return err
 	}
-	stepBuf, err := e.b.Upload(tensor.Scalar(step), dev0)
+	stepBuf, err := e.in.put(optim.StepInput, tensor.Scalar(step))
 	if err != nil {
 		return err
 	}
-	feeds := map[string]backend.Buffer{optim.LRInput: lrBuf, optim.StepInput: stepBuf}
+	feeds := e.updateFeeds
+	feeds[optim.LRInput], feeds[optim.StepInput] = lrBuf, stepBuf
 	for i, p := range e.tr.Params {
 		feeds[p] = e.params[p]
 		feeds[optim.GradName(p)] = grads[e.tr.Grads[i]]

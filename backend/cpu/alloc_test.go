@@ -64,3 +64,36 @@ func TestRunAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestOverwrite checks that a buffer overwritten in place holds the new
+// values (and the host tensor stays the caller's), that a tensor of another
+// shape or dtype is refused, and that overwriting allocates nothing.
+func TestOverwrite(t *testing.T) {
+	b := cpu.New(cpu.Options{})
+	dev := b.Devices()[0]
+	buf, err := b.Upload(tensor.New(tensor.Float32, 2, 3), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := tensor.FromSlice([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	if err := b.Overwrite(buf, src); err != nil {
+		t.Fatal(err)
+	}
+	src.Float32s()[0] = 99 // the buffer must not share the caller's data
+	got, err := b.Download(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := got.Float32s(); g[0] != 1 || g[5] != 6 {
+		t.Fatalf("buffer holds %v after overwriting with 1..6", g)
+	}
+	if err := b.Overwrite(buf, tensor.New(tensor.Float32, 3, 2)); err == nil {
+		t.Error("overwrite with a [3 2] tensor of a [2 3] buffer succeeded")
+	}
+	if err := b.Overwrite(buf, tensor.New(tensor.Float64, 2, 3)); err == nil {
+		t.Error("overwrite with a float64 tensor of a float32 buffer succeeded")
+	}
+	if n := testing.AllocsPerRun(100, func() { b.Overwrite(buf, src) }); n != 0 {
+		t.Errorf("overwrite allocates %.0f times", n)
+	}
+}

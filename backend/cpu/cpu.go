@@ -163,6 +163,19 @@ func (b *Backend) Upload(t *tensor.Tensor, d backend.Device) (backend.Buffer, er
 	return &Buffer{t: t.Clone(), dev: dev}, nil
 }
 
+// Overwrite copies t into dst, a buffer of the same dtype and shape.
+func (b *Backend) Overwrite(dst backend.Buffer, t *tensor.Tensor) error {
+	cb, ok := dst.(*Buffer)
+	if !ok {
+		return fmt.Errorf("cpu backend: buffer %T is not a CPU buffer", dst)
+	}
+	if cb.t.DType() != t.DType() || !tensor.SameShape(cb.t.Shape(), t.Shape()) {
+		return fmt.Errorf("cpu backend: overwrite of a %v %v buffer with a %v %v tensor", cb.t.DType(), cb.t.Shape(), t.DType(), t.Shape())
+	}
+	cb.t.CopyFrom(t)
+	return nil
+}
+
 // Download copies a buffer to a new host tensor.
 func (b *Backend) Download(buf backend.Buffer) (*tensor.Tensor, error) {
 	cb, ok := buf.(*Buffer)
