@@ -9,6 +9,7 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -20,7 +21,9 @@ import (
 
 // Options shape a model.
 type Options struct {
-	// Input is the sample shape C, H, W (an MLP flattens it).
+	// Input is the sample shape C, H, W. A model that flattens its input
+	// first (the MLP) also takes one dim, the feature count: its graph input
+	// is then [N, features].
 	Input []int
 	// Classes is the number of outputs.
 	Classes int
@@ -39,15 +42,24 @@ const Opset = 17
 type ctor struct {
 	doc   string
 	build func(*net, Options) (string, error)
+	flat  bool // takes a flat [N, features] input too
 }
 
 var zoo = map[string]ctor{
-	"cnn":      {"the seed CNN: Conv 32 3x3, ReLU, MaxPool 2, Conv 64 3x3, ReLU, MaxPool 2, Flatten, Dense", buildCNN},
-	"mlp":      {"MLP 512-256 with ReLU", buildMLP},
-	"lenet5":   {"LeNet-5: Conv 6 5x5, pool, Conv 16 5x5, pool, Dense 120, 84", buildLeNet},
-	"resnet20": {"ResNet-20 (CIFAR style, BatchNorm, 3 stages of 3 basic blocks)", buildResNet20},
-	"vgg":      {"small VGG: 2x(Conv 32) pool 2x(Conv 64) pool, Dense 128, with BatchNorm", buildVGG},
+	"cnn":      {"the seed CNN: Conv 32 3x3, ReLU, MaxPool 2, Conv 64 3x3, ReLU, MaxPool 2, Flatten, Dense", buildCNN, false},
+	"mlp":      {"MLP 512-256 with ReLU", buildMLP, true},
+	"lenet5":   {"LeNet-5: Conv 6 5x5, pool, Conv 16 5x5, pool, Dense 120, 84", buildLeNet, false},
+	"resnet20": {"ResNet-20 (CIFAR style, BatchNorm, 3 stages of 3 basic blocks)", buildResNet20, false},
+	"vgg":      {"small VGG: 2x(Conv 32) pool 2x(Conv 64) pool, Dense 128, with BatchNorm", buildVGG, false},
 }
+
+// ErrInputTooSmall is wrapped by Build's error when a layer's output would
+// have no pixels left: the input is too small for the architecture.
+var ErrInputTooSmall = errors.New("the input is too small")
+
+// TakesFlatInput says whether the named model accepts a one-dim Input
+// (features) as well as C, H, W.
+func TakesFlatInput(name string) bool { return zoo[name].flat }
 
 // Names lists the zoo's models.
 func Names() []string {
@@ -68,7 +80,10 @@ func Build(name string, o Options) (*graph.Model, error) {
 	if !ok {
 		return nil, fmt.Errorf("models: unknown model %q (have %v)", name, Names())
 	}
-	if len(o.Input) != 3 {
+	if len(o.Input) == 1 && !c.flat {
+		return nil, fmt.Errorf("models: %s: input shape %v: want C, H, W (only models that flatten their input first take a feature count)", name, o.Input)
+	}
+	if len(o.Input) != 3 && len(o.Input) != 1 {
 		return nil, fmt.Errorf("models: input shape %v: want C, H, W", o.Input)
 	}
 	for _, d := range o.Input {
@@ -82,8 +97,16 @@ func Build(name string, o Options) (*graph.Model, error) {
 	if o.Dropout < 0 || o.Dropout >= 1 {
 		return nil, fmt.Errorf("models: dropout %g: must be in [0, 1)", o.Dropout)
 	}
-	n := &net{b: graph.NewBuilder(name, Opset), rng: rand.New(rand.NewPCG(o.Seed, 0x9e3779b97f4a7c15)), c: o.Input[0], h: o.Input[1], w: o.Input[2]}
-	n.x = n.b.Input("input", tensor.Float32, graph.Sym("N"), graph.D(int64(o.Input[0])), graph.D(int64(o.Input[1])), graph.D(int64(o.Input[2])))
+	n := &net{b: graph.NewBuilder(name, Opset), rng: rand.New(rand.NewPCG(o.Seed, 0x9e3779b97f4a7c15))}
+	if len(o.Input) == 1 {
+		// Flat features: Flatten of [N, F] is [N, F], so the graph is the
+		// same as for a 1x1xF image.
+		n.c, n.h, n.w = 1, 1, o.Input[0]
+		n.x = n.b.Input("input", tensor.Float32, graph.Sym("N"), graph.D(int64(o.Input[0])))
+	} else {
+		n.c, n.h, n.w = o.Input[0], o.Input[1], o.Input[2]
+		n.x = n.b.Input("input", tensor.Float32, graph.Sym("N"), graph.D(int64(o.Input[0])), graph.D(int64(o.Input[1])), graph.D(int64(o.Input[2])))
+	}
 	out, err := c.build(n, o)
 	if err != nil {
 		return nil, err
@@ -108,7 +131,9 @@ type net struct {
 	rng     *rand.Rand
 	x       string
 	c, h, w int
-	flat    int // features after Flatten (0 before)
+	flat    int    // features after Flatten (0 before)
+	last    string // the last named layer, for errors
+	pools   int    // pooling layers so far, to name them
 }
 
 func (n *net) uniform(shape []int, bound float64) *tensor.Tensor {
@@ -140,10 +165,12 @@ func (n *net) conv(name string, out, k, s, p int, bias bool) error {
 	n.x = n.b.Op("Conv", in...).With(graph.AInts("kernel_shape", int64(k), int64(k)),
 		graph.AInts("strides", int64(s), int64(s)), graph.AInts("pads", int64(p), int64(p), int64(p), int64(p))).Out()
 	n.c = out
+	inH, inW := n.h, n.w
 	n.h = (n.h+2*p-k)/s + 1
 	n.w = (n.w+2*p-k)/s + 1
+	n.last = name
 	if n.h <= 0 || n.w <= 0 {
-		return fmt.Errorf("layer %s: the input is too small (spatial size %dx%d)", name, n.h, n.w)
+		return fmt.Errorf("layer %s (Conv %dx%d): %w: it gets %dx%d pixels", name, k, k, ErrInputTooSmall, inH, inW)
 	}
 	return nil
 }
@@ -159,10 +186,16 @@ func (n *net) bn(name string) {
 func (n *net) relu() { n.x = n.b.Op("Relu", n.x).Out() }
 
 func (n *net) maxPool(k int) error {
+	n.pools++
+	name := fmt.Sprintf("pool%d", n.pools)
+	if n.last != "" {
+		name += " (after " + n.last + ")"
+	}
 	n.x = n.b.Op("MaxPool", n.x).With(graph.AInts("kernel_shape", int64(k), int64(k)), graph.AInts("strides", int64(k), int64(k))).Out()
+	inH, inW := n.h, n.w
 	n.h, n.w = n.h/k, n.w/k
 	if n.h <= 0 || n.w <= 0 {
-		return fmt.Errorf("pooling: the input is too small")
+		return fmt.Errorf("layer %s (MaxPool %dx%d): %w: it gets %dx%d pixels", name, k, k, ErrInputTooSmall, inH, inW)
 	}
 	return nil
 }
