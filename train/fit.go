@@ -54,6 +54,10 @@ type Config struct {
 	Backend  backend.Backend
 	// Transform augments training samples (nil: none).
 	Transform data.Transform
+	// NoShuffle feeds the training data in its stored order every epoch
+	// (Keras' shuffle=False). By default each epoch's order is a
+	// permutation drawn from Seed and the epoch.
+	NoShuffle bool
 	// Workers and Prefetch size the input pipeline (0: defaults).
 	Workers, Prefetch int
 	DropRemainder     bool
@@ -274,7 +278,7 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 		}
 	}
 	input, _ := t.inputName()
-	loader := &data.Loader{Source: trainSet, BatchSize: cfg.BatchSize, Shuffle: true, Seed: cfg.Seed, DropRemainder: cfg.DropRemainder,
+	loader := &data.Loader{Source: trainSet, BatchSize: cfg.BatchSize, Shuffle: !cfg.NoShuffle, Seed: cfg.Seed, DropRemainder: cfg.DropRemainder,
 		Transform: cfg.Transform, Workers: cfg.Workers, Prefetch: cfg.Prefetch, SampleShape: t.sampleShape(input)}
 	nb := loader.NumBatches()
 	if nb == 0 {
