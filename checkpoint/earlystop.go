@@ -129,7 +129,7 @@ func (es *EarlyStopping) OnEpochEnd(c *train.Context, epoch int, logs train.Logs
 	}
 	if es.wait >= es.Patience && epoch > 0 {
 		es.stoppedEpoch = epoch
-		c.StopTraining(fmt.Sprintf("early stopping: %s has not improved for %d epochs (best %g at epoch %d)",
+		c.StopTraining(fmt.Sprintf("early stopping: %s has not improved for %d epochs (best %.4g at epoch %d)",
 			es.mon.name, es.wait, es.best, es.bestEpoch+1))
 	}
 	return nil
@@ -155,7 +155,7 @@ func (es *EarlyStopping) OnTrainEnd(c *train.Context, _ train.Logs) error {
 		return fmt.Errorf("EarlyStopping: restore the weights of epoch %d: %w", es.bestEpoch+1, err)
 	}
 	if es.Log != nil {
-		fmt.Fprintf(es.Log, "EarlyStopping: restored the weights of epoch %d (%s %g)\n", es.bestEpoch+1, es.mon.name, es.best)
+		fmt.Fprintf(es.Log, "EarlyStopping: restored the weights of epoch %d (%s %.4g)\n", es.bestEpoch+1, es.mon.name, es.best)
 	}
 	return nil
 }

@@ -25,9 +25,24 @@ import (
 //
 // On a resumed run it starts from Context.History, so the files continue the
 // history of the interrupted run rather than restarting it.
+//
+// With Report set, the JSON file is an object instead of an array:
+//
+//	{
+//	  "epochs": [
+//	    {"epoch": 1, "loss": ...},
+//	    ...
+//	  ],
+//	  "overfitting": {"verdict": ..., "best": {...}, "last": {...}, ...}
+//	}
+//
+// where "overfitting" is Overfitting(rows, Defences) over the epochs so
+// far; ReadHistory reads either form.
 type HistoryLogger struct {
 	CSVPath  string // "" for no CSV file
 	JSONPath string // "" for no JSON file
+	Report   bool   // add the overfitting report to the JSON file
+	Defences []Defence
 
 	rows []train.Logs
 }
@@ -96,7 +111,11 @@ func (h *HistoryLogger) flush() error {
 		}
 	}
 	if h.JSONPath != "" {
-		err := atomicfile.Write(h.JSONPath, func(w io.Writer) error { return writeJSON(w, cols, h.rows) })
+		write := func(w io.Writer) error { return writeJSON(w, cols, h.rows, "") }
+		if h.Report {
+			write = func(w io.Writer) error { return writeReportJSON(w, cols, h.rows, h.Defences) }
+		}
+		err := atomicfile.Write(h.JSONPath, write)
 		if err != nil {
 			return fmt.Errorf("history: %w", err)
 		}
@@ -137,14 +156,16 @@ func csvField(s string) string {
 	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
 }
 
-func writeJSON(w io.Writer, cols []string, rows []train.Logs) error {
+// writeJSON writes the rows as an array of objects, one a line, each line
+// indented by indent and two spaces.
+func writeJSON(w io.Writer, cols []string, rows []train.Logs, indent string) error {
 	bw := bufio.NewWriter(w)
 	bw.WriteString("[")
 	for i, r := range rows {
 		if i > 0 {
 			bw.WriteString(",")
 		}
-		bw.WriteString("\n  {")
+		bw.WriteString("\n" + indent + "  {")
 		first := true
 		for _, c := range cols {
 			v, ok := r[c]
@@ -166,8 +187,58 @@ func writeJSON(w io.Writer, cols []string, rows []train.Logs) error {
 		}
 		bw.WriteString("}")
 	}
-	bw.WriteString("\n]\n")
+	bw.WriteString("\n" + indent + "]\n")
 	return bw.Flush()
+}
+
+// writeReportJSON writes {"epochs": rows, "overfitting": report}.
+func writeReportJSON(w io.Writer, cols []string, rows []train.Logs, defences []Defence) error {
+	report, err := json.MarshalIndent(Overfitting(rows, defences), "  ", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(w, "{\n  \"epochs\": "); err != nil {
+		return err
+	}
+	var arr strings.Builder
+	if err := writeJSON(&arr, cols, rows, "  "); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s,\n  \"overfitting\": %s\n}\n", strings.TrimSuffix(arr.String(), "\n"), report)
+	return err
+}
+
+// ReadHistory reads a history JSON file as HistoryLogger writes it: an
+// array of epochs, or, with Report, an object with the epochs and the
+// overfitting report (nil for the array form). NaN and infinite values,
+// written as null, come back as NaN.
+func ReadHistory(b []byte) ([]train.Logs, *OverfittingReport, error) {
+	var doc struct {
+		Epochs      []map[string]*float64 `json:"epochs"`
+		Overfitting *OverfittingReport    `json:"overfitting"`
+	}
+	t := strings.TrimSpace(string(b))
+	if strings.HasPrefix(t, "[") {
+		if err := json.Unmarshal(b, &doc.Epochs); err != nil {
+			return nil, nil, fmt.Errorf("history: %w", err)
+		}
+	} else if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, nil, fmt.Errorf("history: %w", err)
+	} else if doc.Epochs == nil {
+		return nil, nil, fmt.Errorf("history: no \"epochs\" array")
+	}
+	rows := make([]train.Logs, len(doc.Epochs))
+	for i, e := range doc.Epochs {
+		rows[i] = train.Logs{}
+		for k, v := range e {
+			if v == nil {
+				rows[i][k] = math.NaN()
+			} else {
+				rows[i][k] = *v
+			}
+		}
+	}
+	return rows, doc.Overfitting, nil
 }
 
 func (h *HistoryLogger) OnTrainEnd(*train.Context, train.Logs) error      { return nil }

@@ -97,7 +97,7 @@ func (r *ReduceLROnPlateau) OnEpochEnd(c *train.Context, epoch int, logs train.L
 	c.SetLRScale(scale)
 	r.cooldown, r.wait = r.Cooldown, 0
 	if r.Log != nil {
-		fmt.Fprintf(r.Log, "ReduceLROnPlateau: epoch %d: %s has not improved for %d epochs; learning rate %g -> %g\n",
+		fmt.Fprintf(r.Log, "ReduceLROnPlateau: epoch %d: %s has not improved for %d epochs; learning rate %.4g -> %.4g\n",
 			epoch+1, r.mon.name, r.Patience, old, math.Max(old*r.Factor, r.MinLR))
 	}
 	return nil
