@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,25 +66,13 @@ func TestFlatInput(t *testing.T) {
 	}
 	for _, name := range image.Graph.InitializerNames() {
 		a, b := image.Graph.Initializer(name), flat.Graph.Initializer(name)
-		if b == nil || !slicesEqual(a.Float32s(), b.Float32s()) {
+		if b == nil || !slices.Equal(a.Float32s(), b.Float32s()) {
 			t.Errorf("initializer %s differs between the image and the flat MLP", name)
 		}
 	}
 	if !TakesFlatInput("mlp") || TakesFlatInput("cnn") {
 		t.Error("TakesFlatInput: want mlp only")
 	}
-}
-
-func slicesEqual(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestTooSmall: an input too small for a model names the layer that runs
