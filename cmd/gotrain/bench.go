@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
@@ -20,9 +21,14 @@ import (
 // training steps (forward, backward, update) under a strategy, with an
 // optional per-op time table. `make bench` runs the full comparison with
 // PyTorch and ONNX Runtime.
-func cmdBench(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
-  gotrain bench --model m.onnx --batch 256 --profile`, stdout)
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "measure a model's inference or training throughput",
+		Example: `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
+  gotrain bench --model m.onnx --batch 256 --profile`,
+	}
+	fs := cmd.Flags()
 	model := fs.String("model", "cnn", "ONNX file or built-in model")
 	input := fs.String("input", "3x32x32", "sample shape CxHxW for a built-in model")
 	classes := fs.Int("classes", 10, "classes for a built-in model")
@@ -34,123 +40,124 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	seconds := fs.Float64("seconds", 3, "how long to measure")
 	profile := fs.Bool("profile", false, "print the time spent per op type")
 	det := fs.Bool("deterministic", false, "with --train: deterministic mode (micro-shards of 8, one thread per replica)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *batchSize < 1 || *seconds <= 0 || *replicas < 1 || *threads < 0 {
-		return usagef("--batch, --seconds and --replicas must be positive, --threads not negative")
-	}
-	if *strat != "single" && *strat != "mirrored" {
-		return usagef("--strategy %q: expected single or mirrored", *strat)
-	}
-	m, err := loadModel(*model, *input, *classes, nil, 1)
-	if err != nil {
-		return err
-	}
-	in := m.Graph.Inputs[0]
-	shape := intShape(in.Shape)
-	shape[0] = *batchSize
-	for i, d := range shape {
-		if d < 0 {
-			return fmt.Errorf("input %q has an unknown dim %d (%v)", in.Name, i, in.Shape)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		if *batchSize < 1 || *seconds <= 0 || *replicas < 1 || *threads < 0 {
+			return usagef("--batch, --seconds and --replicas must be positive, --threads not negative")
 		}
-	}
-	r := rand.New(rand.NewPCG(1, 2))
-	x := tensor.New(tensor.Float32, shape...)
-	for i := range x.Float32s() {
-		x.Float32s()[i] = float32(r.NormFloat64())
-	}
-	devices := 1
-	if *trainMode && *strat == "mirrored" {
-		devices = *replicas
-	}
-	b, err := openBackend("cpu", devices, *threads)
-	if err != nil {
-		return err
-	}
-	var step func() error
-	if *trainMode {
-		tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+		if *strat != "single" && *strat != "mirrored" {
+			return usagef("--strategy %q: expected single or mirrored", *strat)
+		}
+		m, err := loadModel(*model, *input, *classes, nil, 1)
 		if err != nil {
 			return err
 		}
-		up, err := optim.BuildUpdate(optim.Config{Name: "adam", LR: 1e-3}, train.ParamsOf(m, tr))
+		in := m.Graph.Inputs[0]
+		shape := intShape(in.Shape)
+		shape[0] = *batchSize
+		for i, d := range shape {
+			if d < 0 {
+				return fmt.Errorf("input %q has an unknown dim %d (%v)", in.Name, i, in.Shape)
+			}
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		x := tensor.New(tensor.Float32, shape...)
+		for i := range x.Float32s() {
+			x.Float32s()[i] = float32(r.NormFloat64())
+		}
+		devices := 1
+		if *trainMode && *strat == "mirrored" {
+			devices = *replicas
+		}
+		b, err := openBackend("cpu", devices, *threads)
 		if err != nil {
 			return err
 		}
-		init := map[string]*tensor.Tensor{}
-		for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
-			init[n] = m.Graph.Initializer(n)
-		}
-		sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: init, Replicas: devices, Deterministic: *det}
-		var st strategy.Strategy
-		if *strat == "mirrored" {
-			st, err = strategy.NewMirrored(sc)
+		var step func() error
+		if *trainMode {
+			tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+			if err != nil {
+				return err
+			}
+			up, err := optim.BuildUpdate(optim.Config{Name: "adam", LR: 1e-3}, train.ParamsOf(m, tr))
+			if err != nil {
+				return err
+			}
+			init := map[string]*tensor.Tensor{}
+			for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
+				init[n] = m.Graph.Initializer(n)
+			}
+			sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: init, Replicas: devices, Deterministic: *det}
+			var st strategy.Strategy
+			if *strat == "mirrored" {
+				st, err = strategy.NewMirrored(sc)
+			} else {
+				st, err = strategy.NewSingleDevice(sc)
+			}
+			if err != nil {
+				return err
+			}
+			classesOut := int64(*classes)
+			if o := m.Graph.Outputs[0]; o.RankKnown && len(o.Shape) > 1 && o.Shape[1].Known() {
+				classesOut = o.Shape[1].Size
+			}
+			y := tensor.New(tensor.Int64, *batchSize)
+			for i := range y.Int64s() {
+				y.Int64s()[i] = int64(i) % classesOut
+			}
+			batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{in.Name: x}, Labels: y}
+			n := int64(0)
+			step = func() error {
+				n++
+				_, err := st.Step(context.Background(), batch, 1e-3, n, n)
+				return err
+			}
 		} else {
-			st, err = strategy.NewSingleDevice(sc)
+			exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{})
+			if err != nil {
+				return err
+			}
+			buf, err := b.Upload(x, b.Devices()[0])
+			if err != nil {
+				return err
+			}
+			feeds := map[string]backend.Buffer{in.Name: buf}
+			step = func() error {
+				_, err := exe.Run(context.Background(), feeds)
+				return err
+			}
 		}
-		if err != nil {
-			return err
+		for i := 0; i < 3; i++ { // plan and warm up
+			if err := step(); err != nil {
+				return err
+			}
 		}
-		classesOut := int64(*classes)
-		if o := m.Graph.Outputs[0]; o.RankKnown && len(o.Shape) > 1 && o.Shape[1].Known() {
-			classesOut = o.Shape[1].Size
+		cpu.EnableProfile(*profile)
+		defer cpu.EnableProfile(false)
+		began := time.Now()
+		steps := 0
+		for time.Since(began).Seconds() < *seconds {
+			if err := step(); err != nil {
+				return err
+			}
+			steps++
 		}
-		y := tensor.New(tensor.Int64, *batchSize)
-		for i := range y.Int64s() {
-			y.Int64s()[i] = int64(i) % classesOut
+		el := time.Since(began)
+		what := "inference"
+		if *trainMode {
+			what = "training (" + *strat + ")"
+			if *det {
+				what = "training (" + *strat + ", deterministic)"
+			}
 		}
-		batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{in.Name: x}, Labels: y}
-		n := int64(0)
-		step = func() error {
-			n++
-			_, err := st.Step(context.Background(), batch, 1e-3, n, n)
-			return err
+		fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
+			float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))
+		if *profile {
+			for _, t := range cpu.ProfileTable() {
+				fmt.Fprintf(stdout, "  %-28s %8.3f ms/step  %5.1f%%\n", t.Op, t.Total.Seconds()*1000/float64(steps), 100*t.Total.Seconds()/el.Seconds())
+			}
 		}
-	} else {
-		exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{})
-		if err != nil {
-			return err
-		}
-		buf, err := b.Upload(x, b.Devices()[0])
-		if err != nil {
-			return err
-		}
-		feeds := map[string]backend.Buffer{in.Name: buf}
-		step = func() error {
-			_, err := exe.Run(context.Background(), feeds)
-			return err
-		}
+		return nil
 	}
-	for i := 0; i < 3; i++ { // plan and warm up
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	cpu.EnableProfile(*profile)
-	defer cpu.EnableProfile(false)
-	began := time.Now()
-	steps := 0
-	for time.Since(began).Seconds() < *seconds {
-		if err := step(); err != nil {
-			return err
-		}
-		steps++
-	}
-	el := time.Since(began)
-	what := "inference"
-	if *trainMode {
-		what = "training (" + *strat + ")"
-		if *det {
-			what = "training (" + *strat + ", deterministic)"
-		}
-	}
-	fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
-		float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))
-	if *profile {
-		for _, t := range cpu.ProfileTable() {
-			fmt.Fprintf(stdout, "  %-28s %8.3f ms/step  %5.1f%%\n", t.Op, t.Total.Seconds()*1000/float64(steps), 100*t.Total.Seconds()/el.Seconds())
-		}
-	}
-	return nil
+	return cmd
 }

@@ -6,91 +6,125 @@
 //	gotrain run --model m.onnx --input x=x.npy --output-dir out
 //	gotrain inspect --model m.onnx
 //	gotrain models list | models export cnn -o cnn.onnx
+//	gotrain compare out/plain out/augment ...
 //	gotrain conformance --backend cpu [--data DIR]
 //	gotrain augment --data mnist --augment rotation=20,hflip --out grid.png
+//	gotrain completion bash|zsh|fish
+//	gotrain version
 //
-// Every flag is checked before any work starts; `gotrain CMD --help` lists
-// a command's flags with examples. `train --config FILE` reads the same
-// settings from a YAML or JSON file whose keys are the flags' names; flags
+// Commands and flags are cobra's and pflag's: `--flag value` or
+// `--flag=value`, boolean flags as `--flag` or `--flag=false`, flags and
+// positional arguments in any order, `--` ends the flags. The single-dash
+// long form of Go's flag package (`-model`) is still accepted. Every flag
+// is checked before any work starts; a bad one exits with status 2 and a
+// message naming it. `gotrain CMD --help` lists a command's flags with
+// examples. `train --config FILE` reads the same settings from a YAML or
+// JSON file (flat keys named as the flags, or nested sections); flags
 // given on the command line override it.
 package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	_ "github.com/gotrain/gotrain/backend/cpu"
 )
-
-type command struct {
-	name, summary string
-	run           func(args []string, stdout, stderr io.Writer) error
-}
-
-var commands []command
-
-func init() {
-	commands = []command{
-		{"train", "train a model (the default command)", cmdTrain},
-		{"eval", "evaluate a model on a dataset", cmdEval},
-		{"predict", "classify image or NPY files (top-k)", cmdPredict},
-		{"run", "run a model on NPY inputs, write NPY outputs", cmdRun},
-		{"inspect", "describe a model: inputs, outputs, ops, parameters", cmdInspect},
-		{"models", "list or export the built-in models", cmdModels},
-		{"conformance", "run ONNX's backend tests on a backend", cmdConformance},
-		{"augment", "draw a grid of augmented samples to a PNG", cmdAugment},
-		{"bench", "measure a model's inference or training throughput", cmdBench},
-	}
-}
-
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "gotrain trains neural networks defined as ONNX graphs.")
-	fmt.Fprintln(w, "\nUsage: gotrain [COMMAND] [FLAGS]\n\nCommands:")
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nExamples:")
-	fmt.Fprintln(w, "  gotrain --model cnn.onnx --data mnist --strategy mirrored")
-	fmt.Fprintln(w, "  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx")
-	fmt.Fprintln(w, "  gotrain eval --model out/best_model.onnx --data mnist")
-	fmt.Fprintln(w, "\nRun 'gotrain COMMAND --help' for a command's flags.")
-}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
+// newRoot builds the command tree. args is the command line being run
+// (train keeps it for the resume hint).
+func newRoot(args []string, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "gotrain",
+		Short: "gotrain trains neural networks defined as ONNX graphs.",
+		Long: `gotrain trains neural networks defined as ONNX graphs.
+
+With no command, gotrain trains: 'gotrain --model cnn.onnx ...' is
+'gotrain train --model cnn.onnx ...'.`,
+		Example: `  gotrain --model cnn.onnx --data mnist --strategy mirrored
+  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx
+  gotrain eval --model out/best_model.onnx --data mnist
+  gotrain compare out/plain out/augment --out compare.png`,
+		Version:       moduleVersion(),
+		SilenceErrors: true, // run prints them once, with the command's name
+		SilenceUsage:  true, // a bad flag gets one line, not the whole help
 	}
-	cmd := commands[0]
-	if !strings.HasPrefix(args[0], "-") {
-		found := false
-		for _, c := range commands {
-			if c.name == args[0] {
-				cmd, found = c, true
-			}
-		}
-		if !found {
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("gotrain {{.Version}}\n")
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(
+		newTrainCmd(args),
+		newEvalCmd(),
+		newPredictCmd(),
+		newRunCmd(),
+		newInspectCmd(),
+		newModelsCmd(),
+		newCompareCmd(),
+		newConformanceCmd(),
+		newAugmentCmd(),
+		newBenchCmd(),
+		newVersionCmd(),
+	)
+	for _, c := range root.Commands() {
+		// Flags are listed in the order they are defined, which groups them.
+		c.Flags().SortFlags = false
+	}
+	return root
+}
+
+// rootFlags are the flags gotrain itself takes before any command.
+var rootFlags = []string{"-h", "--help", "-help", "-v", "--version"}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(args, stdout, stderr)
+	if len(args) == 0 {
+		_ = root.Help()
+		return 2
+	}
+	// The default command: flags with no command train.
+	if strings.HasPrefix(args[0], "-") && !isOneOf(args[0], rootFlags) {
+		args = append([]string{"train"}, args...)
+	}
+	if args[0] != cobra.ShellCompRequestCmd && args[0] != cobra.ShellCompNoDescRequestCmd {
+		root.InitDefaultHelpCmd()
+		root.InitDefaultCompletionCmd()
+		cmd, rest, err := root.Find(args)
+		if err != nil {
 			fmt.Fprintf(stderr, "gotrain: unknown command %q (run gotrain --help)\n", args[0])
 			return 2
 		}
-		args = args[1:]
-	}
-	if err := cmd.run(args, stdout, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		if !cmd.Runnable() && !slices.ContainsFunc(rest, isHelpFlag) {
+			// A command that only groups others (completion): without one
+			// of them it is a usage error, as gotrain alone is.
+			if i := slices.IndexFunc(rest, func(a string) bool { return !strings.HasPrefix(a, "-") }); i >= 0 {
+				fmt.Fprintf(stderr, "%s: unknown command %q (run '%s --help')\n", cmd.CommandPath(), rest[i], cmd.CommandPath())
+				return 2
+			}
+			_ = cmd.Help()
+			return 2
 		}
-		fmt.Fprintf(stderr, "gotrain %s: %v\n", cmd.name, err)
+		args = longFlagCompat(cmd, args)
+	}
+	root.SetArgs(append([]string{}, args...))
+	cmd, err := root.ExecuteC()
+	if err != nil {
+		name := "gotrain"
+		if cmd != nil {
+			name = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2
@@ -100,70 +134,76 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// isHelpFlag says whether a is a flag that makes a command print instead
+// of run: help, and gotrain's version.
+func isHelpFlag(a string) bool { return isOneOf(a, rootFlags) }
+
+func isOneOf(s string, list []string) bool {
+	for _, x := range list {
+		if s == x {
+			return true
+		}
+	}
+	return false
+}
+
 // usageError marks bad flags or arguments (exit status 2).
 type usageError struct{ error }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
-// flagSet is a command's flags. Flags and positional arguments may be
-// mixed (gotrain predict a.png --top 1 b.png); --help prints the flags
-// and examples to stdout, and a bad flag becomes a usage error that names
-// it.
-type flagSet struct {
-	*flag.FlagSet
-	name string
-	help func()   // prints the flags and examples
-	args []string // positional arguments, in order
+// flagError turns pflag's parse errors into usage errors that name the
+// flag and where to find the flags.
+func flagError(c *cobra.Command, err error) error {
+	var iv *pflag.InvalidValueError
+	if errors.As(err, &iv) {
+		err = fmt.Errorf("invalid value %q for --%s: expected %s", iv.GetValue(), iv.GetFlag().Name, typeName(iv.GetFlag().Value.Type()))
+	}
+	return usagef("%v (run '%s --help' for the flags)", err, c.CommandPath())
 }
 
-// newFlags makes a flag set that reports errors instead of exiting.
-func newFlags(name, examples string, stdout io.Writer) *flagSet {
-	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), name: name}
-	fs.SetOutput(io.Discard) // errors are returned, and printed once by run
-	fs.Usage = func() {}     // flag calls it on errors too; parse prints help itself
-	fs.help = func() {
-		fmt.Fprintf(stdout, "Usage: gotrain %s [FLAGS]\n\nFlags:\n", name)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-		if examples != "" {
-			fmt.Fprintf(stdout, "\nExamples:\n%s\n", examples)
-		}
+// typeName says what a pflag value type expects.
+func typeName(t string) string {
+	switch t {
+	case "int", "int64":
+		return "an integer"
+	case "uint64":
+		return "a non-negative integer"
+	case "float64":
+		return "a number"
+	case "bool":
+		return "true or false"
 	}
-	return fs
+	return "a " + t
 }
 
-// Args, NArg and Arg are the positional arguments of every parse round.
-func (fs *flagSet) Args() []string { return fs.args }
-func (fs *flagSet) NArg() int      { return len(fs.args) }
-func (fs *flagSet) Arg(i int) string {
-	if i < len(fs.args) {
-		return fs.args[i]
+// longFlag is a single-dash long flag as Go's flag package takes it:
+// -name or -name=value.
+var longFlag = regexp.MustCompile(`^-([A-Za-z][A-Za-z0-9_-]+)(=.*)?$`)
+
+// longFlagCompat rewrites the single-dash long flags of cmd (-model) to
+// pflag's double-dash form (--model), so command lines written for Go's
+// flag package keep working. Shorthands (-o FILE, -h) and everything after
+// "--" are left alone.
+func longFlagCompat(cmd *cobra.Command, args []string) []string {
+	cmd.InitDefaultHelpFlag()
+	out := append([]string{}, args...)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		m := longFlag.FindStringSubmatch(a)
+		if m != nil && cmd.Flags().Lookup(m[1]) != nil {
+			out[i] = "-" + a
+		}
 	}
-	return ""
+	return out
 }
 
-// parse parses flags, turning flag errors into usage errors. Parsing
-// resumes after each positional argument; after "--" the rest are
-// positional.
-func parse(fs *flagSet, args []string) error {
-	for {
-		if err := fs.FlagSet.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.help()
-				return err
-			}
-			return usagef("%v (run 'gotrain %s --help' for the flags)", err, fs.name)
-		}
-		rest := fs.FlagSet.Args()
-		if len(rest) == 0 {
-			return nil
-		}
-		if i := len(args) - len(rest); i > 0 && args[i-1] == "--" {
-			fs.args = append(fs.args, rest...)
-			return nil
-		}
-		fs.args = append(fs.args, rest[0])
-		args = rest[1:]
+// noArgs refuses positional arguments with a usage error naming the first.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q", args[0])
 	}
+	return nil
 }

@@ -15,9 +15,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
+	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
+	"github.com/gotrain/gotrain/train"
 )
 
 // The tests run the command in-process through run, as main does, and
@@ -109,23 +113,28 @@ func TestHelp(t *testing.T) {
 	for _, c := range []struct {
 		args  []string
 		code  int
-		usage string // the usage line stdout starts with
+		usage string // the usage line stdout holds
 		flags []string
 	}{
-		{nil, 2, "gotrain trains", nil},
-		{[]string{"--help"}, 0, "gotrain trains", nil},
-		{[]string{"help"}, 0, "gotrain trains", nil},
-		{[]string{"train", "--help"}, 0, "Usage: gotrain train", []string{"-model", "-data", "-config", "-strategy", "-weight-decay", "-early-stopping", "-resume"}},
-		{[]string{"-h"}, 0, "gotrain trains", nil},
-		{[]string{"eval", "-h"}, 0, "Usage: gotrain eval", []string{"-model", "-data", "-split", "-limit"}},
-		{[]string{"predict", "--help"}, 0, "Usage: gotrain predict", []string{"-model", "-top"}},
-		{[]string{"run", "--help"}, 0, "Usage: gotrain run", []string{"-model", "-input", "-output-dir"}},
-		{[]string{"inspect", "--help"}, 0, "Usage: gotrain inspect", []string{"-model"}},
-		{[]string{"models", "--help"}, 0, "Usage: gotrain models list", nil},
-		{[]string{"models", "export", "--help"}, 0, "Usage: gotrain models export", []string{"-o", "-input", "-classes"}},
-		{[]string{"conformance", "--help"}, 0, "Usage: gotrain conformance", []string{"-backend", "-data"}},
-		{[]string{"augment", "--help"}, 0, "Usage: gotrain augment", []string{"-augment", "-out", "-rows"}},
-		{[]string{"bench", "--help"}, 0, "Usage: gotrain bench", []string{"-model", "-batch", "-train"}},
+		{nil, 2, "gotrain [command]", nil},
+		{[]string{"--help"}, 0, "gotrain [command]", nil},
+		{[]string{"help"}, 0, "gotrain [command]", nil},
+		{[]string{"-h"}, 0, "gotrain [command]", nil},
+		{[]string{"train", "--help"}, 0, "gotrain train [flags]", []string{"--model", "--data", "--config", "--strategy", "--weight-decay", "--early-stopping", "--resume",
+			"--shuffle", "--decay-bias-norm", "--reduce-lr-on-plateau"}},
+		{[]string{"train", "-help"}, 0, "gotrain train [flags]", []string{"--model"}}, // Go's flag spelling
+		{[]string{"eval", "-h"}, 0, "gotrain eval [flags]", []string{"--model", "--data", "--split", "--limit"}},
+		{[]string{"predict", "--help"}, 0, "gotrain predict FILE... [flags]", []string{"--model", "--top", "--class-names"}},
+		{[]string{"run", "--help"}, 0, "gotrain run [flags]", []string{"--model", "--input", "--output-dir"}},
+		{[]string{"inspect", "--help"}, 0, "gotrain inspect [flags]", []string{"--model"}},
+		{[]string{"models", "--help"}, 0, "gotrain models [flags]", nil},
+		{[]string{"models", "export", "--help"}, 0, "gotrain models export NAME -o FILE.onnx [flags]", []string{"-o, --out", "--input", "--classes"}},
+		{[]string{"compare", "--help"}, 0, "gotrain compare RUN_DIR... [flags]", []string{"--out"}},
+		{[]string{"conformance", "--help"}, 0, "gotrain conformance [flags]", []string{"--backend", "--data"}},
+		{[]string{"augment", "--help"}, 0, "gotrain augment [flags]", []string{"--augment", "--out", "--rows", "--seed"}},
+		{[]string{"bench", "--help"}, 0, "gotrain bench [flags]", []string{"--model", "--batch", "--train"}},
+		{[]string{"version", "--help"}, 0, "gotrain version [flags]", nil},
+		{[]string{"completion", "--help"}, 0, "gotrain completion [command]", nil},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			r := gotrain(t, c.args...)
@@ -133,26 +142,46 @@ func TestHelp(t *testing.T) {
 			if r.stderr != "" {
 				t.Errorf("help wrote to stderr: %s", r.stderr)
 			}
-			if !strings.HasPrefix(r.stdout, c.usage) {
-				t.Errorf("stdout does not start with %q:\n%s", c.usage, r.stdout)
+			if !strings.Contains(r.stdout, "Usage:\n  "+c.usage+"\n") {
+				t.Errorf("stdout does not show the usage %q:\n%s", c.usage, r.stdout)
 			}
-			if !strings.Contains(r.stdout, "Examples:\n  gotrain ") {
-				t.Errorf("no examples:\n%s", r.stdout)
+			if c.args == nil || c.args[0] != "completion" {
+				if !strings.Contains(r.stdout, "Examples:\n  gotrain ") {
+					t.Errorf("no examples:\n%s", r.stdout)
+				}
 			}
 			for _, f := range c.flags {
-				if !regexp.MustCompile(`\n  ` + f + `[ \n]`).MatchString(r.stdout) {
+				// pflag lists "  -o, --out string   ..." or "      --model string   ...".
+				if !regexp.MustCompile(`\n\s+` + regexp.QuoteMeta(f) + `[ \n]`).MatchString(r.stdout) {
 					t.Errorf("flag %s is not listed:\n%s", f, r.stdout)
 				}
 			}
-			if c.usage == "gotrain trains" {
-				for _, cmd := range commands {
-					if !strings.Contains(r.stdout, "\n  "+cmd.name+" ") {
-						t.Errorf("command %s is not listed:\n%s", cmd.name, r.stdout)
+			if c.usage == "gotrain [command]" {
+				if !strings.HasPrefix(r.stdout, "gotrain trains") {
+					t.Errorf("root help does not start with what gotrain does:\n%s", r.stdout)
+				}
+				for _, cmd := range newRoot(nil, nil, nil).Commands() {
+					if !strings.Contains(r.stdout, "\n  "+cmd.Name()+" ") {
+						t.Errorf("command %s is not listed:\n%s", cmd.Name(), r.stdout)
 					}
 				}
 			}
 		})
 	}
+}
+
+// TestEveryCommandHasExamples: each command's help shows how it is used.
+func TestEveryCommandHasExamples(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Example == "" && c.Name() != "help" && c.Name() != "completion" && c.Parent() != nil && c.Parent().Name() != "completion" {
+			t.Errorf("command %q has no examples", c.CommandPath())
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRoot(nil, nil, nil))
 }
 
 // TestUsageErrors checks that every bad flag, argument and config key is
@@ -167,9 +196,12 @@ func TestUsageErrors(t *testing.T) {
 		want []string
 	}{
 		{"unknown command", []string{"bogus"}, []string{`unknown command "bogus"`}},
-		{"unknown flag", []string{"train", "--model", "mlp", "--bogus"}, []string{"-bogus", "gotrain train --help"}},
-		{"unknown flag default command", []string{"--model", "mlp", "--learning-rate", "0.1"}, []string{"-learning-rate"}},
-		{"not a number", []string{"train", "--model", "mlp", "--epochs", "x"}, []string{`invalid value "x"`, "-epochs"}},
+		{"unknown flag", []string{"train", "--model", "mlp", "--bogus"}, []string{"--bogus", "gotrain train --help"}},
+		{"unknown flag default command", []string{"--model", "mlp", "--learning-rate", "0.1"}, []string{"--learning-rate"}},
+		{"not a number", []string{"train", "--model", "mlp", "--epochs", "x"}, []string{`invalid value "x" for --epochs`, "an integer"}},
+		{"not a bool", []string{"train", "--model", "mlp", "--shuffle=maybe"}, []string{`invalid value "maybe" for --shuffle`, "true or false"}},
+		{"flag without value", []string{"train", "--model", "mlp", "--epochs"}, []string{"--epochs"}},
+		{"single-dash long flag", []string{"train", "-model", "mlp", "-epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"unexpected argument", []string{"train", "--model", "mlp", "extra"}, []string{`unexpected argument "extra"`}},
 		{"epochs 0", []string{"train", "--model", "mlp", "--epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"batch size -1", []string{"train", "--model", "mlp", "--batch-size", "-1"}, []string{"--batch-size -1"}},
@@ -185,6 +217,8 @@ func TestUsageErrors(t *testing.T) {
 		{"missing model file", []string{"train", "--model", filepath.Join(dir, "nope.onnx")}, []string{"--model", "nope.onnx"}},
 		{"input rank", []string{"train", "--model", "cnn", "--input", "28x28"}, []string{"--input", `"28x28"`, "CxHxW"}},
 		{"input zero", []string{"train", "--model", "cnn", "--input", "1x0x28"}, []string{"--input", `"1x0x28"`}},
+		{"input flat for a conv model", []string{"train", "--model", "cnn", "--input", "784"}, []string{"--input 784", "cnn takes CxHxW", "mlp"}},
+		{"input flat zero", []string{"train", "--model", "mlp", "--input", "0"}, []string{"--input", `"0"`, "feature count"}},
 		{"unknown data", []string{"train", "--model", "mlp", "--data", "cifar-11"}, []string{`--data "cifar-11"`, "digits, fashion-mnist, mnist"}},
 		{"missing npy", []string{"train", "--model", "mlp", "--data", "x.npy,y.npy"}, []string{`--data "x.npy,y.npy"`}},
 		{"val data", []string{"train", "--model", "mlp", "--val-data", "nowhere/"}, []string{`--val-data "nowhere/"`}},
@@ -192,6 +226,15 @@ func TestUsageErrors(t *testing.T) {
 		{"lr", []string{"train", "--model", "mlp", "--lr", "-0.1"}, []string{"--lr -0.1"}},
 		{"optimizer", []string{"train", "--model", "mlp", "--optimizer", "lion"}, []string{"--optimizer", `"lion"`}},
 		{"momentum with adam", []string{"train", "--model", "mlp", "--momentum", "0.9"}, []string{"--momentum", "adam"}},
+		{"momentum 1", []string{"train", "--model", "mlp", "--optimizer", "momentum", "--momentum", "1"}, []string{"--momentum 1", "[0, 1)"}},
+		{"momentum negative", []string{"train", "--model", "mlp", "--optimizer", "sgd", "--momentum", "-0.5"}, []string{"--momentum -0.5", "[0, 1)"}},
+		{"plateau form", []string{"train", "--model", "mlp", "--reduce-lr-on-plateau", "val_loss"}, []string{"--reduce-lr-on-plateau", "MONITOR:PATIENCE"}},
+		{"plateau monitor", []string{"train", "--model", "mlp", "--reduce-lr-on-plateau", "val_acc:3"}, []string{"--reduce-lr-on-plateau", `monitor "val_acc"`}},
+		{"plateau factor", []string{"train", "--model", "mlp", "--reduce-lr-on-plateau", "val_loss:3,factor=2"}, []string{"--reduce-lr-on-plateau", "factor=2", "(0, 1)"}},
+		{"plateau key", []string{"train", "--model", "mlp", "--reduce-lr-on-plateau", "val_loss:3,patience=2"}, []string{"--reduce-lr-on-plateau", `"patience=2"`}},
+		{"plateau twice", []string{"train", "--model", "mlp", "--reduce-lr-on-plateau", "val_loss:3,factor=0.5,factor=0.2"}, []string{"factor given twice"}},
+		{"early stopping without validation", []string{"train", "--model", "mlp", "--val-split", "0", "--early-stopping", "val_loss:3"}, []string{"--early-stopping val_loss:3", "--val-split 0"}},
+		{"plateau without validation", []string{"train", "--model", "mlp", "--val-split", "0", "--reduce-lr-on-plateau", "val_accuracy:3"}, []string{"--reduce-lr-on-plateau val_accuracy:3", "--val-split 0"}},
 		{"clip norm", []string{"train", "--model", "mlp", "--clip-norm", "-1"}, []string{"--clip-norm"}},
 		{"loss", []string{"train", "--model", "mlp", "--loss", "hinge"}, []string{`--loss "hinge"`}},
 		{"label smoothing", []string{"train", "--model", "mlp", "--label-smoothing", "1"}, []string{"--label-smoothing 1"}},
@@ -203,7 +246,13 @@ func TestUsageErrors(t *testing.T) {
 		{"config unknown key json", []string{"train", "--config=" + td("unknown_key.json")}, []string{"unknown_key.json", `unknown key "learning_rate"`}},
 		{"config bad type yaml", []string{"train", "--config", td("bad_type.yaml")}, []string{"bad_type.yaml line 4", `key "epochs"`, "integer"}},
 		{"config bad type json", []string{"train", "--config", td("bad_type.json")}, []string{"bad_type.json", `key "epochs"`, "integer"}},
-		{"config nested yaml", []string{"train", "--config", td("nested.yaml")}, []string{"nested.yaml", `key "optimizer"`}},
+		{"config twice, two spellings", []string{"train", "--config", td("twice.yaml")}, []string{"twice.yaml", `key "lr" (line 2)`, `key "optimizer.lr" (line 5)`, "both set lr"}},
+		{"config key twice", []string{"train", "--config", td("dup_key.yaml")}, []string{"dup_key.yaml", `key "epochs" (line 2)`, `key "epochs" (line 3)`}},
+		{"config dash and underscore", []string{"train", "--config", td("spellings.json")}, []string{"spellings.json", `key "batch_size"`, `key "batch-size"`, "both set batch_size"}},
+		{"config bad section key", []string{"train", "--config", td("bad_section.yaml")}, []string{"bad_section.yaml line 3", `unknown key "optimizer.nme"`, "name, "}},
+		{"config null", []string{"train", "--config", td("null_value.yaml")}, []string{"null_value.yaml line 2", `key "augment" has no value`}},
+		{"config bad augment section", []string{"train", "--config", td("bad_augment.yaml")}, []string{"bad_augment.yaml line 2", "augment", `"blur"`}},
+		{"config early stopping section", []string{"train", "--config", td("early_no_patience.yaml")}, []string{"early_no_patience.yaml", "early_stopping", "needs patience"}},
 		{"config values", []string{"train", "--config", td("invalid_values.json")}, []string{"--epochs 0"}},
 		// The flag overrides the config's epochs 0; its batch_size -1 stays.
 		{"config overridden", []string{"train", "--config", td("invalid_values.json"), "--epochs", "3"}, []string{"--batch-size -1"}},
@@ -215,9 +264,16 @@ func TestUsageErrors(t *testing.T) {
 		{"inspect model", []string{"inspect"}, []string{"--model is required"}},
 		{"models subcommand", []string{"models", "show"}, []string{`"show"`, "list or export"}},
 		{"models export output", []string{"models", "export", "cnn"}, []string{"-o FILE.onnx"}},
+		{"models export two names", []string{"models", "export", "cnn", "mlp", "-o", filepath.Join(dir, "c.onnx")}, []string{`unexpected argument "mlp"`}},
+		{"models list argument", []string{"models", "list", "cnn"}, []string{`unexpected argument "cnn"`}},
 		{"models export input", []string{"models", "export", "cnn", "--input", "1x28", "-o", filepath.Join(dir, "c.onnx")}, []string{`"1x28"`}},
 		{"conformance data", []string{"conformance", "--data", filepath.Join(dir, "tests")}, []string{"--data", "tests"}},
 		{"augment spec", []string{"augment", "--augment", "twist=3"}, []string{"--augment", `"twist"`}},
+		{"augment seed twice", []string{"augment", "--augment", "rotation=10,seed=2", "--seed", "3"}, []string{"--seed 3", "seed=2"}},
+		{"compare nothing", []string{"compare"}, []string{"at least one run"}},
+		{"compare missing run", []string{"compare", filepath.Join(dir, "nowhere")}, []string{"nowhere", "history.json"}},
+		{"version argument", []string{"version", "x"}, []string{`unexpected argument "x"`}},
+		{"completion shell", []string{"completion", "tcsh"}, []string{`unknown command "tcsh"`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))
@@ -504,17 +560,20 @@ func TestMisfit(t *testing.T) {
 	r.expect(t, 1, "[N,3]", "3 classes", "10 classes", "--classes 10")
 }
 
-type history []map[string]float64
-
-func readHistory(t *testing.T, dir string) (history, [][]string) {
+// readHistory reads a run's history.json (epochs and overfitting report)
+// and history.csv.
+func readHistory(t *testing.T, dir string) ([]train.Logs, [][]string) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "history.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h history
-	if err := json.Unmarshal(b, &h); err != nil {
+	h, rep, err := checkpoint.ReadHistory(b)
+	if err != nil {
 		t.Fatalf("history.json: %v", err)
+	}
+	if rep == nil {
+		t.Fatalf("history.json has no overfitting report:\n%s", b)
 	}
 	f, err := os.Open(filepath.Join(dir, "history.csv"))
 	if err != nil {
@@ -590,6 +649,12 @@ func TestTrainEvalResumePredict(t *testing.T) {
 	// and, bit for bit, the same weights.
 	r = gotrain(t, append([]string{"--epochs", "3", "--out", out, "--resume", filepath.Join(out, "state.ckpt")}, common...)...)
 	r.expect(t, 0)
+	if want := "Epoch 2/3 (resumed from " + filepath.Join(out, "state.ckpt") + ": 1 epoch done, step "; !strings.Contains(r.stdout, want) {
+		t.Errorf("the resumed run does not say so (%q):\n%s", want, r.stdout)
+	}
+	if strings.Contains(r.stdout, "Epoch 1/3") {
+		t.Errorf("the resumed run trained epoch 1 again:\n%s", r.stdout)
+	}
 	straight := filepath.Join(dir, "straight")
 	gotrain(t, append([]string{"--epochs", "3", "--out", straight}, common...)...).expect(t, 0)
 	h, resumedRows := readHistory(t, out)
@@ -622,7 +687,8 @@ func TestTrainEvalResumePredict(t *testing.T) {
 		}
 	}
 
-	// Predict a PNG and an NPY sample; the NPY's top class is run's argmax.
+	// Predict a PNG and an NPY sample: probabilities, best first; the NPY's
+	// are the softmax of run's logits.
 	in := m.Graph.Inputs[0].Shape
 	c, hh, ww := int(in[1].Size), int(in[2].Size), int(in[3].Size)
 	img := filepath.Join(dir, "one.png")
@@ -636,11 +702,13 @@ func TestTrainEvalResumePredict(t *testing.T) {
 	r = gotrain(t, "predict", "--model", best, img, "--top", "3", npy)
 	r.expect(t, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("predict printed %d lines, want 2:\n%s", len(lines), r.stdout)
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], `# class probabilities: softmax of the model's output "logits"; top 3`) {
+		t.Fatalf("predict printed %d lines, want a header saying what the numbers are and 2 lines:\n%s", len(lines), r.stdout)
 	}
-	entry := regexp.MustCompile(`(\d+) \((-?[0-9.]+)\)`)
+	lines = lines[1:]
+	entry := regexp.MustCompile(`(\d+) \(([0-9.]+)\)`)
 	var topNPY string
+	probNPY := map[int]float64{}
 	for i, file := range []string{img, npy} {
 		if !strings.HasPrefix(lines[i], file+": ") {
 			t.Fatalf("line %d: %q does not start with %s", i, lines[i], file)
@@ -654,10 +722,13 @@ func TestTrainEvalResumePredict(t *testing.T) {
 		for _, e := range es {
 			k, _ := strconv.Atoi(e[1])
 			s, _ := strconv.ParseFloat(e[2], 64)
-			if k < 0 || k >= 10 || seen[e[1]] || s > prev {
-				t.Fatalf("line %q: classes must be distinct, in [0, 10), best first", lines[i])
+			if k < 0 || k >= 10 || seen[e[1]] || s > prev || s > 1 {
+				t.Fatalf("line %q: classes must be distinct, in [0, 10), best first, with probabilities", lines[i])
 			}
 			seen[e[1]], prev = true, s
+			if file == npy {
+				probNPY[k] = s
+			}
 		}
 		if file == npy {
 			topNPY = es[0][1]
@@ -668,6 +739,16 @@ func TestTrainEvalResumePredict(t *testing.T) {
 	logits := readNPY(t, filepath.Join(outDir, m.Graph.Outputs[0].Name+".npy")).Float32s()
 	if strconv.Itoa(argmax(logits)) != topNPY {
 		t.Errorf("predict's top class %s, run's argmax %d (%v)", topNPY, argmax(logits), logits)
+	}
+	sum := 0.0
+	for _, v := range logits {
+		sum += math.Exp(float64(v))
+	}
+	for k, p := range probNPY {
+		// predict prints 4 decimals: within half a unit of the last.
+		if want := math.Exp(float64(logits[k])) / sum; math.Abs(p-want) > 0.5e-4+1e-9 {
+			t.Errorf("class %d: predict says %.4f, softmax of run's logits is %.6f", k, p, want)
+		}
 	}
 	// A file that is not an image.
 	bad := filepath.Join(dir, "bad.png")

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
-	"flag"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/spf13/cobra"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
@@ -72,139 +78,245 @@ func argmax(r []float32) int {
 	return best
 }
 
-func cmdEval(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("eval", "  gotrain eval --model out/best_model.onnx --data mnist --split test", stdout)
+func newEvalCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "eval",
+		Short:   "evaluate a model on a dataset",
+		Example: "  gotrain eval --model out/best_model.onnx --data mnist --split test",
+	}
+	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
 	dataSpec := fs.String("data", "mnist", "dataset (as for train)")
 	split := fs.String("split", "test", "test or train (built-in datasets)")
 	limit := fs.Int("limit", 0, "evaluate the first N samples (0: all)")
 	resize := fs.String("resize", "", "resize image-folder samples to HxW")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *model == "" {
-		return usagef("--model is required")
-	}
-	if *split != "test" && *split != "train" {
-		return usagef("--split %q: expected test or train", *split)
-	}
-	if *limit < 0 {
-		return usagef("--limit %d: must not be negative", *limit)
-	}
-	if *resize != "" {
-		if _, _, err := parseHW(*resize); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		if *model == "" {
+			return usagef("--model is required")
+		}
+		if *split != "test" && *split != "train" {
+			return usagef("--split %q: expected test or train", *split)
+		}
+		if *limit < 0 {
+			return usagef("--limit %d: must not be negative", *limit)
+		}
+		if *resize != "" {
+			if _, _, err := parseHW(*resize); err != nil {
+				return err
+			}
+		}
+		if len(args) > 0 {
+			return usagef("unexpected argument %q", args[0])
+		}
+		m, err := graph.Load(*model)
+		if err != nil {
 			return err
 		}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	m, err := graph.Load(*model)
-	if err != nil {
-		return err
-	}
-	tr, te, err := loadData(*dataSpec, *resize)
-	if err != nil {
-		return err
-	}
-	d, splitName := tr, *split
-	if *split == "test" && te != nil {
-		d = te
-	} else if *split == "test" {
-		splitName = "all of it: it has no test split"
-	}
-	if *limit > 0 && *limit < d.Len() {
-		if d, err = d.Head(*limit); err != nil {
+		tr, te, err := loadData(*dataSpec, *resize)
+		if err != nil {
 			return err
 		}
-	}
-	d.Rescale(pixelScale(*dataSpec, tr))
-	if len(m.Graph.Inputs) != 1 {
-		return fmt.Errorf("model %s has %d inputs; eval feeds models with one image input", *model, len(m.Graph.Inputs))
-	}
-	in := m.Graph.Inputs[0]
-	fit, _, err := d.ForInput(intShape(in.Shape))
-	if err != nil {
-		return misfit(*model, in, d)
-	}
-	d = fit
-	if err := checkClasses(*model, m, d, graph.CrossEntropy); err != nil {
-		return err
-	}
-	b, err := openBackend("cpu", 1, 0)
-	if err != nil {
-		return err
-	}
-	rows, err := classify(context.Background(), b, m, d, 256)
-	if err != nil {
-		return err
-	}
-	correct := 0
-	for i, r := range rows {
-		if int64(argmax(r)) == d.Label(i) {
-			correct++
+		d, splitName := tr, *split
+		if *split == "test" && te != nil {
+			d = te
+		} else if *split == "test" {
+			splitName = "all of it: it has no test split"
 		}
+		if *limit > 0 && *limit < d.Len() {
+			if d, err = d.Head(*limit); err != nil {
+				return err
+			}
+		}
+		d.Rescale(pixelScale(*dataSpec, tr))
+		if len(m.Graph.Inputs) != 1 {
+			return fmt.Errorf("model %s has %d inputs; eval feeds models with one image input", *model, len(m.Graph.Inputs))
+		}
+		in := m.Graph.Inputs[0]
+		fit, _, err := d.ForInput(intShape(in.Shape))
+		if err != nil {
+			return misfit(*model, in, d)
+		}
+		d = fit
+		if err := checkClasses(*model, m, d, graph.CrossEntropy); err != nil {
+			return err
+		}
+		b, err := openBackend("cpu", 1, 0)
+		if err != nil {
+			return err
+		}
+		rows, err := classify(context.Background(), b, m, d, 256)
+		if err != nil {
+			return err
+		}
+		correct := 0
+		for i, r := range rows {
+			if int64(argmax(r)) == d.Label(i) {
+				correct++
+			}
+		}
+		fmt.Fprintf(stdout, "%s on %s (%s, %d samples): accuracy %.4f\n", *model, *dataSpec, splitName, len(rows), float64(correct)/float64(len(rows)))
+		return nil
 	}
-	fmt.Fprintf(stdout, "%s on %s (%s, %d samples): accuracy %.4f\n", *model, *dataSpec, splitName, len(rows), float64(correct)/float64(len(rows)))
-	return nil
+	return cmd
 }
 
-func cmdPredict(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("predict", "  gotrain predict --model best_model.onnx --top 3 digit.png x.npy", stdout)
+func newPredictCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "predict FILE...",
+		Short: "classify image or NPY files: class probabilities, top k",
+		Long: `Classify image or NPY files: for each, the top classes by probability (the
+softmax of the model's output, or the output itself when the model ends in
+Softmax), with class names where they are known: recorded in the model by
+train (a class-folder dataset's folder names, a built-in dataset's names), or
+taken from --class-names.`,
+		Example: `  gotrain predict --model best_model.onnx --top 3 digit.png x.npy
+  gotrain predict --model best_model.onnx --class-names photos/ cat.jpg`,
+	}
+	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
 	top := fs.Int("top", 3, "classes to print per file")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *model == "" || fs.NArg() == 0 {
-		return usagef("need --model and at least one image or .npy file")
-	}
-	if *top < 1 {
-		return usagef("--top %d: must be at least 1", *top)
-	}
-	m, err := graph.Load(*model)
-	if err != nil {
-		return err
-	}
-	shape := intShape(m.Graph.Inputs[0].Shape)
-	if len(shape) != 4 {
-		return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W]", m.Graph.Inputs[0].Name, m.Graph.Inputs[0].Shape)
-	}
-	b, err := openBackend("cpu", 1, 0)
-	if err != nil {
-		return err
-	}
-	exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{})
-	if err != nil {
-		return err
-	}
-	for _, path := range fs.Args() {
-		x, err := readSample(path, shape)
+	classNames := fs.String("class-names", "", "class names from a class-folder dataset (its subfolders) or a built-in dataset (default: the names train recorded in the model)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		if *model == "" || len(args) == 0 {
+			return usagef("need --model and at least one image or .npy file")
+		}
+		if *top < 1 {
+			return usagef("--top %d: must be at least 1", *top)
+		}
+		m, err := graph.Load(*model)
 		if err != nil {
 			return err
 		}
-		res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], map[string]*tensor.Tensor{m.Graph.Inputs[0].Name: x})
+		shape := intShape(m.Graph.Inputs[0].Shape)
+		if len(shape) != 4 && len(shape) != 2 {
+			return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W] and flat-input models [N,F]", m.Graph.Inputs[0].Name, m.Graph.Inputs[0].Shape)
+		}
+		names, err := classNamesFor(m, *classNames)
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return err
 		}
-		scores := res[m.Graph.Outputs[0].Name].Float32s()
-		idx := make([]int, len(scores))
-		for i := range idx {
-			idx[i] = i
+		out := m.Graph.Outputs[0].Name
+		isSoftmax := false
+		for _, n := range m.Graph.Nodes {
+			isSoftmax = isSoftmax || (n.OpType == "Softmax" && slices.Contains(n.Outputs, out))
 		}
-		sort.SliceStable(idx, func(a, c int) bool { return scores[idx[a]] > scores[idx[c]] })
-		var parts []string
-		for _, i := range idx[:min(*top, len(idx))] {
-			parts = append(parts, fmt.Sprintf("%d (%.4f)", i, scores[i]))
+		if isSoftmax {
+			fmt.Fprintf(stdout, "# class probabilities: the model's output %q (it ends in Softmax); top %d\n", out, *top)
+		} else {
+			fmt.Fprintf(stdout, "# class probabilities: softmax of the model's output %q; top %d\n", out, *top)
 		}
-		fmt.Fprintf(stdout, "%s: %s\n", path, strings.Join(parts, ", "))
+		b, err := openBackend("cpu", 1, 0)
+		if err != nil {
+			return err
+		}
+		exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{})
+		if err != nil {
+			return err
+		}
+		for _, path := range args {
+			x, err := readSample(path, shape)
+			if err != nil {
+				return err
+			}
+			res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], map[string]*tensor.Tensor{m.Graph.Inputs[0].Name: x})
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			scores := res[out].Float32s()
+			probs := make([]float64, len(scores))
+			for i, v := range scores {
+				probs[i] = float64(v)
+			}
+			if !isSoftmax {
+				probs = softmax(probs)
+			}
+			idx := make([]int, len(probs))
+			for i := range idx {
+				idx[i] = i
+			}
+			sort.SliceStable(idx, func(a, c int) bool { return probs[idx[a]] > probs[idx[c]] })
+			var parts []string
+			for _, i := range idx[:min(*top, len(idx))] {
+				label := strconv.Itoa(i)
+				if i < len(names) && names[i] != label {
+					label += " " + strconv.Quote(names[i])
+				}
+				parts = append(parts, fmt.Sprintf("%s (%.4f)", label, probs[i]))
+			}
+			fmt.Fprintf(stdout, "%s: %s\n", path, strings.Join(parts, ", "))
+		}
+		return nil
 	}
-	return nil
+	return cmd
+}
+
+// softmax is exp(x - max) normalized, in float64.
+func softmax(x []float64) []float64 {
+	if len(x) == 0 {
+		return x
+	}
+	hi := slices.Max(x)
+	out := make([]float64, len(x))
+	sum := 0.0
+	for i, v := range x {
+		out[i] = math.Exp(v - hi)
+		sum += out[i]
+	}
+	for i := range out {
+		out[i] /= sum
+	}
+	return out
+}
+
+// classNamesFor returns the class names for predict's output: from the
+// dataset spec when given (a class folder's subfolders, a built-in
+// dataset's names), else as train recorded them in the model; nil when
+// neither has names.
+func classNamesFor(m *graph.Model, spec string) ([]string, error) {
+	if spec == "" {
+		raw, ok := m.Metadata[metaClassNames]
+		if !ok {
+			return nil, nil
+		}
+		var names []string
+		if err := json.Unmarshal([]byte(raw), &names); err != nil {
+			return nil, fmt.Errorf("model metadata %s: %v", metaClassNames, err)
+		}
+		return names, nil
+	}
+	if slices.Contains(data.BuiltinNames(), spec) {
+		d, _, err := data.Builtin(spec)
+		if err != nil {
+			return nil, err
+		}
+		return d.Names, nil
+	}
+	f, err := data.OpenImageFolder(spec, data.FolderOptions{})
+	if err != nil {
+		return nil, usagef("--class-names %q: expected a built-in dataset (%s) or a folder of class subfolders: %v", spec, strings.Join(data.BuiltinNames(), ", "), err)
+	}
+	return f.Names, nil
 }
 
 // readSample reads one image (resized, scaled to [0,1]) or an NPY sample
-// as a batch of one.
+// as a batch of one, for a model input of shape [N,C,H,W] or [N,F].
 func readSample(path string, shape []int) (*tensor.Tensor, error) {
+	if len(shape) == 2 {
+		f := shape[1]
+		if !strings.HasSuffix(path, ".npy") {
+			return nil, fmt.Errorf("%s: the model takes %d features, not an image: give an .npy file of %d float32 values", path, f, f)
+		}
+		t, err := tensor.ReadNPYFile(path)
+		if err != nil {
+			return nil, err
+		}
+		if t.DType() != tensor.Float32 || t.Len() != f {
+			return nil, fmt.Errorf("%s: expected %d float32 values, got %v%v", path, f, t.DType(), t.Shape())
+		}
+		return t.Reshaped(1, f)
+	}
 	c, h, w := shape[1], shape[2], shape[3]
 	if strings.HasSuffix(path, ".npy") {
 		t, err := tensor.ReadNPYFile(path)
@@ -229,75 +341,81 @@ func readSample(path string, shape []int) (*tensor.Tensor, error) {
 	return tensor.FromSlice(x, 1, c, h, w)
 }
 
-func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "  gotrain run --model m.onnx --input x=x.npy --output-dir out\n  gotrain run --model m.onnx --input x.npy --output-dir out", stdout)
+func newRunCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "run",
+		Short:   "run a model on NPY inputs, write NPY outputs",
+		Example: "  gotrain run --model m.onnx --input x=x.npy --output-dir out\n  gotrain run --model m.onnx --input x.npy --output-dir out",
+	}
+	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
 	outDir := fs.String("output-dir", ".", "folder for NAME.npy outputs")
 	var inputs multiFlag
 	fs.Var(&inputs, "input", "NAME=FILE.npy, or FILE.npy in graph input order (repeatable)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *model == "" {
-		return usagef("--model is required")
-	}
-	m, err := graph.Load(*model)
-	if err != nil {
-		return err
-	}
-	feeds := map[string]*tensor.Tensor{}
-	for i, spec := range append(inputs, fs.Args()...) {
-		name, file, ok := strings.Cut(spec, "=")
-		if !ok {
-			if i >= len(m.Graph.Inputs) {
-				return usagef("input %q: the model has only %d inputs", spec, len(m.Graph.Inputs))
-			}
-			name, file = m.Graph.Inputs[i].Name, spec
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		if *model == "" {
+			return usagef("--model is required")
 		}
-		if m.Graph.Input(name) == nil {
-			return usagef("--input %s: the model has no input %q (inputs: %s)", spec, name, inputList(m))
-		}
-		t, err := tensor.ReadNPYFile(file)
+		m, err := graph.Load(*model)
 		if err != nil {
 			return err
 		}
-		if err := fitsInput(m.Graph.Input(name), t); err != nil {
-			return fmt.Errorf("input %q (%s): %w", name, file, err)
+		feeds := map[string]*tensor.Tensor{}
+		for i, spec := range append(inputs, args...) {
+			name, file, ok := strings.Cut(spec, "=")
+			if !ok {
+				if i >= len(m.Graph.Inputs) {
+					return usagef("input %q: the model has only %d inputs", spec, len(m.Graph.Inputs))
+				}
+				name, file = m.Graph.Inputs[i].Name, spec
+			}
+			if m.Graph.Input(name) == nil {
+				return usagef("--input %s: the model has no input %q (inputs: %s)", spec, name, inputList(m))
+			}
+			t, err := tensor.ReadNPYFile(file)
+			if err != nil {
+				return err
+			}
+			if err := fitsInput(m.Graph.Input(name), t); err != nil {
+				return fmt.Errorf("input %q (%s): %w", name, file, err)
+			}
+			feeds[name] = t
 		}
-		feeds[name] = t
-	}
-	for _, in := range m.Graph.Inputs {
-		if _, ok := feeds[in.Name]; !ok {
-			return usagef("input %q (%v) is not given", in.Name, &in.Type)
+		for _, in := range m.Graph.Inputs {
+			if _, ok := feeds[in.Name]; !ok {
+				return usagef("input %q (%v) is not given", in.Name, &in.Type)
+			}
 		}
-	}
-	if err := os.MkdirAll(*outDir, 0o755); err != nil {
-		return err
-	}
-	b, err := openBackend("cpu", 1, 0)
-	if err != nil {
-		return err
-	}
-	shapes := map[string][]int{}
-	for n, t := range feeds {
-		shapes[n] = t.Shape()
-	}
-	exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{InputShapes: shapes})
-	if err != nil {
-		return err
-	}
-	res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], feeds)
-	if err != nil {
-		return err
-	}
-	for _, o := range m.Graph.Outputs {
-		path := filepath.Join(*outDir, sanitize(o.Name)+".npy")
-		if err := tensor.WriteNPYFile(path, res[o.Name]); err != nil {
+		if err := os.MkdirAll(*outDir, 0o755); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "%s: %v -> %s\n", o.Name, res[o.Name].Shape(), path)
+		b, err := openBackend("cpu", 1, 0)
+		if err != nil {
+			return err
+		}
+		shapes := map[string][]int{}
+		for n, t := range feeds {
+			shapes[n] = t.Shape()
+		}
+		exe, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{InputShapes: shapes})
+		if err != nil {
+			return err
+		}
+		res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], feeds)
+		if err != nil {
+			return err
+		}
+		for _, o := range m.Graph.Outputs {
+			path := filepath.Join(*outDir, sanitize(o.Name)+".npy")
+			if err := tensor.WriteNPYFile(path, res[o.Name]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: %v -> %s\n", o.Name, res[o.Name].Shape(), path)
+		}
+		return nil
 	}
-	return nil
+	return cmd
 }
 
 // fitsInput checks a tensor against a graph input's declared dtype and
@@ -340,223 +458,283 @@ type multiFlag []string
 
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+func (m *multiFlag) Type() string       { return "NAME=FILE" }
 
-func cmdInspect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", "  gotrain inspect --model cnn.onnx", stdout)
+func newInspectCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "inspect",
+		Short:   "describe a model: inputs, outputs, ops, parameters",
+		Example: "  gotrain inspect --model cnn.onnx",
+	}
+	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *model == "" {
-		return usagef("--model is required")
-	}
-	m, err := graph.Load(*model)
-	if err != nil {
-		return err
-	}
-	g := m.Graph
-	fmt.Fprintf(stdout, "model %s: IR %d, opsets %v, producer %q\n", *model, m.IRVersion, m.Opsets, m.ProducerName)
-	for _, in := range g.Inputs {
-		fmt.Fprintf(stdout, "input  %s: %v\n", in.Name, &in.Type)
-	}
-	for _, o := range g.Outputs {
-		fmt.Fprintf(stdout, "output %s: %v\n", o.Name, &o.Type)
-	}
-	ops := map[string]int{}
-	var missing []string
-	for _, n := range g.Nodes {
-		ops[n.OpType]++
-		if graph.Lookup(n.Domain, n.OpType) == nil || !cpu.HasKernel(n.Domain, n.OpType) {
-			missing = append(missing, n.OpType)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		if *model == "" {
+			return usagef("--model is required")
 		}
-	}
-	var names []string
-	for k := range ops {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	var parts []string
-	for _, k := range names {
-		parts = append(parts, fmt.Sprintf("%s x%d", k, ops[k]))
-	}
-	fmt.Fprintf(stdout, "ops: %s\n", strings.Join(parts, ", "))
-	total := 0
-	for _, name := range g.InitializerNames() {
-		t := g.Initializer(name)
-		train := "frozen"
-		if t.DType().IsFloat() {
-			train = "trainable"
-			total += t.Len()
+		m, err := graph.Load(*model)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "  %-32s %v %v %s\n", name, t.DType(), t.Shape(), train)
+		g := m.Graph
+		fmt.Fprintf(stdout, "model %s: IR %d, opsets %v, producer %q\n", *model, m.IRVersion, m.Opsets, m.ProducerName)
+		for _, in := range g.Inputs {
+			fmt.Fprintf(stdout, "input  %s: %v\n", in.Name, &in.Type)
+		}
+		for _, o := range g.Outputs {
+			fmt.Fprintf(stdout, "output %s: %v\n", o.Name, &o.Type)
+		}
+		ops := map[string]int{}
+		var missing []string
+		for _, n := range g.Nodes {
+			ops[n.OpType]++
+			if graph.Lookup(n.Domain, n.OpType) == nil || !cpu.HasKernel(n.Domain, n.OpType) {
+				missing = append(missing, n.OpType)
+			}
+		}
+		var names []string
+		for k := range ops {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		var parts []string
+		for _, k := range names {
+			parts = append(parts, fmt.Sprintf("%s x%d", k, ops[k]))
+		}
+		fmt.Fprintf(stdout, "ops: %s\n", strings.Join(parts, ", "))
+		total := 0
+		for _, name := range g.InitializerNames() {
+			t := g.Initializer(name)
+			train := "frozen"
+			if t.DType().IsFloat() {
+				train = "trainable"
+				total += t.Len()
+			}
+			fmt.Fprintf(stdout, "  %-32s %v %v %s\n", name, t.DType(), t.Shape(), train)
+		}
+		fmt.Fprintf(stdout, "parameters: %d\n", total)
+		if len(missing) > 0 {
+			fmt.Fprintf(stdout, "ops gotrain cannot run yet: %s\n", strings.Join(missing, ", "))
+		} else if err := graph.Validate(m); err != nil {
+			fmt.Fprintf(stdout, "invalid: %v\n", err)
+		} else {
+			fmt.Fprintln(stdout, "gotrain can run every op of this model")
+		}
+		return nil
 	}
-	fmt.Fprintf(stdout, "parameters: %d\n", total)
-	if len(missing) > 0 {
-		fmt.Fprintf(stdout, "ops gotrain cannot run yet: %s\n", strings.Join(missing, ", "))
-	} else if err := graph.Validate(m); err != nil {
-		fmt.Fprintf(stdout, "invalid: %v\n", err)
-	} else {
-		fmt.Fprintln(stdout, "gotrain can run every op of this model")
+	return cmd
+}
+
+func newModelsCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "models",
+		Short: "list or export the built-in models",
+		Example: `  gotrain models list
+  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx`,
+		// With no subcommand, models lists.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("models: expected list or export, got %q", args[0])
+			}
+			return listModels(cmd.OutOrStdout())
+		},
+	}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "list the built-in models",
+		Example: "  gotrain models list",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("models list: unexpected argument %q", args[0])
+			}
+			return listModels(cmd.OutOrStdout())
+		},
+	}
+	cmd.AddCommand(list, newModelsExportCmd())
+	return cmd
+}
+
+func listModels(stdout io.Writer) error {
+	for _, n := range models.Names() {
+		fmt.Fprintf(stdout, "%-10s %s\n", n, models.Describe(n))
 	}
 	return nil
 }
 
-func cmdModels(args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		fmt.Fprintln(stdout, "Usage: gotrain models list\n       gotrain models export NAME -o FILE.onnx [FLAGS]\n\nExamples:\n  gotrain models list\n  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx\n\nRun 'gotrain models export --help' for export's flags.")
-		return flag.ErrHelp
+func newModelsExportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export NAME -o FILE.onnx",
+		Short: "write a built-in model as an ONNX file",
+		Example: `  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx
+  gotrain models export mlp --input 784 -o mlp.onnx`,
+		ValidArgsFunction: func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+			return models.Names(), cobra.ShellCompDirectiveNoFileComp
+		},
 	}
-	if len(args) > 1 && args[0] == "list" {
-		return usagef("models list: unexpected argument %q", args[1])
-	}
-	if len(args) == 0 || args[0] == "list" {
-		for _, n := range models.Names() {
-			fmt.Fprintf(stdout, "%-10s %s\n", n, models.Describe(n))
-		}
-		return nil
-	}
-	if args[0] != "export" {
-		return usagef("models: expected list or export, got %q", args[0])
-	}
-	fs := newFlags("models export", "  gotrain models export cnn --input 1x28x28 --classes 10 -o cnn.onnx", stdout)
-	out := fs.String("o", "", "output .onnx file")
-	input := fs.String("input", "1x28x28", "sample shape CxHxW")
+	fs := cmd.Flags()
+	out := fs.StringP("out", "o", "", "output .onnx file")
+	input := fs.String("input", "1x28x28", "sample shape CxHxW, or a feature count (784) for the MLP")
 	classes := fs.Int("classes", 10, "classes")
 	seed := fs.Uint64("seed", 1, "initialisation seed")
 	dropout := fs.Float64("dropout", 0, "dropout before the classifier")
 	softmax := fs.Bool("softmax", false, "end with Softmax (Keras style)")
-	rest := args[1:]
-	name := ""
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		name, rest = rest[0], rest[1:]
-	}
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if name == "" && fs.NArg() > 0 {
-		name = fs.Arg(0)
-	}
-	if name == "" || *out == "" {
-		return usagef("models export NAME -o FILE.onnx (models: %v)", models.Names())
-	}
-	shape, err := parseShape(*input)
-	if err != nil {
-		return err
-	}
-	m, err := models.Build(name, models.Options{Input: shape, Classes: *classes, Seed: *seed, Dropout: *dropout, Softmax: *softmax})
-	if err != nil {
-		return err
-	}
-	if dir := filepath.Dir(*out); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		name := ""
+		if len(args) > 0 {
+			name = args[0]
+		}
+		if len(args) > 1 {
+			return usagef("unexpected argument %q", args[1])
+		}
+		if name == "" || *out == "" {
+			return usagef("models export NAME -o FILE.onnx (models: %v)", models.Names())
+		}
+		shape, err := parseInput(*input)
+		if err != nil {
 			return err
 		}
+		o := models.Options{Input: shape, Classes: *classes, Seed: *seed, Dropout: *dropout, Softmax: *softmax}
+		m, err := models.Build(name, o)
+		if errors.Is(err, models.ErrInputTooSmall) {
+			return tooSmall(name, o, err)
+		}
+		if err != nil {
+			return err
+		}
+		if dir := filepath.Dir(*out); dir != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+		}
+		if err := graph.Save(m, *out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s (%s, input %s, %d classes)\n", *out, name, *input, *classes)
+		return nil
 	}
-	if err := graph.Save(m, *out); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s (%s, input %s, %d classes)\n", *out, name, *input, *classes)
-	return nil
+	return cmd
 }
 
-func cmdConformance(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("conformance", "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0", stdout)
+func newConformanceCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "conformance",
+		Short:   "run ONNX's backend tests on a backend",
+		Example: "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0",
+	}
+	fs := cmd.Flags()
 	be := fs.String("backend", "cpu", "backend")
 	dir := fs.String("data", "", "a folder of ONNX backend tests (default: every suite found)")
 	verbose := fs.Bool("v", false, "print every failure")
 	markdown := fs.String("markdown", "", "also write the per-op table as Markdown to this file")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *dir != "" {
-		if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
-			return usagef("--data %q: expected a folder of ONNX backend tests (test_*/model.onnx)", *dir)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		if *dir != "" {
+			if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
+				return usagef("--data %q: expected a folder of ONNX backend tests (test_*/model.onnx)", *dir)
+			}
 		}
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	b, err := openBackend(*be, 1, 1)
-	if err != nil {
-		return err
-	}
-	suites := backend.DefaultSuites()
-	if *dir != "" {
-		suites = []backend.Suite{{Name: filepath.Base(*dir), Dir: *dir}}
-	}
-	if len(suites) == 0 {
-		return fmt.Errorf("no ONNX test data found: install libonnx-testdata (make deps) or pass --data DIR")
-	}
-	var all []backend.Result
-	for _, s := range suites {
-		cases, err := backend.Cases(s)
+		if len(args) > 0 {
+			return usagef("unexpected argument %q", args[0])
+		}
+		b, err := openBackend(*be, 1, 1)
 		if err != nil {
 			return err
 		}
-		for _, c := range cases {
-			r := backend.RunCase(context.Background(), b, c)
-			all = append(all, r)
-			if r.Status == backend.Fail && *verbose {
-				fmt.Fprintf(stdout, "FAIL %s/%s: %s\n", c.Suite, c.Name, r.Reason)
+		suites := backend.DefaultSuites()
+		if *dir != "" {
+			suites = []backend.Suite{{Name: filepath.Base(*dir), Dir: *dir}}
+		}
+		if len(suites) == 0 {
+			return fmt.Errorf("no ONNX test data found: install libonnx-testdata (make deps) or pass --data DIR")
+		}
+		var all []backend.Result
+		for _, s := range suites {
+			cases, err := backend.Cases(s)
+			if err != nil {
+				return err
+			}
+			for _, c := range cases {
+				r := backend.RunCase(context.Background(), b, c)
+				all = append(all, r)
+				if r.Status == backend.Fail && *verbose {
+					fmt.Fprintf(stdout, "FAIL %s/%s: %s\n", c.Suite, c.Name, r.Reason)
+				}
 			}
 		}
-	}
-	fmt.Fprintf(stdout, "%-36s %6s %6s %6s\n", "op", "pass", "fail", "unsup")
-	for _, c := range backend.Tally(all) {
-		fmt.Fprintf(stdout, "%-36s %6d %6d %6d\n", c.Op, c.Pass, c.Fail, c.Unsupported)
-	}
-	var p, f, u int
-	for _, r := range all {
-		switch r.Status {
-		case backend.Pass:
-			p++
-		case backend.Fail:
-			f++
-		default:
-			u++
+		fmt.Fprintf(stdout, "%-36s %6s %6s %6s\n", "op", "pass", "fail", "unsup")
+		for _, c := range backend.Tally(all) {
+			fmt.Fprintf(stdout, "%-36s %6d %6d %6d\n", c.Op, c.Pass, c.Fail, c.Unsupported)
 		}
-	}
-	if *markdown != "" {
-		if err := writeOpTable(*markdown, suites, all, p, f, u); err != nil {
-			return err
+		var p, f, u int
+		for _, r := range all {
+			switch r.Status {
+			case backend.Pass:
+				p++
+			case backend.Fail:
+				f++
+			default:
+				u++
+			}
 		}
+		if *markdown != "" {
+			if err := writeOpTable(*markdown, suites, all, p, f, u); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(stdout, "%d passed, %d failed, %d skipped\n", p, f, u)
+		if f > 0 {
+			return fmt.Errorf("%d tests failed", f)
+		}
+		return nil
 	}
-	fmt.Fprintf(stdout, "%d passed, %d failed, %d skipped\n", p, f, u)
-	if f > 0 {
-		return fmt.Errorf("%d tests failed", f)
-	}
-	return nil
+	return cmd
 }
 
-func cmdAugment(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("augment", "  gotrain augment --data mnist --augment rotation=20,shift=0.1,zoom=0.1 --out grid.png", stdout)
+func newAugmentCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "augment",
+		Short: "draw a grid of augmented samples to a PNG",
+		Example: `  gotrain augment --data mnist --augment rotation=20,shift=0.1,zoom=0.1 --out grid.png
+  gotrain augment --data digits --augment rotation=10 --seed 7 --out grid7.png`,
+	}
+	fs := cmd.Flags()
 	dataSpec := fs.String("data", "mnist", "dataset (as for train)")
 	spec := fs.String("augment", "rotation=20,shift=0.1,zoom=0.1", "augmentation spec")
 	out := fs.String("out", "grid.png", "PNG file to write")
 	rows := fs.Int("rows", 8, "original images shown")
-	if err := parse(fs, args); err != nil {
-		return err
+	seed := fs.Uint64("seed", 1, "augmentation seed, as train's --seed (the spec's seed=N, when given, is the same setting)")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		stdout := cmd.OutOrStdout()
+		ac, err := augment.ParseSpec(*spec)
+		if err != nil {
+			return usagef("--augment: %v", err)
+		}
+		switch {
+		case ac.Seed == 0:
+			ac.Seed = *seed // as train does
+		case fs.Changed("seed") && ac.Seed != *seed:
+			return usagef("--seed %d and --augment's seed=%d disagree; give one", *seed, ac.Seed)
+		}
+		d, _, err := loadData(*dataSpec, "")
+		if err != nil {
+			return err
+		}
+		d.Rescale(pixelScale(*dataSpec, d))
+		a, err := augment.New(ac, d.SampleShape())
+		if err != nil {
+			return usagef("--augment: %v", err)
+		}
+		n := min(*rows, d.Len())
+		x := d.X.Float32s()[:n*d.SampleSize()]
+		if err := augment.WriteGrid(*out, x, n, a, augment.GridOptions{Rows: n}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %s: %d originals (left) beside augmented copies\n", *out, n)
+		return nil
 	}
-	ac, err := augment.ParseSpec(*spec)
-	if err != nil {
-		return usagef("--augment: %v", err)
-	}
-	d, _, err := loadData(*dataSpec, "")
-	if err != nil {
-		return err
-	}
-	d.Rescale(pixelScale(*dataSpec, d))
-	a, err := augment.New(ac, d.SampleShape())
-	if err != nil {
-		return usagef("--augment: %v", err)
-	}
-	n := min(*rows, d.Len())
-	x := d.X.Float32s()[:n*d.SampleSize()]
-	if err := augment.WriteGrid(*out, x, n, a, augment.GridOptions{Rows: n}); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s: %d originals (left) beside augmented copies\n", *out, n)
-	return nil
+	return cmd
 }
 
 // writeOpTable writes the conformance run as a Markdown table of ops.

@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/checkpoint"
@@ -38,17 +40,20 @@ type trainFlags struct {
 	Resize         string  `json:"resize"`
 	Epochs         int     `json:"epochs"`
 	BatchSize      int     `json:"batch_size"`
+	Shuffle        bool    `json:"shuffle"`
 	Optimizer      string  `json:"optimizer"`
 	LR             float64 `json:"lr"`
 	Momentum       float64 `json:"momentum"`
 	Schedule       string  `json:"schedule"`
 	WeightDecay    float64 `json:"weight_decay"`
 	DecayMode      string  `json:"decay_mode"`
+	DecayBiasNorm  bool    `json:"decay_bias_norm"`
 	ClipNorm       float64 `json:"clip_norm"`
 	Loss           string  `json:"loss"`
 	LabelSmoothing float64 `json:"label_smoothing"`
 	Augment        string  `json:"augment"`
 	EarlyStopping  string  `json:"early_stopping"`
+	Plateau        string  `json:"reduce_lr_on_plateau"`
 	Out            string  `json:"out"`
 	SaveBestOnly   bool    `json:"save_best_only"`
 	Resume         string  `json:"resume"`
@@ -68,233 +73,105 @@ type trainFlags struct {
 }
 
 func defaultTrainFlags() trainFlags {
-	return trainFlags{Data: "mnist", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Optimizer: "adam",
+	return trainFlags{Data: "mnist", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Shuffle: true, Optimizer: "adam",
 		DecayMode: "l2", Loss: "cross_entropy", Out: "out", SaveBestOnly: true, Strategy: "single", Backend: "cpu", Seed: 1}
 }
 
-func cmdTrain(args []string, stdout, stderr io.Writer) error {
+func newTrainCmd(cmdline []string) *cobra.Command {
 	f := defaultTrainFlags()
-	// A config file is read first so flags override it.
-	for i, a := range args {
-		if a == "--" {
-			break
-		}
-		path := ""
-		if (a == "--config" || a == "-config") && i+1 < len(args) {
-			path = args[i+1]
-		} else if v, ok := strings.CutPrefix(strings.TrimPrefix(a, "-"), "-config="); ok {
-			path = v
-		}
-		if path != "" {
-			if err := readConfig(path, &f); err != nil {
-				return err
-			}
-		}
-	}
-	fs := newFlags("train", `  gotrain train --model cnn.onnx --data mnist --strategy mirrored
+	var config string
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "train a model (the default command)",
+		Long: `Train a model: an ONNX file or a built-in model, on a built-in dataset, an
+image folder, an .npz file or X.npy,Y.npy. Writes best_model.onnx,
+last_model.onnx, history.csv/json, curves.png and state.ckpt to --out, and
+ends with an overfitting report: the train/validation gap at the best and
+last epoch, where validation loss stopped improving, and which defences
+(augmentation, weight decay, early stopping) were off.`,
+		Example: `  gotrain train --model cnn.onnx --data mnist --strategy mirrored
   gotrain train --model cnn --input 1x28x28 --data fashion-mnist --subset 1000 --augment rotation=10,shift=0.1 \
       --weight-decay 5e-4 --early-stopping val_loss:5 --out out/run1
-  gotrain train --config run.yaml --epochs 20`, stdout)
-	var config string
-	fs.StringVar(&config, "config", "", "YAML or JSON file whose keys are the flags' names (batch_size or batch-size; flags override it)")
+  gotrain train --model mlp --input 784 --data mnist --reduce-lr-on-plateau val_loss:3,factor=0.5
+  gotrain train --config run.yaml --epochs 20`,
+		Args: noArgs,
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&config, "config", "", "YAML or JSON file: flat keys named as the flags (batch_size or batch-size) or nested sections (optimizer:, augment:, schedule:, early_stopping:, reduce_lr_on_plateau:); flags override it")
+	f.define(fs)
+	registerTrainCompletions(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := f.applyConfig(config, fs); err != nil {
+			return err
+		}
+		f.args = cmdline
+		if len(cmdline) > 0 && cmdline[0] == "train" {
+			f.args = cmdline[1:]
+		}
+		return runTrain(f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+	}
+	return cmd
+}
+
+// applyConfig reads a config file (when path is not "") into f, keeping
+// the settings the command line gave (parsed into f from fs).
+func (f *trainFlags) applyConfig(path string, fs *pflag.FlagSet) error {
+	if path == "" {
+		return nil
+	}
+	g := defaultTrainFlags()
+	if err := readConfig(path, &g); err != nil {
+		return err
+	}
+	if err := overrideFromFlags(&g, f, fs); err != nil {
+		return err
+	}
+	*f = g
+	return nil
+}
+
+// define declares the train command's flags on fs, bound to f's fields.
+// A flag's name is its field's json key with "-" for "_" (config files
+// use either), so overrideFromFlags and readConfig find the field.
+func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Model, "model", f.Model, "ONNX file, or a built-in model name (see 'gotrain models list')")
-	fs.StringVar(&f.Input, "input", f.Input, "sample shape CxHxW for a built-in model (default: the data's)")
+	fs.StringVar(&f.Input, "input", f.Input, "sample shape CxHxW for a built-in model, or a feature count (784) for the MLP (default: the data's)")
 	fs.IntVar(&f.Classes, "classes", f.Classes, "classes of a built-in model (0: the data's)")
 	fs.StringVar(&f.Data, "data", f.Data, "dataset: mnist, fashion-mnist, digits, an image folder, an .npz file, or X.npy,Y.npy")
 	fs.IntVar(&f.Subset, "subset", f.Subset, "train on a stratified subset of N samples (0: all)")
-	fs.Float64Var(&f.ValSplit, "val-split", f.ValSplit, "fraction held out for validation (stratified, seeded) when --val-data is not set")
+	fs.Float64Var(&f.ValSplit, "val-split", f.ValSplit, "fraction held out for validation (stratified, seeded) when --val-data is not set; 0: no validation (nothing then measures overfitting)")
 	fs.StringVar(&f.ValData, "val-data", f.ValData, "validation dataset (same forms as --data; 'test' for the dataset's test split)")
 	fs.StringVar(&f.Resize, "resize", f.Resize, "resize image-folder samples to HxW")
 	fs.IntVar(&f.Epochs, "epochs", f.Epochs, "epochs")
 	fs.IntVar(&f.BatchSize, "batch-size", f.BatchSize, "global batch size")
+	fs.BoolVar(&f.Shuffle, "shuffle", f.Shuffle, "shuffle the training data each epoch (an order drawn from --seed and the epoch); --shuffle=false keeps the stored order")
 	fs.StringVar(&f.Optimizer, "optimizer", f.Optimizer, "sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad")
 	fs.Float64Var(&f.LR, "lr", f.LR, "learning rate (0: the optimizer's PyTorch default)")
-	fs.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum (sgd, momentum, nesterov, rmsprop)")
+	fs.Float64Var(&f.Momentum, "momentum", f.Momentum, "momentum in [0, 1) (sgd, momentum, nesterov, rmsprop)")
 	fs.StringVar(&f.Schedule, "schedule", f.Schedule, "learning-rate schedule, e.g. cosine:warmup=500 or step:size=10,gamma=0.1")
-	fs.Float64Var(&f.WeightDecay, "weight-decay", f.WeightDecay, "weight decay coefficient")
+	fs.Float64Var(&f.WeightDecay, "weight-decay", f.WeightDecay, "weight decay coefficient (of weights only, unless --decay-bias-norm)")
 	fs.StringVar(&f.DecayMode, "decay-mode", f.DecayMode, "l2 (added to the gradient) or decoupled (AdamW-style; adamw always decouples)")
+	fs.BoolVar(&f.DecayBiasNorm, "decay-bias-norm", f.DecayBiasNorm, "decay biases and normalization scales and shifts too (PyTorch's default)")
 	fs.Float64Var(&f.ClipNorm, "clip-norm", f.ClipNorm, "clip gradients by global norm (0: off)")
 	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse, l1, graph")
 	fs.Float64Var(&f.LabelSmoothing, "label-smoothing", f.LabelSmoothing, "label smoothing for cross-entropy")
 	fs.StringVar(&f.Augment, "augment", f.Augment, "augmentation spec, e.g. rotation=20,shift=0.1,hflip,zoom=0.1")
 	fs.StringVar(&f.EarlyStopping, "early-stopping", f.EarlyStopping, "MONITOR:PATIENCE, e.g. val_loss:5 (restores the best weights)")
-	fs.StringVar(&f.Out, "out", f.Out, "output folder: best_model.onnx, last_model.onnx, history.csv/json, state.ckpt")
+	fs.StringVar(&f.Plateau, "reduce-lr-on-plateau", f.Plateau, "MONITOR:PATIENCE[,factor=0.1][,min_lr=0][,cooldown=0][,min_delta=1e-4]: lower the learning rate when MONITOR stalls (Keras' ReduceLROnPlateau)")
+	fs.StringVar(&f.Out, "out", f.Out, "output folder: best_model.onnx, last_model.onnx, history.csv/json, curves.png, state.ckpt")
 	fs.BoolVar(&f.SaveBestOnly, "save-best-only", f.SaveBestOnly, "write best_model.onnx only when the validation loss improves")
 	fs.StringVar(&f.Resume, "resume", f.Resume, "continue from a training-state file (state.ckpt)")
 	fs.StringVar(&f.Strategy, "strategy", f.Strategy, "single or mirrored")
 	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core)")
 	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu")
 	fs.IntVar(&f.Threads, "threads", f.Threads, "worker threads (0: all cores)")
-	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (data order, augmentation, dropout)")
+	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (initial weights of a built-in model, data order, augmentation, dropout)")
 	fs.StringVar(&f.Freeze, "freeze", f.Freeze, "comma-separated parameter names or globs to keep constant")
 	fs.StringVar(&f.Reduction, "reduction", f.Reduction, "the loss's reduction over a batch: mean or sum")
 	fs.IntVar(&f.TopK, "top-k", f.TopK, "also report top-K validation accuracy (0: 5 when there are at least 10 classes)")
 	fs.BoolVar(&f.Deterministic, "deterministic", f.Deterministic, "bit-identical results whatever the strategy and replica count (slower: see README)")
 	fs.IntVar(&f.ShardSize, "shard-size", f.ShardSize, "micro-shard size of --deterministic (0: 8)")
 	fs.BoolVar(&f.SyncBatchNorm, "sync-batchnorm", f.SyncBatchNorm, "mirrored: compute BatchNorm statistics over all replicas")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
-	}
-	f.args = args
-	return runTrain(f, stdout, stderr)
-}
-
-// readConfig sets f from a YAML or JSON file whose keys are the flags'
-// names, with "_" or "-". An unknown key, a value of the wrong type or a
-// YAML structure other than flat "key: value" lines is an error naming the
-// file and the key.
-func readConfig(path string, f *trainFlags) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return usagef("--config: %v", err)
-	}
-	fields := map[string]reflect.Value{}
-	var keys []string
-	v := reflect.ValueOf(f).Elem()
-	for i := range v.NumField() {
-		k := v.Type().Field(i).Tag.Get("json")
-		fields[k] = v.Field(i)
-		keys = append(keys, k)
-	}
-	field := func(k string) (reflect.Value, error) {
-		fv, ok := fields[strings.ReplaceAll(k, "-", "_")]
-		if !ok {
-			return fv, usagef("config %s: unknown key %q (keys: %s)", path, k, strings.Join(keys, ", "))
-		}
-		return fv, nil
-	}
-	text := strings.TrimSpace(string(b))
-	if strings.HasPrefix(text, "{") {
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal(b, &raw); err != nil {
-			return usagef("config %s: %v", path, err)
-		}
-		names := make([]string, 0, len(raw))
-		for k := range raw {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			fv, err := field(k)
-			if err != nil {
-				return err
-			}
-			if err := json.Unmarshal(raw[k], fv.Addr().Interface()); err != nil {
-				return usagef("config %s: key %q: expected %s, got %s", path, k, kindName[fv.Kind()], raw[k])
-			}
-		}
-		return nil
-	}
-	pairs, err := parseFlatYAML(string(b))
-	if err != nil {
-		return usagef("config %s: %v", path, err)
-	}
-	for _, p := range pairs {
-		fv, err := field(p.key)
-		if err != nil {
-			return err
-		}
-		if err := setScalar(fv, p.value); err != nil {
-			return usagef("config %s line %d: key %q: %v", path, p.line, p.key, err)
-		}
-	}
-	return nil
-}
-
-type yamlPair struct {
-	key, value string
-	line       int
-}
-
-// parseFlatYAML reads the YAML a flat config needs: "key: value" lines,
-// comments, a "---" before the first key, and single- or double-quoted
-// values.
-func parseFlatYAML(text string) ([]yamlPair, error) {
-	var out []yamlPair
-	seen := map[string]int{}
-	for n, line := range strings.Split(text, "\n") {
-		line = strings.TrimRight(line, " \t\r")
-		t := strings.TrimSpace(line)
-		if t == "" || strings.HasPrefix(t, "#") || (len(out) == 0 && t == "---") {
-			continue
-		}
-		k, val, ok := strings.Cut(t, ":")
-		if !ok || line != t || k == "" || strings.ContainsAny(k, " \t\"'") {
-			return nil, fmt.Errorf("line %d: %q: expected key: value (a flat mapping of flag names to values)", n+1, t)
-		}
-		val = strings.TrimSpace(val)
-		switch {
-		case strings.HasPrefix(val, "\""):
-			s, err := strconv.QuotedPrefix(val)
-			if err != nil {
-				return nil, fmt.Errorf("line %d: key %q: unterminated string %s", n+1, k, val)
-			}
-			if rest := strings.TrimSpace(val[len(s):]); rest != "" && !strings.HasPrefix(rest, "#") {
-				return nil, fmt.Errorf("line %d: key %q: text after the string: %s", n+1, k, rest)
-			}
-			val, _ = strconv.Unquote(s)
-		case strings.HasPrefix(val, "'"):
-			end := strings.LastIndex(val, "'")
-			if end == 0 {
-				return nil, fmt.Errorf("line %d: key %q: unterminated string %s", n+1, k, val)
-			}
-			val = strings.ReplaceAll(val[1:end], "''", "'")
-		default:
-			if i := strings.Index(val, " #"); i >= 0 {
-				val = strings.TrimSpace(val[:i])
-			}
-			if val == "" || strings.HasPrefix(val, "[") || strings.HasPrefix(val, "{") || strings.HasPrefix(val, "|") || strings.HasPrefix(val, ">") {
-				return nil, fmt.Errorf("line %d: key %q: expected a single value (nested YAML is not a config)", n+1, k)
-			}
-		}
-		if first, dup := seen[k]; dup {
-			return nil, fmt.Errorf("line %d: key %q is already set on line %d", n+1, k, first)
-		}
-		seen[k] = n + 1
-		out = append(out, yamlPair{key: k, value: val, line: n + 1})
-	}
-	return out, nil
-}
-
-var kindName = map[reflect.Kind]string{reflect.String: "a string", reflect.Int: "an integer",
-	reflect.Uint64: "a non-negative integer", reflect.Float64: "a number", reflect.Bool: "true or false"}
-
-// setScalar parses s as the type of the field v.
-func setScalar(v reflect.Value, s string) error {
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(s)
-	case reflect.Int:
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return fmt.Errorf("%q: expected an integer", s)
-		}
-		v.SetInt(int64(n))
-	case reflect.Uint64:
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("%q: expected a non-negative integer", s)
-		}
-		v.SetUint(n)
-	case reflect.Float64:
-		x, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return fmt.Errorf("%q: expected a number", s)
-		}
-		v.SetFloat(x)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil || (s != "true" && s != "false") {
-			return fmt.Errorf("%q: expected true or false", s)
-		}
-		v.SetBool(b)
-	default:
-		return fmt.Errorf("unsupported field kind %s", v.Kind())
-	}
-	return nil
 }
 
 // validate checks every setting before any work starts.
@@ -332,6 +209,8 @@ func (f *trainFlags) validate() error {
 		return usagef("--classes %d: must not be negative", f.Classes)
 	case f.LabelSmoothing < 0 || f.LabelSmoothing >= 1:
 		return usagef("--label-smoothing %g: must be in [0, 1)", f.LabelSmoothing)
+	case f.Momentum < 0 || f.Momentum >= 1:
+		return usagef("--momentum %g: must be in [0, 1)", f.Momentum)
 	}
 	if f.Strategy == "single" && f.Replicas > 1 {
 		return usagef("--replicas %d needs --strategy mirrored", f.Replicas)
@@ -343,8 +222,12 @@ func (f *trainFlags) validate() error {
 		return usagef("--model %q: no such .onnx file, and not a built-in model (%s)", f.Model, strings.Join(models.Names(), ", "))
 	}
 	if f.Input != "" {
-		if _, err := parseShape(f.Input); err != nil {
+		in, err := parseInput(f.Input)
+		if err != nil {
 			return usagef("--input: %v", err)
+		}
+		if !isModelFile(f.Model) && len(in) == 1 && !models.TakesFlatInput(f.Model) {
+			return usagef("--input %s: %s takes CxHxW input, e.g. 1x28x28 (a feature count is for models that flatten their input: %s)", f.Input, f.Model, strings.Join(flatModels(), ", "))
 		}
 	}
 	if f.Resize != "" {
@@ -378,12 +261,91 @@ func (f *trainFlags) validate() error {
 			return usagef("--augment: %v", err)
 		}
 	}
+	noVal := f.ValSplit == 0 && f.ValData == ""
 	if f.EarlyStopping != "" {
-		if _, _, err := parseEarly(f.EarlyStopping); err != nil {
+		mon, _, err := parseEarly(f.EarlyStopping)
+		if err != nil {
 			return err
+		}
+		if noVal && strings.HasPrefix(mon, "val_") {
+			return usagef("--early-stopping %s: monitors %s, but --val-split 0 and no --val-data leave no validation data", f.EarlyStopping, mon)
+		}
+	}
+	if f.Plateau != "" {
+		r, err := parsePlateau(f.Plateau)
+		if err != nil {
+			return err
+		}
+		if noVal && strings.HasPrefix(r.Monitor, "val_") {
+			return usagef("--reduce-lr-on-plateau %s: monitors %s, but --val-split 0 and no --val-data leave no validation data", f.Plateau, r.Monitor)
 		}
 	}
 	return nil
+}
+
+// plateauKeys are the options of --reduce-lr-on-plateau after
+// MONITOR:PATIENCE, as Keras names them.
+var plateauKeys = []string{"factor", "min_lr", "cooldown", "min_delta"}
+
+// parsePlateau reads --reduce-lr-on-plateau's
+// MONITOR:PATIENCE[,factor=F][,min_lr=LR][,cooldown=N][,min_delta=D] into
+// the callback, with Keras' defaults for what is not given.
+func parsePlateau(s string) (*checkpoint.ReduceLROnPlateau, error) {
+	usage := func(format string, args ...any) error {
+		return usagef("--reduce-lr-on-plateau %q: %s (form: MONITOR:PATIENCE[,factor=0.1][,min_lr=0][,cooldown=0][,min_delta=1e-4], e.g. val_loss:3,factor=0.5)", s, fmt.Sprintf(format, args...))
+	}
+	head, rest, _ := strings.Cut(s, ",")
+	mon, pat, ok := strings.Cut(head, ":")
+	p, err := strconv.Atoi(pat)
+	if !ok || err != nil || p < 0 || mon == "" {
+		return nil, usage("expected MONITOR:PATIENCE first")
+	}
+	if !slices.Contains([]string{"loss", "accuracy", "val_loss", "val_accuracy"}, mon) {
+		return nil, usage("monitor %q: expected loss, accuracy, val_loss or val_accuracy", mon)
+	}
+	r := checkpoint.NewReduceLROnPlateau()
+	r.Monitor, r.Patience = mon, p
+	seen := map[string]bool{}
+	for _, kv := range strings.Split(rest, ",") {
+		if rest == "" {
+			break
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !slices.Contains(plateauKeys, k) {
+			return nil, usage("%q: expected key=value with key one of %s", kv, strings.Join(plateauKeys, ", "))
+		}
+		if seen[k] {
+			return nil, usage("%s given twice", k)
+		}
+		seen[k] = true
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, usage("%s=%s: expected a number", k, v)
+		}
+		switch k {
+		case "factor":
+			if !(x > 0 && x < 1) {
+				return nil, usage("factor=%s: expected a number in (0, 1)", v)
+			}
+			r.Factor = x
+		case "min_lr":
+			if x < 0 {
+				return nil, usage("min_lr=%s: must not be negative", v)
+			}
+			r.MinLR = x
+		case "cooldown":
+			if x < 0 || x != math.Trunc(x) {
+				return nil, usage("cooldown=%s: expected a whole number of epochs", v)
+			}
+			r.Cooldown = int(x)
+		case "min_delta":
+			if x < 0 {
+				return nil, usage("min_delta=%s: must not be negative", v)
+			}
+			r.MinDelta = x
+		}
+	}
+	return r, nil
 }
 
 func parseEarly(s string) (string, int, error) {
@@ -401,7 +363,7 @@ func parseEarly(s string) (string, int, error) {
 // optimConfig turns the optimizer flags into an optim.Config and checks
 // it, naming the flag of a bad field.
 func (f *trainFlags) optimConfig() (optim.Config, error) {
-	oc := optim.Config{Name: f.Optimizer, LR: f.LR, Momentum: f.Momentum, WeightDecay: f.WeightDecay, ClipNorm: f.ClipNorm}
+	oc := optim.Config{Name: f.Optimizer, LR: f.LR, Momentum: f.Momentum, WeightDecay: f.WeightDecay, DecayBiasNorm: f.DecayBiasNorm, ClipNorm: f.ClipNorm}
 	oc.DecayMode = optim.DecayL2
 	if f.DecayMode == "decoupled" {
 		oc.DecayMode = optim.DecayDecoupled
@@ -519,6 +481,7 @@ func loadData(spec string, resize string) (trainSet, test *data.Dataset, err err
 	return d, nil, err
 }
 
+// parseShape reads a sample shape CxHxW.
 func parseShape(s string) ([]int, error) {
 	var out []int
 	for _, p := range strings.Split(s, "x") {
@@ -534,6 +497,30 @@ func parseShape(s string) ([]int, error) {
 	return out, nil
 }
 
+// parseInput reads a built-in model's --input: a sample shape CxHxW, or a
+// feature count (784) for a model that flattens its input.
+func parseInput(s string) ([]int, error) {
+	if !strings.Contains(s, "x") {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, usagef("shape %q: expected CxHxW (e.g. 1x28x28) or a feature count (e.g. 784)", s)
+		}
+		return []int{n}, nil
+	}
+	return parseShape(s)
+}
+
+// flatModels lists the built-in models that take a feature count.
+func flatModels() []string {
+	var out []string
+	for _, n := range models.Names() {
+		if models.TakesFlatInput(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // loadModel reads an .onnx file or builds a zoo model for the data.
 func loadModel(spec, input string, classes int, d *data.Dataset, seed uint64) (*graph.Model, error) {
 	if isModelFile(spec) {
@@ -541,7 +528,7 @@ func loadModel(spec, input string, classes int, d *data.Dataset, seed uint64) (*
 	}
 	shape := []int{}
 	if input != "" {
-		s, err := parseShape(input)
+		s, err := parseInput(input)
 		if err != nil {
 			return nil, err
 		}
@@ -553,7 +540,45 @@ func loadModel(spec, input string, classes int, d *data.Dataset, seed uint64) (*
 	if d != nil && classes == 0 {
 		classes = d.Classes
 	}
-	return models.Build(spec, models.Options{Input: shape, Classes: classes, Seed: seed})
+	o := models.Options{Input: shape, Classes: classes, Seed: seed}
+	m, err := models.Build(spec, o)
+	if errors.Is(err, models.ErrInputTooSmall) {
+		return nil, tooSmall(spec, o, err)
+	}
+	return m, err
+}
+
+// tooSmall explains a built-in model that does not fit its input: the
+// layer that runs out of pixels (in err), the smallest square input the
+// model takes, and the built-in models that take this input.
+func tooSmall(name string, o models.Options, err error) error {
+	c := o.Input[0]
+	need := ""
+	for s := 1; s <= 512; s++ {
+		if _, e := models.Build(name, models.Options{Input: []int{c, s, s}, Classes: o.Classes}); e == nil {
+			need = fmt.Sprintf("; %s needs at least %dx%d pixels: --resize %dx%d (image folders) or larger", name, s, s, s, s)
+			break
+		}
+	}
+	var fit []string
+	for _, n := range models.Names() {
+		if _, e := models.Build(n, models.Options{Input: o.Input, Classes: o.Classes}); e == nil {
+			fit = append(fit, n)
+		}
+	}
+	alt := ""
+	if len(fit) > 0 {
+		alt = fmt.Sprintf(", or a built-in model that fits %s: %s", shapeString(o.Input), strings.Join(fit, ", "))
+	}
+	return fmt.Errorf("model %s for input %s: %w%s%s", name, shapeString(o.Input), err, need, alt)
+}
+
+func shapeString(s []int) string {
+	parts := make([]string, len(s))
+	for i, d := range s {
+		parts[i] = strconv.Itoa(d)
+	}
+	return strings.Join(parts, "x")
 }
 
 func openBackend(name string, devices, threads int) (backend.Backend, error) {
@@ -657,6 +682,9 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := checkClasses(f.Model, m, trainSet, graph.Loss(f.Loss)); err != nil {
 		return err
 	}
+	if f.TopK > trainSet.Classes {
+		return usagef("--top-k %d: the data has only %d classes", f.TopK, trainSet.Classes)
+	}
 	// A cosine schedule without total=N decays over the whole run.
 	oc.Schedule.SetTotal(int64(f.Epochs * ((trainSet.Len() + f.BatchSize - 1) / f.BatchSize)))
 	var tf data.Transform
@@ -674,26 +702,40 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	}
 	cfgJSON, _ := json.Marshal(f)
 	meta := map[string]string{"gotrain.config": string(cfgJSON)}
-	var cbs []train.Callback
+	if names := trainSet.Names; len(names) > 0 {
+		b, _ := json.Marshal(names)
+		meta[metaClassNames] = string(b)
+	}
+	// The epoch lines come first, so callbacks' messages follow them; those
+	// messages go through log, which ends a progress bar's line first.
+	epochs := newEpochLog(stdout, f.Epochs, f.Schedule != "" || f.Plateau != "")
+	log := epochs.messages()
+	cbs := []train.Callback{epochs}
 	if f.EarlyStopping != "" {
 		mon, pat, _ := parseEarly(f.EarlyStopping)
 		es := checkpoint.NewEarlyStopping(mon, pat)
 		es.RestoreBestWeights = true
-		es.Log = stdout
+		es.Log = log
 		cbs = append(cbs, es)
+	}
+	if f.Plateau != "" {
+		r, _ := parsePlateau(f.Plateau)
+		r.Log = log
+		cbs = append(cbs, r)
 	}
 	monitor := "val_loss"
 	if val == nil {
 		monitor = "loss"
 	}
 	cbs = append(cbs,
-		&checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: stdout},
-		&checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json")},
+		&checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: log},
+		&checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
+			Report: true, Defences: f.defences()},
 		&checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState},
 	)
 	// Ctrl-C stops after the current step and writes a resumable state;
 	// it goes last so the other callbacks' state is in that file.
-	intr := &checkpoint.Interrupt{Path: statePath, Out: stdout, ResumeCommand: resumeCommand(f.args)}
+	intr := &checkpoint.Interrupt{Path: statePath, Out: log, ResumeCommand: resumeCommand(f.args)}
 	cbs = append(cbs, intr)
 	defer intr.Close()
 	topK := f.TopK
@@ -704,7 +746,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	cfg := train.Config{Epochs: f.Epochs, BatchSize: f.BatchSize, Seed: f.Seed, Optim: oc, Loss: graph.Loss(f.Loss),
 		LabelSmoothing: f.LabelSmoothing, Reduction: f.Reduction, TopK: topK, Strategy: f.Strategy, Replicas: f.Replicas,
 		Backend: b, Transform: tf, Deterministic: f.Deterministic, ShardSize: f.ShardSize, SyncBatchNorm: f.SyncBatchNorm,
-		Callbacks: cbs, ConfigJSON: cfgJSON, ModelHash: checkpoint.ModelHash(m), Progress: progressPrinter(stdout)}
+		NoShuffle: !f.Shuffle, Callbacks: cbs, ConfigJSON: cfgJSON, ModelHash: checkpoint.ModelHash(m), Progress: epochs.progress}
 	if f.Freeze != "" {
 		cfg.Freeze = strings.Split(f.Freeze, ",")
 	}
@@ -714,6 +756,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 			return err
 		}
 		cfg.Resume = st
+		epochs.resumed(f.Resume, st)
 	}
 	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
 		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())
@@ -728,18 +771,23 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {
 		return err
 	}
-	curves := filepath.Join(f.Out, "curves.png")
-	if err := plotCurves(curves, res.History); err != nil {
-		return err
-	}
 	bestEpoch, bestVal := 0, 0.0
 	for i, l := range res.History {
-		if v, ok := l[monitor]; ok && (i == 0 || v < bestVal) {
+		if v, ok := l[monitor]; ok && (bestEpoch == 0 || v < bestVal) {
 			bestEpoch, bestVal = i+1, v
 		}
 	}
-	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %.4f at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, bestVal, bestEpoch)
-	fmt.Fprintf(stdout, "best model: %s\nlast model: %s\nhistory: %s\nlearning curves: %s\n", best, last, filepath.Join(f.Out, "history.csv"), curves)
+	stopEpoch := 0
+	if strings.HasPrefix(res.StopReason, "early stopping") {
+		stopEpoch = res.Epochs
+	}
+	curves := filepath.Join(f.Out, "curves.png")
+	if err := plotCurves(curves, res.History, curveMarks{Monitor: monitor, Best: bestEpoch, Stop: stopEpoch}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, num(bestVal), bestEpoch)
+	printReport(stdout, checkpoint.Overfitting(res.History, f.defences()), lenOf(val))
+	fmt.Fprintf(stdout, "\nbest model: %s\nlast model: %s\nhistory: %s (and .json, with this report)\nlearning curves: %s\n", best, last, filepath.Join(f.Out, "history.csv"), curves)
 	if test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
@@ -824,28 +872,4 @@ func intShape(s graph.Shape) []int {
 		}
 	}
 	return out
-}
-
-// progressPrinter draws a live bar on a terminal and plain lines (one per
-// epoch) otherwise.
-func progressPrinter(w io.Writer) func(train.Progress) {
-	tty := false
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			tty = true
-		}
-	}
-	return func(p train.Progress) {
-		line := fmt.Sprintf("epoch %d/%d  %d/%d  %.0f samples/s  loss %.4f  acc %.4f", p.Epoch, p.Epochs, p.Batch, p.Batches, p.SamplesPerSec, p.Loss, p.Accuracy)
-		if tty {
-			done := p.Batch * 30 / p.Batches
-			eta := time.Duration(float64(p.Elapsed) * float64(p.Batches-p.Batch) / float64(p.Batch))
-			fmt.Fprintf(w, "\r[%s%s] %s  ETA %s ", strings.Repeat("=", done), strings.Repeat(" ", 30-done), line, eta.Round(time.Second))
-			if p.Batch == p.Batches {
-				fmt.Fprintln(w)
-			}
-		} else if p.Batch == p.Batches {
-			fmt.Fprintln(w, line)
-		}
-	}
 }
