@@ -89,8 +89,8 @@ func verdictText(r checkpoint.OverfittingReport) string {
 	case checkpoint.VerdictImproving:
 		return fmt.Sprintf("validation loss was still falling at the last epoch (%d): no sign of overfitting yet; more epochs may help", r.Last.Epoch)
 	case checkpoint.VerdictOverfitting:
-		return fmt.Sprintf("overfitting: validation loss stopped improving after epoch %d while training loss kept falling (%s -> %s)",
-			r.DivergedAfter, num(r.Best.Loss), num(r.Last.Loss))
+		return fmt.Sprintf("overfitting after epoch %d: validation loss stopped improving there while training loss kept falling (%s -> %s); the loss gap grew from %s to %s",
+			r.DivergedAfter, num(r.Best.Loss), num(r.Last.Loss), signed(r.Best.LossGap), signed(r.Last.LossGap))
 	case checkpoint.VerdictStalled:
 		return fmt.Sprintf("stalled: neither validation nor training loss improved after epoch %d; a lower learning rate (--reduce-lr-on-plateau val_loss:3) may help", r.Best.Epoch)
 	}
