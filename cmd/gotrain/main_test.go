@@ -130,7 +130,7 @@ func TestHelp(t *testing.T) {
 		{[]string{"models", "--help"}, 0, "gotrain models [flags]", nil},
 		{[]string{"models", "export", "--help"}, 0, "gotrain models export NAME -o FILE.onnx [flags]", []string{"-o, --out", "--input", "--classes"}},
 		{[]string{"compare", "--help"}, 0, "gotrain compare RUN_DIR... [flags]", []string{"--out"}},
-		{[]string{"conformance", "--help"}, 0, "gotrain conformance [flags]", []string{"--backend", "--data"}},
+		{[]string{"conformance", "--help"}, 0, "gotrain conformance [flags]", []string{"--backend", "--data", "-v, --verbose"}},
 		{[]string{"augment", "--help"}, 0, "gotrain augment [flags]", []string{"--augment", "--out", "--rows", "--seed"}},
 		{[]string{"bench", "--help"}, 0, "gotrain bench [flags]", []string{"--model", "--batch", "--train"}},
 		{[]string{"version", "--help"}, 0, "gotrain version [flags]", nil},
@@ -794,7 +794,7 @@ func TestConformance(t *testing.T) {
 		t.Skip("ONNX node test data (libonnx-testdata) is not installed")
 	}
 	md := filepath.Join(t.TempDir(), "OPS.md")
-	r := gotrain(t, "conformance", "--data", dir, "--markdown", md)
+	r := gotrain(t, "conformance", "-v", "--data", dir, "--markdown", md)
 	r.expect(t, 0)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 	m := regexp.MustCompile(`^(\d+) passed, (\d+) failed, (\d+) skipped$`).FindStringSubmatch(lines[len(lines)-1])

@@ -29,7 +29,8 @@ type epochLog struct {
 	showLR  bool
 	resume  string // "(resumed from ...)" for the first epoch header, or ""
 	last    train.Progress
-	barOpen bool // a bar line without its newline is on the terminal
+	barOpen bool      // a bar line without its newline is on the terminal
+	drawn   time.Time // when the bar was last drawn
 }
 
 func newEpochLog(w io.Writer, epochs int, showLR bool) *epochLog {
@@ -64,9 +65,11 @@ func (p *epochLog) OnEpochBegin(c *train.Context, epoch int) error {
 // a terminal, redraws the bar.
 func (p *epochLog) progress(pr train.Progress) {
 	p.last = pr
-	if !p.tty {
+	// Ten redraws a second are enough for the eye.
+	if !p.tty || (time.Since(p.drawn) < 100*time.Millisecond && pr.Batch < pr.Batches) {
 		return
 	}
+	p.drawn = time.Now()
 	const width = 30
 	done := pr.Batch * width / max(pr.Batches, 1)
 	bar := strings.Repeat("=", done)

@@ -41,7 +41,7 @@ func printReport(w io.Writer, r checkpoint.OverfittingReport, valSamples int) {
 	if r.Best == nil {
 		fmt.Fprintln(w)
 	} else {
-		fmt.Fprintf(w, " (validation: %d samples; training metrics are epoch means, with augmentation and dropout on)\n", valSamples)
+		fmt.Fprintf(w, " (validation: %d samples; training metrics are means over each epoch's batches, with any augmentation and dropout)\n", valSamples)
 		fmt.Fprintf(w, "  best epoch %-4s %s\n", strconv.Itoa(r.Best.Epoch)+":", gapLine(r.Best))
 		fmt.Fprintf(w, "  last epoch %-4s %s\n", strconv.Itoa(r.Last.Epoch)+":", gapLine(r.Last))
 	}

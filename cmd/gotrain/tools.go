@@ -626,7 +626,7 @@ func newConformanceCmd() *cobra.Command {
 	fs := cmd.Flags()
 	be := fs.String("backend", "cpu", "backend")
 	dir := fs.String("data", "", "a folder of ONNX backend tests (default: every suite found)")
-	verbose := fs.Bool("v", false, "print every failure")
+	verbose := fs.BoolP("verbose", "v", false, "print every failure")
 	markdown := fs.String("markdown", "", "also write the per-op table as Markdown to this file")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
