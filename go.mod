@@ -10,6 +10,7 @@ require (
 )
 
 require (
+	github.com/google/btree v1.1.3
 	github.com/yalue/onnxruntime_go v1.27.0
 	gonum.org/v1/plot v0.17.0
 )
