@@ -115,7 +115,21 @@ func isONNX(n *graph.Node, op string) bool {
 	return n.OpType == op && graph.NormDomain(n.Domain) == graph.DomainONNX
 }
 
+// has reports whether g has a node of an op, so that a fusion that cannot
+// apply costs no index of the graph.
+func has(g *graph.Graph, domain, op string) bool {
+	for _, n := range g.Nodes {
+		if n.OpType == op && graph.NormDomain(n.Domain) == domain {
+			return true
+		}
+	}
+	return false
+}
+
 func fuseActivation(g *graph.Graph, keep map[string]bool, op string) *graph.Graph {
+	if !has(g, graph.DomainONNX, op) || !has(g, graph.DomainONNX, "Relu") {
+		return g
+	}
 	r := newRewriter(g)
 	for _, n := range g.Nodes {
 		if !isONNX(n, op) {
@@ -131,6 +145,9 @@ func fuseActivation(g *graph.Graph, keep map[string]bool, op string) *graph.Grap
 }
 
 func fuseReluGradMask(g *graph.Graph, keep map[string]bool) *graph.Graph {
+	if !has(g, graph.DomainGotrain, "MaxPoolGrad") {
+		return g
+	}
 	r := newRewriter(g)
 	for _, n := range g.Nodes {
 		if n.OpType != "MaxPoolGrad" || n.Domain != graph.DomainGotrain || len(n.Inputs) < 3 {
@@ -154,6 +171,9 @@ func fuseReluGradMask(g *graph.Graph, keep map[string]bool) *graph.Graph {
 }
 
 func fuseConvMaxPool(g *graph.Graph, keep map[string]bool) *graph.Graph {
+	if !has(g, graph.DomainONNX, "Conv") || !has(g, graph.DomainONNX, "MaxPool") {
+		return g
+	}
 	r := newRewriter(g)
 	for _, n := range g.Nodes {
 		if !isONNX(n, "Conv") || keep[n.Outputs[0]] {
