@@ -168,7 +168,7 @@ func runOnce(k Kernel, n *graph.Node, types []*graph.Type, in []*tensor.Tensor) 
 		outs[i] = t
 	}
 	if err := k(in, outs); err != nil {
-		return nil, wrapNodeErr(n, err)
+		return nil, plan.NodeErr(n, err)
 	}
 	return outs, nil
 }
@@ -235,14 +235,6 @@ func (e *executable) plan(shapes map[string][]int, dtypes map[string]tensor.DTyp
 		hp.bufs = append(hp.bufs, &Buffer{dev: e.dev})
 	}
 	return hp, nil
-}
-
-func wrapNodeErr(n *graph.Node, err error) error {
-	switch err.(type) {
-	case *graph.NodeError, *graph.UnsupportedOpError:
-		return err
-	}
-	return &graph.NodeError{Node: n, Err: err} // keeps the cause for errors.Is
 }
 
 // Outputs names what Run returns.
@@ -365,7 +357,7 @@ func (e *executable) runStep(hp *hostPlan, st *step) error {
 		return st.outT[0].ShareData(st.inT[0])
 	}
 	if err := st.kernel(st.inT, st.outT); err != nil {
-		return wrapNodeErr(st.ps.Node, err)
+		return plan.NodeErr(st.ps.Node, err)
 	}
 	return nil
 }
@@ -393,7 +385,7 @@ func (e *executable) runDynamic(hp *hostPlan, st *step) error {
 	} else {
 		k, err := e.factory(n, ins, outs, st.ps.Opset)
 		if err != nil {
-			return wrapNodeErr(n, err)
+			return plan.NodeErr(n, err)
 		}
 		if vals, err = runOnce(k, n, outs, st.inT); err != nil {
 			return err

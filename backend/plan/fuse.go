@@ -1,6 +1,10 @@
 package plan
 
-import "github.com/gotrain/gotrain/graph"
+import (
+	"slices"
+
+	"github.com/gotrain/gotrain/graph"
+)
 
 // Attributes the fusions set on the nodes they fuse. They never leave the
 // planner's private copy of the graph; a backend's kernels read them.
@@ -199,16 +203,7 @@ func poolFusable(n *graph.Node, consumers map[string][]*graph.Node, keep map[str
 		return false
 	}
 	is := func(name string, def []int64, want ...int64) bool {
-		v := n.AttrInts(name, def)
-		if len(v) != len(want) {
-			return false
-		}
-		for i := range v {
-			if v[i] != want[i] {
-				return false
-			}
-		}
-		return true
+		return slices.Equal(n.AttrInts(name, def), want)
 	}
 	if !is("kernel_shape", nil, 2, 2) || !is("strides", []int64{1, 1}, 2, 2) ||
 		!is("dilations", []int64{1, 1}, 1, 1) || !is("pads", []int64{0, 0, 0, 0}, 0, 0, 0, 0) {

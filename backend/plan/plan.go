@@ -444,7 +444,7 @@ func (p *Planner) Plan(shapes map[string][]int, dtypes map[string]tensor.DType) 
 		if !st.View {
 			k, err := p.hooks.Prepare(st)
 			if err != nil {
-				return nil, wrapNodeErr(n, err)
+				return nil, NodeErr(n, err)
 			}
 			st.Kernel = k
 		}
@@ -485,7 +485,7 @@ func (p *Planner) fold(st *Step) ([]*tensor.Tensor, error) {
 	if !st.View {
 		vals, err := p.hooks.Fold(st, args)
 		if err != nil {
-			return nil, wrapNodeErr(n, err)
+			return nil, NodeErr(n, err)
 		}
 		if len(vals) < len(n.Outputs) {
 			return nil, graph.Errorf(n, "folding gave %d outputs, the node has %d", len(vals), len(n.Outputs))
@@ -507,8 +507,9 @@ func (p *Planner) fold(st *Step) ([]*tensor.Tensor, error) {
 	return vals, nil
 }
 
-// wrapNodeErr names the node in an error that does not already.
-func wrapNodeErr(n *graph.Node, err error) error {
+// NodeErr names the node in an error from its kernel that does not
+// already (keeping the cause for errors.Is and errors.As).
+func NodeErr(n *graph.Node, err error) error {
 	switch err.(type) {
 	case *graph.NodeError, *graph.UnsupportedOpError:
 		return err
