@@ -30,8 +30,8 @@ type Hooks struct {
 	// Fold evaluates a node whose inputs are all constants, on host
 	// tensors: in holds the inputs (nil for omitted ones), and it returns
 	// new host tensors of s.OutTypes. A device backend folds with a host
-	// evaluator it is given (the CPU backend's, say). Nil: such nodes run
-	// like any other.
+	// evaluator it is given: HostFold(the CPU backend), say. Nil: such
+	// nodes run like any other.
 	Fold func(s *Step, in []*tensor.Tensor) ([]*tensor.Tensor, error)
 	// Storage says how values are packed into blocks.
 	Storage Storage
