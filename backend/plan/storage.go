@@ -40,7 +40,7 @@ func (p *Planner) storage(pl *Plan) error {
 	// Mark views and in-place bindings.
 	for _, st := range pl.Steps {
 		p.w.add(len(st.Out))
-		if st.View && !st.Dynamic {
+		if st.View && !st.Dynamic && len(st.In) > 0 && st.In[0] >= 0 && st.Out[0] >= 0 {
 			vals[st.Out[0]].Alias = pl.Root(st.In[0])
 		}
 		for _, o := range st.Out {
