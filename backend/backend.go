@@ -6,14 +6,17 @@
 // Tensors on a device are opaque Buffers. Nothing above this package touches
 // device memory; data crosses with Upload and Download only.
 //
-// The package also holds the conformance harness (conformance.go) that runs
-// ONNX's backend test suites against any Backend.
+// A backend builds on the planner every backend shares (backend/plan): it
+// supplies kernels, an allocator and a few hooks. ONNX's backend test suites
+// run against any registered backend through the test-support package
+// backend/conformance.
 package backend
 
 import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/gotrain/gotrain/graph"
@@ -129,7 +132,7 @@ func Open(name string, opts map[string]string) (Backend, error) {
 	f, ok := factories[name]
 	mu.Unlock()
 	if !ok {
-		return nil, fmt.Errorf("backend %q is not available (have: %v)", name, Names())
+		return nil, fmt.Errorf("backend %q is not compiled into this program (available: %s)", name, strings.Join(Names(), ", "))
 	}
 	return f(opts)
 }

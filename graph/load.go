@@ -137,6 +137,7 @@ type loader struct {
 	model   *Model
 	funcs   map[string]*function
 	used    map[string]bool // every value name in the model, for fresh names
+	next    map[string]int  // fresh: the first suffix not yet tried for a base
 	inlined int
 }
 
@@ -165,7 +166,7 @@ func fromProto(mp *onnxpb.ModelProto, dir string) (*Model, error) {
 	for _, kv := range mp.GetMetadataProps() {
 		m.Metadata[kv.GetKey()] = kv.GetValue()
 	}
-	l := &loader{dir: dir, model: m, funcs: map[string]*function{}, used: map[string]bool{}}
+	l := &loader{dir: dir, model: m, funcs: map[string]*function{}, used: map[string]bool{}, next: map[string]int{}}
 	for _, fp := range mp.GetFunctions() {
 		f, err := newFunction(fp)
 		if err != nil {
@@ -220,19 +221,41 @@ func collectNames(g *onnxpb.GraphProto, used map[string]bool) {
 	}
 }
 
-// fresh returns a value name not used anywhere in the model.
+// fresh returns a value name not used anywhere in the model: base, or
+// base_N for the smallest N free. The search for a base starts where the
+// last one ended (every name before was taken, and names are never given
+// back), so inlining many calls of one function stays linear.
 func (l *loader) fresh(base string) string {
 	name := base
-	for i := 1; l.used[name]; i++ {
+	i := max(l.next[base], 1)
+	for ; l.used[name]; i++ {
 		name = fmt.Sprintf("%s_%d", base, i)
 	}
+	l.next[base] = i
 	l.used[name] = true
 	return name
 }
 
+// scope holds the value names a graph defines; a subgraph's links to its
+// enclosing graph's rather than copying them, so that loading stays linear
+// in the model's size however many subgraphs it has (nesting is bounded).
+type scope struct {
+	names map[string]bool
+	outer *scope
+}
+
+func (s *scope) has(name string) bool {
+	for ; s != nil; s = s.outer {
+		if s.names[name] {
+			return true
+		}
+	}
+	return false
+}
+
 // graph converts a graph; outer holds the names visible from enclosing
 // graphs (nil for the main graph).
-func (l *loader) graph(gp *onnxpb.GraphProto, outer map[string]bool, level int) (*Graph, error) {
+func (l *loader) graph(gp *onnxpb.GraphProto, outer *scope, level int) (*Graph, error) {
 	if level > maxGraphNesting {
 		return nil, fmt.Errorf("graph %q: subgraphs nest deeper than %d levels", gp.GetName(), maxGraphNesting)
 	}
@@ -246,7 +269,7 @@ func (l *loader) graph(gp *onnxpb.GraphProto, outer map[string]bool, level int) 
 	return g, nil
 }
 
-func (l *loader) graphBody(gp *onnxpb.GraphProto, outer map[string]bool, level int) (*Graph, error) {
+func (l *loader) graphBody(gp *onnxpb.GraphProto, outer *scope, level int) (*Graph, error) {
 	g := NewGraph(gp.GetName())
 	g.Doc = gp.GetDocString()
 	g.src = gp
@@ -328,38 +351,35 @@ func (l *loader) graphBody(gp *onnxpb.GraphProto, outer map[string]bool, level i
 		}
 		flat = append(flat, nodes...)
 	}
-	scope := make(map[string]bool, len(outer)+len(flat)+len(gp.GetInput())+len(g.inits))
-	for k := range outer {
-		scope[k] = true
-	}
+	sc := &scope{names: make(map[string]bool, len(flat)+len(gp.GetInput())+len(g.inits)), outer: outer}
 	for _, v := range gp.GetInput() {
-		scope[v.GetName()] = true
+		sc.names[v.GetName()] = true
 	}
 	for name := range g.inits {
-		scope[name] = true
+		sc.names[name] = true
 	}
 	for _, np := range flat {
 		for _, o := range np.GetOutput() {
 			if o != "" {
-				scope[o] = true
+				sc.names[o] = true
 			}
 		}
 	}
 	g.Nodes = make([]*Node, 0, len(flat))
 	for i, np := range flat {
-		n, err := l.node(np, i, scope, level)
+		n, err := l.node(np, i, sc, level)
 		if err != nil {
 			return nil, err
 		}
 		for _, in := range n.Inputs {
-			if in != "" && !scope[in] {
+			if in != "" && !sc.has(in) {
 				return nil, Errorf(n, "input %q is not a graph input, an initializer or any node's output", in)
 			}
 		}
 		g.Nodes = append(g.Nodes, n)
 	}
 	for _, o := range g.Outputs {
-		if !scope[o.Name] {
+		if !sc.has(o.Name) {
 			return nil, fmt.Errorf("graph output %q is not a graph input, an initializer or any node's output", o.Name)
 		}
 	}
@@ -416,7 +436,7 @@ func valueInfo(vp *onnxpb.ValueInfoProto) (*ValueInfo, error) {
 }
 
 // node converts one (already inlined) node.
-func (l *loader) node(np *onnxpb.NodeProto, index int, scope map[string]bool, level int) (*Node, error) {
+func (l *loader) node(np *onnxpb.NodeProto, index int, sc *scope, level int) (*Node, error) {
 	n := &Node{
 		Name:    np.GetName(),
 		OpType:  np.GetOpType(),
@@ -431,7 +451,7 @@ func (l *loader) node(np *onnxpb.NodeProto, index int, scope map[string]bool, le
 		return nil, fmt.Errorf("node %d (%q) has no op_type", index, n.Name)
 	}
 	for _, ap := range np.GetAttribute() {
-		a, err := l.attr(ap, n, scope, level)
+		a, err := l.attr(ap, n, sc, level)
 		if err != nil {
 			var ue *UnsupportedOpError
 			var te *UnsupportedTypeError
@@ -481,7 +501,7 @@ func attrType(ap *onnxpb.AttributeProto) onnxpb.AttributeProto_AttributeType {
 	return onnxpb.AttributeProto_UNDEFINED
 }
 
-func (l *loader) attr(ap *onnxpb.AttributeProto, n *Node, scope map[string]bool, level int) (*Attribute, error) {
+func (l *loader) attr(ap *onnxpb.AttributeProto, n *Node, sc *scope, level int) (*Attribute, error) {
 	if ap.GetName() == "" {
 		return nil, Errorf(n, "an attribute has no name")
 	}
@@ -531,13 +551,13 @@ func (l *loader) attr(ap *onnxpb.AttributeProto, n *Node, scope map[string]bool,
 		if ap.GetG() == nil {
 			return nil, errors.New("graph attribute without a graph")
 		}
-		if a.G, err = l.graph(ap.GetG(), scope, level+1); err != nil {
+		if a.G, err = l.graph(ap.GetG(), sc, level+1); err != nil {
 			return nil, err
 		}
 	case onnxpb.AttributeProto_GRAPHS:
 		a.Graphs = make([]*Graph, len(ap.GetGraphs()))
 		for i, gp := range ap.GetGraphs() {
-			if a.Graphs[i], err = l.graph(gp, scope, level+1); err != nil {
+			if a.Graphs[i], err = l.graph(gp, sc, level+1); err != nil {
 				return nil, err
 			}
 		}

@@ -11,10 +11,14 @@
 // worker pool of that size. So the mirrored strategy's replicas run side by
 // side without fighting over threads.
 //
-// An executable is planned per set of input shapes (exec.go): kernels are
-// prepared, shapes resolved, constants folded and buffers assigned with
-// reuse, so a run is a loop over prepared kernel calls that allocates
-// nothing. A run with new input shapes plans again (and keeps the plan).
+// Compilation is the shared planner's (backend/plan): it fuses, orders,
+// infers shapes, folds constants and packs values into storage blocks by
+// liveness. This package gives it hooks (exec.go): its kernel registry,
+// the fusions its kernels implement, kernel factories to prepare steps and
+// to fold constants with. It then makes each plan concrete, one host tensor
+// per storage block, so a run is a loop over prepared kernel calls that
+// allocates nothing. A run with new input shapes plans again (and keeps the
+// plan).
 package cpu
 
 import (

@@ -110,7 +110,7 @@ func checkFusedConvMaxPool(t *testing.T) {
 
 func countOps(e *executable, op string) int {
 	n := 0
-	for _, nd := range e.m.Graph.Nodes {
+	for _, nd := range e.planner.Model().Graph.Nodes {
 		if nd.OpType == op {
 			n++
 		}

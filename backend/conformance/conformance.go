@@ -1,4 +1,18 @@
-package backend
+// Package conformance runs ONNX's backend test suites against any
+// registered backend, as net/http/httptest serves tests of HTTP code: it
+// is test support, kept out of the production backend package.
+//
+// A test is a folder with model.onnx and test_data_set_N/{input,output}_K.pb;
+// every data set must reproduce its outputs within ONNX's own tolerances
+// (rtol 1e-3, atol 1e-7, shapes and dtypes exact). A test the backend cannot
+// run (an op or dtype it lacks) is counted as unsupported, never silently
+// dropped.
+//
+// A backend's own test calls Test, which also holds the backend to its
+// floor: committed lists of the tests that pass (floor.go). The gotrain
+// conformance command runs the same cases on a backend named on its
+// command line (Open).
+package conformance
 
 import (
 	"context"
@@ -8,20 +22,15 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/gotrain/gotrain/backend"
+	"github.com/gotrain/gotrain/backend/plan"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/graph/onnxpb"
 	"github.com/gotrain/gotrain/tensor"
 )
-
-// Conformance runs ONNX's backend test data against a Backend. A test is a
-// folder with model.onnx and test_data_set_N/{input,output}_K.pb; every data
-// set must reproduce its outputs within ONNX's own tolerances (rtol 1e-3,
-// atol 1e-7, shapes and dtypes exact). A test the backend cannot run (an op
-// or dtype it lacks) is counted as unsupported, never silently dropped.
 
 // Tolerances of ONNX's test runner.
 const (
@@ -42,20 +51,51 @@ const DebianTestData = "/usr/share/libonnx-testdata/data"
 // (separated by the OS path list separator).
 const EnvTestData = "GOTRAIN_ONNX_TESTS"
 
+// debianSuites are the suites of Debian's libonnx-testdata; v122 is the
+// name of ONNX 1.22's node tests, kept beside the project.
+var debianSuites = []string{"node", "pytorch-converted", "pytorch-operator", "simple"}
+
+const (
+	v122    = "v1.22"
+	v122Dir = "shared/onnx-node-tests/v1.22.0"
+)
+
+// KnownSuites names the suites DefaultSuites looks for.
+func KnownSuites() []string { return append(append([]string{}, debianSuites...), v122) }
+
+// FindSuite locates a known suite, or says where it looked and how to get
+// it.
+func FindSuite(name string) (Suite, error) {
+	for _, s := range debianSuites {
+		if s == name {
+			dir := filepath.Join(DebianTestData, s)
+			if !isDir(dir) {
+				return Suite{}, fmt.Errorf("suite %s: no folder %s (install Debian's libonnx-testdata: make deps)", name, dir)
+			}
+			return Suite{Name: s, Dir: dir}, nil
+		}
+	}
+	if name == v122 {
+		dir := findUp(filepath.FromSlash(v122Dir))
+		if dir == "" {
+			wd, _ := os.Getwd()
+			return Suite{}, fmt.Errorf("suite %s: no %s in %s or any folder above it (the suite lives in ../shared beside the project)", name, v122Dir, wd)
+		}
+		return Suite{Name: name, Dir: dir}, nil
+	}
+	return Suite{}, fmt.Errorf("suite %q is not one of %v", name, KnownSuites())
+}
+
 // DefaultSuites returns the suites present on this machine: Debian's node,
 // pytorch-converted, pytorch-operator and simple sets; the v1.22.0 node
 // tests beside the project (shared/onnx-node-tests/v1.22.0, looked up from
 // the working directory upwards); and folders named in GOTRAIN_ONNX_TESTS.
 func DefaultSuites() []Suite {
 	var out []Suite
-	for _, s := range []string{"node", "pytorch-converted", "pytorch-operator", "simple"} {
-		dir := filepath.Join(DebianTestData, s)
-		if isDir(dir) {
-			out = append(out, Suite{Name: s, Dir: dir})
+	for _, name := range KnownSuites() {
+		if s, err := FindSuite(name); err == nil {
+			out = append(out, s)
 		}
-	}
-	if dir := findUp(filepath.Join("shared", "onnx-node-tests", "v1.22.0")); dir != "" {
-		out = append(out, Suite{Name: "v1.22", Dir: dir})
 	}
 	for _, dir := range filepath.SplitList(os.Getenv(EnvTestData)) {
 		if dir != "" && isDir(dir) {
@@ -158,7 +198,7 @@ var knownBadData = map[string]string{
 }
 
 // RunCase loads, compiles and runs one test on the backend's first device.
-func RunCase(ctx context.Context, b Backend, c Case) Result {
+func RunCase(ctx context.Context, b backend.Backend, c Case) Result {
 	r := Result{Case: c}
 	if why, bad := knownBadData[c.Suite+"/"+c.Name]; bad {
 		r.Status, r.Reason, r.Missing = Unsupported, "known bad test data: "+why, []string{"bad-test-data"}
@@ -178,8 +218,13 @@ func RunCase(ctx context.Context, b Backend, c Case) Result {
 		r.Status, r.Reason = Fail, "no test_data_set_* folder"
 		return r
 	}
-	dev := b.Devices()[0]
-	var exe Executable
+	devs := b.Devices()
+	if len(devs) == 0 {
+		r.Status, r.Reason = Fail, fmt.Sprintf("backend %s has no device", b.Name())
+		return r
+	}
+	dev := devs[0]
+	var exe backend.Executable
 	for _, set := range sets {
 		inputs, err := readPBs(set, "input")
 		if err != nil {
@@ -203,12 +248,12 @@ func RunCase(ctx context.Context, b Backend, c Case) Result {
 			shapes[g.Inputs[i].Name] = t.Shape()
 		}
 		if exe == nil {
-			exe, err = b.Compile(m, dev, CompileOptions{InputShapes: shapes})
+			exe, err = b.Compile(m, dev, backend.CompileOptions{InputShapes: shapes})
 			if err != nil {
 				return unsupportedOrFail(r, err)
 			}
 		}
-		got, err := RunHost(ctx, b, exe, dev, feeds)
+		got, err := backend.RunHost(ctx, b, exe, dev, feeds)
 		if err != nil {
 			return unsupportedOrFail(r, err)
 		}
@@ -234,7 +279,7 @@ func unsupportedOrFail(r Result, err error) Result {
 	switch {
 	case errors.As(err, &uo):
 		r.Status = Unsupported
-		if uo.Reason != "" && !strings.HasPrefix(uo.Reason, "no CPU kernel") {
+		if uo.Reason != "" && !plan.IsNoKernel(uo) {
 			r.Missing = []string{uo.Node.OpType + ":" + uo.Reason}
 		} else {
 			r.Missing = []string{uo.Node.OpType}

@@ -1,0 +1,242 @@
+package plan
+
+import (
+	"slices"
+
+	"github.com/gotrain/gotrain/graph"
+)
+
+// Attributes the fusions set on the nodes they fuse. They never leave the
+// planner's private copy of the graph; a backend's kernels read them.
+const (
+	AttrFusedActivation = "gotrain_fused_activation" // on Conv and Gemm: "Relu"
+	AttrFusedReluMask   = "gotrain_fused_relu_mask"  // on MaxPoolGrad: 1
+	AttrFusedMaxPool    = "gotrain_fused_maxpool"    // on Conv: 1, a 2x2/2 MaxPool
+)
+
+// A Fusion rewrites pairs of nodes that pass a large tensor from one to the
+// other into one node, marked with an attribute, that a backend's kernel
+// runs in one pass over memory. The values computed do not change. Which
+// fusions apply is the backend's choice (Hooks.Fusions): a fusion exists
+// only where the backend has a kernel for the fused node.
+type Fusion struct {
+	Name string
+	// Rewrite returns a rewritten copy of g, or g itself when nothing
+	// fuses. Values in keep (the executable's outputs) are never fused
+	// away.
+	Rewrite func(g *graph.Graph, keep map[string]bool) *graph.Graph
+	// Infer, when set, corrects the types inferred for a node as if it
+	// were unfused (outs) into the fused node's; it returns outs unchanged
+	// for nodes the fusion did not touch.
+	Infer func(n *graph.Node, outs []*graph.Type) ([]*graph.Type, error)
+}
+
+// The fusions of this package. A backend lists those it has kernels for,
+// in this order (FuseReluGradMask recognises a ReLU that FuseConvRelu or
+// FuseGemmRelu folded; FuseConvMaxPool sees a Conv that already ends in
+// its ReLU).
+var (
+	// FuseConvRelu: Conv followed by Relu, its output read by nothing else:
+	// the Conv applies ReLU as it writes (AttrFusedActivation "Relu").
+	FuseConvRelu = Fusion{Name: "Conv+Relu", Rewrite: func(g *graph.Graph, keep map[string]bool) *graph.Graph {
+		return fuseActivation(g, keep, "Conv")
+	}}
+	// FuseGemmRelu: the same for Gemm.
+	FuseGemmRelu = Fusion{Name: "Gemm+Relu", Rewrite: func(g *graph.Graph, keep map[string]bool) *graph.Graph {
+		return fuseActivation(g, keep, "Gemm")
+	}}
+	// FuseReluGradMask: ReluGrad(MaxPoolGrad(dY, Indices, X), X) where X
+	// is a ReLU's output becomes a MaxPoolGrad that passes the gradient
+	// only through taps where X > 0 (AttrFusedReluMask); the taps it does
+	// not reach are zero either way.
+	FuseReluGradMask = Fusion{Name: "MaxPoolGrad+ReluGrad", Rewrite: fuseReluGradMask}
+	// FuseConvMaxPool: a Conv (ReLU fused or not) followed by a 2-D
+	// MaxPool with a 2x2 window, stride 2 and no padding whose Indices
+	// nobody reads (inference): the Conv pools each image's output while
+	// it is in cache and never writes the full-size tensor
+	// (AttrFusedMaxPool); its output has the pooled shape.
+	FuseConvMaxPool = Fusion{Name: "Conv+MaxPool", Rewrite: fuseConvMaxPool, Infer: inferConvMaxPool}
+)
+
+// rewriter clones g on the first change and drops the nodes marked. Its
+// decisions read g's indexes: a fusion pass edits only the nodes it fuses,
+// so g and the clone agree on every other node.
+type rewriter struct {
+	g, out    *graph.Graph
+	consumers map[string][]*graph.Node
+	producers map[string]*graph.Node
+	index     map[*graph.Node]int
+	drop      map[int]bool
+}
+
+func newRewriter(g *graph.Graph) *rewriter {
+	return &rewriter{g: g, consumers: g.Consumers(), producers: g.Producers(), drop: map[int]bool{}}
+}
+
+// single returns the only reader of v, nil when v is kept or read by
+// other nodes too.
+func (r *rewriter) single(v string, keep map[string]bool) *graph.Node {
+	if keep[v] {
+		return nil
+	}
+	if cs := r.consumers[v]; len(cs) == 1 {
+		return cs[0]
+	}
+	return nil
+}
+
+// fold makes the clone's copy of n (cloning g the first time) absorb
+// next: it takes next's first output and attribute a; next is dropped.
+func (r *rewriter) fold(n, next *graph.Node, a *graph.Attribute) {
+	if r.out == nil {
+		r.out = r.g.Clone()
+		r.index = make(map[*graph.Node]int, len(r.g.Nodes))
+		for i, m := range r.g.Nodes {
+			r.index[m] = i
+		}
+	}
+	cn := r.out.Nodes[r.index[n]]
+	cn.SetAttr(a)
+	cn.Outputs[0] = next.Outputs[0]
+	r.drop[r.index[next]] = true
+}
+
+func (r *rewriter) result() *graph.Graph {
+	if r.out == nil {
+		return r.g
+	}
+	nodes := make([]*graph.Node, 0, len(r.out.Nodes)-len(r.drop))
+	for i, n := range r.out.Nodes {
+		if !r.drop[i] {
+			nodes = append(nodes, n)
+		}
+	}
+	r.out.Nodes = nodes
+	return r.out
+}
+
+func isONNX(n *graph.Node, op string) bool {
+	return n.OpType == op && graph.NormDomain(n.Domain) == graph.DomainONNX
+}
+
+// has reports whether g has a node of an op, so that a fusion that cannot
+// apply costs no index of the graph.
+func has(g *graph.Graph, domain, op string) bool {
+	for _, n := range g.Nodes {
+		if n.OpType == op && graph.NormDomain(n.Domain) == domain {
+			return true
+		}
+	}
+	return false
+}
+
+func fuseActivation(g *graph.Graph, keep map[string]bool, op string) *graph.Graph {
+	if !has(g, graph.DomainONNX, op) || !has(g, graph.DomainONNX, "Relu") {
+		return g
+	}
+	r := newRewriter(g)
+	for _, n := range g.Nodes {
+		if !isONNX(n, op) {
+			continue
+		}
+		relu := r.single(n.Outputs[0], keep)
+		if relu == nil || !isONNX(relu, "Relu") {
+			continue
+		}
+		r.fold(n, relu, graph.AString(AttrFusedActivation, "Relu"))
+	}
+	return r.result()
+}
+
+func fuseReluGradMask(g *graph.Graph, keep map[string]bool) *graph.Graph {
+	if !has(g, graph.DomainGotrain, "MaxPoolGrad") {
+		return g
+	}
+	r := newRewriter(g)
+	for _, n := range g.Nodes {
+		if n.OpType != "MaxPoolGrad" || n.Domain != graph.DomainGotrain || len(n.Inputs) < 3 {
+			continue
+		}
+		rg := r.single(n.Outputs[0], keep)
+		if rg == nil || rg.OpType != "ReluGrad" || rg.Domain != graph.DomainGotrain || len(rg.Inputs) < 2 || rg.Inputs[0] != n.Outputs[0] {
+			continue
+		}
+		// X of MaxPoolGrad must be the Relu output that ReluGrad masks by.
+		x := n.Inputs[2]
+		if rg.Inputs[1] != x {
+			continue
+		}
+		if p := r.producers[x]; p == nil || (p.OpType != "Relu" && p.Attr(AttrFusedActivation) == nil) {
+			continue
+		}
+		r.fold(n, rg, graph.AInt(AttrFusedReluMask, 1))
+	}
+	return r.result()
+}
+
+func fuseConvMaxPool(g *graph.Graph, keep map[string]bool) *graph.Graph {
+	if !has(g, graph.DomainONNX, "Conv") || !has(g, graph.DomainONNX, "MaxPool") {
+		return g
+	}
+	r := newRewriter(g)
+	for _, n := range g.Nodes {
+		if !isONNX(n, "Conv") || keep[n.Outputs[0]] {
+			continue
+		}
+		cs := r.consumers[n.Outputs[0]]
+		if len(cs) != 1 || !poolFusable(cs[0], r.consumers, keep) {
+			continue
+		}
+		r.fold(n, cs[0], graph.AInt(AttrFusedMaxPool, 1))
+	}
+	return r.result()
+}
+
+// poolFusable reports whether n is a MaxPool that FuseConvMaxPool can fold
+// into the Conv before it: 2-D, window 2x2, stride 2, no padding or
+// dilation, floor rounding, and no Indices anyone reads.
+func poolFusable(n *graph.Node, consumers map[string][]*graph.Node, keep map[string]bool) bool {
+	if !isONNX(n, "MaxPool") {
+		return false
+	}
+	if len(n.Outputs) > 1 && n.Outputs[1] != "" && (len(consumers[n.Outputs[1]]) > 0 || keep[n.Outputs[1]]) {
+		return false
+	}
+	is := func(name string, def []int64, want ...int64) bool {
+		return slices.Equal(n.AttrInts(name, def), want)
+	}
+	if !is("kernel_shape", nil, 2, 2) || !is("strides", []int64{1, 1}, 2, 2) ||
+		!is("dilations", []int64{1, 1}, 1, 1) || !is("pads", []int64{0, 0, 0, 0}, 0, 0, 0, 0) {
+		return false
+	}
+	if ap := n.AttrString("auto_pad", "NOTSET"); ap != "NOTSET" && ap != "VALID" {
+		return false
+	}
+	return n.AttrInt("ceil_mode", 0) == 0
+}
+
+// inferConvMaxPool gives a Conv that absorbed a 2x2/2 MaxPool the pooled
+// output shape.
+func inferConvMaxPool(n *graph.Node, outs []*graph.Type) ([]*graph.Type, error) {
+	if n.AttrInt(AttrFusedMaxPool, 0) == 0 || len(outs) == 0 || outs[0] == nil {
+		return outs, nil
+	}
+	y := outs[0]
+	if len(y.Shape) != 4 {
+		return nil, graph.Errorf(n, "the MaxPool fused into this Conv needs a 4-D output, got %v", y.Shape)
+	}
+	pooled := append(graph.Shape{}, y.Shape...)
+	for i := 2; i < 4; i++ {
+		d := y.Shape[i]
+		if !d.Known() {
+			pooled[i] = graph.Unknown
+			continue
+		}
+		if d.Size < 2 {
+			return nil, graph.Errorf(n, "output %v is smaller than the 2x2 window of the MaxPool fused into it", y.Shape)
+		}
+		pooled[i] = graph.D(d.Size / 2)
+	}
+	outs[0] = graph.NewType(y.DType, pooled)
+	return outs, nil
+}
