@@ -19,7 +19,7 @@ var VolatileLogKeys = map[string]bool{
 
 // DiffStates compares two training states bit for bit and returns an error
 // describing the first difference, or nil when they are equal: epoch, step,
-// batch position, learning-rate scale, weights, optimizer state, generator
+// batch position, the epoch in progress and its sums, learning-rate scale, weights, optimizer state, generator
 // states, callback states and the history (less VolatileLogKeys). The
 // configuration is not compared (a resumed run's may name its resume file).
 // Floats are compared by their bits, so -0 differs from 0 and equal NaNs match.
@@ -35,6 +35,11 @@ func DiffStates(a, b *train.State) error {
 		return fmt.Errorf("learning-rate scale %v vs %v", a.LRScale, b.LRScale)
 	case a.ModelHash != b.ModelHash:
 		return fmt.Errorf("model hash %s vs %s", a.ModelHash, b.ModelHash)
+	case a.DataHash != b.DataHash:
+		return fmt.Errorf("data hash %s vs %s", a.DataHash, b.DataHash)
+	}
+	if err := diffPartial(a.Partial, b.Partial); err != nil {
+		return err
 	}
 	if err := DiffTensors("weight", a.Weights, b.Weights); err != nil {
 		return err
@@ -62,6 +67,22 @@ func DiffStates(a, b *train.State) error {
 				return fmt.Errorf("history epoch %d %q: %v vs %v", i+1, k, x, y)
 			}
 		}
+	}
+	return nil
+}
+
+func diffPartial(a, b *train.PartialEpoch) error {
+	switch {
+	case a == nil && b == nil:
+		return nil
+	case a == nil || b == nil:
+		return fmt.Errorf("epoch in progress %v vs %v", a, b)
+	case a.Samples != b.Samples || a.Counted != b.Counted:
+		return fmt.Errorf("epoch in progress at sample %d (%d counted) vs %d (%d counted)", a.Samples, a.Counted, b.Samples, b.Counted)
+	case math.Float64bits(a.Loss) != math.Float64bits(b.Loss):
+		return fmt.Errorf("epoch in progress loss sum %v vs %v", a.Loss, b.Loss)
+	case math.Float64bits(a.Correct) != math.Float64bits(b.Correct):
+		return fmt.Errorf("epoch in progress correct count %v vs %v", a.Correct, b.Correct)
 	}
 	return nil
 }

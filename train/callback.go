@@ -44,6 +44,23 @@ type State struct {
 	Config       []byte                    // the training configuration as JSON
 	ModelHash    string                    // identifies the model the state belongs to
 	History      []Logs                    // per-epoch logs so far
+	// Partial is the epoch in progress at a mid-epoch snapshot: its position
+	// in samples and its running sums. It is nil at an epoch boundary, and
+	// in states written before it was stored.
+	Partial *PartialEpoch
+	// DataHash identifies the training data (Config.DataHash); "" if unknown.
+	DataHash string
+}
+
+// PartialEpoch is how far an epoch has got: the position in its shuffled
+// order, counted in samples so that a run resumed with another batch size
+// trains exactly the samples left, and the sums its logs average, so that
+// the resumed epoch's logs equal those of an uninterrupted epoch.
+type PartialEpoch struct {
+	Samples int64   // samples of the epoch trained so far
+	Counted int64   // samples the sums cover: Samples, less any the sums lost (a resume from a state without them)
+	Loss    float64 // the sum of the per-sample loss over the counted samples ("loss" = Loss / Counted)
+	Correct float64 // correctly classified samples among them ("accuracy" = Correct / Counted)
 }
 
 // Context is what callbacks see of the running fit: the epoch and step,
