@@ -128,3 +128,31 @@ func (c *Context) Model() *graph.Model { return c.hooks.Model() }
 
 // History returns the per-epoch logs so far.
 func (c *Context) History() []Logs { return c.hooks.History() }
+
+// FormerNamed is a callback whose state may be stored under a name it had
+// before (ModelCheckpoint's once held its whole path); FormerName reports
+// whether a key of State.Extra is such a name.
+type FormerNamed interface {
+	FormerName(key string) bool
+}
+
+// StateOf finds a callback's state in State.Extra: under its Name, else
+// under the one former name that matches (several matching are ambiguous,
+// and none is taken).
+func StateOf(cb interface{ Name() string }, extra map[string][]byte) ([]byte, bool) {
+	if b, ok := extra[cb.Name()]; ok {
+		return b, true
+	}
+	fn, ok := cb.(FormerNamed)
+	if !ok {
+		return nil, false
+	}
+	var found []byte
+	n := 0
+	for k, b := range extra {
+		if fn.FormerName(k) {
+			found, n = b, n+1
+		}
+	}
+	return found, n == 1
+}

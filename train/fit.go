@@ -628,7 +628,7 @@ func (t *Trainer) restore(s *State) error {
 	t.history = append([]Logs{}, s.History...)
 	for _, cb := range t.cfg.Callbacks {
 		if sc, ok := cb.(StatefulCallback); ok {
-			if b, ok := s.Extra[sc.Name()]; ok {
+			if b, ok := StateOf(sc, s.Extra); ok {
 				if err := sc.UnmarshalState(b); err != nil {
 					return fmt.Errorf("callback %s: %w", sc.Name(), err)
 				}

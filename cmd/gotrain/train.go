@@ -686,11 +686,10 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if val == nil {
 		monitor = "loss"
 	}
-	cbs = append(cbs,
-		&checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: stdout},
-		&checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json")},
-		&checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState},
-	)
+	outs := runOutputs{best: &checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: stdout},
+		history:     &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json")},
+		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
+	cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
 	// Ctrl-C stops after the current step and writes a resumable state;
 	// it goes last so the other callbacks' state is in that file.
 	intr := &checkpoint.Interrupt{Path: statePath, Out: stdout, ResumeCommand: resumeCommand(f.args)}
@@ -728,8 +727,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {
 		return err
 	}
-	curves := filepath.Join(f.Out, "curves.png")
-	if err := plotCurves(curves, res.History); err != nil {
+	if err := plotCurves(outs.curves, res.History); err != nil {
 		return err
 	}
 	bestEpoch, bestVal := 0, 0.0
@@ -739,8 +737,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %.4f at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, bestVal, bestEpoch)
-	fmt.Fprintf(stdout, "best model: %s\nlast model: %s\nhistory: %s\nlearning curves: %s\n", best, last, filepath.Join(f.Out, "history.csv"), curves)
-	if test != nil && f.ValData != "test" {
+	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
 	return nil
