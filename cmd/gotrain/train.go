@@ -593,6 +593,11 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(f.Out, 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w", f.Out, err)
 	}
+	lock, err := lockOut(f.Out, stdout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	best := filepath.Join(f.Out, "best_model.onnx")
 	last := filepath.Join(f.Out, "last_model.onnx")
 	statePath := filepath.Join(f.Out, "state.ckpt")
