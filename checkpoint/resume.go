@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -185,4 +186,50 @@ func VerifyResume(dir string, total, split int, fit FitFunc) error {
 		return fmt.Errorf("verify resume: %d+%d epochs differ from %d straight: %w", split, total-split, total, err)
 	}
 	return nil
+}
+
+// ConfigChange is a setting whose value differs between the configuration
+// a training state was written with and the configuration of the run that
+// resumes it. Old and New are the values' JSON text.
+type ConfigChange struct {
+	Key      string
+	Old, New string
+}
+
+// ConfigChanges compares two training configurations, JSON objects such as
+// train.State.Config and train.Config.ConfigJSON, and lists the keys whose
+// values differ, in sorted order. A key present in only one of them (a
+// setting added or removed between versions) is not a change. Two values
+// are equal when they decode to the same JSON value (so 1 and 1.0 are).
+// Either configuration being empty gives no changes.
+func ConfigChanges(stored, current []byte) ([]ConfigChange, error) {
+	if len(bytes.TrimSpace(stored)) == 0 || len(bytes.TrimSpace(current)) == 0 {
+		return nil, nil
+	}
+	var a, b map[string]json.RawMessage
+	if err := json.Unmarshal(stored, &a); err != nil {
+		return nil, fmt.Errorf("the stored training configuration: %w", err)
+	}
+	if err := json.Unmarshal(current, &b); err != nil {
+		return nil, fmt.Errorf("the training configuration: %w", err)
+	}
+	var out []ConfigChange
+	for _, k := range sortedKeys(a) {
+		y, ok := b[k]
+		if !ok || sameJSON(a[k], y) {
+			continue
+		}
+		out = append(out, ConfigChange{Key: k, Old: string(a[k]), New: string(y)})
+	}
+	return out, nil
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return bytes.Equal(xb, yb)
 }

@@ -1,6 +1,8 @@
 package train
 
 import (
+	"fmt"
+
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -50,6 +52,22 @@ type State struct {
 	Partial *PartialEpoch
 	// DataHash identifies the training data (Config.DataHash); "" if unknown.
 	DataHash string
+}
+
+// ResumePoint says where training resumes from s: "epoch E, step S" (E
+// 1-based, the epoch that runs next), and for a mid-epoch state how far
+// into that epoch.
+func (s *State) ResumePoint() string {
+	e := s.Epoch + 1
+	at := fmt.Sprintf("epoch %d, step %d", e, s.Step)
+	switch {
+	case s.Partial != nil && s.Partial.Samples > 0:
+		at += fmt.Sprintf(" (%d samples of epoch %d done)", s.Partial.Samples, e)
+	case s.BatchInEpoch > 0:
+		at += fmt.Sprintf(" (%d batches of epoch %d done; the state has no running sums, so epoch %d's loss and accuracy will average only the batches after the resume)",
+			s.BatchInEpoch, e, e)
+	}
+	return at
 }
 
 // PartialEpoch is how far an epoch has got: the position in its shuffled

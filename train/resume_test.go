@@ -123,3 +123,18 @@ func TestResumeWithoutPartial(t *testing.T) {
 		t.Errorf("position past the end: %v", err)
 	}
 }
+
+func TestResumePoint(t *testing.T) {
+	for _, tc := range []struct {
+		s    train.State
+		want string
+	}{
+		{train.State{Epoch: 2, Step: 40}, "epoch 3, step 40"},
+		{train.State{Epoch: 1, Step: 27, BatchInEpoch: 7, Partial: &train.PartialEpoch{Samples: 224, Counted: 224}}, "epoch 2, step 27 (224 samples of epoch 2 done)"},
+		{train.State{Epoch: 1, Step: 27, BatchInEpoch: 7}, "epoch 2, step 27 (7 batches of epoch 2 done; the state has no running sums, so epoch 2's loss"},
+	} {
+		if got := tc.s.ResumePoint(); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("ResumePoint() = %q, want %q", got, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -102,4 +103,96 @@ func TestTwoTrainingsOneOut(t *testing.T) {
 	if _, err := os.Stat(lock); !os.IsNotExist(err) {
 		t.Errorf("the lock file is still there after the run: %v", err)
 	}
+}
+
+// A resume prints where it resumes and what changed; it refuses settings
+// that would make it another run, naming them, and training data whose
+// content changed under the same name.
+func TestResumeConfigChanges(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	gotrain(t, trainArgs(t, run, "--epochs", "2")...).expect(t, 0)
+	state := filepath.Join(run, "state.ckpt")
+	st, err := checkpoint.LoadState(state, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string // in stdout when code is 0, else in stderr
+	}{
+		{"lr, epochs, batch size", []string{"--lr", "0.001", "--batch-size", "32", "--epochs", "4"}, 0,
+			[]string{"resumed at epoch 3", "changed since the state was written: --batch-size 64 -> 32, --epochs 2 -> 4, --lr 0.003 -> 0.001, --out " + run + " -> "}},
+		{"early stopping", []string{"--early-stopping", "val_loss:2"}, 0, []string{`--early-stopping "" -> val_loss:2`}},
+		{"seed and augmentation", []string{"--seed", "8", "--augment", "shift=0.1"}, 2,
+			[]string{"--augment \"\" -> shift=0.1 (it changes the augmentation)", "--seed 7 -> 8 (it changes the data order", "start a new run with --model"}},
+		{"optimizer", []string{"--optimizer", "sgd"}, 2, []string{"--optimizer adam -> sgd (it changes the optimizer"}},
+		{"validation split", []string{"--val-split", "0.2"}, 2, []string{"--val-split 0.1 -> 0.2"}},
+		{"strategy", []string{"--strategy", "mirrored", "--replicas", "2"}, 2, []string{"--strategy single -> mirrored (the result depends on it"}},
+		{"fewer epochs", []string{"--epochs", "1"}, 2, []string{"--epochs 1: the state in " + state + " is at epoch 2 already"}},
+		// Last, as it goes on in the first run's folder.
+		{"in place", nil, 0, []string{fmt.Sprintf("resumed at epoch 3, step %d from %s\nchanged since the state was written: --epochs 2 -> 3\n", st.Step, state)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			epochs := []string{"--epochs", "3"}
+			if slices.Contains(tc.args, "--epochs") {
+				epochs = nil
+			}
+			out := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+			if tc.args == nil {
+				out = run
+			}
+			args := append(trainArgs(t, out, epochs...), "--resume", state)
+			r := gotrain(t, append(args, tc.args...)...)
+			if tc.code != 0 {
+				r.expect(t, tc.code, tc.want...)
+				return
+			}
+			r.expect(t, 0)
+			for _, w := range tc.want {
+				if !strings.Contains(r.stdout, w) {
+					t.Errorf("output does not say %q:\n%s", w, r.stdout)
+				}
+			}
+		})
+	}
+}
+
+// Strategy and replicas may change when both runs are deterministic.
+func TestResumeDeterministicReplicas(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	gotrain(t, trainArgs(t, run, "--epochs", "1", "--deterministic")...).expect(t, 0)
+	r := gotrain(t, trainArgs(t, filepath.Join(dir, "more"), "--epochs", "2", "--deterministic", "--strategy", "mirrored", "--replicas", "2",
+		"--resume", filepath.Join(run, "state.ckpt"))...)
+	r.expect(t, 0)
+	if want := "--replicas 0 -> 2, --strategy single -> mirrored"; !strings.Contains(r.stdout, want) {
+		t.Errorf("output does not say %q:\n%s", want, r.stdout)
+	}
+}
+
+// Training data whose content changed under the same file name is refused.
+func TestResumeOtherDataSameName(t *testing.T) {
+	dir := t.TempDir()
+	x := make([]float32, 60*64)
+	for i := range x {
+		x[i] = float32(i%17) / 17
+	}
+	y := make([]int64, 60)
+	for i := range y {
+		y[i] = int64(i % 3)
+	}
+	xp, yp := filepath.Join(dir, "x.npy"), filepath.Join(dir, "y.npy")
+	writeNPY(t, xp, x, 60, 1, 8, 8)
+	writeNPY(t, yp, y, 60)
+	run := filepath.Join(dir, "run")
+	args := func(epochs string, extra ...string) []string {
+		return append([]string{"train", "--model", "mlp", "--data", xp + "," + yp, "--epochs", epochs, "--threads", "1", "--out", run}, extra...)
+	}
+	gotrain(t, args("1")...).expect(t, 0)
+	x[7] = 0.5
+	writeNPY(t, xp, x, 60, 1, 8, 8)
+	gotrain(t, args("2", "--resume", filepath.Join(run, "state.ckpt"))...).expect(t, 1, "other training data")
 }

@@ -598,6 +598,13 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer lock.Unlock()
+	if f.Strategy == "mirrored" {
+		f.Replicas = devices // stored resolved, so that a resume can compare it
+	}
+	resume, err := openResume(&f)
+	if err != nil {
+		return err
+	}
 	best := filepath.Join(f.Out, "best_model.onnx")
 	last := filepath.Join(f.Out, "last_model.onnx")
 	statePath := filepath.Join(f.Out, "state.ckpt")
@@ -712,12 +719,11 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if f.Freeze != "" {
 		cfg.Freeze = strings.Split(f.Freeze, ",")
 	}
-	if f.Resume != "" {
-		st, err := checkpoint.LoadState(f.Resume, cfg.ModelHash)
-		if err != nil {
-			return err
-		}
-		cfg.Resume = st
+	if cfg.DataHash, err = checkpoint.DataHash(trainSet); err != nil {
+		return err
+	}
+	if cfg.Resume, err = resume.start(cfg.ModelHash, stdout); err != nil {
+		return err
 	}
 	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
 		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())

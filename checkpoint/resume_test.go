@@ -1,6 +1,8 @@
 package checkpoint
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/data"
@@ -49,6 +51,34 @@ func TestDataHash(t *testing.T) {
 	for what, d := range others {
 		if h := hash(d); h == base {
 			t.Errorf("changing %s keeps the hash %s", what, h)
+		}
+	}
+}
+
+func TestConfigChanges(t *testing.T) {
+	tests := []struct {
+		stored, current string
+		want            []ConfigChange
+		err             string
+	}{
+		{`{"lr":0.001,"epochs":10,"data":"mnist"}`, `{"data":"mnist","epochs":12,"lr":0.0005}`,
+			[]ConfigChange{{"epochs", "10", "12"}, {"lr", "0.001", "0.0005"}}, ""},
+		{`{"lr":1,"tags":{"a":1,"b":2}}`, `{"lr":1.0,"tags":{"b":2,"a":1}}`, nil, ""}, // equal values, other spelling
+		{`{"old_key":1,"x":"a"}`, `{"new_key":2,"x":"a"}`, nil, ""},                   // keys of other versions
+		{``, `{"x":1}`, nil, ""},
+		{`{"x":`, `{"x":1}`, nil, "stored training configuration"},
+		{`{"x":1}`, `[1]`, nil, "the training configuration"},
+	}
+	for _, tc := range tests {
+		got, err := ConfigChanges([]byte(tc.stored), []byte(tc.current))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s vs %s: error %v, want %q", tc.stored, tc.current, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("%s vs %s: %v, %v; want %v", tc.stored, tc.current, got, err, tc.want)
 		}
 	}
 }
