@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gotrain/gotrain/checkpoint"
+	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/tensor"
 )
 
 // trainArgs are the settings of the resume tests: a small MLP on the test
@@ -195,4 +199,82 @@ func TestResumeOtherDataSameName(t *testing.T) {
 	x[7] = 0.5
 	writeNPY(t, xp, x, 60, 1, 8, 8)
 	gotrain(t, args("2", "--resume", filepath.Join(run, "state.ckpt"))...).expect(t, 1, "other training data")
+}
+
+// A training stopped by SIGINT wherever it is (mid-epoch, most likely)
+// and resumed writes the same history.json, byte for byte, and the same
+// last model as a training that was never stopped.
+func TestInterruptResumeHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a training process")
+	}
+	dir := t.TempDir()
+	straight := filepath.Join(dir, "straight")
+	gotrain(t, trainArgs(t, straight, "--epochs", "3", "--batch-size", "8")...).expect(t, 0)
+	want, err := os.ReadFile(filepath.Join(straight, "history.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantModel, err := graph.Load(filepath.Join(straight, "last_model.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	midEpoch := false
+	for attempt, delay := range []time.Duration{300, 100, 30, 10} {
+		out := filepath.Join(dir, fmt.Sprintf("stopped%d", attempt))
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCLIChild$")
+		cmd.Env = append(os.Environ(), cliChildEnv+"="+strings.Join(trainArgs(t, out, "--epochs", "3", "--batch-size", "8"), "\n"))
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := bufio.NewScanner(stdout)
+		for lines.Scan() && !strings.HasPrefix(lines.Text(), "training ") {
+		}
+		time.Sleep(delay * time.Millisecond)
+		cmd.Process.Signal(os.Interrupt)
+		var rest strings.Builder
+		for lines.Scan() {
+			rest.WriteString(lines.Text() + "\n")
+		}
+		if err := cmd.Wait(); err == nil {
+			t.Logf("attempt %d: the training ended before the signal", attempt)
+			continue
+		}
+		if !strings.Contains(rest.String(), "training interrupted at epoch") {
+			t.Fatalf("the interrupted training says:\n%s", rest.String())
+		}
+		state := filepath.Join(out, "state.ckpt")
+		st, err := checkpoint.LoadState(state, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		midEpoch = st.Partial != nil
+		t.Logf("interrupted at %s", st.ResumePoint())
+		r := gotrain(t, trainArgs(t, out, "--epochs", "3", "--batch-size", "8", "--resume", state)...)
+		r.expect(t, 0)
+		got, _ := os.ReadFile(filepath.Join(out, "history.json"))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("history.json after the resume:\n%s\nuninterrupted:\n%s", got, want)
+		}
+		gotModel, err := graph.Load(filepath.Join(out, "last_model.onnx"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range wantModel.Graph.InitializerNames() {
+			a, b := wantModel.Graph.Initializer(name), gotModel.Graph.Initializer(name)
+			if err := checkpoint.DiffTensors("weight", map[string]*tensor.Tensor{name: a}, map[string]*tensor.Tensor{name: b}); err != nil {
+				t.Fatalf("last_model.onnx after the resume: %v", err)
+			}
+		}
+		if midEpoch {
+			return
+		}
+	}
+	if !midEpoch {
+		t.Error("no signal landed mid-epoch; the test did not test what it should")
+	}
 }
