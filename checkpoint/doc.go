@@ -17,11 +17,11 @@
 // slots, step and epoch, the epoch in progress (position in samples, running
 // sums), learning-rate scale, generator states, callback states,
 // configuration, model and data hashes (ModelHash, DataHash) and history,
-// zstd-compressed behind a header with a
-// magic string, a format version and CRC-32C checksums (see statefile.go for
-// the layout). A file that is not one, is cut short, is damaged, has another
-// format version or belongs to another model (ModelHash) is refused with
-// ErrNotCheckpoint, ErrTruncated, ErrCorrupt, ErrVersion or ErrOtherModel.
+// zstd-compressed behind a header with a magic string, a format version and
+// CRC-32C checksums (see statefile.go for the layout). A file that is not
+// one, is cut short, is damaged, has another format version or belongs to
+// another model (ModelHash) is refused with ErrNotCheckpoint, ErrTruncated,
+// ErrCorrupt, ErrVersion or ErrOtherModel.
 //
 // # Atomic writes
 //
