@@ -173,3 +173,14 @@ func writeHolder(f *os.File, b []byte) error {
 	}
 	return f.Sync()
 }
+
+// removeThenClose removes the lock file while still holding its lock (a
+// process that opened it meanwhile finds it gone once it has the lock, and
+// tries again), then releases the lock by closing it.
+func removeThenClose(f *os.File, path string) error {
+	err := os.Remove(path)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -32,13 +32,5 @@ func tryLock(path string) (f *os.File, ok bool, err error) {
 	return f, true, nil
 }
 
-// unlockFile removes the lock file while still holding its lock (a
-// process that opened it meanwhile finds it gone after locking, and tries
-// again), then releases the lock by closing it.
-func unlockFile(f *os.File, path string) error {
-	err := os.Remove(path)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+// unlockFile removes the lock file, then releases its lock.
+func unlockFile(f *os.File, path string) error { return removeThenClose(f, path) }

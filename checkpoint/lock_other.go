@@ -22,10 +22,4 @@ func tryLock(path string) (*os.File, bool, error) {
 	return f, true, nil
 }
 
-func unlockFile(f *os.File, path string) error {
-	err := os.Remove(path)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func unlockFile(f *os.File, path string) error { return removeThenClose(f, path) }
