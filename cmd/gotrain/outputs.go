@@ -45,7 +45,11 @@ func (o runOutputs) report(w io.Writer) string {
 		if _, err := os.Stat(bestPath); err != nil {
 			gone, bestPath = " (no longer there)", ""
 		}
-		fmt.Fprintf(w, "best model: not written: no epoch improved on the best since the resume; that one%s is %s%s\n", what, o.best.Earlier(), gone)
+		if o.best.SaveBestOnly {
+			fmt.Fprintf(w, "best model: not written: no epoch improved on the best since the resume; that one%s is %s%s\n", what, o.best.Earlier(), gone)
+		} else {
+			fmt.Fprintf(w, "best model: not written: no epoch was completed since the resume; the last one written is %s%s\n", o.best.Earlier(), gone)
+		}
 	default:
 		fmt.Fprintln(w, "best model: not written: no epoch was completed with a finite "+monitor)
 	}
