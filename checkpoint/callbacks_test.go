@@ -389,6 +389,18 @@ func TestHistoryLogger(t *testing.T) {
 	if got := listDir(t, dir); !slices.Equal(got, []string{"h.csv", "h.json"}) {
 		t.Errorf("files %v: temporary files were left", got)
 	}
+	if !h.Wrote() {
+		t.Error("Wrote() is false after three epochs")
+	}
+	// A resumed run that completes no epoch writes nothing, and says so.
+	g := newFakeFit(t, h)
+	g.history = f.history
+	if _, err := g.run(4, append(logs, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if h.Wrote() {
+		t.Error("Wrote() is true after a run of no epoch")
+	}
 }
 
 func TestInterruptOnSIGINT(t *testing.T) {

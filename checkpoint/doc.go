@@ -14,12 +14,14 @@
 // # Training-state files
 //
 // SaveState and LoadState write and read a train.State: weights, optimizer
-// slots, step and epoch, learning-rate scale, generator states, callback
-// states, configuration and history, zstd-compressed behind a header with a
-// magic string, a format version and CRC-32C checksums (see statefile.go for
-// the layout). A file that is not one, is cut short, is damaged, has another
-// format version or belongs to another model (ModelHash) is refused with
-// ErrNotCheckpoint, ErrTruncated, ErrCorrupt, ErrVersion or ErrOtherModel.
+// slots, step and epoch, the epoch in progress (position in samples, running
+// sums), learning-rate scale, generator states, callback states,
+// configuration, model and data hashes (ModelHash, DataHash) and history,
+// zstd-compressed behind a header with a magic string, a format version and
+// CRC-32C checksums (see statefile.go for the layout). A file that is not
+// one, is cut short, is damaged, has another format version or belongs to
+// another model (ModelHash) is refused with ErrNotCheckpoint, ErrTruncated,
+// ErrCorrupt, ErrVersion or ErrOtherModel.
 //
 // # Atomic writes
 //
@@ -35,4 +37,12 @@
 // gives it back with RestoreState, so a run stopped after k epochs and
 // resumed stops, saves and lowers the learning rate exactly where an
 // uninterrupted one does. VerifyResume checks that with any fit function.
+// ConfigChanges lists the settings a resuming run changed from the stored
+// configuration, for a program to report or refuse.
+//
+// # Output folder locks
+//
+// LockDir takes an advisory lock on a folder's LockFile, so that two runs
+// never write into one folder at once; a refusal (*LockedError) names the
+// holder, and a lock file left by a run that died is taken over.
 package checkpoint

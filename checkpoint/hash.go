@@ -2,9 +2,13 @@ package checkpoint
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
+	"fmt"
+	"math"
 	"sort"
 
+	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -125,4 +129,38 @@ func hashAttr(e *encoder, a *graph.Attribute) {
 	for _, g := range gs {
 		hashGraph(e, g)
 	}
+}
+
+// DataHash identifies a training set: its sample shape, and every sample's
+// values and label in index order. A training-state file records it, so a
+// resume on other data (another file under the same name, another subset or
+// split) is refused rather than silently continuing a different run. It
+// reads every sample once (for an in-memory Dataset, a pass over its
+// memory).
+func DataHash(src data.Source) (string, error) {
+	h := sha256.New()
+	e := &encoder{w: h}
+	e.string("gotrain-data-hash-1")
+	sh := src.SampleShape()
+	n := src.Len()
+	for _, v := range []int{n, sh.C, sh.H, sh.W} {
+		e.uvarint(uint64(v))
+	}
+	e.bool(sh.ChannelsLast)
+	x := make([]float32, sh.Size())
+	buf := make([]byte, 4*len(x))
+	for i := range n {
+		if err := src.Read(i, x); err != nil {
+			return "", fmt.Errorf("data hash: sample %d: %w", i, err)
+		}
+		for j, v := range x {
+			binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(v))
+		}
+		e.varint(src.Label(i))
+		e.write(buf)
+	}
+	if e.err != nil {
+		return "", e.err
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16]), nil
 }

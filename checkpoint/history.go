@@ -44,8 +44,13 @@ type HistoryLogger struct {
 	Report   bool   // add the overfitting report to the JSON file
 	Defences []Defence
 
-	rows []train.Logs
+	rows  []train.Logs
+	wrote bool
 }
+
+// Wrote reports whether the files were written since training (or a
+// resume) began: a resumed run that completes no epoch writes none.
+func (h *HistoryLogger) Wrote() bool { return h.wrote }
 
 // Validate checks that the output folders exist and are writable.
 func (h *HistoryLogger) Validate() error {
@@ -63,7 +68,7 @@ func (h *HistoryLogger) OnTrainBegin(c *train.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	h.rows = nil
+	h.rows, h.wrote = nil, false
 	for i, l := range c.History() {
 		h.rows = append(h.rows, withEpoch(l, i))
 	}
@@ -120,6 +125,7 @@ func (h *HistoryLogger) flush() error {
 			return fmt.Errorf("history: %w", err)
 		}
 	}
+	h.wrote = true
 	return nil
 }
 

@@ -110,16 +110,17 @@ func CollectState(cbs []train.Callback) (map[string][]byte, error) {
 	return out, nil
 }
 
-// RestoreState gives every Stateful callback its state from extra. A
-// callback without an entry (added since the state was written) starts
-// fresh; entries without a callback (removed since) are ignored.
+// RestoreState gives every Stateful callback its state from extra (under
+// its name, or a former one: train.StateOf). A callback without an entry
+// (added since the state was written) starts fresh; entries without a
+// callback (removed since) are ignored.
 func RestoreState(cbs []train.Callback, extra map[string][]byte) error {
 	for _, cb := range cbs {
 		s, ok := cb.(Stateful)
 		if !ok {
 			continue
 		}
-		b, ok := extra[s.Name()]
+		b, ok := train.StateOf(s, extra)
 		if !ok {
 			continue
 		}

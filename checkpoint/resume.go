@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -19,7 +20,7 @@ var VolatileLogKeys = map[string]bool{
 
 // DiffStates compares two training states bit for bit and returns an error
 // describing the first difference, or nil when they are equal: epoch, step,
-// batch position, learning-rate scale, weights, optimizer state, generator
+// batch position, the epoch in progress and its sums, learning-rate scale, weights, optimizer state, generator
 // states, callback states and the history (less VolatileLogKeys). The
 // configuration is not compared (a resumed run's may name its resume file).
 // Floats are compared by their bits, so -0 differs from 0 and equal NaNs match.
@@ -35,6 +36,11 @@ func DiffStates(a, b *train.State) error {
 		return fmt.Errorf("learning-rate scale %v vs %v", a.LRScale, b.LRScale)
 	case a.ModelHash != b.ModelHash:
 		return fmt.Errorf("model hash %s vs %s", a.ModelHash, b.ModelHash)
+	case a.DataHash != b.DataHash:
+		return fmt.Errorf("data hash %s vs %s", a.DataHash, b.DataHash)
+	}
+	if err := diffPartial(a.Partial, b.Partial); err != nil {
+		return err
 	}
 	if err := DiffTensors("weight", a.Weights, b.Weights); err != nil {
 		return err
@@ -62,6 +68,22 @@ func DiffStates(a, b *train.State) error {
 				return fmt.Errorf("history epoch %d %q: %v vs %v", i+1, k, x, y)
 			}
 		}
+	}
+	return nil
+}
+
+func diffPartial(a, b *train.PartialEpoch) error {
+	switch {
+	case a == nil && b == nil:
+		return nil
+	case a == nil || b == nil:
+		return fmt.Errorf("epoch in progress %v vs %v", a, b)
+	case a.Samples != b.Samples || a.Counted != b.Counted:
+		return fmt.Errorf("epoch in progress at sample %d (%d counted) vs %d (%d counted)", a.Samples, a.Counted, b.Samples, b.Counted)
+	case math.Float64bits(a.Loss) != math.Float64bits(b.Loss):
+		return fmt.Errorf("epoch in progress loss sum %v vs %v", a.Loss, b.Loss)
+	case math.Float64bits(a.Correct) != math.Float64bits(b.Correct):
+		return fmt.Errorf("epoch in progress correct count %v vs %v", a.Correct, b.Correct)
 	}
 	return nil
 }
@@ -164,4 +186,50 @@ func VerifyResume(dir string, total, split int, fit FitFunc) error {
 		return fmt.Errorf("verify resume: %d+%d epochs differ from %d straight: %w", split, total-split, total, err)
 	}
 	return nil
+}
+
+// ConfigChange is a setting whose value differs between the configuration
+// a training state was written with and the configuration of the run that
+// resumes it. Old and New are the values' JSON text.
+type ConfigChange struct {
+	Key      string
+	Old, New string
+}
+
+// ConfigChanges compares two training configurations, JSON objects such as
+// train.State.Config and train.Config.ConfigJSON, and lists the keys whose
+// values differ, in sorted order. A key present in only one of them (a
+// setting added or removed between versions) is not a change. Two values
+// are equal when they decode to the same JSON value (so 1 and 1.0 are).
+// Either configuration being empty gives no changes.
+func ConfigChanges(stored, current []byte) ([]ConfigChange, error) {
+	if len(bytes.TrimSpace(stored)) == 0 || len(bytes.TrimSpace(current)) == 0 {
+		return nil, nil
+	}
+	var a, b map[string]json.RawMessage
+	if err := json.Unmarshal(stored, &a); err != nil {
+		return nil, fmt.Errorf("the stored training configuration: %w", err)
+	}
+	if err := json.Unmarshal(current, &b); err != nil {
+		return nil, fmt.Errorf("the training configuration: %w", err)
+	}
+	var out []ConfigChange
+	for _, k := range sortedKeys(a) {
+		y, ok := b[k]
+		if !ok || sameJSON(a[k], y) {
+			continue
+		}
+		out = append(out, ConfigChange{Key: k, Old: string(a[k]), New: string(y)})
+	}
+	return out, nil
+}
+
+func sameJSON(a, b json.RawMessage) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return bytes.Equal(xb, yb)
 }

@@ -30,6 +30,10 @@ import (
 //
 // The body is the State in the binary encoding of codec.go, fields in a fixed
 // order and maps in sorted key order, so the same State gives the same file.
+// Version 2 appends the data hash and the epoch in progress (its position in
+// samples and its running sums) to version 1's fields; version 1 files are
+// still read, without them (see train.PartialEpoch for how such a state
+// resumes mid-epoch).
 // Reading checks, in order: the magic, the version, the header checksum, the
 // file size, the payload checksum, then decodes; each failure has its own
 // error (ErrNotCheckpoint, ErrVersion, ErrCorrupt, ErrTruncated), and a state
@@ -38,8 +42,9 @@ import (
 // Magic opens every training-state file.
 const Magic = "GOTRAINCKPT\x00"
 
-// FormatVersion is the training-state format this package writes and reads.
-const FormatVersion uint32 = 1
+// FormatVersion is the training-state format this package writes; it reads
+// versions 1 to FormatVersion.
+const FormatVersion uint32 = 2
 
 const headerSize = 40
 
@@ -119,9 +124,20 @@ func encodeState(e *encoder, s *train.State) {
 	for _, l := range s.History {
 		e.floatMap(l)
 	}
+	// Version 2.
+	e.string(s.DataHash)
+	e.bool(s.Partial != nil)
+	if p := s.Partial; p != nil {
+		e.varint(p.Samples)
+		e.varint(p.Counted)
+		e.float64(p.Loss)
+		e.float64(p.Correct)
+	}
 }
 
-func decodeState(d *decoder) *train.State {
+func decodeState(d *decoder) *train.State { return decodeStateVersion(d, FormatVersion) }
+
+func decodeStateVersion(d *decoder, version uint32) *train.State {
 	s := &train.State{}
 	s.ModelHash = d.string()
 	s.Epoch = int(d.uvarint())
@@ -136,6 +152,12 @@ func decodeState(d *decoder) *train.State {
 	n := d.length(1)
 	for i := 0; i < n && d.err == nil; i++ {
 		s.History = append(s.History, train.Logs(d.floatMap()))
+	}
+	if version >= 2 {
+		s.DataHash = d.string()
+		if d.bool() {
+			s.Partial = &train.PartialEpoch{Samples: d.varint(), Counted: d.varint(), Loss: d.float64(), Correct: d.float64()}
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d bytes after the end of the state", len(d.b))
@@ -172,8 +194,9 @@ func parseState(data []byte) (*train.State, error) {
 		return nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrTruncated, len(data), headerSize)
 	}
 	le := binary.LittleEndian
-	if v := le.Uint32(data[12:]); v != FormatVersion {
-		return nil, fmt.Errorf("%w: the file has format version %d, this gotrain reads version %d", ErrVersion, v, FormatVersion)
+	version := le.Uint32(data[12:])
+	if version < 1 || version > FormatVersion {
+		return nil, fmt.Errorf("%w: the file has format version %d, this gotrain reads versions 1 to %d", ErrVersion, version, FormatVersion)
 	}
 	if got, want := crc32.Checksum(data[:36], castagnoli), le.Uint32(data[36:]); got != want {
 		return nil, fmt.Errorf("%w: header checksum %08x, expected %08x", ErrCorrupt, got, want)
@@ -208,7 +231,7 @@ func parseState(data []byte) (*train.State, error) {
 		return nil, fmt.Errorf("%w: body is %d bytes, the header says %d", ErrCorrupt, len(body), blen)
 	}
 	d := &decoder{b: body}
-	s := decodeState(d)
+	s := decodeStateVersion(d, version)
 	if d.err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, d.err)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/gotrain/gotrain/internal/atomicfile"
 	"github.com/gotrain/gotrain/tensor"
@@ -47,6 +50,8 @@ func sampleState() *train.State {
 		Config:    []byte(`{"epochs":10,"lr":0.01}`),
 		ModelHash: "0123456789abcdef",
 		History:   []train.Logs{{"loss": 0.5, "val_loss": math.NaN()}, {"loss": 0.25}},
+		Partial:   &train.PartialEpoch{Samples: 17 * 32, Counted: 17 * 32, Loss: 0.1 + 0.2, Correct: 301},
+		DataHash:  "fedcba9876543210",
 	}
 }
 
@@ -81,6 +86,77 @@ func TestStateRoundTrip(t *testing.T) {
 	if err := DiffStates(s, got); err == nil || !strings.Contains(err.Error(), `"conv.weight" element 0`) {
 		t.Errorf("DiffStates after a one-ulp change: %v", err)
 	}
+	got, _ = LoadState(p1, "")
+	got.Partial.Loss = math.Nextafter(got.Partial.Loss, 1)
+	if err := DiffStates(s, got); err == nil || !strings.Contains(err.Error(), "loss sum") {
+		t.Errorf("DiffStates after a one-ulp change of the epoch's loss sum: %v", err)
+	}
+	got.Partial = nil
+	if err := DiffStates(s, got); err == nil || !strings.Contains(err.Error(), "epoch in progress") {
+		t.Errorf("DiffStates without the epoch in progress: %v", err)
+	}
+}
+
+// rewriteFile re-encodes a state file's body with edit applied and the
+// header's version set to version, with valid sizes and checksums.
+func rewriteFile(t *testing.T, data []byte, version uint32, edit func([]byte) []byte) []byte {
+	t.Helper()
+	zr, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	body, err := zr.DecodeAll(data[headerSize:], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = edit(body)
+	zw, _ := zstd.NewWriter(nil)
+	payload := zw.EncodeAll(body, nil)
+	zw.Close()
+	hdr := append([]byte{}, data[:headerSize]...)
+	le := binary.LittleEndian
+	le.PutUint32(hdr[12:], version)
+	le.PutUint64(hdr[16:], uint64(len(payload)))
+	le.PutUint64(hdr[24:], uint64(len(body)))
+	le.PutUint32(hdr[32:], crc32.Checksum(payload, castagnoli))
+	le.PutUint32(hdr[36:], crc32.Checksum(hdr[:36], castagnoli))
+	return append(hdr, payload...)
+}
+
+// A version-1 file (no data hash, no epoch in progress) still loads; a
+// version-2 body in a file that says version 1 does not.
+func TestLoadStateVersion1(t *testing.T) {
+	dir := t.TempDir()
+	s := sampleState()
+	s.Partial, s.DataHash = nil, ""
+	p := filepath.Join(dir, "v2.ckpt")
+	if err := SaveState(p, s); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(p)
+	// Version 2's additions for an empty hash and no epoch in progress are
+	// two zero bytes at the end of the body.
+	v1 := rewriteFile(t, data, 1, func(b []byte) []byte {
+		if !bytes.HasSuffix(b, []byte{0, 0}) {
+			t.Fatalf("the body does not end in version 2's two empty fields")
+		}
+		return b[:len(b)-2]
+	})
+	p1 := filepath.Join(dir, "v1.ckpt")
+	os.WriteFile(p1, v1, 0o644)
+	got, err := LoadState(p1, s.ModelHash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := DiffStates(s, got); err != nil {
+		t.Fatalf("version 1 file: %v", err)
+	}
+	p2 := filepath.Join(dir, "v2-as-v1.ckpt")
+	os.WriteFile(p2, rewriteFile(t, data, 1, func(b []byte) []byte { return b }), 0o644)
+	if _, err := LoadState(p2, ""); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "2 bytes after the end") {
+		t.Errorf("a version 2 body labelled version 1: %v", err)
+	}
 }
 
 func TestLoadStateErrors(t *testing.T) {
@@ -110,7 +186,7 @@ func TestLoadStateErrors(t *testing.T) {
 		{"payload byte flipped", mutate(func(b []byte) []byte { b[len(b)/2] ^= 0x10; return b }), "", ErrCorrupt, "payload checksum"},
 		{"size field changed", mutate(func(b []byte) []byte { b[16]++; return b }), "", ErrCorrupt, "header checksum"},
 		{"bytes appended", append(append([]byte{}, data...), 0, 0), "", ErrCorrupt, "2 bytes after the end"},
-		{"newer version", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[12:], 2); return b }), "", ErrVersion, "format version 2, this gotrain reads version 1"},
+		{"newer version", mutate(func(b []byte) []byte { binary.LittleEndian.PutUint32(b[12:], 3); return b }), "", ErrVersion, "format version 3, this gotrain reads versions 1 to 2"},
 		{"an ONNX model", onnx, "", ErrNotCheckpoint, "expected \"GOTRAINCKPT\\x00\""},
 		{"another model", data, "fedcba9876543210", ErrOtherModel, "model 0123456789abcdef, the model being trained is fedcba9876543210"},
 	}

@@ -153,6 +153,41 @@ func (l *Loader) Epoch(ctx context.Context, epoch, start int) (*Iterator, error)
 	if start < 0 || start > nb {
 		return nil, fmt.Errorf("data: start batch %d of an epoch of %d batches", start, nb)
 	}
+	return l.epoch(ctx, epoch, start*l.BatchSize, start, nb-start), nil
+}
+
+// EpochFrom is Epoch from a position counted in samples: its batches take
+// the epoch's order from sample skip on, BatchSize samples at a time (the
+// last one short, or dropped with DropRemainder), and are numbered from
+// first. A run resumed with another batch size than the one that counted
+// the position so trains exactly the samples its epoch has left.
+func (l *Loader) EpochFrom(ctx context.Context, epoch, skip, first int) (*Iterator, error) {
+	if err := l.check(); err != nil {
+		return nil, err
+	}
+	if n := l.Source.Len(); skip < 0 || skip > n {
+		return nil, fmt.Errorf("data: start at sample %d of an epoch of %d samples", skip, n)
+	}
+	if first < 0 {
+		return nil, fmt.Errorf("data: first batch number %d: expected >= 0", first)
+	}
+	return l.epoch(ctx, epoch, skip, first, l.BatchesFrom(skip)), nil
+}
+
+// BatchesFrom is the number of batches of an epoch from sample skip on.
+func (l *Loader) BatchesFrom(skip int) int {
+	rest := l.Source.Len() - skip
+	if l.BatchSize <= 0 || rest <= 0 {
+		return 0
+	}
+	if l.DropRemainder {
+		return rest / l.BatchSize
+	}
+	return (rest + l.BatchSize - 1) / l.BatchSize
+}
+
+// epoch produces count batches from sample skip, numbered from first.
+func (l *Loader) epoch(ctx context.Context, epoch, skip, first, count int) *Iterator {
 	workers := l.Workers
 	if workers == 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -177,8 +212,8 @@ func (l *Loader) Epoch(ctx context.Context, epoch, start int) (*Iterator, error)
 	go func() {
 		defer close(it.done)
 		defer close(it.out)
-		for k := start; k < nb; k++ {
-			b, err := p.build(ctx, k)
+		for j := range count {
+			b, err := p.build(ctx, first+j, skip+j*l.BatchSize)
 			if err == nil && ctx.Err() != nil {
 				return
 			}
@@ -192,7 +227,7 @@ func (l *Loader) Epoch(ctx context.Context, epoch, start int) (*Iterator, error)
 			}
 		}
 	}()
-	return it, nil
+	return it
 }
 
 // Next returns the next batch, or io.EOF after the last. An error of a
@@ -239,10 +274,10 @@ type producer struct {
 	scratch [][]float32
 }
 
-// build makes batch k, splitting its samples across the workers.
-func (p *producer) build(ctx context.Context, k int) (*Batch, error) {
+// build makes batch k, of the samples from position lo in the epoch's
+// order, splitting them across the workers.
+func (p *producer) build(ctx context.Context, k, lo int) (*Batch, error) {
 	l := p.l
-	lo := k * l.BatchSize
 	hi := min(lo+l.BatchSize, len(p.order))
 	bs := hi - lo
 	b := p.batch(bs)

@@ -293,6 +293,69 @@ func TestLoaderWorkers(t *testing.T) {
 	}
 }
 
+// TestLoaderEpochFrom: resuming at a sample position with another batch
+// size yields exactly the samples the epoch has left, in its order, in
+// batches of the new size numbered from the given first number.
+func TestLoaderEpochFrom(t *testing.T) {
+	d := synth(t, 23, 1, 2, 2, 3)
+	order := Order(23, 5, 2)
+	cases := []struct {
+		skip, bs, first int
+		sizes           []int
+		drop            bool
+	}{
+		{8, 6, 2, []int{6, 6, 3}, false}, // 8 samples done in batches of 4, now batches of 6
+		{8, 6, 2, []int{6, 6}, true},
+		{0, 10, 0, []int{10, 10, 3}, false},
+		{21, 4, 7, []int{2}, false},
+		{21, 4, 7, nil, true},
+		{23, 4, 5, nil, false}, // the epoch's last sample was done
+	}
+	for _, tc := range cases {
+		l := &Loader{Source: d, BatchSize: tc.bs, Shuffle: true, Seed: 5, DropRemainder: tc.drop, Workers: 2}
+		if got := l.BatchesFrom(tc.skip); got != len(tc.sizes) {
+			t.Errorf("%+v: BatchesFrom = %d, want %d", tc, got, len(tc.sizes))
+		}
+		it, err := l.EpochFrom(context.Background(), 2, tc.skip, tc.first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx []int
+		for k := 0; ; k++ {
+			b, err := it.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k >= len(tc.sizes) || b.Y.Len() != tc.sizes[k] || b.Number != tc.first+k {
+				t.Fatalf("%+v: batch %d has %d samples, number %d", tc, k, b.Y.Len(), b.Number)
+			}
+			for j, i := range b.Indices {
+				if !slices.Equal(b.X.Float32s()[j*4:(j+1)*4], d.Sample(i)) {
+					t.Fatalf("%+v: batch %d row %d is not sample %d", tc, k, j, i)
+				}
+			}
+			idx = append(idx, b.Indices...)
+		}
+		it.Close()
+		want := order[tc.skip:]
+		if tc.drop {
+			want = want[:len(want)/tc.bs*tc.bs]
+		}
+		if !slices.Equal(idx, want) {
+			t.Errorf("%+v: samples %v, want %v", tc, idx, want)
+		}
+	}
+	l := &Loader{Source: d, BatchSize: 4}
+	for _, skip := range []int{-1, 24} {
+		if _, err := l.EpochFrom(context.Background(), 0, skip, 0); err == nil || !strings.Contains(err.Error(), "sample") {
+			t.Errorf("skip %d: %v", skip, err)
+		}
+	}
+}
+
 // failing reads sample bad with an error and counts reads.
 type failing struct {
 	*Dataset

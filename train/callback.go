@@ -1,6 +1,8 @@
 package train
 
 import (
+	"fmt"
+
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -44,6 +46,39 @@ type State struct {
 	Config       []byte                    // the training configuration as JSON
 	ModelHash    string                    // identifies the model the state belongs to
 	History      []Logs                    // per-epoch logs so far
+	// Partial is the epoch in progress at a mid-epoch snapshot: its position
+	// in samples and its running sums. It is nil at an epoch boundary, and
+	// in states written before it was stored.
+	Partial *PartialEpoch
+	// DataHash identifies the training data (Config.DataHash); "" if unknown.
+	DataHash string
+}
+
+// ResumePoint says where training resumes from s: "epoch E, step S" (E
+// 1-based, the epoch that runs next), and for a mid-epoch state how far
+// into that epoch.
+func (s *State) ResumePoint() string {
+	e := s.Epoch + 1
+	at := fmt.Sprintf("epoch %d, step %d", e, s.Step)
+	switch {
+	case s.Partial != nil && s.Partial.Samples > 0:
+		at += fmt.Sprintf(" (%d samples of epoch %d done)", s.Partial.Samples, e)
+	case s.BatchInEpoch > 0:
+		at += fmt.Sprintf(" (%d batches of epoch %d done; the state has no running sums, so epoch %d's loss and accuracy will average only the batches after the resume)",
+			s.BatchInEpoch, e, e)
+	}
+	return at
+}
+
+// PartialEpoch is how far an epoch has got: the position in its shuffled
+// order, counted in samples so that a run resumed with another batch size
+// trains exactly the samples left, and the sums its logs average, so that
+// the resumed epoch's logs equal those of an uninterrupted epoch.
+type PartialEpoch struct {
+	Samples int64   // samples of the epoch trained so far
+	Counted int64   // samples the sums cover: Samples, less any the sums lost (a resume from a state without them)
+	Loss    float64 // the sum of the per-sample loss over the counted samples ("loss" = Loss / Counted)
+	Correct float64 // correctly classified samples among them ("accuracy" = Correct / Counted)
 }
 
 // Context is what callbacks see of the running fit: the epoch and step,
@@ -111,3 +146,31 @@ func (c *Context) Model() *graph.Model { return c.hooks.Model() }
 
 // History returns the per-epoch logs so far.
 func (c *Context) History() []Logs { return c.hooks.History() }
+
+// FormerNamed is a callback whose state may be stored under a name it had
+// before (ModelCheckpoint's once held its whole path); FormerName reports
+// whether a key of State.Extra is such a name.
+type FormerNamed interface {
+	FormerName(key string) bool
+}
+
+// StateOf finds a callback's state in State.Extra: under its Name, else
+// under the one former name that matches (several matching are ambiguous,
+// and none is taken).
+func StateOf(cb interface{ Name() string }, extra map[string][]byte) ([]byte, bool) {
+	if b, ok := extra[cb.Name()]; ok {
+		return b, true
+	}
+	fn, ok := cb.(FormerNamed)
+	if !ok {
+		return nil, false
+	}
+	var found []byte
+	n := 0
+	for k, b := range extra {
+		if fn.FormerName(k) {
+			found, n = b, n+1
+		}
+	}
+	return found, n == 1
+}

@@ -76,6 +76,9 @@ type Config struct {
 	ConfigJSON []byte
 	// ModelHash identifies the model in training states.
 	ModelHash string
+	// DataHash identifies the training data in training states; a resume
+	// into a run whose DataHash differs is refused ("" skips the check).
+	DataHash string
 }
 
 // Progress is reported after each batch.
@@ -123,6 +126,7 @@ type Trainer struct {
 	lrScale  float64
 	step     int64
 	history  []Logs
+	partial  PartialEpoch // the epoch in progress
 }
 
 // NewTrainer builds the training graph, the update and the strategy.
@@ -287,12 +291,18 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 	// A cosine schedule without an explicit length decays over the run.
 	t.Schedule.SetTotal(int64(cfg.Epochs * nb))
 	startEpoch, startBatch := 0, 0
+	var from PartialEpoch // where the first epoch starts, and its sums so far
 	ctxCB := t.context()
 	if r := cfg.Resume; r != nil {
 		if err := t.restore(r); err != nil {
 			return nil, err
 		}
 		startEpoch, startBatch = r.Epoch, r.BatchInEpoch
+		p, err := resumePosition(r, cfg.BatchSize, trainSet.Len())
+		if err != nil {
+			return nil, err
+		}
+		from = p
 	}
 	for _, cb := range cfg.Callbacks {
 		if err := cb.OnTrainBegin(ctxCB); err != nil {
@@ -308,8 +318,8 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 				return nil, err
 			}
 		}
-		logs, stopped, err := t.runEpoch(ctx, loader, input, epoch, startBatch, nb, ctxCB)
-		startBatch = 0
+		logs, stopped, err := t.runEpoch(ctx, loader, input, epoch, startBatch, from, ctxCB)
+		startBatch, from = 0, PartialEpoch{}
 		if err != nil {
 			return nil, err
 		}
@@ -370,16 +380,40 @@ func (t *Trainer) sampleShape(input string) []int {
 	return s
 }
 
-// runEpoch trains one epoch from batch `start`. It reports whether a
-// callback (or an interrupt) stopped training mid-epoch.
-func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input string, epoch, start, nb int, cb *Context) (Logs, bool, error) {
-	it, err := loader.Epoch(ctx, epoch, start)
+// resumePosition is where a resumed run's first epoch starts. A state
+// without a position in samples (written before it was stored) was made
+// with this run's batch size, as resuming then required; its sums are
+// lost, so the resumed epoch's logs average only the batches after it.
+func resumePosition(s *State, batchSize, n int) (PartialEpoch, error) {
+	var p PartialEpoch
+	switch {
+	case s.Partial != nil:
+		p = *s.Partial
+	case s.BatchInEpoch > 0:
+		p.Samples = min(int64(s.BatchInEpoch)*int64(batchSize), int64(n))
+	}
+	if p.Samples < 0 || p.Counted < 0 || p.Counted > p.Samples {
+		return p, fmt.Errorf("train: the state's position in epoch %d (%d samples, %d counted) is not valid", s.Epoch+1, p.Samples, p.Counted)
+	}
+	if p.Samples > int64(n) {
+		return p, fmt.Errorf("train: the state is %d samples into epoch %d, but the training data has %d samples", p.Samples, s.Epoch+1, n)
+	}
+	return p, nil
+}
+
+// runEpoch trains one epoch from sample from.Samples of its order, with
+// its sums so far in from; the first batch is numbered start. It reports
+// whether a callback (or an interrupt) stopped training mid-epoch.
+func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input string, epoch, start int, from PartialEpoch, cb *Context) (Logs, bool, error) {
+	it, err := loader.EpochFrom(ctx, epoch, int(from.Samples), start)
 	if err != nil {
 		return nil, false, err
 	}
 	defer it.Close()
-	var lossSum, correct float64
-	var samples int
+	nb := start + loader.BatchesFrom(int(from.Samples))
+	t.partial = from
+	sums := &t.partial
+	trained := 0 // samples trained by this call, for the throughput
 	began := time.Now()
 	for k := start; ; k++ {
 		b, err := it.Next()
@@ -407,19 +441,21 @@ func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input strin
 		}
 		t.step = step
 		cb.Step = step
-		lossSum += r.Loss * t.perSample(r.Samples)
-		correct += r.Correct
-		samples += r.Samples
+		sums.Loss += r.Loss * t.perSample(r.Samples)
+		sums.Correct += r.Correct
+		sums.Samples += int64(r.Samples)
+		sums.Counted += int64(r.Samples)
+		trained += r.Samples
 		logs := Logs{"loss": r.Loss}
 		if t.Training.Correct != "" {
 			logs["accuracy"] = r.Correct / float64(r.Samples)
 		}
 		if t.cfg.Progress != nil {
 			el := time.Since(began)
-			p := Progress{Epoch: epoch + 1, Epochs: t.cfg.Epochs, Batch: k + 1, Batches: nb, Samples: samples,
-				Loss: lossSum / float64(samples), Elapsed: el, SamplesPerSec: float64(samples) / el.Seconds()}
+			p := Progress{Epoch: epoch + 1, Epochs: t.cfg.Epochs, Batch: k + 1, Batches: nb, Samples: int(sums.Samples),
+				Loss: sums.Loss / float64(sums.Counted), Elapsed: el, SamplesPerSec: float64(trained) / el.Seconds()}
 			if t.Training.Correct != "" {
-				p.Accuracy = correct / float64(samples)
+				p.Accuracy = sums.Correct / float64(sums.Counted)
 			}
 			t.cfg.Progress(p)
 		}
@@ -436,12 +472,13 @@ func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input strin
 	}
 	cb.batchInEpoch = 0
 	logs := Logs{}
-	if samples > 0 { // none when resuming after the epoch's last batch
-		logs["loss"] = lossSum / float64(samples)
+	if n := sums.Counted; n > 0 { // none after a resume from a state without sums past the epoch's last batch
+		logs["loss"] = sums.Loss / float64(n)
 		if t.Training.Correct != "" {
-			logs["accuracy"] = correct / float64(samples)
+			logs["accuracy"] = sums.Correct / float64(n)
 		}
 	}
+	t.partial = PartialEpoch{}
 	return logs, false, nil
 }
 
@@ -548,10 +585,13 @@ func (t *Trainer) snapshot(c *Context) (*State, error) {
 	}
 	s := &State{Epoch: c.Epoch, Step: t.step, BatchInEpoch: c.batchInEpoch, Weights: w, OptState: os,
 		LRScale: t.lrScale, Config: t.cfg.ConfigJSON, ModelHash: t.cfg.ModelHash, Extra: map[string][]byte{},
-		History: append([]Logs{}, t.history...), RNG: map[string][]byte{}}
+		History: append([]Logs{}, t.history...), RNG: map[string][]byte{}, DataHash: t.cfg.DataHash}
 	if c.batchInEpoch == 0 {
 		// At an epoch boundary the snapshot resumes at the next epoch.
 		s.Epoch = c.Epoch + 1
+	} else {
+		p := t.partial
+		s.Partial = &p
 	}
 	seed := make([]byte, 8)
 	binary.LittleEndian.PutUint64(seed, t.cfg.Seed)
@@ -572,6 +612,9 @@ func (t *Trainer) restore(s *State) error {
 	if t.cfg.ModelHash != "" && s.ModelHash != "" && s.ModelHash != t.cfg.ModelHash {
 		return fmt.Errorf("train: the checkpoint belongs to another model (hash %s, this model %s)", s.ModelHash, t.cfg.ModelHash)
 	}
+	if t.cfg.DataHash != "" && s.DataHash != "" && s.DataHash != t.cfg.DataHash {
+		return fmt.Errorf("train: the checkpoint was made on other training data (data hash %s, this run's %s); resuming would not continue the same run", s.DataHash, t.cfg.DataHash)
+	}
 	if seed, ok := s.RNG["seed"]; ok && len(seed) == 8 && binary.LittleEndian.Uint64(seed) != t.cfg.Seed {
 		return fmt.Errorf("train: the checkpoint was made with seed %d, this run has seed %d", binary.LittleEndian.Uint64(seed), t.cfg.Seed)
 	}
@@ -589,7 +632,7 @@ func (t *Trainer) restore(s *State) error {
 	t.history = append([]Logs{}, s.History...)
 	for _, cb := range t.cfg.Callbacks {
 		if sc, ok := cb.(StatefulCallback); ok {
-			if b, ok := s.Extra[sc.Name()]; ok {
+			if b, ok := StateOf(sc, s.Extra); ok {
 				if err := sc.UnmarshalState(b); err != nil {
 					return fmt.Errorf("callback %s: %w", sc.Name(), err)
 				}

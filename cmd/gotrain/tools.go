@@ -407,12 +407,13 @@ func newRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		for _, o := range m.Graph.Outputs {
-			path := filepath.Join(*outDir, sanitize(o.Name)+".npy")
+		files := outputFiles(outputNames(m))
+		for i, o := range m.Graph.Outputs {
+			path := filepath.Join(*outDir, files[i].name)
 			if err := tensor.WriteNPYFile(path, res[o.Name]); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%s: %v -> %s\n", o.Name, res[o.Name].Shape(), path)
+			fmt.Fprintf(stdout, "%s: %v -> %s%s\n", o.Name, res[o.Name].Shape(), path, files[i].note)
 		}
 		return nil
 	}

@@ -618,6 +618,18 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := os.MkdirAll(f.Out, 0o755); err != nil {
 		return fmt.Errorf("--out %s: %w", f.Out, err)
 	}
+	lock, err := lockOut(f.Out, stdout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if f.Strategy == "mirrored" {
+		f.Replicas = devices // stored resolved, so that a resume can compare it
+	}
+	resume, err := openResume(&f)
+	if err != nil {
+		return err
+	}
 	best := filepath.Join(f.Out, "best_model.onnx")
 	last := filepath.Join(f.Out, "last_model.onnx")
 	statePath := filepath.Join(f.Out, "state.ckpt")
@@ -727,12 +739,11 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if val == nil {
 		monitor = "loss"
 	}
-	cbs = append(cbs,
-		&checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: log},
-		&checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
+	outs := runOutputs{best: &checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: log},
+		history: &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
 			Report: true, Defences: f.defences()},
-		&checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState},
-	)
+		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
+	cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
 	// Ctrl-C stops after the current step and writes a resumable state;
 	// it goes last so the other callbacks' state is in that file.
 	intr := &checkpoint.Interrupt{Path: statePath, Out: log, ResumeCommand: resumeCommand(f.args)}
@@ -750,13 +761,14 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if f.Freeze != "" {
 		cfg.Freeze = strings.Split(f.Freeze, ",")
 	}
-	if f.Resume != "" {
-		st, err := checkpoint.LoadState(f.Resume, cfg.ModelHash)
-		if err != nil {
-			return err
-		}
-		cfg.Resume = st
-		epochs.resumed(f.Resume, st)
+	if cfg.DataHash, err = checkpoint.DataHash(trainSet); err != nil {
+		return err
+	}
+	if cfg.Resume, err = resume.start(cfg.ModelHash, stdout); err != nil {
+		return err
+	}
+	if cfg.Resume != nil {
+		epochs.resumed(f.Resume, cfg.Resume)
 	}
 	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
 		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())
@@ -781,14 +793,13 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if strings.HasPrefix(res.StopReason, "early stopping") {
 		stopEpoch = res.Epochs
 	}
-	curves := filepath.Join(f.Out, "curves.png")
-	if err := plotCurves(curves, res.History, curveMarks{Monitor: monitor, Best: bestEpoch, Stop: stopEpoch}); err != nil {
+	if err := plotCurves(outs.curves, res.History, curveMarks{Monitor: monitor, Best: bestEpoch, Stop: stopEpoch}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, num(bestVal), bestEpoch)
 	printReport(stdout, checkpoint.Overfitting(res.History, f.defences()), lenOf(val))
-	fmt.Fprintf(stdout, "\nbest model: %s\nlast model: %s\nhistory: %s (and .json, with this report)\nlearning curves: %s\n", best, last, filepath.Join(f.Out, "history.csv"), curves)
-	if test != nil && f.ValData != "test" {
+	fmt.Fprintln(stdout)
+	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
 	return nil
