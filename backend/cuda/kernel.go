@@ -153,13 +153,13 @@ type Arg struct {
 }
 
 // P, I, L, F and D make arguments of each kind.
-func P(p Ptr) Arg       { return Arg{KPtr, uint64(p)} }
-func I(v int) Arg       { return Arg{KI32, uint64(uint32(int32(v)))} }
-func L(v int64) Arg     { return Arg{KI64, uint64(v)} }
-func F(v float32) Arg   { return Arg{KF32, uint64(math.Float32bits(v))} }
-func D(v float64) Arg   { return Arg{KF64, math.Float64bits(v)} }
-func (a Arg) Int() int  { return int(int32(uint32(a.V))) }
-func (a Arg) Ptr() Ptr  { return Ptr(a.V) }
+func P(p Ptr) Arg          { return Arg{KPtr, uint64(p)} }
+func I(v int) Arg          { return Arg{KI32, uint64(uint32(int32(v)))} }
+func L(v int64) Arg        { return Arg{KI64, uint64(v)} }
+func F(v float32) Arg      { return Arg{KF32, uint64(math.Float32bits(v))} }
+func D(v float64) Arg      { return Arg{KF64, math.Float64bits(v)} }
+func (a Arg) Int() int     { return int(int32(uint32(a.V))) }
+func (a Arg) Ptr() Ptr     { return Ptr(a.V) }
 func (a Arg) F32() float32 { return math.Float32frombits(uint32(a.V)) }
 
 // CheckArgs verifies args against f's parameters; streams call it before a
