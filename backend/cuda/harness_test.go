@@ -173,7 +173,7 @@ func cudaRun(d testDev, c *kcase) (map[string]*tensor.Tensor, error) {
 		}
 	}()
 	alloc := func(bytes int64) cuda.Ptr {
-		p := d.Alloc(bytes)
+		p := d.Alloc((bytes + 7) &^ 7)
 		frees = append(frees, p)
 		return p
 	}

@@ -75,7 +75,9 @@ type Kernel struct {
 
 // Call is one run of a kernel: the stream to enqueue on and the device
 // addresses of the node's inputs, outputs and scratch buffers (0 for an
-// omitted optional value). Outputs' old contents are garbage.
+// omitted optional value). Outputs' old contents are garbage. Every buffer
+// is allocated in a multiple of 8 bytes, so a kernel may clear a buffer by
+// whole words.
 type Call struct {
 	S       Stream
 	In, Out []Ptr
