@@ -196,3 +196,9 @@ func ctypeOf(suffix string) string {
 	}
 	panic("cuda: no C type for " + suffix)
 }
+
+// PTXOptions are the NVRTC options for a virtual architecture such as
+// "compute_90".
+func PTXOptions(arch string) []string {
+	return append([]string{"--gpu-architecture=" + arch}, CompileOptions...)
+}
