@@ -28,109 +28,8 @@ package cudalib
 
 /*
 #cgo LDFLAGS: -ldl
-#include <dlfcn.h>
 #include <stdlib.h>
-#include <stddef.h>
-
-typedef unsigned long long addr;
-
-// ---- NVRTC ----
-typedef int (*nvrtcVersion_t)(int*, int*);
-typedef int (*nvrtcCreateProgram_t)(void**, const char*, const char*, int, const char* const*, const char* const*);
-typedef int (*nvrtcCompileProgram_t)(void*, int, const char* const*);
-typedef int (*nvrtcGetSize_t)(void*, size_t*);
-typedef int (*nvrtcGet_t)(void*, char*);
-typedef int (*nvrtcDestroyProgram_t)(void**);
-typedef const char* (*nvrtcGetErrorString_t)(int);
-
-static nvrtcVersion_t p_nvrtcVersion;
-static nvrtcCreateProgram_t p_nvrtcCreateProgram;
-static nvrtcCompileProgram_t p_nvrtcCompileProgram;
-static nvrtcGetSize_t p_nvrtcGetPTXSize, p_nvrtcGetProgramLogSize;
-static nvrtcGet_t p_nvrtcGetPTX, p_nvrtcGetProgramLog;
-static nvrtcDestroyProgram_t p_nvrtcDestroyProgram;
-static nvrtcGetErrorString_t p_nvrtcGetErrorString;
-
-static void* lib_open(const char* path, int global) {
-	return dlopen(path, RTLD_NOW | (global ? RTLD_GLOBAL : RTLD_LOCAL));
-}
-static const char* lib_error(void) { const char* e = dlerror(); return e ? e : "unknown error"; }
-
-// nvrtc_bind resolves the entry points; it returns the name of the first
-// one missing, or NULL.
-static const char* nvrtc_bind(void* h) {
-#define B(v, name) if (!(v = (void*)dlsym(h, name))) return name;
-	B(p_nvrtcVersion, "nvrtcVersion")
-	B(p_nvrtcCreateProgram, "nvrtcCreateProgram")
-	B(p_nvrtcCompileProgram, "nvrtcCompileProgram")
-	B(p_nvrtcGetPTXSize, "nvrtcGetPTXSize")
-	B(p_nvrtcGetPTX, "nvrtcGetPTX")
-	B(p_nvrtcGetProgramLogSize, "nvrtcGetProgramLogSize")
-	B(p_nvrtcGetProgramLog, "nvrtcGetProgramLog")
-	B(p_nvrtcDestroyProgram, "nvrtcDestroyProgram")
-	B(p_nvrtcGetErrorString, "nvrtcGetErrorString")
-#undef B
-	return NULL;
-}
-
-static int nvrtc_version(int* major, int* minor) { return p_nvrtcVersion(major, minor); }
-static const char* nvrtc_error(int r) { return p_nvrtcGetErrorString(r); }
-static int nvrtc_create(void** prog, const char* src, const char* name) {
-	return p_nvrtcCreateProgram(prog, src, name, 0, NULL, NULL);
-}
-static int nvrtc_compile(void* prog, int n, const char* const* opts) { return p_nvrtcCompileProgram(prog, n, opts); }
-static int nvrtc_ptx_size(void* prog, size_t* n) { return p_nvrtcGetPTXSize(prog, n); }
-static int nvrtc_ptx(void* prog, char* buf) { return p_nvrtcGetPTX(prog, buf); }
-static int nvrtc_log_size(void* prog, size_t* n) { return p_nvrtcGetProgramLogSize(prog, n); }
-static int nvrtc_log(void* prog, char* buf) { return p_nvrtcGetProgramLog(prog, buf); }
-static int nvrtc_destroy(void** prog) { return p_nvrtcDestroyProgram(prog); }
-
-// ---- cuBLAS (the v2 API; its symbols carry _v2 where cublas_v2.h maps them) ----
-typedef int (*cublasCreate_t)(void**);
-typedef int (*cublasDestroy_t)(void*);
-typedef int (*cublasSetStream_t)(void*, void*);
-typedef int (*cublasSetMathMode_t)(void*, int);
-typedef int (*cublasGetVersion_t)(void*, int*);
-typedef int (*cublasSgemm_t)(void*, int, int, int, int, int, const float*, const float*, int, const float*, int,
-		const float*, float*, int);
-typedef int (*cublasSgemmStridedBatched_t)(void*, int, int, int, int, int, const float*, const float*, int, long long,
-		const float*, int, long long, const float*, float*, int, long long, int);
-
-static cublasCreate_t p_cublasCreate;
-static cublasDestroy_t p_cublasDestroy;
-static cublasSetStream_t p_cublasSetStream;
-static cublasSetMathMode_t p_cublasSetMathMode;
-static cublasGetVersion_t p_cublasGetVersion;
-static cublasSgemm_t p_cublasSgemm;
-static cublasSgemmStridedBatched_t p_cublasSgemmStridedBatched;
-
-static const char* cublas_bind(void* h) {
-#define B(v, name) if (!(v = (void*)dlsym(h, name))) return name;
-	B(p_cublasCreate, "cublasCreate_v2")
-	B(p_cublasDestroy, "cublasDestroy_v2")
-	B(p_cublasSetStream, "cublasSetStream_v2")
-	B(p_cublasSetMathMode, "cublasSetMathMode")
-	B(p_cublasGetVersion, "cublasGetVersion_v2")
-	B(p_cublasSgemm, "cublasSgemm_v2")
-	B(p_cublasSgemmStridedBatched, "cublasSgemmStridedBatched")
-#undef B
-	return NULL;
-}
-
-static int cublas_create(void** h) { return p_cublasCreate(h); }
-static int cublas_destroy(void* h) { return p_cublasDestroy(h); }
-static int cublas_set_stream(void* h, void* s) { return p_cublasSetStream(h, s); }
-static int cublas_set_math_mode(void* h, int m) { return p_cublasSetMathMode(h, m); }
-static int cublas_version(void* h, int* v) { return p_cublasGetVersion(h, v); }
-static int cublas_sgemm(void* h, int ta, int tb, int m, int n, int k, float alpha, addr a, int lda, addr b, int ldb,
-		float beta, addr c, int ldc) {
-	return p_cublasSgemm(h, ta, tb, m, n, k, &alpha, (const float*)a, lda, (const float*)b, ldb, &beta, (float*)c, ldc);
-}
-static int cublas_sgemm_batched(void* h, int ta, int tb, int m, int n, int k, float alpha, addr a, int lda, long long sa,
-		addr b, int ldb, long long sb, float beta, addr c, int ldc, long long sc, int batch) {
-	return p_cublasSgemmStridedBatched(h, ta, tb, m, n, k, &alpha, (const float*)a, lda, sa, (const float*)b, ldb, sb,
-		&beta, (float*)c, ldc, sc, batch);
-}
+#include "shim.h"
 */
 import "C"
 
@@ -231,33 +130,39 @@ func open(what string, cands []string, companion string) (unsafe.Pointer, string
 			if _, err := os.Stat(c); err != nil {
 				continue
 			}
-			deps, _ := filepath.Glob(filepath.Join(filepath.Dir(c), companion))
+			var deps []string
+			if companion != "" {
+				deps, _ = filepath.Glob(filepath.Join(filepath.Dir(c), companion))
+			}
 			for _, d := range deps {
 				cd := C.CString(d)
-				C.lib_open(cd, 1)
+				C.gt_open(cd, 1)
 				C.free(unsafe.Pointer(cd))
 			}
 		}
 		cs := C.CString(c)
-		h := C.lib_open(cs, 0)
+		h := C.gt_open(cs, 0)
 		C.free(unsafe.Pointer(cs))
 		if h != nil {
 			return h, c, nil
 		}
-		tried = append(tried, fmt.Sprintf("%s (%s)", c, C.GoString(C.lib_error())))
+		tried = append(tried, fmt.Sprintf("%s (%s)", c, C.GoString(C.gt_dlerror())))
 	}
 	if len(tried) > 5 {
 		tried = append(tried[:5], fmt.Sprintf("and %d more", len(tried)-5))
 	}
-	return nil, "", fmt.Errorf("%s not found: tried the SONAMEs %s, the Python wheels' folders and %s (set %s to a folder or file); failed opens: %s",
-		what, strings.Join(candNames(what), ", "), EnvPath, EnvPath, strings.Join(tried, "; "))
+	return nil, "", fmt.Errorf("%s not found: looked for %s in %s's folders, through the dynamic loader and in the Python wheels' folders; failed opens: %s",
+		what, strings.Join(candNames(what), ", "), EnvPath, strings.Join(tried, "; "))
 }
 
 func candNames(what string) []string {
-	if what == "NVRTC" {
+	switch what {
+	case "NVRTC":
 		return nvrtcNames
+	case "cuBLAS":
+		return cublasNames
 	}
-	return cublasNames
+	return []string{"libcuda.so.1"}
 }
 
 // ---- NVRTC ----
@@ -283,12 +188,12 @@ func LoadNVRTC() (*NVRTC, error) {
 			nvrtcErr = err
 			return
 		}
-		if miss := C.nvrtc_bind(h); miss != nil {
+		if miss := C.gt_bind_nvrtc(h); miss != nil {
 			nvrtcErr = fmt.Errorf("NVRTC at %s lacks %s", path, C.GoString(miss))
 			return
 		}
 		var major, minor C.int
-		if r := C.nvrtc_version(&major, &minor); r != 0 {
+		if r := C.gt_nvrtcVersion(&major, &minor); r != 0 {
 			nvrtcErr = fmt.Errorf("NVRTC at %s: nvrtcVersion failed (%d)", path, int(r))
 			return
 		}
@@ -316,10 +221,10 @@ func (n *NVRTC) Compile(src, name string, opts []string) ([]byte, error) {
 	defer C.free(unsafe.Pointer(csrc))
 	defer C.free(unsafe.Pointer(cname))
 	var prog unsafe.Pointer
-	if r := C.nvrtc_create(&prog, csrc, cname); r != 0 {
-		return nil, fmt.Errorf("nvrtcCreateProgram(%s): %s", name, C.GoString(C.nvrtc_error(r)))
+	if r := C.gt_nvrtcCreateProgram(&prog, csrc, cname); r != 0 {
+		return nil, fmt.Errorf("nvrtcCreateProgram(%s): %s", name, C.GoString(C.gt_nvrtcErrorString(r)))
 	}
-	defer C.nvrtc_destroy(&prog)
+	defer C.gt_nvrtcDestroyProgram(&prog)
 	copts := make([]*C.char, len(opts))
 	for i, o := range opts {
 		copts[i] = C.CString(o)
@@ -332,29 +237,29 @@ func (n *NVRTC) Compile(src, name string, opts []string) ([]byte, error) {
 		s := unsafe.Slice(optp, len(copts))
 		copy(s, copts)
 	}
-	if r := C.nvrtc_compile(prog, C.int(len(opts)), optp); r != 0 {
-		return nil, &CompileError{Name: name, Err: C.GoString(C.nvrtc_error(r)), Log: n.log(prog)}
+	if r := C.gt_nvrtcCompileProgram(prog, C.int(len(opts)), optp); r != 0 {
+		return nil, &CompileError{Name: name, Err: C.GoString(C.gt_nvrtcErrorString(r)), Log: n.log(prog)}
 	}
 	var size C.size_t
-	if r := C.nvrtc_ptx_size(prog, &size); r != 0 {
-		return nil, fmt.Errorf("nvrtcGetPTXSize(%s): %s", name, C.GoString(C.nvrtc_error(r)))
+	if r := C.gt_nvrtcGetPTXSize(prog, &size); r != 0 {
+		return nil, fmt.Errorf("nvrtcGetPTXSize(%s): %s", name, C.GoString(C.gt_nvrtcErrorString(r)))
 	}
 	buf := C.malloc(size + 1)
 	defer C.free(buf)
-	if r := C.nvrtc_ptx(prog, (*C.char)(buf)); r != 0 {
-		return nil, fmt.Errorf("nvrtcGetPTX(%s): %s", name, C.GoString(C.nvrtc_error(r)))
+	if r := C.gt_nvrtcGetPTX(prog, (*C.char)(buf)); r != 0 {
+		return nil, fmt.Errorf("nvrtcGetPTX(%s): %s", name, C.GoString(C.gt_nvrtcErrorString(r)))
 	}
 	return C.GoBytes(buf, C.int(size)), nil
 }
 
 func (n *NVRTC) log(prog unsafe.Pointer) string {
 	var size C.size_t
-	if C.nvrtc_log_size(prog, &size) != 0 || size == 0 {
+	if C.gt_nvrtcGetProgramLogSize(prog, &size) != 0 || size == 0 {
 		return ""
 	}
 	buf := C.malloc(size + 1)
 	defer C.free(buf)
-	if C.nvrtc_log(prog, (*C.char)(buf)) != 0 {
+	if C.gt_nvrtcGetProgramLog(prog, (*C.char)(buf)) != 0 {
 		return ""
 	}
 	return C.GoString((*C.char)(buf))
@@ -389,7 +294,7 @@ func LoadCUBLAS() (*CUBLAS, error) {
 			cublasErr = err
 			return
 		}
-		if miss := C.cublas_bind(h); miss != nil {
+		if miss := C.gt_bind_cublas(h); miss != nil {
 			cublasErr = fmt.Errorf("cuBLAS at %s lacks %s", path, C.GoString(miss))
 			return
 		}
@@ -398,7 +303,7 @@ func LoadCUBLAS() (*CUBLAS, error) {
 	return cublasLib, cublasErr
 }
 
-func cublasStatus(what string, r C.int) error {
+func cublasStatus(what string, r C.gt_result) error {
 	if r == 0 {
 		return nil
 	}
@@ -408,30 +313,30 @@ func cublasStatus(what string, r C.int) error {
 // Create makes a handle on the current CUDA context.
 func (*CUBLAS) Create() (Handle, error) {
 	var h unsafe.Pointer
-	if err := cublasStatus("cublasCreate", C.cublas_create(&h)); err != nil {
+	if err := cublasStatus("cublasCreate", C.gt_cublasCreate(&h)); err != nil {
 		return Handle{}, err
 	}
 	return Handle{h}, nil
 }
 
 // Destroy releases a handle.
-func (h Handle) Destroy() error { return cublasStatus("cublasDestroy", C.cublas_destroy(h.h)) }
+func (h Handle) Destroy() error { return cublasStatus("cublasDestroy", C.gt_cublasDestroy(h.h)) }
 
 // SetStream makes the handle's work go to stream (a CUstream).
 func (h Handle) SetStream(stream unsafe.Pointer) error {
-	return cublasStatus("cublasSetStream", C.cublas_set_stream(h.h, stream))
+	return cublasStatus("cublasSetStream", C.gt_cublasSetStream(h.h, stream))
 }
 
 // SetMathMode sets DefaultMath, PedanticMath or TF32Math.
 func (h Handle) SetMathMode(mode int) error {
-	return cublasStatus("cublasSetMathMode", C.cublas_set_math_mode(h.h, C.int(mode)))
+	return cublasStatus("cublasSetMathMode", C.gt_cublasSetMathMode(h.h, C.int(mode)))
 }
 
 // Version is cuBLAS's version number (major*10000 + minor*100 + patch from
 // release 12 on; major*1000 + minor*100 + patch before).
 func (h Handle) Version() (int, error) {
 	var v C.int
-	err := cublasStatus("cublasGetVersion", C.cublas_version(h.h, &v))
+	err := cublasStatus("cublasGetVersion", C.gt_cublasGetVersion(h.h, &v))
 	return int(v), err
 }
 
@@ -445,14 +350,14 @@ func op(t bool) C.int {
 // Sgemm is cuBLAS's column-major C = alpha*op(A)op(B) + beta*C, with m x n
 // C, on device addresses.
 func (h Handle) Sgemm(ta, tb bool, m, n, k int, alpha float32, a uint64, lda int, b uint64, ldb int, beta float32, c uint64, ldc int) error {
-	return cublasStatus("cublasSgemm", C.cublas_sgemm(h.h, op(ta), op(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
-		C.addr(a), C.int(lda), C.addr(b), C.int(ldb), C.float(beta), C.addr(c), C.int(ldc)))
+	return cublasStatus("cublasSgemm", C.gt_cublasSgemm(h.h, op(ta), op(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.gt_addr(a), C.int(lda), C.gt_addr(b), C.int(ldb), C.float(beta), C.gt_addr(c), C.int(ldc)))
 }
 
 // SgemmStridedBatched is Sgemm over batch matrices at element strides.
 func (h Handle) SgemmStridedBatched(ta, tb bool, m, n, k int, alpha float32, a uint64, lda int, sa int64, b uint64, ldb int, sb int64,
 	beta float32, c uint64, ldc int, sc int64, batch int) error {
-	return cublasStatus("cublasSgemmStridedBatched", C.cublas_sgemm_batched(h.h, op(ta), op(tb), C.int(m), C.int(n), C.int(k),
-		C.float(alpha), C.addr(a), C.int(lda), C.longlong(sa), C.addr(b), C.int(ldb), C.longlong(sb), C.float(beta),
-		C.addr(c), C.int(ldc), C.longlong(sc), C.int(batch)))
+	return cublasStatus("cublasSgemmStridedBatched", C.gt_cublasSgemmStridedBatched(h.h, op(ta), op(tb), C.int(m), C.int(n), C.int(k),
+		C.float(alpha), C.gt_addr(a), C.int(lda), C.longlong(sa), C.gt_addr(b), C.int(ldb), C.longlong(sb), C.float(beta),
+		C.gt_addr(c), C.int(ldc), C.longlong(sc), C.int(batch)))
 }
