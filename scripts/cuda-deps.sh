@@ -5,18 +5,27 @@
 # download`, `dpkg -x`. Safe to run repeatedly; it downloads only what is
 # missing.
 #
-#   scripts/cuda-deps.sh          cuda.h (the headers cgo needs), libcuda.so
-#                                 (to link against), libnvrtc (the PTX test)
-#   scripts/cuda-deps.sh --cublas also libcublas11 and libcublasLt11 (250 MB;
-#                                 not needed to build: cuBLAS is found at run
-#                                 time, see backend/cuda/internal/cudalib)
+# Building needs none of it: the CUDA build loads the driver, NVRTC and
+# cuBLAS at run time (backend/cuda/internal/cudalib). What it is for:
 #
-# Only cuda.h is kept from nvidia-cuda-dev (a 774 MB package holding the whole
+#   scripts/cuda-deps.sh            libnvrtc11.2 and its builtins (the PTX
+#                                   test compiles every kernel with them) and
+#                                   libcuda1 (a driver without a device: the
+#                                   cuda build's "no device" path); 20 MB
+#   scripts/cuda-deps.sh --headers  also cuda.h, nvrtc.h, cublas_v2.h and the
+#                                   headers they include, to check the shim's
+#                                   declarations against them
+#                                   (make check-cuda-abi)
+#   scripts/cuda-deps.sh --cublas   also libcublas11 and libcublasLt11 (250 MB),
+#                                   to check that the loader binds cuBLAS
+#
+# The headers come from nvidia-cuda-dev (a 774 MB package holding the whole
 # toolkit's headers and static libraries): the .deb is streamed through
-# `dpkg-deb --fsys-tarfile` and deleted. Set CUDA_DEPS_KEEP_DEB=1 to keep it.
+# `dpkg-deb --fsys-tarfile`, tar stops once it has the headers, and the .deb
+# is deleted (CUDA_DEPS_KEEP_DEB=1 keeps it).
 #
-# Layout: .tools-cuda/include/cuda.h, .tools-cuda/lib/ (libcuda.so,
-# libcuda.so.1, libnvrtc.so.11.2, libnvrtc-builtins.so.11.8, ...).
+# Layout: .tools-cuda/lib/ (libcuda.so.1, libnvrtc.so.11.2,
+# libnvrtc-builtins.so.11.8, ...), .tools-cuda/include/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD/.tools-cuda
@@ -31,12 +40,27 @@ apt_opts=(-q -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::Source
 [ "$(id -u)" = 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
 
 want=(libcuda1 libnvidia-ptxjitcompiler1 libnvrtc11.2 libnvrtc-builtins11.8)
-if [ "${1:-}" = "--cublas" ]; then
-	want+=(libcublas11 libcublaslt11)
-fi
+headers=0
+for a in "$@"; do
+	case $a in
+	--cublas) want+=(libcublas11 libcublaslt11) ;;
+	--headers) headers=1 ;;
+	*)
+		echo "cuda-deps: unknown option $a (have --headers, --cublas)" >&2
+		exit 2
+		;;
+	esac
+done
+# The headers the ABI check includes, directly or not.
+hdrs=(cuda.h nvrtc.h cublas_v2.h cublas_api.h driver_types.h library_types.h vector_types.h cuComplex.h
+	cuda_fp16.h cuda_fp16.hpp cuda_bf16.h cuda_bf16.hpp crt/host_defines.h)
 
 have_all() {
-	[ -f "$root/include/cuda.h" ] || return 1
+	if [ $headers = 1 ]; then
+		for h in "${hdrs[@]}"; do
+			[ -f "$root/include/$h" ] || return 1
+		done
+	fi
 	for p in "${want[@]}"; do
 		[ -f "$root/x/.$p" ] || return 1
 	done
@@ -66,14 +90,23 @@ fi
 			rm -f "$deb"
 		done
 	fi
-	if [ ! -f "$root/include/cuda.h" ]; then
+	if [ $headers = 1 ] && [ ! -f "$root/include/crt/host_defines.h" ]; then
 		apt-get "${apt_opts[@]}" download nvidia-cuda-dev >/dev/null
 		deb=$(ls nvidia-cuda-dev_*.deb)
-		# cuda.h is the only header the build includes (gorgonia.org/cu);
-		# tar stops reading once it has it (dpkg-deb then dies of SIGPIPE).
-		(dpkg-deb --fsys-tarfile "$deb" 2>/dev/null || true) | tar -x -O --occurrence=1 ./usr/include/cuda.h >"$root/include/cuda.h.tmp"
-		grep -q cuDriverGetVersion "$root/include/cuda.h.tmp" || { echo "cuda-deps: no cuda.h in $deb" >&2; exit 1; }
-		mv "$root/include/cuda.h.tmp" "$root/include/cuda.h"
+		members=()
+		for h in "${hdrs[@]}"; do
+			members+=("./usr/include/$h")
+		done
+		# tar stops reading once it has them all (dpkg-deb then dies of
+		# SIGPIPE, which is not an error here).
+		rm -rf "$root/x-include"
+		mkdir -p "$root/x-include"
+		(dpkg-deb --fsys-tarfile "$deb" 2>/dev/null || true) | tar -x -C "$root/x-include" --occurrence=1 "${members[@]}"
+		for h in "${hdrs[@]}"; do
+			[ -f "$root/x-include/usr/include/$h" ] || { echo "cuda-deps: $h not in $deb" >&2; exit 1; }
+		done
+		cp -r "$root/x-include/usr/include/." "$root/include/"
+		rm -rf "$root/x-include"
 		[ "${CUDA_DEPS_KEEP_DEB:-}" = 1 ] || rm -f "$deb"
 	fi
 )

@@ -49,3 +49,18 @@ func TestPTX(t *testing.T) {
 	}
 	t.Logf("%d modules, %d entry points each for compute_75 and compute_90", len(cuda.Modules()), cuda.NumFuncs())
 }
+
+// TestLoadCUBLAS binds cuBLAS's entry points when a cuBLAS is found (make
+// test-cuda-ptx fetches Debian's 11.x with CUDA_DEPS=--cublas; the GPU
+// machine has 13.x in its Python wheels). Creating a handle needs a GPU, so
+// this checks the loader only.
+func TestLoadCUBLAS(t *testing.T) {
+	lib, err := cudalib.LoadCUBLAS()
+	if err != nil {
+		if os.Getenv("GOTRAIN_REQUIRE_CUBLAS") == "1" || requireGPU() {
+			t.Fatal(err)
+		}
+		t.Skipf("no cuBLAS: %v", err)
+	}
+	t.Logf("cuBLAS from %s: every entry point bound", lib.Path)
+}

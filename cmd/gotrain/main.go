@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	_ "github.com/gotrain/gotrain/backend/cpu"
+	_ "github.com/gotrain/gotrain/backend/cuda"
 )
 
 type command struct {

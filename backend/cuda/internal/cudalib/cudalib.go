@@ -151,7 +151,7 @@ func open(what string, cands []string, companion string) (unsafe.Pointer, string
 	if len(tried) > 5 {
 		tried = append(tried[:5], fmt.Sprintf("and %d more", len(tried)-5))
 	}
-	return nil, "", fmt.Errorf("%s not found: looked for %s in %s's folders, through the dynamic loader and in the Python wheels' folders; failed opens: %s",
+	return nil, "", fmt.Errorf("%s was not found: looked for %s in %s's folders, through the dynamic loader and in the Python wheels' folders; failed opens: %s",
 		what, strings.Join(candNames(what), ", "), EnvPath, strings.Join(tried, "; "))
 }
 
