@@ -595,9 +595,7 @@ func (d *Device) Launch(f *Func, grid, block Dim3, shared int, args []Arg) error
 	return nil
 }
 
-// Gemm runs a row-major product through cuBLAS, which is column-major:
-// C = op(A)op(B) row-major is C^T = op(B)^T op(A)^T column-major, so the
-// operands swap and M and N trade places.
+// Gemm runs a row-major product through cuBLAS (see Gemm.Column).
 func (d *Device) Gemm(g *Gemm) error {
 	if d.blas == (cudalib.Handle{}) {
 		lib, err := cudalib.LoadCUBLAS()
@@ -618,11 +616,12 @@ func (d *Device) Gemm(g *Gemm) error {
 		}
 		d.blas = h
 	}
-	if g.Batch > 1 {
-		return d.blas.SgemmStridedBatched(g.TransB, g.TransA, g.N, g.M, g.K, g.Alpha, uint64(g.B), g.LDB, g.StrideB,
-			uint64(g.A), g.LDA, g.StrideA, g.Beta, uint64(g.C), g.LDC, g.StrideC, g.Batch)
+	c := g.Column()
+	if c.Batch > 1 {
+		return d.blas.SgemmStridedBatched(c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha, uint64(c.A), c.LDA, c.StrideA,
+			uint64(c.B), c.LDB, c.StrideB, c.Beta, uint64(c.C), c.LDC, c.StrideC, c.Batch)
 	}
-	return d.blas.Sgemm(g.TransB, g.TransA, g.N, g.M, g.K, g.Alpha, uint64(g.B), g.LDB, uint64(g.A), g.LDA, g.Beta, uint64(g.C), g.LDC)
+	return d.blas.Sgemm(c.TransA, c.TransB, c.M, c.N, c.K, c.Alpha, uint64(c.A), c.LDA, uint64(c.B), c.LDB, c.Beta, uint64(c.C), c.LDC)
 }
 
 // Memset32 fills n words (inside Do).

@@ -134,6 +134,31 @@ type Gemm struct {
 	StrideC        int64
 }
 
+// BLASGemm is a Gemm in cuBLAS's column-major terms: C = alpha*op(A)op(B) +
+// beta*C with C m x n column-major (leading dimension LDC), repeated Batch
+// times at the element strides.
+type BLASGemm struct {
+	TransA, TransB bool
+	M, N, K        int
+	Alpha, Beta    float32
+	A, B, C        Ptr
+	LDA, LDB, LDC  int
+	StrideA        int64
+	StrideB        int64
+	StrideC        int64
+	Batch          int
+}
+
+// Column maps a row-major product to cuBLAS's column-major one. A row-major
+// matrix read column-major is its transpose, so C = op(A)op(B) becomes
+// C^T = op(B)^T op(A)^T: the operands swap places, and so do M and N, while
+// each keeps its own transposition flag and leading dimension.
+func (g *Gemm) Column() BLASGemm {
+	return BLASGemm{TransA: g.TransB, TransB: g.TransA, M: g.N, N: g.M, K: g.K, Alpha: g.Alpha, Beta: g.Beta,
+		A: g.B, LDA: g.LDB, StrideA: g.StrideB, B: g.A, LDB: g.LDA, StrideB: g.StrideA, C: g.C, LDC: g.LDC, StrideC: g.StrideC,
+		Batch: max(g.Batch, 1)}
+}
+
 // Kind is the type of a kernel parameter.
 type Kind byte
 

@@ -5,8 +5,11 @@
 // host's C++ compiler (c++, or $CXX) together with a small runtime
 // (runtime.h) that gives it threadIdx, blockIdx, __shared__ memory and
 // __syncthreads: blocks run one after another, a block's threads are
-// coroutines switched at barriers. "Device" memory is host memory, and Gemm
-// is a plain float32 loop.
+// coroutines switched at barriers. Blocks, and a block's threads between
+// barriers, run in reverse order: a device promises no order, and a kernel
+// that silently relies on the natural one fails here. "Device" memory is
+// host memory, and Gemm is a plain float32 loop over the column-major
+// arguments cuBLAS would get.
 //
 // The emulator checks what a kernel computes (indexing, reductions, the
 // CPU-matching arithmetic, compiled like NVRTC without fused multiply-adds);
@@ -29,22 +32,24 @@ static int emu_run(void* run, void* thunk, void** args, int gx, int gy, int gz, 
 
 typedef unsigned long long addr;
 
+// emu_gemm is BLAS's column-major sgemm: C(i,j) at c[i + j*ldc], A(i,p)
+// at a[i + p*lda] (a[p + i*lda] transposed), the same for B.
 static void emu_gemm(int ta, int tb, int m, int n, int k, float alpha, addr aa, int lda,
 		addr ba, int ldb, float beta, addr ca, int ldc) {
 	const float* a = (const float*)aa;
 	const float* b = (const float*)ba;
 	float* c = (float*)ca;
-	for (int i = 0; i < m; i++) {
-		for (int j = 0; j < n; j++) {
+	for (int j = 0; j < n; j++) {
+		for (int i = 0; i < m; i++) {
 			float s = 0;
 			for (int p = 0; p < k; p++) {
-				float av = ta ? a[p * lda + i] : a[i * lda + p];
-				float bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+				float av = ta ? a[p + i * lda] : a[i + p * lda];
+				float bv = tb ? b[j + p * ldb] : b[p + j * ldb];
 				s += av * bv;
 			}
 			float r = alpha * s;
-			if (beta != 0) r += beta * c[i * ldc + j];
-			c[i * ldc + j] = r;
+			if (beta != 0) r += beta * c[i + j * ldc];
+			c[i + j * ldc] = r;
 		}
 	}
 }
@@ -208,10 +213,11 @@ func (e *Emulator) Launch(f *cuda.Func, grid, block cuda.Dim3, shared int, args 
 	return nil
 }
 
-// Gemm is a plain row-major float32 product.
-func (e *Emulator) Gemm(g *cuda.Gemm) error {
-	batch := max(g.Batch, 1)
-	for b := 0; b < batch; b++ {
+// Gemm is a plain float32 product, run as cuBLAS is asked for it: in
+// column-major terms (Gemm.Column), so the mapping is tested too.
+func (e *Emulator) Gemm(rg *cuda.Gemm) error {
+	g := rg.Column()
+	for b := 0; b < g.Batch; b++ {
 		a := C.addr(uint64(g.A) + uint64(int64(b)*g.StrideA*4))
 		bb := C.addr(uint64(g.B) + uint64(int64(b)*g.StrideB*4))
 		c := C.addr(uint64(g.C) + uint64(int64(b)*g.StrideC*4))

@@ -28,9 +28,10 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 	gt_args = args;
 	gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
 	blockDim = {(unsigned)bx, (unsigned)by, (unsigned)bz};
-	for (int z = 0; z < gz; z++)
-	for (int y = 0; y < gy; y++)
-	for (int x = 0; x < gx; x++) {
+	// Reverse order throughout (see package emu's doc).
+	for (int z = gz - 1; z >= 0; z--)
+	for (int y = gy - 1; y >= 0; y--)
+	for (int x = gx - 1; x >= 0; x--) {
 		blockIdx = {(unsigned)x, (unsigned)y, (unsigned)z};
 		for (int t = 0; t < nt; t++) {
 			getcontext(&gt_ctx[t]);
@@ -42,7 +43,7 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 		}
 		for (;;) {
 			int ran = 0, done = 0;
-			for (int t = 0; t < nt; t++) {
+			for (int t = nt - 1; t >= 0; t--) {
 				if (gt_state[t] == 0) {
 					gt_cur = t;
 					threadIdx = {(unsigned)(t % bx), (unsigned)((t / bx) % by), (unsigned)(t / (bx * by))};
