@@ -281,6 +281,7 @@ func check(t *testing.T, d testDev, c *kcase) {
 	if err != nil {
 		t.Fatalf("%s: cuda: %v", c.name, err)
 	}
+	noteTested(c.domain, c.op)
 	want, err := cpuRun(c)
 	if err != nil {
 		t.Fatalf("%s: cpu: %v", c.name, err)

@@ -65,6 +65,10 @@ func TestElementwise(t *testing.T) {
 		&kcase{name: "Expand", op: "Expand", in: []*tensor.Tensor{randF32(r, 3, 1), ints(2, 3, 4)}, consts: map[int]bool{1: true}},
 		&kcase{name: "Reshape", op: "Reshape", in: []*tensor.Tensor{x, ints(12, 5)}, consts: map[int]bool{1: true}},
 		&kcase{name: "Flatten", op: "Flatten", in: []*tensor.Tensor{x}},
+		&kcase{name: "Identity", op: "Identity", in: []*tensor.Tensor{x}},
+		&kcase{name: "Unsqueeze", op: "Unsqueeze", in: []*tensor.Tensor{x, ints(0, 2)}, consts: map[int]bool{1: true}},
+		&kcase{name: "Squeeze", op: "Squeeze", in: []*tensor.Tensor{randF32(r, 3, 1, 5), ints(1)}, consts: map[int]bool{1: true}},
+		&kcase{name: "CastLike", op: "CastLike", in: []*tensor.Tensor{li, x}},
 	)
 	y := randF32(r, 3, 4, 5)
 	dy := randF32(r, 3, 4, 5)
