@@ -9,7 +9,10 @@
 // int32 tables to upload once (Consts), how to read its status word, and a
 // Run function that enqueues its work on a Stream over device addresses
 // (Call). View ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity) are
-// aliases and run nothing. Kernels are CUDA C (kernels/*.cu, embedded),
+// aliases and run nothing. Nodes whose values are known when a graph is
+// planned (Constant, Shape of a concrete shape, anything computed from
+// constants only) are folded on the host and need no CUDA kernel; Prepare
+// fails, naming the op and the backend, for any other node without one. Kernels are CUDA C (kernels/*.cu, embedded),
 // grouped in modules that a device compiles with NVRTC on first use, once
 // per process (PTX cached by source, options and architecture), and loads
 // with cuModuleLoadData. Matrix products go to Stream.Gemm (cuBLAS).

@@ -42,6 +42,9 @@ func gemmFactory(p *Prep) (*Kernel, error) {
 	if _, err := numel(p, []int{m, n}, "Y"); err != nil {
 		return nil, err
 	}
+	if k == 0 {
+		return nil, Unsupported(p, "Gemm with an empty inner dimension (A %v, B %v)", a, b)
+	}
 	alpha, beta := p.Node.AttrFloat("alpha", 1), p.Node.AttrFloat("beta", 1)
 	hasC := p.hasIn(2) && beta != 0
 	var geo []int32
@@ -66,12 +69,6 @@ func gemmFactory(p *Prep) (*Kernel, error) {
 			if err := c.S.Launch(bf, grid1(m*n), block1, 0, c.A(P(c.Out[0]), P(c.In[2]), P(c.Consts[0]), I(m*n))); err != nil {
 				return err
 			}
-		}
-		if k == 0 {
-			if hasC {
-				return c.S.Launch(ewFuncs["Scale/f32"], grid1(m*n), block1, 0, c.A(P(c.Out[0]), I(m*n), F(1/beta)))
-			}
-			return c.S.Memset32(c.Out[0], 0, m*n)
 		}
 		g.A, g.B, g.C = c.In[0], c.In[1], c.Out[0]
 		return c.S.Gemm(g)
