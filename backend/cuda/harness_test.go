@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
@@ -236,6 +237,13 @@ func cudaRun(d testDev, c *kcase) (map[string]*tensor.Tensor, error) {
 	if err := k.Run(call); err != nil {
 		return nil, err
 	}
+	// A prepared kernel allocates nothing when it runs (checked once per
+	// op on the emulator, whose launches allocate nothing themselves).
+	if _, ok := d.(interface{ Emulated() bool }); ok && firstOfOp(c) {
+		if a := testing.AllocsPerRun(1, func() { k.Run(call) }); a != 0 {
+			return nil, fmt.Errorf("running the prepared kernel allocates (%v allocations a run)", a)
+		}
+	}
 	var word [4]byte
 	d.Read(call.Status, word[:])
 	if w := int32(binary.LittleEndian.Uint32(word[:])); w != 0 {
@@ -258,6 +266,22 @@ func cudaRun(d testDev, c *kcase) (map[string]*tensor.Tensor, error) {
 		res[o] = t
 	}
 	return res, nil
+}
+
+var (
+	allocChecked   = map[string]bool{}
+	allocCheckedMu sync.Mutex
+)
+
+func firstOfOp(c *kcase) bool {
+	allocCheckedMu.Lock()
+	defer allocCheckedMu.Unlock()
+	k := c.domain + "::" + c.op
+	if allocChecked[k] {
+		return false
+	}
+	allocChecked[k] = true
+	return true
 }
 
 func fill(n int64, b byte) []byte {

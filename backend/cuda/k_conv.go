@@ -41,6 +41,9 @@ type convPlan struct {
 	K, S                   int
 	nb                     int // images per chunk
 	geo                    []int32
+	// gemm is the product descriptor each launch refills: one, reused, so
+	// that a run allocates nothing.
+	gemm Gemm
 }
 
 func newConvPlan(p *Prep, x, w []int) (*convPlan, error) {
@@ -145,11 +148,12 @@ func (pl *convPlan) forward(c *Call, bias bool) error {
 			if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
 				return err
 			}
-			err := c.S.Gemm(&Gemm{M: pl.mg, N: pl.S, K: pl.K, Alpha: 1, Beta: beta,
+			pl.gemm = Gemm{M: pl.mg, N: pl.S, K: pl.K, Alpha: 1, Beta: beta,
 				A: w + Ptr(4*g*pl.mg*pl.K), LDA: pl.K,
 				B: col, LDB: pl.S, StrideB: int64(pl.K * pl.S),
 				C: y + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDC: pl.S, StrideC: int64(pl.m * pl.S),
-				Batch: nb})
+				Batch: nb}
+			err := c.S.Gemm(&pl.gemm)
 			if err != nil {
 				return err
 			}
@@ -192,21 +196,23 @@ func (pl *convPlan) backward(c *Call, want [3]bool) error {
 					if n0+i == 0 {
 						beta = 0
 					}
-					err := c.S.Gemm(&Gemm{TransB: true, M: pl.mg, N: pl.K, K: pl.S, Alpha: 1, Beta: beta,
+					pl.gemm = Gemm{TransB: true, M: pl.mg, N: pl.K, K: pl.S, Alpha: 1, Beta: beta,
 						A: dy + Ptr(4*(((n0+i)*pl.m+g*pl.mg)*pl.S)), LDA: pl.S,
 						B: col + Ptr(4*i*pl.K*pl.S), LDB: pl.S,
-						C: c.Out[1] + Ptr(4*g*pl.mg*pl.K), LDC: pl.K})
+						C: c.Out[1] + Ptr(4*g*pl.mg*pl.K), LDC: pl.K}
+					err := c.S.Gemm(&pl.gemm)
 					if err != nil {
 						return err
 					}
 				}
 			}
 			if want[0] {
-				err := c.S.Gemm(&Gemm{TransA: true, M: pl.K, N: pl.S, K: pl.mg, Alpha: 1,
+				pl.gemm = Gemm{TransA: true, M: pl.K, N: pl.S, K: pl.mg, Alpha: 1,
 					A: w + Ptr(4*g*pl.mg*pl.K), LDA: pl.K,
 					B: dy + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDB: pl.S, StrideB: int64(pl.m * pl.S),
 					C: col, LDC: pl.S, StrideC: int64(pl.K * pl.S),
-					Batch: nb})
+					Batch: nb}
+				err := c.S.Gemm(&pl.gemm)
 				if err != nil {
 					return err
 				}

@@ -143,17 +143,22 @@ func unaryFactory(op string) Factory {
 		if err != nil {
 			return nil, err
 		}
-		alpha := p.Node.AttrFloat("alpha", 0.01)
-		return &Kernel{Run: func(c *Call) error {
-			if n == 0 {
-				return nil
-			}
-			if op == "LeakyRelu" {
-				return c.S.Launch(f, grid1(n), block1, 0, c.A(P(c.Out[0]), P(c.In[0]), I(n), F(alpha)))
-			}
-			return c.S.Launch(f, grid1(n), block1, 0, c.A(P(c.Out[0]), P(c.In[0]), I(n)))
-		}}, nil
+		if op == "LeakyRelu" {
+			return flatKernel(f, n, F(p.Node.AttrFloat("alpha", 0.01))), nil
+		}
+		return flatKernel(f, n), nil
 	}
+}
+
+// flatKernel launches f(output 0, input 0, n, extra...) over n elements.
+func flatKernel(f *Func, n int, extra ...Arg) *Kernel {
+	return &Kernel{Run: func(c *Call) error {
+		if n == 0 {
+			return nil
+		}
+		a := append(c.A(P(c.Out[0]), P(c.In[0]), I(n)), extra...)
+		return c.S.Launch(f, grid1(n), block1, 0, a)
+	}}
 }
 
 // binaryFactory serves the arithmetic ops, comparisons and activation
@@ -350,29 +355,18 @@ func castFactory(p *Prep) (*Kernel, error) {
 	if !ok1 || !ok2 || f == nil || to == tensor.Uint8 || (from == tensor.Uint8 && to == tensor.Bool) {
 		return nil, Unsupported(p, "Cast from %v to %v", from, to)
 	}
-	return &Kernel{Run: func(c *Call) error {
-		if n == 0 {
-			return nil
-		}
-		return c.S.Launch(f, grid1(n), block1, 0, c.A(P(c.Out[0]), P(c.In[0]), I(n)))
-	}}, nil
+	return flatKernel(f, n), nil
 }
 
 func notFactory(p *Prep) (*Kernel, error) {
 	if p.In[0].DType != tensor.Bool {
 		return nil, Unsupported(p, "Not of %v", p.In[0].DType)
 	}
-	f := ewFuncs["Not/u8"]
 	n, err := numel(p, p.OutShape(0), "output 0")
 	if err != nil {
 		return nil, err
 	}
-	return &Kernel{Run: func(c *Call) error {
-		if n == 0 {
-			return nil
-		}
-		return c.S.Launch(f, grid1(n), block1, 0, c.A(P(c.Out[0]), P(c.In[0]), I(n)))
-	}}, nil
+	return flatKernel(ewFuncs["Not/u8"], n), nil
 }
 
 // expandFactory broadcasts input 0 to the output shape (input 1, the

@@ -187,37 +187,50 @@ func zero(c *Call, p Ptr, bytes int64) error {
 	return c.S.Memset32(p, 0, int((bytes+3)/4))
 }
 
-func concatFactory(p *Prep) (*Kernel, error) {
-	os := p.OutShape(0)
-	axis, err := graph.NormAxis(p.Node.AttrInt("axis", 0), len(os))
+// axisParts is Concat and Split: a whole tensor cut along axis into parts,
+// each moved by one strided launch (a scatter into the whole for Concat, a
+// gather from it for Split). parts[i] is nil for an omitted input; a part
+// with skip[i] set takes its share of the axis but is not moved (an output
+// nobody reads).
+func axisParts(p *Prep, kind string, whole []int, parts [][]int, skip []bool, dt tensor.DType) (*Kernel, error) {
+	axis, err := graph.NormAxis(p.Node.AttrInt("axis", 0), len(whole))
 	if err != nil {
 		return nil, Errorf(p, "%v", err)
 	}
-	f, err := moveFunc(p, "scatter", p.Out[0].DType)
+	f, err := moveFunc(p, kind, dt)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := numel(p, os, "output 0"); err != nil {
+	if _, err := numel(p, whole, "the whole tensor"); err != nil {
 		return nil, err
 	}
-	ost := contiguousStrides(os)
+	wst := contiguousStrides(whole)
 	k := &Kernel{}
 	var moves []*move
 	at := 0
-	for i := range p.In {
-		if !p.hasIn(i) {
+	for i, ps := range parts {
+		if ps == nil {
 			continue
 		}
-		is := p.InShape(i)
-		if len(is) != len(os) {
-			return nil, Errorf(p, "input %d has shape %v; output is %v", i, is, os)
+		if len(ps) != len(whole) {
+			return nil, Errorf(p, "part %d has shape %v; the whole is %v", i, ps, whole)
 		}
-		k.Consts = append(k.Consts, stridedGeo(is, ost))
-		moves = append(moves, &move{f: f, n: tensor.NumElements(is), base: at * ost[axis], in: i, konst: len(k.Consts) - 1})
-		at += is[axis]
+		if skip != nil && skip[i] {
+			at += ps[axis]
+			continue
+		}
+		k.Consts = append(k.Consts, stridedGeo(ps, wst))
+		m := &move{f: f, n: tensor.NumElements(ps), base: at * wst[axis], konst: len(k.Consts) - 1}
+		if kind == "scatter" {
+			m.in = i
+		} else {
+			m.out = i
+		}
+		moves = append(moves, m)
+		at += ps[axis]
 	}
-	if at != os[axis] {
-		return nil, Errorf(p, "inputs give %d along axis %d; output has %d", at, axis, os[axis])
+	if at != whole[axis] {
+		return nil, Errorf(p, "the parts add up to %d along axis %d; the whole has %d", at, axis, whole[axis])
 	}
 	k.Run = func(c *Call) error {
 		for _, m := range moves {
@@ -230,49 +243,29 @@ func concatFactory(p *Prep) (*Kernel, error) {
 	return k, nil
 }
 
+func concatFactory(p *Prep) (*Kernel, error) {
+	parts := make([][]int, len(p.In))
+	for i := range p.In {
+		if p.hasIn(i) {
+			parts[i] = p.InShape(i)
+		}
+	}
+	return axisParts(p, "scatter", p.OutShape(0), parts, nil, p.Out[0].DType)
+}
+
+// splitFactory: outputs that are not wanted still take their share of the
+// axis.
 func splitFactory(p *Prep) (*Kernel, error) {
-	is := p.InShape(0)
-	axis, err := graph.NormAxis(p.Node.AttrInt("axis", 0), len(is))
-	if err != nil {
-		return nil, Errorf(p, "%v", err)
-	}
-	f, err := moveFunc(p, "gather", p.In[0].DType)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := numel(p, is, "input 0"); err != nil {
-		return nil, err
-	}
-	ist := contiguousStrides(is)
-	k := &Kernel{}
-	var moves []*move
-	at := 0
-	for i := range p.Node.Outputs {
+	parts := make([][]int, len(p.Node.Outputs))
+	skip := make([]bool, len(p.Node.Outputs))
+	for i, o := range p.Node.Outputs {
 		if i >= len(p.Out) || p.Out[i] == nil {
 			return nil, Errorf(p, "output %d has no type", i)
 		}
-		os, _ := p.Out[i].Concrete()
-		if len(os) != len(is) {
-			return nil, Errorf(p, "output %d has shape %v; input is %v", i, os, is)
-		}
-		if p.Node.Outputs[i] != "" {
-			k.Consts = append(k.Consts, stridedGeo(os, ist))
-			moves = append(moves, &move{f: f, n: tensor.NumElements(os), base: at * ist[axis], out: i, konst: len(k.Consts) - 1})
-		}
-		at += os[axis]
+		parts[i], _ = p.Out[i].Concrete()
+		skip[i] = o == ""
 	}
-	if at != is[axis] {
-		return nil, Errorf(p, "outputs take %d along axis %d; input has %d", at, axis, is[axis])
-	}
-	k.Run = func(c *Call) error {
-		for _, m := range moves {
-			if err := m.run(c); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return k, nil
+	return axisParts(p, "gather", p.InShape(0), parts, skip, p.In[0].DType)
 }
 
 func padFactory(p *Prep) (*Kernel, error) {

@@ -25,6 +25,7 @@ func TestShape(t *testing.T) {
 		{name: "Concat", op: "Concat", in: []*tensor.Tensor{randF32(r, 2, 3), randF32(r, 2, 5), randF32(r, 2, 1)}, attrs: []*graph.Attribute{graph.AInt("axis", 1)}},
 		{name: "Concat0", op: "Concat", in: []*tensor.Tensor{randF32(r, 7), randF32(r, 3)}, attrs: []*graph.Attribute{graph.AInt("axis", 0)}},
 		{name: "Split", op: "Split", in: []*tensor.Tensor{randF32(r, 10), ints(3, 7)}, consts: c(1), outs: []string{"a", "b"}},
+		{name: "SplitSkip", op: "Split", in: []*tensor.Tensor{randF32(r, 4, 6), ints(1, 2, 3)}, consts: c(1), outs: []string{"a", "", "c"}, attrs: []*graph.Attribute{graph.AInt("axis", 1)}},
 		{name: "Split2D", op: "Split", in: []*tensor.Tensor{randF32(r, 4, 6), ints(1, 2, 3)}, consts: c(1), outs: []string{"a", "b", "c"}, attrs: []*graph.Attribute{graph.AInt("axis", 1)}},
 		{name: "Slice", op: "Slice", in: []*tensor.Tensor{x, ints(1, 0), ints(3, 4), ints(1, 3)}, consts: c(1, 2, 3)},
 		{name: "SliceStep", op: "Slice", in: []*tensor.Tensor{x, ints(-1, 4), ints(-100, 0), ints(2, 3), ints(-1, -2)}, consts: c(1, 2, 3, 4)},

@@ -133,6 +133,9 @@ func New() (*Emulator, error) {
 	return e, nil
 }
 
+// Emulated marks the emulator among test devices.
+func (e *Emulator) Emulated() bool { return true }
+
 // Close frees the emulator's memory and its compiled modules' folder.
 func (e *Emulator) Close() {
 	e.mu.Lock()
