@@ -6,7 +6,8 @@ export GOTRAIN_ORT_LIB ?= $(ORT_LIB)
 # PyTorch on these machines is tuned as documented in bench/README.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test vet demo bench experiment proto fuzz conformance-floor clean
+.PHONY: all deps build test vet demo bench experiment proto fuzz conformance-floor clean \
+	build-cuda vet-cuda test-cuda-ptx check-cuda-abi ci-cuda gpu-bin
 
 all: build
 
@@ -55,6 +56,43 @@ conformance-floor: deps
 
 fuzz:
 	$(GO) test ./graph -run XXX -fuzz FuzzLoadBytes -fuzztime 3m
+
+# ---- CUDA ----
+# The cuda build needs no CUDA toolkit: the driver, NVRTC and cuBLAS are
+# loaded at run time (backend/cuda/internal/cudalib). scripts/cuda-deps.sh
+# fetches Debian's CUDA 11.8 pieces into .tools-cuda/ for the checks that
+# run them without a GPU.
+CUDA_LIB := $(CURDIR)/.tools-cuda/lib
+
+build-cuda:
+	$(GO) build -tags cuda -o bin/gotrain-cuda ./cmd/gotrain
+
+# What CI runs: vet and build with the cuda tag (only backend/cuda has files
+# under the tag; cmd/gotrain imports it), compile the GPU test binary.
+vet-cuda:
+	$(GO) vet -tags cuda ./backend/cuda/... ./cmd/gotrain
+	$(GO) build -tags cuda -o /dev/null ./cmd/gotrain
+	$(GO) test -tags cuda -c -o /dev/null ./backend/cuda
+
+# Compile every kernel module to PTX with NVRTC 11.8 (no GPU needed), and
+# check the cuda build's answer on a machine with a driver but no device.
+test-cuda-ptx:
+	./scripts/cuda-deps.sh
+	GOTRAIN_REQUIRE_NVRTC=1 GOTRAIN_CUDA_LIB_PATH=$(CUDA_LIB) $(GO) test -tags cuda -count=1 -run 'TestPTX|TestOpen' ./backend/cuda
+
+# Check the dlopen shim's declarations against CUDA 11.8's headers and bind
+# Debian's cuBLAS 11 (a 1 GB download; not part of ci-cuda).
+check-cuda-abi:
+	./scripts/cuda-deps.sh --headers --cublas
+	$${CXX:-c++} -std=c++17 -fsyntax-only -I.tools-cuda/include backend/cuda/internal/cudalib/protocheck/check.cc
+	GOTRAIN_REQUIRE_CUBLAS=1 GOTRAIN_CUDA_LIB_PATH=$(CUDA_LIB) $(GO) test -tags cuda -count=1 -run TestLoadCUBLAS ./backend/cuda
+
+ci-cuda: vet-cuda test-cuda-ptx
+
+# Binaries for a GPU machine (which has no Go): the CLI and the CUDA test
+# binary; scripts/gpu-check.sh runs them there.
+gpu-bin: build-cuda
+	$(GO) test -tags cuda -c -o bin/cuda.test ./backend/cuda
 
 clean:
 	rm -rf bin out

@@ -36,6 +36,7 @@ import (
 	"github.com/spf13/pflag"
 
 	_ "github.com/gotrain/gotrain/backend/cpu"
+	_ "github.com/gotrain/gotrain/backend/cuda"
 )
 
 func main() {

@@ -1,0 +1,226 @@
+package cuda
+
+import (
+	"github.com/gotrain/gotrain/graph"
+)
+
+// Convolution (kernels/conv.cu and cuBLAS): Conv and ConvGrad as im2col +
+// GEMM in NCHW, per group, over chunks of images whose column buffer fits
+// in colLimit floats:
+//
+//	col[n] = im2col(X[n, g])                       [K = Cg*kvol, S = outVol]
+//	Y[n, g] = W[g] x col[n] (+ bias)               batched over n, W shared
+//	dW[g] = sum_n dY[n, g] x col[n]^T              one product per image, accumulated
+//	dX[n, g] = col2im(W[g]^T x dY[n, g])           batched over n
+//	dB = sum of dY over images and positions       (the CPU's order)
+//
+// The products differ from the CPU's (cuBLAS against OpenBLAS) in summation
+// order: results agree to float32 rounding of the sums, not bit for bit.
+
+var cvMod = newModule("conv", "conv.cu")
+
+var (
+	convIm2col  = cvMod.Def("conv_im2col_k", "float* col, const float* x, const int* geo, int n0, int nb, int c, int cg, int g", "conv_im2col(col, x, geo, n0, nb, c, cg, g);")
+	convCol2im  = cvMod.Def("conv_col2im_k", "float* dx, const float* col, const int* geo, int n0, int nb, int c, int cg, int g", "conv_col2im(dx, col, geo, n0, nb, c, cg, g);")
+	convBias    = cvMod.Def("conv_bias_fill_k", "float* y, const float* b, int n, int m, int s", "conv_bias_fill(y, b, n, m, s);")
+	convBGPlane = cvMod.Def("conv_bias_grad_planes_k", "float* part, const float* dy, int planes, int vol", "conv_bias_grad_planes(part, dy, planes, vol);")
+	convBGSum   = cvMod.Def("conv_bias_grad_sum_k", "float* db, const float* part, int n, int m", "conv_bias_grad_sum(db, part, n, m);")
+)
+
+// colLimit bounds the column buffer (floats): 128 MiB.
+const colLimit = 32 << 20
+
+func init() {
+	Register(graph.DomainONNX, "Conv", convFactory(false))
+	Register(graph.DomainGotrain, "ConvGrad", convFactory(true))
+}
+
+type convPlan struct {
+	n, c, m, group, cg, mg int
+	inVol, outVol, kvol    int
+	K, S                   int
+	nb                     int // images per chunk
+	geo                    []int32
+	// gemm is the product descriptor each launch refills: one, reused, so
+	// that a run allocates nothing.
+	gemm Gemm
+}
+
+func newConvPlan(p *Prep, x, w []int) (*convPlan, error) {
+	if len(x) < 3 || len(x) > 5 || len(w) != len(x) {
+		return nil, Unsupported(p, "Conv of X %v and W %v (1 to 3 spatial dims)", x, w)
+	}
+	if _, err := numel(p, x, "X"); err != nil {
+		return nil, err
+	}
+	g, err := graph.ResolveConv(p.Node, false, x[2:], w[2:])
+	if err != nil {
+		return nil, err
+	}
+	pl := &convPlan{n: x[0], c: x[1], m: w[0], group: g.Group}
+	if pl.c%g.Group != 0 || pl.m%g.Group != 0 || w[1]*g.Group != pl.c {
+		return nil, Errorf(p, "X has %d channels and W %v for group %d", pl.c, w, g.Group)
+	}
+	pl.cg, pl.mg = pl.c/g.Group, pl.m/g.Group
+	sp := len(x) - 2
+	pl.geo = make([]int32, 18)
+	off := 3 - sp
+	pl.inVol, pl.outVol, pl.kvol = 1, 1, 1
+	for i := 0; i < 3; i++ {
+		in, out, k, s, d, pb := 1, 1, 1, 1, 1, 0
+		if i >= off {
+			j := i - off
+			in, out, k, s, d, pb = g.In[j], g.Out[j], g.Kernel[j], g.Strides[j], g.Dilations[j], g.PadBegin[j]
+		}
+		for f, v := range []int{in, out, k, s, d, pb} {
+			pl.geo[3*f+i] = int32(v)
+		}
+		pl.inVol *= in
+		pl.outVol *= out
+		pl.kvol *= k
+	}
+	pl.K, pl.S = pl.cg*pl.kvol, pl.outVol
+	per := pl.K * pl.S
+	if per > colLimit {
+		return nil, Unsupported(p, "one image's column buffer of %d floats (limit %d)", per, colLimit)
+	}
+	pl.nb = max(1, min(pl.n, colLimit/max(per, 1)))
+	if _, err := numel(p, []int{pl.n, pl.m, pl.outVol}, "Y"); err != nil {
+		return nil, err
+	}
+	return pl, nil
+}
+
+func convFactory(grad bool) Factory {
+	return func(p *Prep) (*Kernel, error) {
+		xi, wi := 0, 1
+		if grad {
+			xi, wi = 1, 2
+		}
+		for i := 0; i <= wi; i++ {
+			if err := needF32(p, i, "an input"); err != nil {
+				return nil, err
+			}
+		}
+		pl, err := newConvPlan(p, p.InShape(xi), p.InShape(wi))
+		if err != nil {
+			return nil, err
+		}
+		k := &Kernel{Consts: [][]int32{pl.geo}, Scratch: []int64{4 * int64(pl.nb*pl.K*pl.S)}}
+		if !grad {
+			hasBias := p.hasIn(2)
+			if hasBias {
+				if err := needF32(p, 2, "B"); err != nil {
+					return nil, err
+				}
+				if s := p.InShape(2); len(s) != 1 || s[0] != pl.m {
+					return nil, Errorf(p, "bias B has shape %v; expected [%d]", s, pl.m)
+				}
+			}
+			k.Run = func(c *Call) error { return pl.forward(c, hasBias) }
+			return k, nil
+		}
+		if p.hasOut(2) {
+			k.Scratch = append(k.Scratch, 4*int64(max(pl.n*pl.m, 1)))
+		}
+		want := [3]bool{p.hasOut(0), p.hasOut(1), p.hasOut(2)}
+		k.Run = func(c *Call) error { return pl.backward(c, want) }
+		return k, nil
+	}
+}
+
+func (pl *convPlan) forward(c *Call, bias bool) error {
+	x, w, y, col := c.In[0], c.In[1], c.Out[0], c.Scratch[0]
+	total := pl.n * pl.m * pl.S
+	if total == 0 {
+		return nil
+	}
+	beta := float32(0)
+	if bias {
+		if err := c.S.Launch(convBias, grid1(total), block1, 0, c.A(P(y), P(c.In[2]), I(pl.n), I(pl.m), I(pl.S))); err != nil {
+			return err
+		}
+		beta = 1
+	}
+	for n0 := 0; n0 < pl.n; n0 += pl.nb {
+		nb := min(pl.nb, pl.n-n0)
+		for g := 0; g < pl.group; g++ {
+			if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+				return err
+			}
+			pl.gemm = Gemm{M: pl.mg, N: pl.S, K: pl.K, Alpha: 1, Beta: beta,
+				A: w + Ptr(4*g*pl.mg*pl.K), LDA: pl.K,
+				B: col, LDB: pl.S, StrideB: int64(pl.K * pl.S),
+				C: y + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDC: pl.S, StrideC: int64(pl.m * pl.S),
+				Batch: nb}
+			err := c.S.Gemm(&pl.gemm)
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// backward: inputs dY, X, W; outputs dX, dW, dB (each optional).
+func (pl *convPlan) backward(c *Call, want [3]bool) error {
+	dy, x, w, col := c.In[0], c.In[1], c.In[2], c.Scratch[0]
+	if want[2] {
+		part := c.Scratch[1]
+		planes := pl.n * pl.m
+		if planes > 0 {
+			if err := c.S.Launch(convBGPlane, grid1(planes), block1, 0, c.A(P(part), P(dy), I(planes), I(pl.S))); err != nil {
+				return err
+			}
+		}
+		if pl.m > 0 {
+			if err := c.S.Launch(convBGSum, grid1(pl.m), block1, 0, c.A(P(c.Out[2]), P(part), I(pl.n), I(pl.m))); err != nil {
+				return err
+			}
+		}
+	}
+	if want[1] && pl.n == 0 {
+		if err := c.S.Memset32(c.Out[1], 0, pl.m*pl.K); err != nil {
+			return err
+		}
+	}
+	for n0 := 0; n0 < pl.n; n0 += pl.nb {
+		nb := min(pl.nb, pl.n-n0)
+		for g := 0; g < pl.group; g++ {
+			if want[1] {
+				if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+					return err
+				}
+				for i := 0; i < nb; i++ {
+					beta := float32(1)
+					if n0+i == 0 {
+						beta = 0
+					}
+					pl.gemm = Gemm{TransB: true, M: pl.mg, N: pl.K, K: pl.S, Alpha: 1, Beta: beta,
+						A: dy + Ptr(4*(((n0+i)*pl.m+g*pl.mg)*pl.S)), LDA: pl.S,
+						B: col + Ptr(4*i*pl.K*pl.S), LDB: pl.S,
+						C: c.Out[1] + Ptr(4*g*pl.mg*pl.K), LDC: pl.K}
+					err := c.S.Gemm(&pl.gemm)
+					if err != nil {
+						return err
+					}
+				}
+			}
+			if want[0] {
+				pl.gemm = Gemm{TransA: true, M: pl.K, N: pl.S, K: pl.mg, Alpha: 1,
+					A: w + Ptr(4*g*pl.mg*pl.K), LDA: pl.K,
+					B: dy + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDB: pl.S, StrideB: int64(pl.m * pl.S),
+					C: col, LDC: pl.S, StrideC: int64(pl.K * pl.S),
+					Batch: nb}
+				err := c.S.Gemm(&pl.gemm)
+				if err != nil {
+					return err
+				}
+				if err := c.S.Launch(convCol2im, grid1(nb*pl.cg*pl.inVol), block1, 0, c.A(P(c.Out[0]), P(col), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
