@@ -117,7 +117,7 @@ func TestTransfers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := b.CopyBuffer(buf2, buf); err != nil {
+			if err := b.Copy(buf2, buf); err != nil {
 				t.Fatal(err)
 			}
 			if got, err = b.Download(buf2); err != nil {

@@ -31,7 +31,15 @@ static char* gt_stacks;
 static int gt_nstack, gt_cur;
 static const size_t gt_stack_size = 64 << 10;
 
+// gt_direct is set while threads run as plain calls on the launcher's stack
+// (see gt_run); a barrier reached then is recorded in gt_bad_barrier.
+static int gt_direct, gt_bad_barrier;
+
 static void __syncthreads() {
+	if (gt_direct) {
+		gt_bad_barrier = 1;
+		return;
+	}
 	gt_state[gt_cur] = 1;
 	swapcontext(&gt_ctx[gt_cur], &gt_sched);
 }

@@ -7,8 +7,20 @@ static void gt_entry() {
 	gt_state[gt_cur] = 2;
 }
 
-// gt_run runs thunk over the grid; it returns 0, or -1 when memory for the
-// threads' stacks cannot be had.
+static void gt_set_thread(int t, int bx, int by) {
+	gt_cur = t;
+	threadIdx = {(unsigned)(t % bx), (unsigned)((t / bx) % by), (unsigned)(t / (bx * by))};
+}
+
+// gt_run runs thunk over the grid. It returns 0; -1 when memory for the
+// threads' stacks cannot be had; -2 when some threads of a block reached
+// __syncthreads and others finished without it (undefined on a device).
+//
+// Each block's first thread runs as a coroutine. If it finishes without
+// reaching a barrier, so do the others (a barrier must be reached by all of
+// a block's threads or by none), and they run as plain calls, with no
+// context switches: most kernels have no barrier, and this is what makes
+// the emulator fast enough to run whole training steps.
 extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int bx, int by, int bz) {
 	int nt = bx * by * bz;
 	if (nt > gt_nstack) {
@@ -26,6 +38,7 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 	}
 	gt_fn = thunk;
 	gt_args = args;
+	gt_bad_barrier = 0;
 	gridDim = {(unsigned)gx, (unsigned)gy, (unsigned)gz};
 	blockDim = {(unsigned)bx, (unsigned)by, (unsigned)bz};
 	// Reverse order throughout (see package emu's doc).
@@ -33,20 +46,39 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 	for (int y = gy - 1; y >= 0; y--)
 	for (int x = gx - 1; x >= 0; x--) {
 		blockIdx = {(unsigned)x, (unsigned)y, (unsigned)z};
-		for (int t = 0; t < nt; t++) {
+		for (int t = 0; t < nt; t++) gt_state[t] = 0;
+		// The first thread (the last index) as a coroutine.
+		int first = nt - 1;
+		getcontext(&gt_ctx[first]);
+		gt_ctx[first].uc_stack.ss_sp = gt_stacks + (size_t)first * gt_stack_size;
+		gt_ctx[first].uc_stack.ss_size = gt_stack_size;
+		gt_ctx[first].uc_link = &gt_sched;
+		makecontext(&gt_ctx[first], gt_entry, 0);
+		gt_set_thread(first, bx, by);
+		swapcontext(&gt_sched, &gt_ctx[first]);
+		if (gt_state[first] == 2) {
+			gt_direct = 1;
+			for (int t = nt - 2; t >= 0; t--) {
+				gt_set_thread(t, bx, by);
+				gt_fn(gt_args);
+			}
+			gt_direct = 0;
+			if (gt_bad_barrier) return -2;
+			continue;
+		}
+		// It waits at a barrier: every thread is a coroutine.
+		for (int t = 0; t < first; t++) {
 			getcontext(&gt_ctx[t]);
 			gt_ctx[t].uc_stack.ss_sp = gt_stacks + (size_t)t * gt_stack_size;
 			gt_ctx[t].uc_stack.ss_size = gt_stack_size;
 			gt_ctx[t].uc_link = &gt_sched;
 			makecontext(&gt_ctx[t], gt_entry, 0);
-			gt_state[t] = 0;
 		}
 		for (;;) {
 			int ran = 0, done = 0;
 			for (int t = nt - 1; t >= 0; t--) {
 				if (gt_state[t] == 0) {
-					gt_cur = t;
-					threadIdx = {(unsigned)(t % bx), (unsigned)((t / bx) % by), (unsigned)(t / (bx * by))};
+					gt_set_thread(t, bx, by);
 					swapcontext(&gt_sched, &gt_ctx[t]);
 					ran++;
 				}
