@@ -6,7 +6,7 @@ export GOTRAIN_ORT_LIB ?= $(ORT_LIB)
 # PyTorch on these machines is tuned as documented in bench/README.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test vet demo bench experiment proto fuzz conformance-floor clean \
+.PHONY: all deps build test vet demo bench experiment proto fuzz conformance-floor conformance-floor-cuda clean \
 	build-cuda vet-cuda test-cuda-ptx check-cuda-abi ci-cuda gpu-bin
 
 all: build
@@ -53,6 +53,11 @@ proto:
 # with the ONNX tests that pass now, once more of them pass.
 conformance-floor: deps
 	$(GO) test ./backend/cpu -run '^TestConformance$$' -count=1 -update
+
+# The same for the CUDA backend, measured on the host emulator
+# (backend/cuda/testdata/conformance); a GPU run must meet it too.
+conformance-floor-cuda: deps
+	$(GO) test ./backend/cuda -run '^TestConformance$$' -count=1 -update
 
 fuzz:
 	$(GO) test ./graph -run XXX -fuzz FuzzLoadBytes -fuzztime 3m
