@@ -37,8 +37,11 @@ import (
 // fed, its work is captured into a CUDA graph and replayed with one launch
 // from then on (while the same buffers are fed), on hardware that can.
 
-// fusions are the planner's fusions the CUDA kernels implement.
-var fusions = []plan.Fusion{}
+// fusions are the rewrites of the planner's private copy of the graph that
+// the CUDA kernels implement: MaxPoolGrad learns its MaxPool's window (to
+// gather), Conv applies a ReLU as it adds its bias, and MaxPoolGrad masks
+// by a ReLU's output.
+var fusions = []plan.Fusion{fusePoolWindow, plan.FuseConvRelu, plan.FuseReluGradMask}
 
 type executable struct {
 	b       *Backend

@@ -84,10 +84,26 @@ __device__ void conv_col2im(float* dx, const float* col, const int* geo, int n0,
 	}
 }
 
-// conv_bias_fill: y[n][m][s] = b[m] (the product then adds onto it).
-__device__ void conv_bias_fill(float* y, const float* b, int n, int m, int s) {
+// conv_epilogue: y[n][m][s] = act(y + b[m]) in place after the product
+// (bias optional; relu != 0 applies a fused ReLU).
+__device__ void conv_epilogue(float* y, const float* b, int n, int m, int s, int relu) {
 	int total = n * m * s;
-	GT_LOOP(i, total) { y[i] = b[(i / s) % m]; }
+	GT_LOOP(i, total) {
+		float v = y[i];
+		if (b) v = v + b[(i / s) % m];
+		if (relu && !(v > 0)) v = 0;
+		y[i] = v;
+	}
+}
+
+// conv_wsum: dw[j] (+)= the float sum over images i, in order, of
+// part[i][j] (the per-image products of the weight gradient).
+__device__ void conv_wsum(float* dw, const float* part, int nb, int mk, int accumulate) {
+	GT_LOOP(j, mk) {
+		float t = accumulate ? dw[j] : 0;
+		for (int i = 0; i < nb; i++) t += part[(size_t)i * mk + j];
+		dw[j] = t;
+	}
 }
 
 // conv_bias_grad_planes: part[p] = float sum of dY's plane p, in order.
