@@ -144,6 +144,9 @@ func InferNode(m *Model, n *Node, types Types) ([]*Type, error) {
 		return nil, Errorf(n, "has %d inputs; %s takes %s", len(in), n.OpType, arity(s))
 	}
 	opset := m.OpsetOf(n)
+	if err := CheckAttrs(n, opset); err != nil {
+		return nil, err
+	}
 	outs, err := s.Infer(n, in, opset)
 	if err != nil {
 		var ne *NodeError

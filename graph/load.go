@@ -445,6 +445,9 @@ func (l *loader) node(np *onnxpb.NodeProto, index int, scope map[string]bool, le
 		}
 		n.Attrs[a.Name] = a
 	}
+	if err := CheckAttrs(n, l.model.OpsetOf(n)); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 

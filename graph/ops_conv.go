@@ -20,7 +20,7 @@ import (
 func init() {
 	Register(&Schema{OpType: "Conv", MinInputs: 2, MaxInputs: 3, Infer: inferConv})
 	Register(&Schema{OpType: "ConvTranspose", MinInputs: 2, MaxInputs: 3, Infer: inferConvTranspose})
-	Register(&Schema{Domain: DomainGotrain, OpType: "ConvGrad", MinInputs: 3, MaxInputs: 3, Infer: inferConvGrad})
+	Register(&Schema{Domain: DomainGotrain, OpType: "ConvGrad", MinInputs: 3, MaxInputs: 3, Infer: inferConvGrad, Attrs: attrsOf("Conv", nil)})
 }
 
 // ConvGeom is the resolved geometry of a Conv, ConvTranspose or ConvGrad

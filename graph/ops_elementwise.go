@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -32,9 +33,11 @@ func init() {
 	Register(&Schema{OpType: "CastLike", MinInputs: 2, MaxInputs: 2, Infer: inferCastLike})
 
 	Register(&Schema{Domain: DomainGotrain, OpType: "SumToShape", MinInputs: 2, MaxInputs: 2,
-		Infer: inferSumToShape, NoGradInputs: []int{1}})
+		Infer: inferSumToShape, NoGradInputs: []int{1}, Attrs: map[string]AttrType{}})
 	for _, op := range []string{"ReluGrad", "SigmoidGrad", "TanhGrad", "LeakyReluGrad", "GeluGrad"} {
-		Register(&Schema{Domain: DomainGotrain, OpType: op, MinInputs: 2, MaxInputs: 2, Infer: inferGradLike})
+		// A gradient takes its forward op's attributes (LeakyRelu's alpha, ...).
+		Register(&Schema{Domain: DomainGotrain, OpType: op, MinInputs: 2, MaxInputs: 2, Infer: inferGradLike,
+			Attrs: attrsOf(strings.TrimSuffix(op, "Grad"), nil)})
 	}
 }
 

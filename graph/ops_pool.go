@@ -269,9 +269,9 @@ func init() {
 	Register(&Schema{OpType: "GlobalMaxPool", MinInputs: 1, MaxInputs: 1, Infer: poolInferGlobal})
 	Register(&Schema{OpType: "GlobalAveragePool", MinInputs: 1, MaxInputs: 1, Infer: poolInferGlobal})
 	Register(&Schema{Domain: DomainGotrain, OpType: "MaxPoolGrad", MinInputs: 3, MaxInputs: 3,
-		Infer: poolInferGrad(2), NoGradInputs: []int{1}})
+		Infer: poolInferGrad(2), NoGradInputs: []int{1}, Attrs: attrsOf("MaxPool", nil)})
 	Register(&Schema{Domain: DomainGotrain, OpType: "AveragePoolGrad", MinInputs: 2, MaxInputs: 2,
-		Infer: poolInferGrad(1)})
+		Infer: poolInferGrad(1), Attrs: attrsOf("AveragePool", nil)})
 }
 
 // String describes the window for error messages and debugging.

@@ -45,8 +45,8 @@ func init() {
 		{OpType: "CumSum", MinInputs: 2, MaxInputs: 2, Infer: inferSameAsInput0, NoGradInputs: []int{1}},
 		{OpType: "OneHot", MinInputs: 3, MaxInputs: 3, Infer: inferOneHot, NoGradInputs: []int{0, 1, 2}},
 		{OpType: "EyeLike", MinInputs: 1, MaxInputs: 1, Infer: inferEyeLike, NoGradInputs: []int{0}},
-		{Domain: DomainGotrain, OpType: "GatherGrad", MinInputs: 3, MaxInputs: 3, Infer: inferGatherGrad, NoGradInputs: []int{1, 2}},
-		{Domain: DomainGotrain, OpType: "SliceGrad", MinInputs: 3, MaxInputs: 6, Infer: inferSliceGrad, NoGradInputs: []int{1, 2, 3, 4, 5}},
+		{Domain: DomainGotrain, OpType: "GatherGrad", MinInputs: 3, MaxInputs: 3, Infer: inferGatherGrad, NoGradInputs: []int{1, 2}, Attrs: attrsOf("Gather", nil)},
+		{Domain: DomainGotrain, OpType: "SliceGrad", MinInputs: 3, MaxInputs: 6, Infer: inferSliceGrad, NoGradInputs: []int{1, 2, 3, 4, 5}, Attrs: map[string]AttrType{}},
 	} {
 		Register(s)
 	}

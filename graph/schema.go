@@ -28,6 +28,10 @@ type Schema struct {
 	// NoGradInputs lists inputs that never receive a gradient (shape and index
 	// inputs, integer tensors) even when the op has a rule.
 	NoGradInputs []int
+	// Attrs declares the types of the attributes of gotrain's own ops;
+	// ONNX's ops take theirs from ONNX's schemas (attrtypes_onnx.go).
+	// CheckAttrs checks every node against them.
+	Attrs map[string]AttrType
 }
 
 var registry = map[string]*Schema{}
