@@ -156,6 +156,9 @@ func InferNode(m *Model, n *Node, types Types) ([]*Type, error) {
 		}
 		return nil, Errorf(n, "%v", err)
 	}
+	if err := checkOutputs(n, outs); err != nil {
+		return nil, err
+	}
 	if len(outs) < len(n.Outputs) {
 		// Optional outputs the schema did not type are left unknown.
 		for len(outs) < len(n.Outputs) {

@@ -171,12 +171,8 @@ func inferSumToShape(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		}
 		return []*Type{NewType(in[0].DType, s)}, nil
 	}
-	if in[1].RankKnown && len(in[1].Shape) == 1 && in[1].Shape[0].Known() {
-		s := make(Shape, in[1].Shape[0].Size)
-		for i := range s {
-			s[i] = Unknown
-		}
-		return []*Type{NewType(in[0].DType, s)}, nil
+	if r, ok := declaredLen(in[1]); ok {
+		return []*Type{NewType(in[0].DType, unknownShape(r))}, nil
 	}
 	return []*Type{unknownRank(in[0].DType)}, nil
 }
