@@ -24,6 +24,7 @@ import (
 	"strings"
 
 	_ "github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/tensor"
 )
 
 type command struct {
@@ -121,6 +122,7 @@ func newFlags(name, examples string, stdout io.Writer) *flagSet {
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), name: name}
 	fs.SetOutput(io.Discard) // errors are returned, and printed once by run
 	fs.Usage = func() {}     // flag calls it on errors too; parse prints help itself
+	fs.Func("max-memory", "the largest allocation input may ask for, e.g. 8GiB (default: $"+tensor.MemoryLimitEnv+", else half the memory)", tensor.SetMemoryLimitString)
 	fs.help = func() {
 		fmt.Fprintf(stdout, "Usage: gotrain %s [FLAGS]\n\nFlags:\n", name)
 		fs.SetOutput(stdout)

@@ -537,6 +537,9 @@ func cmdAugment(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if err := augment.CheckRows(*rows); err != nil {
+		return usagef("--rows: %v", err)
+	}
 	ac, err := augment.ParseSpec(*spec)
 	if err != nil {
 		return usagef("--augment: %v", err)
