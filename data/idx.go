@@ -228,6 +228,9 @@ func newChecked(x []float32, y []int64, n, c, h, w int, layout Layout, classes i
 			classes = max(classes, int(min(v, math.MaxInt32))+1)
 		}
 		classes = max(classes, 1)
+		if err := tensor.CheckAlloc(fmt.Sprintf("data: %s: %d classes (one more than the largest label)", labelSource, classes), int64(classes), 24); err != nil {
+			return nil, err
+		}
 	}
 	for i, v := range y {
 		if v < 0 || v >= int64(classes) {

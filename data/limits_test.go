@@ -118,3 +118,13 @@ func TestLoaderHugeBatch(t *testing.T) {
 	l := &Loader{Source: d, BatchSize: 1 << 30}
 	memtest.Refused(t, func() error { _, err := l.Epoch(t.Context(), 0, 0); return err }, "batch of 1073741824 samples")
 }
+
+func TestHugeInferredClassCount(t *testing.T) {
+	dir := t.TempDir()
+	x := write(t, dir, "x.idx", idxBytes([]int{2, 2, 2}, make([]byte, 8)))
+	// Labels as int32 IDX: one of them is 2^31-1, so 2^31 classes.
+	var b bytes.Buffer
+	b.Write([]byte{0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0x7f, 0xff, 0xff, 0xff})
+	y := write(t, dir, "y.idx", b.Bytes())
+	memtest.Refused(t, func() error { _, err := LoadIDX(x, y, 0); return err }, y, "2147483648 classes")
+}
