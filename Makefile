@@ -51,10 +51,10 @@ proto:
 fuzz:
 	$(GO) test ./graph -run XXX -fuzz FuzzLoadBytes -fuzztime 3m
 
-# Every loader's fuzz target for FUZZTIME each (about 3 minutes in all, for
-# CI). A crasher is written to the package's testdata/fuzz/<target>/ and
-# fails the run; committed there, it is a regression test of `go test`.
-FUZZTIME ?= 18s
+# Every loader's fuzz target for FUZZTIME each (2-3 minutes in all with the
+# builds, for CI). A crasher is written to the package's testdata/fuzz/<target>/
+# and fails the run; committed there, it is a regression test of `go test`.
+FUZZTIME ?= 15s
 FUZZ_TARGETS := graph:FuzzLoadBytes tensor:FuzzReadNPY tensor:FuzzReadNPZ checkpoint:FuzzLoadState \
 	data:FuzzReadIDX data:FuzzLoadCIFAR data:FuzzReadImage
 
