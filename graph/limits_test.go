@@ -2,6 +2,8 @@ package graph
 
 import (
 	"math"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/gotrain/gotrain/internal/memtest"
@@ -112,4 +114,18 @@ func TestHugeDeclaredRank(t *testing.T) {
 			t.Errorf("%s: rank %d from a declared length of 2^40", v, len(types[v].Shape))
 		}
 	}
+}
+
+// A model file is held whole while it is parsed: its size is checked first.
+func TestLoadHugeFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "huge.onnx")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(1 << 30); err != nil {
+		t.Skipf("cannot make a sparse file: %v", err)
+	}
+	memtest.Refused(t, func() error { _, err := Load(p); return err })
 }
