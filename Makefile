@@ -6,7 +6,7 @@ export GOTRAIN_ORT_LIB ?= $(ORT_LIB)
 # PyTorch on these machines is tuned as documented in bench/README.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test vet demo bench experiment proto fuzz conformance-floor clean \
+.PHONY: all deps build test vet demo bench experiment proto fuzz fuzz-ci conformance-floor clean \
 	build-cuda vet-cuda test-cuda-ptx check-cuda-abi ci-cuda gpu-bin
 
 all: build
@@ -56,6 +56,19 @@ conformance-floor: deps
 
 fuzz:
 	$(GO) test ./graph -run XXX -fuzz FuzzLoadBytes -fuzztime 3m
+
+# Every loader's fuzz target for FUZZTIME each (2-3 minutes in all with the
+# builds, for CI). A crasher is written to the package's testdata/fuzz/<target>/
+# and fails the run; committed there, it is a regression test of `go test`.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := graph:FuzzLoadBytes tensor:FuzzReadNPY tensor:FuzzReadNPZ checkpoint:FuzzLoadState \
+	data:FuzzReadIDX data:FuzzLoadCIFAR data:FuzzReadImage
+
+fuzz-ci:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; \
+	done
 
 # ---- CUDA ----
 # The cuda build needs no CUDA toolkit: the driver, NVRTC and cuBLAS are

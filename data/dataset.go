@@ -109,6 +109,12 @@ func (d *Dataset) Validate() error {
 	if d.Classes <= 0 {
 		return fmt.Errorf("data: %s: %d classes: expected at least 1", d.Source, d.Classes)
 	}
+	// Splits and stratified subsets keep a list per class (a slice header,
+	// 24 bytes, each); a class count inferred from a huge label is caught
+	// here rather than there.
+	if err := tensor.CheckAlloc(fmt.Sprintf("data: %s: %d classes", d.Source, d.Classes), int64(d.Classes), 24); err != nil {
+		return err
+	}
 	if d.Names != nil && len(d.Names) != d.Classes {
 		return fmt.Errorf("data: %s: %d class names for %d classes", d.Source, len(d.Names), d.Classes)
 	}

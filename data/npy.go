@@ -97,7 +97,10 @@ func fromArrays(xt, yt *tensor.Tensor, classes int, xName, yName string) (*Datas
 	if ys := yt.Shape(); classes == 0 && len(ys) == 2 && ys[1] > 1 {
 		classes = ys[1] // one-hot rows name the class count
 	}
-	x := toFloat32(xt)
+	x, err := toFloat32(xt, xName)
+	if err != nil {
+		return nil, err
+	}
 	for i, v := range x {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, fmt.Errorf("data: %s: value %d is %v: expected finite pixel values", xName, i, v)

@@ -94,7 +94,7 @@ func TestIDXErrors(t *testing.T) {
 		{"lies.idx", idxBytes([]int{60000, 28, 28}, make([]byte, 18)), "60000"},
 		{"lies.gz", gz(idxBytes([]int{60000, 28, 28}, make([]byte, 18))), "truncated"},
 		{"extra.gz", gz(append(append([]byte{}, good...), 1, 2)), "more data follows"},
-		{"huge.gz", gz(idxBytes([]int{1 << 30, 1 << 30}, nil)), "more than"},
+		{"huge.gz", gz(idxBytes([]int{1 << 30, 1 << 30}, nil)), "over the memory limit"},
 		{"magic.idx", []byte("P5\n28 28\n255\n"), "magic"},
 		{"type.idx", []byte{0, 0, 0x07, 1, 0, 0, 0, 1, 0}, "element type 0x07"},
 		{"short", []byte{0, 0}, "too short"},

@@ -18,7 +18,26 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-const goldenDir = "/work/shared/golden"
+var goldenDir = sharedDir("golden")
+
+// sharedDir finds the shared read-only data beside the project (shared/rel,
+// looked up from the working directory upwards); "" when absent.
+func sharedDir(rel string) string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if st, err := os.Stat(filepath.Join(dir, "shared", rel)); err == nil && st.IsDir() {
+			return filepath.Join(dir, "shared", rel)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
 
 // fileOrSkip returns path, or skips the test when it does not exist (the
 // shared fixtures are optional).
@@ -670,7 +689,7 @@ func TestLoadTestModels(t *testing.T) {
 		"/usr/share/libonnx-testdata/data/pytorch-converted",
 		"/usr/share/libonnx-testdata/data/pytorch-operator",
 		"/usr/share/libonnx-testdata/data/simple",
-		"/work/shared/onnx-node-tests/v1.22.0",
+		sharedDir("onnx-node-tests/v1.22.0"),
 	}
 	for _, folder := range folders {
 		files, _ := filepath.Glob(filepath.Join(folder, "*", "model.onnx"))

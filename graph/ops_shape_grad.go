@@ -91,21 +91,20 @@ func init() {
 			starts, ends, axes, steps = n.Input(1), n.Input(2), n.Input(3), n.Input(4)
 		}
 		if axes == "" {
-			t := c.Type(starts)
-			if t == nil || !t.RankKnown || len(t.Shape) != 1 || !t.Shape[0].Known() {
+			k, ok := declaredLen(c.Type(starts))
+			if !ok {
 				return nil, Errorf(n, "the number of sliced axes must be known to differentiate")
 			}
-			ax := make([]int64, t.Shape[0].Size)
+			ax := make([]int64, k)
 			for i := range ax {
 				ax[i] = int64(i)
 			}
 			axes = c.Const(tensor.MustFromSlice(ax, len(ax)))
 		}
 		if steps == "" {
-			t := c.Type(starts)
 			one := make([]int64, 1)
-			if t != nil && t.RankKnown && len(t.Shape) == 1 && t.Shape[0].Known() {
-				one = make([]int64, t.Shape[0].Size)
+			if k, ok := declaredLen(c.Type(starts)); ok {
+				one = make([]int64, k)
 			}
 			for i := range one {
 				one[i] = 1

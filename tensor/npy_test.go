@@ -375,6 +375,10 @@ func FuzzReadNPY(f *testing.F) {
 	}
 	f.Add(npyBytes(1, "{'descr': '>i8', 'fortran_order': True, 'shape': (2, 2), }", make([]byte, 32)))
 	f.Add(npyBytes(3, "{'descr': '<f2', 'fortran_order': False, 'shape': (), }", make([]byte, 2)))
+	// Headers declaring far more than the input holds or the limit allows.
+	f.Add(npyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }", make([]byte, 16)))
+	f.Add(npyBytes(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (65536, 65536), }", make([]byte, 16)))
+	defer SetMemoryLimit(SetMemoryLimit(64 << 20))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		x, err := ReadNPY(bytes.NewReader(in))
 		if err != nil {

@@ -61,7 +61,10 @@ func newBenchCmd() *cobra.Command {
 			}
 		}
 		r := rand.New(rand.NewPCG(1, 2))
-		x := tensor.New(tensor.Float32, shape...)
+		x, err := tensor.NewChecked(tensor.Float32, shape)
+		if err != nil {
+			return fmt.Errorf("--batch %d: input %q: %w", *batchSize, in.Name, err)
+		}
 		for i := range x.Float32s() {
 			x.Float32s()[i] = float32(r.NormFloat64())
 		}
@@ -101,7 +104,10 @@ func newBenchCmd() *cobra.Command {
 			if o := m.Graph.Outputs[0]; o.RankKnown && len(o.Shape) > 1 && o.Shape[1].Known() {
 				classesOut = o.Shape[1].Size
 			}
-			y := tensor.New(tensor.Int64, *batchSize)
+			y, err := tensor.NewChecked(tensor.Int64, []int{*batchSize})
+			if err != nil {
+				return fmt.Errorf("--batch %d: labels: %w", *batchSize, err)
+			}
 			for i := range y.Int64s() {
 				y.Int64s()[i] = int64(i) % classesOut
 			}

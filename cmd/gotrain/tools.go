@@ -709,6 +709,9 @@ func newAugmentCmd() *cobra.Command {
 	seed := fs.Uint64("seed", 1, "augmentation seed, as train's --seed (the spec's seed=N, when given, is the same setting)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
+		if err := augment.CheckRows(*rows); err != nil {
+			return usagef("--rows: %v", err)
+		}
 		ac, err := augment.ParseSpec(*spec)
 		if err != nil {
 			return usagef("--augment: %v", err)
