@@ -288,35 +288,41 @@ func TestSyncBatchNorm(t *testing.T) {
 }
 
 // TestCheckReplicas corrupts one replica's copy of a weight on private
-// memory and expects the next step to fail, naming the replica and the
-// tensor, before it changes the weights.
+// memory, and of a BatchNorm statistic on shared memory (where it is the
+// only copy a replica keeps), and expects the next step to fail, naming
+// the replica and the tensor, before it changes the weights.
 func TestCheckReplicas(t *testing.T) {
-	st := spec{model: "cnn", oc: optim.Config{Name: "sgd", LR: 0.1}, replicas: 3, private: true}.mustBuild(t)
-	steps(t, st, 0.1, 9, 9)
-	before, err := st.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := strategy.CorruptReplica(st, 2, "conv2.weight", 17); err != nil {
-		t.Fatal(err)
-	}
-	_, err = st.Step(context.Background(), batch(9, 5), 0.1, 3, 0)
-	if err == nil || !strings.Contains(err.Error(), "replica 2") || !strings.Contains(err.Error(), `"conv2.weight"`) || !strings.Contains(err.Error(), "element 17") {
-		t.Fatalf("after corrupting replica 2's conv2.weight: error %v", err)
-	}
-	after, err := st.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, w := range before {
-		if rel(w, after[name]) != 0 {
-			t.Errorf("%s changed in the step that found the corrupt replica", name)
+	for _, c := range []struct {
+		model, tensor string
+		private       bool
+	}{{"cnn", "conv2.weight", true}, {"vgg", "conv2.bn.running_mean", false}} {
+		st := spec{model: c.model, oc: optim.Config{Name: "sgd", LR: 0.1}, replicas: 3, private: c.private}.mustBuild(t)
+		steps(t, st, 0.1, 9, 9)
+		before, err := st.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := strategy.CorruptReplica(st, 2, c.tensor, 17); err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Step(context.Background(), batch(9, 5), 0.1, 3, 0)
+		if err == nil || !strings.Contains(err.Error(), "replica 2") || !strings.Contains(err.Error(), `"`+c.tensor+`"`) || !strings.Contains(err.Error(), "element 17") {
+			t.Fatalf("after corrupting replica 2's %s: error %v", c.tensor, err)
+		}
+		after, err := st.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range before {
+			if rel(w, after[name]) != 0 {
+				t.Errorf("%s changed in the step that found the corrupt replica", name)
+			}
 		}
 	}
-	// On shared memory replicas hold no copies: nothing to corrupt.
+	// On shared memory replicas read the master weights: nothing to corrupt.
 	shared := spec{model: "cnn", oc: optim.Config{Name: "sgd", LR: 0.1}, replicas: 3}.mustBuild(t)
 	if err := strategy.CorruptReplica(shared, 2, "conv2.weight", 17); err == nil {
-		t.Error("a replica on shared memory has a copy of its own")
+		t.Error("a replica on shared memory has a copy of the weights of its own")
 	}
 }
 

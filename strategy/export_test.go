@@ -59,23 +59,31 @@ func UnitGradients(s Strategy, b Batch, seed int64) ([]map[string]*tensor.Tensor
 	return grads, weights, nil
 }
 
-// CorruptReplica adds 1 to element i of replica r's copy of parameter p,
-// as a faulty copy would leave it. It fails where the replica reads the
-// master copy (shared memory, or replica 0).
+// CorruptReplica adds 1 to element i of replica r's copy of parameter or
+// BatchNorm statistic p, as a faulty copy would leave it. It fails where
+// the replica has no copy of its own (a parameter on shared memory).
 func CorruptReplica(s Strategy, r int, p string, i int) error {
 	e := s.(*engine)
-	if r < 1 || r >= len(e.reps) || e.shared {
-		return fmt.Errorf("replica %d holds no copy of its own", r)
+	if r < 1 || r >= len(e.reps) {
+		return fmt.Errorf("no replica %d", r)
 	}
-	buf, ok := e.reps[r].params[p]
+	rep := e.reps[r]
+	bufs := rep.buffers
+	if _, ok := e.params[p]; ok {
+		if e.shared {
+			return fmt.Errorf("replica %d reads the master copy of %q", r, p)
+		}
+		bufs = rep.params
+	}
+	buf, ok := bufs[p]
 	if !ok {
-		return fmt.Errorf("no parameter %q", p)
+		return fmt.Errorf("no parameter or statistic %q", p)
 	}
 	t, err := e.b.Download(buf)
 	if err != nil {
 		return err
 	}
 	t.Float32s()[i]++
-	e.reps[r].params[p], err = e.b.Upload(t, e.reps[r].dev)
+	bufs[p], err = e.b.Upload(t, rep.dev)
 	return err
 }

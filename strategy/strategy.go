@@ -18,7 +18,8 @@
 // through the host. BatchNorm normalises with each replica's share; the
 // running statistics the replicas update are averaged on the first device
 // after every step and copied back to each replica, so that all replicas,
-// and the weights a run is resumed from, hold the same values.
+// and the weights a run is resumed from, hold the same values. A step that
+// fails leaves the weights and statistics as they were.
 //
 // A global batch is split among the replicas in contiguous shares; when it
 // has fewer samples than there are replicas (the last batch of an epoch),
@@ -102,11 +103,12 @@ type Config struct {
 	// Replicas is the replica count for Mirrored (0: one per device).
 	Replicas int
 	// CheckReplicas verifies before each step that every replica's copy of
-	// the weights equals the master copy, bit for bit, and fails the step
-	// naming the replica and the tensor that differ. It costs a download
-	// of every copy per step. On a backend whose devices share memory the
-	// replicas hold no copies (they read the master), so there is nothing
-	// to compare and it costs nothing.
+	// the weights equals the master copy, and its BatchNorm statistics the
+	// first replica's, bit for bit, and fails the step naming the replica
+	// and the tensor that differ. It costs a download of every copy per
+	// step. On a backend whose devices share memory the replicas hold no
+	// copies of the weights (they read the master), so there is nothing
+	// to compare but the statistics, a few values per channel.
 	CheckReplicas bool
 	// Deterministic makes the weights bit-identical whatever the replica
 	// count: every batch is cut into micro-shards of ShardSize samples
@@ -185,6 +187,9 @@ type engine struct {
 	// onto the first device.
 	means     map[int]*statsMean
 	keptStats []map[string]backend.Buffer
+	// savedStats holds the statistics as a step found them, on the first
+	// device, to put back if the step fails.
+	savedStats map[string]backend.Buffer
 }
 
 // statsMean is the compiled mean of the replicas' BatchNorm statistics:
@@ -589,9 +594,12 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 			return StepResult{}, err
 		}
 	}
+	if err := e.saveStats(); err != nil {
+		return StepResult{}, err
+	}
 	units, outs, err := e.run(ctx, batch, seed)
 	if err != nil {
-		return StepResult{}, err
+		return StepResult{}, e.restoreStats(err)
 	}
 	grads, res, err := e.reduce(ctx, units, outs, batch.Size())
 	if err != nil {
@@ -846,26 +854,43 @@ func (e *engine) broadcast() error {
 }
 
 // checkReplicas verifies that every replica's copy of the weights equals
-// the master copy bit for bit. On a shared-memory backend there are no
-// copies (every replica reads the master buffers): nothing to compare.
+// the master copy, and its BatchNorm statistics the first replica's, bit
+// for bit. On a shared-memory backend the replicas hold no copies of the
+// parameters (they read the master buffers): only the statistics, a few
+// values per channel, are compared.
 func (e *engine) checkReplicas() error {
-	if e.shared || len(e.reps) == 1 {
+	if len(e.reps) == 1 {
 		return nil
 	}
-	for _, p := range e.tr.Params {
-		want, err := e.b.Download(e.params[p])
+	// compare checks every other replica's copy of name against master,
+	// which is "the master copy" or "replica 0's".
+	compare := func(what, name, master string, buf backend.Buffer, of func(*replica) backend.Buffer) error {
+		want, err := e.b.Download(buf)
 		if err != nil {
 			return err
 		}
 		for r, rep := range e.reps[1:] {
-			got, err := e.b.Download(rep.params[p])
+			got, err := e.b.Download(of(rep))
 			if err != nil {
 				return err
 			}
 			if i := firstDiff(want, got); i >= 0 {
-				return fmt.Errorf("strategy: replica %d's copy of %q differs from the master copy at element %d (%v, master %v)",
-					r+1, p, i, got.AsFloat64(i), want.AsFloat64(i))
+				return fmt.Errorf("strategy: replica %d's copy of %s %q differs from %s at element %d (%v, not %v)",
+					r+1, what, name, master, i, got.AsFloat64(i), want.AsFloat64(i))
 			}
+		}
+		return nil
+	}
+	if !e.shared {
+		for _, p := range e.tr.Params {
+			if err := compare("weight", p, "the master copy", e.params[p], func(r *replica) backend.Buffer { return r.params[p] }); err != nil {
+				return err
+			}
+		}
+	}
+	for _, name := range e.tr.Buffers {
+		if err := compare("statistic", name, "replica 0's", e.reps[0].buffers[name], func(r *replica) backend.Buffer { return r.buffers[name] }); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -1024,6 +1049,40 @@ func (e *engine) syncStats(ctx context.Context, units []unit) error {
 		}
 	}
 	return nil
+}
+
+// saveStats keeps a copy of the BatchNorm statistics as the step finds
+// them (every replica holds the same), for restoreStats.
+func (e *engine) saveStats() error {
+	if e.savedStats == nil {
+		e.savedStats = map[string]backend.Buffer{}
+	}
+	rep0 := e.reps[0]
+	for _, name := range e.tr.Buffers {
+		buf, err := e.copyTo(e.savedStats[name], rep0.dev, rep0.buffers[name])
+		if err != nil {
+			return fmt.Errorf("strategy: saving %q: %w", name, err)
+		}
+		e.savedStats[name] = buf
+	}
+	return nil
+}
+
+// restoreStats puts the statistics saveStats kept back on every replica
+// after the step failed with err (replicas that ran their forward pass
+// updated theirs in place), so that a failed step changes nothing. It
+// returns err.
+func (e *engine) restoreStats(err error) error {
+	for r, rep := range e.reps {
+		for _, name := range e.tr.Buffers {
+			buf, cerr := e.copyTo(rep.buffers[name], rep.dev, e.savedStats[name])
+			if cerr != nil {
+				return errors.Join(err, fmt.Errorf("strategy: restoring replica %d's %q: %w", r, name, cerr))
+			}
+			rep.buffers[name] = buf
+		}
+	}
+	return err
 }
 
 // statsMeaner returns the mean of the statistics over k replicas, compiled

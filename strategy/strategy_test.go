@@ -165,26 +165,34 @@ func TestRegister(t *testing.T) {
 
 // TestReplicaFailure makes one replica's share invalid (a label out of
 // range) and checks the error names the replica, the others stop, and the
-// weights are untouched (no update ran).
+// weights and BatchNorm statistics are as before (no update ran, and the
+// statistics the other replica updated are put back), on shared and
+// private memory; the next step then checks the replicas agree.
 func TestReplicaFailure(t *testing.T) {
-	st := spec{model: "mlp", oc: optim.Config{Name: "sgd", LR: 0.1}, replicas: 2}.mustBuild(t)
-	before, err := st.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := batch(8, 1)
-	b.Labels.Int64s()[6] = 99 // in replica 1's half
-	_, err = st.Step(context.Background(), b, 0.1, 1, 0)
-	if err == nil || !strings.Contains(err.Error(), "replica 1") {
-		t.Fatalf("error %v, want one naming replica 1", err)
-	}
-	after, err := st.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, w := range before {
-		if fmt.Sprint(w.Float32s()) != fmt.Sprint(after[name].Float32s()) {
-			t.Fatalf("%s changed although the step failed", name)
+	for _, s := range []spec{{model: "mlp", replicas: 2}, {model: "vgg", replicas: 2}, {model: "vgg", replicas: 2, private: true}} {
+		s.oc = optim.Config{Name: "sgd", LR: 0.1}
+		st := s.mustBuild(t)
+		before, err := st.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := batch(8, 1)
+		b.Labels.Int64s()[6] = 99 // in replica 1's half
+		_, err = st.Step(context.Background(), b, 0.1, 1, 0)
+		if err == nil || !strings.Contains(err.Error(), "replica 1") {
+			t.Fatalf("%s: error %v, want one naming replica 1", s.model, err)
+		}
+		after, err := st.Weights()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, w := range before {
+			if fmt.Sprint(w.Float32s()) != fmt.Sprint(after[name].Float32s()) {
+				t.Fatalf("%s: %s changed although the step failed", s.model, name)
+			}
+		}
+		if _, err := st.Step(context.Background(), batch(8, 2), 0.1, 1, 0); err != nil {
+			t.Fatalf("%s: the step after the failed one: %v", s.model, err)
 		}
 	}
 }
