@@ -16,7 +16,6 @@ import (
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
-	"github.com/gotrain/gotrain/train"
 )
 
 var shapes = map[string][]int{"cnn": {3, 32, 32}, "mlp": {1, 28, 28}}
@@ -108,30 +107,16 @@ func BenchmarkORTInfer(b *testing.B) {
 // trainStrategy prepares Adam training of a zoo model.
 func trainStrategy(b *testing.B, name string, replicas int) (strategy.Strategy, *graph.Training) {
 	m := model(b, name)
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	strat := "single"
+	if replicas > 1 {
+		strat = "mirrored"
+	}
+	su, err := strategy.Build(m, strategy.BuildConfig{Strategy: strat, Backend: cpu.New(cpu.Options{Devices: replicas}),
+		Training: graph.TrainingOptions{Loss: graph.CrossEntropy}, Optim: optim.Config{Name: "adam", LR: 1e-3}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	up, err := optim.BuildUpdate(optim.Config{Name: "adam", LR: 1e-3}, train.ParamsOf(m, tr))
-	if err != nil {
-		b.Fatal(err)
-	}
-	init := map[string]*tensor.Tensor{}
-	for _, p := range tr.Params {
-		init[p] = m.Graph.Initializer(p)
-	}
-	be := cpu.New(cpu.Options{Devices: replicas})
-	sc := strategy.Config{Backend: be, Training: tr, Update: up, Init: init}
-	var st strategy.Strategy
-	if replicas == 1 {
-		st, err = strategy.NewSingleDevice(sc)
-	} else {
-		st, err = strategy.NewMirrored(sc)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return st, tr
+	return su.Strategy, su.Training
 }
 
 func benchTrain(b *testing.B, name string, batch, replicas int) {

@@ -2,6 +2,7 @@ package train_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,8 +14,36 @@ import (
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
-	"github.com/gotrain/gotrain/train"
 )
+
+// goldenRun is a strategy a golden test runs: one device, or mirrored
+// replicas on the CPU backend with shared or private memory (the path of
+// devices that do not share memory, weights copied to each replica).
+type goldenRun struct {
+	replicas int
+	private  bool
+}
+
+var goldenRuns = []goldenRun{{1, false}, {2, false}, {2, true}}
+
+func (r goldenRun) name() string {
+	s := fmt.Sprintf("replicas=%d", r.replicas)
+	if r.private {
+		s += ",private"
+	}
+	return s
+}
+
+// config is the strategy.BuildConfig of this run, with the replicas'
+// copies of the weights checked against the master copy at every step.
+func (r goldenRun) config(to graph.TrainingOptions, oc optim.Config, init map[string]*tensor.Tensor) strategy.BuildConfig {
+	c := strategy.BuildConfig{Strategy: "single", Backend: cpu.New(cpu.Options{Devices: r.replicas, PrivateMemory: r.private}),
+		Training: to, Optim: oc, Init: init, CheckReplicas: true}
+	if r.replicas > 1 {
+		c.Strategy = "mirrored"
+	}
+	return c
+}
 
 // goldenDir finds the PyTorch golden data beside the project.
 func goldenDir(t *testing.T) string {
@@ -115,31 +144,17 @@ func TestGoldenOptimizers(t *testing.T) {
 		{"sgd-momentum-l2", optim.Config{Name: "momentum", LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, DecayMode: optim.DecayL2, DecayBiasNorm: true}, "sgdm_5"},
 	}
 	for _, c := range cases {
-		for _, replicas := range []int{1, 2} {
-			t.Run(c.name+"/replicas="+string(rune('0'+replicas)), func(t *testing.T) {
+		for _, run := range goldenRuns {
+			t.Run(c.name+"/"+run.name(), func(t *testing.T) {
 				m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
 				if err != nil {
 					t.Fatal(err)
 				}
-				tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+				su, err := strategy.Build(m, run.config(graph.TrainingOptions{Loss: graph.CrossEntropy}, c.cfg, goldenParams(t, dir, m, "init")))
 				if err != nil {
 					t.Fatal(err)
 				}
-				up, err := optim.BuildUpdate(c.cfg, train.ParamsOf(m, tr))
-				if err != nil {
-					t.Fatal(err)
-				}
-				b := cpu.New(cpu.Options{Devices: replicas})
-				sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: goldenParams(t, dir, m, "init"), CheckReplicas: true}
-				var st strategy.Strategy
-				if replicas == 1 {
-					st, err = strategy.NewSingleDevice(sc)
-				} else {
-					st, err = strategy.NewMirrored(sc)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				tr, st := su.Training, su.Strategy
 				batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{tr.Data[0]: readNPY(t, filepath.Join(dir, "x.npy"))},
 					Labels: readNPY(t, filepath.Join(dir, "y.npy"))}
 				for step := int64(1); step <= 5; step++ {

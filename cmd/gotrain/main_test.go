@@ -898,3 +898,27 @@ func TestTrainMirrored(t *testing.T) {
 		t.Errorf("lr after the last epoch: %g, want 0", lr)
 	}
 }
+
+// TestTrainUnevenLastBatch trains on 98 samples in batches of 32 on 3
+// mirrored replicas: the last batch of each epoch has 2 samples, and the
+// replica without one sits the step out. With sync BatchNorm, whose
+// collective needs every replica, the run is refused before training,
+// naming the flags.
+func TestTrainUnevenLastBatch(t *testing.T) {
+	set := dataset(t)
+	dir := t.TempDir()
+	common := []string{"--data", set.name, "--subset", "98", "--val-split", "0", "--batch-size", "32",
+		"--strategy", "mirrored", "--replicas", "3", "--epochs", "2"}
+	mlp := exportModel(t, dir, "mlp", "--input", set.shape)
+	out := filepath.Join(dir, "mlp-run")
+	gotrain(t, append([]string{"train", "--model", mlp, "--out", out}, common...)...).expect(t, 0)
+	if h, _ := readHistory(t, out); len(h) != 2 {
+		t.Fatalf("history: %v", h)
+	}
+	vgg := exportModel(t, dir, "vgg", "--input", set.shape)
+	r := gotrain(t, append([]string{"train", "--model", vgg, "--sync-batchnorm", "--out", filepath.Join(dir, "vgg-run")}, common...)...)
+	r.expect(t, 1, "sync BatchNorm", "--replicas", "--batch-size", "last batch of 2")
+	if strings.Contains(r.stdout, "epoch 1/") {
+		t.Errorf("training started:\n%s", r.stdout)
+	}
+}
