@@ -133,7 +133,7 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 		return nil, fmt.Errorf("train: epochs %d: must not be negative", cfg.Epochs)
 	}
 	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
-		SyncBatchNorm: cfg.SyncBatchNorm && cfg.Strategy == "mirrored"})
+		SyncBatchNorm: cfg.SyncBatchNorm && cfg.Strategy == "mirrored", ClassLabels: true})
 	if err != nil {
 		return nil, err
 	}
@@ -238,19 +238,7 @@ func (t *Trainer) CheckData(src data.Source, what string) error {
 			return fmt.Errorf("%s: samples have %d values but model input %q is %v", what, shape.Size(), name, want)
 		}
 	}
-	if t.Training.Label == "" || t.cfg.Loss == graph.MSE || t.cfg.Loss == graph.L1 || t.cfg.Loss == graph.BCEWithLogits {
-		return nil
-	}
-	out := t.Model.Graph.Outputs[0]
-	if out.RankKnown && len(out.Shape) >= 2 && out.Shape[1].Known() {
-		classes := out.Shape[1].Size
-		for i := 0; i < src.Len(); i++ {
-			if l := src.Label(i); l < 0 || l >= classes {
-				return fmt.Errorf("%s: sample %d has label %d, outside the model's %d classes (output %q is %v)", what, i, l, classes, out.Name, out.Shape)
-			}
-		}
-	}
-	return nil
+	return t.checkLabels(src, what)
 }
 
 // Fit trains the model on train (validating on val when not nil).
