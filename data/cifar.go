@@ -58,7 +58,12 @@ func loadCIFAR(files []string, labelBytes, labelAt, classes int) (*Dataset, erro
 			}
 		}
 	}
-	return NewDataset(x, y, len(y), 3, 32, 32, NCHW, classes, strings.Join(files, ","))
+	d, err := NewDataset(x, y, len(y), 3, 32, 32, NCHW, classes, strings.Join(files, ","))
+	if err != nil {
+		return nil, err
+	}
+	d.Raw = RawBytes
+	return d, nil
 }
 
 // LoadCIFARDir reads the train and test sets from a directory of CIFAR
