@@ -13,6 +13,7 @@ import (
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
@@ -79,11 +80,15 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 	split := fs.String("split", "test", "test or train (built-in datasets)")
 	limit := fs.Int("limit", 0, "evaluate the first N samples (0: all)")
 	resize := fs.String("resize", "", "resize image-folder samples to HxW")
+	scale := fs.String("scale", "", scaleUsage+" (default: the model's "+checkpoint.MetaInputScale+", else auto)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *model == "" {
 		return usagef("--model is required")
+	}
+	if err := checkScaleFlag(*scale); err != nil {
+		return err
 	}
 	if *split != "test" && *split != "train" {
 		return usagef("--split %q: expected test or train", *split)
@@ -118,7 +123,9 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	d.Rescale(pixelScale(*dataSpec, tr))
+	if err := scaleDataset(*scale, m, d, stdout); err != nil {
+		return err
+	}
 	if len(m.Graph.Inputs) != 1 {
 		return fmt.Errorf("model %s has %d inputs; eval feeds models with one image input", *model, len(m.Graph.Inputs))
 	}
@@ -128,7 +135,7 @@ func cmdEval(args []string, stdout, stderr io.Writer) error {
 		return misfit(*model, in, d)
 	}
 	d = fit
-	if err := checkClasses(*model, m, d, graph.CrossEntropy); err != nil {
+	if err := checkLabelRange(*model, m, d); err != nil {
 		return err
 	}
 	b, err := openBackend("cpu", 1, 0)
@@ -153,6 +160,7 @@ func cmdPredict(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("predict", "  gotrain predict --model best_model.onnx --top 3 digit.png x.npy", stdout)
 	model := fs.String("model", "", "ONNX model")
 	top := fs.Int("top", 3, "classes to print per file")
+	scale := fs.String("scale", "", scaleUsage+" (default: the model's "+checkpoint.MetaInputScale+", else auto)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -161,6 +169,9 @@ func cmdPredict(args []string, stdout, stderr io.Writer) error {
 	}
 	if *top < 1 {
 		return usagef("--top %d: must be at least 1", *top)
+	}
+	if err := checkScaleFlag(*scale); err != nil {
+		return err
 	}
 	m, err := graph.Load(*model)
 	if err != nil {
@@ -178,10 +189,21 @@ func cmdPredict(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sc, from, err := modelScale(*scale, m)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "input scale: %s (%s)\n", sc, from)
 	for _, path := range fs.Args() {
-		x, err := readSample(path, shape)
+		x, raw, err := readSample(path, shape)
 		if err != nil {
 			return err
+		}
+		if err := scaleTensor(sc, raw, x); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if note := scaleNote(sc, *scale, raw); note != "" {
+			fmt.Fprintf(stdout, "note: %s: %s\n", path, note)
 		}
 		res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], map[string]*tensor.Tensor{m.Graph.Inputs[0].Name: x})
 		if err != nil {
@@ -202,37 +224,43 @@ func cmdPredict(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// readSample reads one image (resized, scaled to [0,1]) or an NPY sample
-// as a batch of one.
-func readSample(path string, shape []int) (*tensor.Tensor, error) {
+// readSample reads one image (resized, values 0..255) or an NPY sample of
+// any numeric dtype as a float32 batch of one, unscaled, and says what its
+// values are.
+func readSample(path string, shape []int) (*tensor.Tensor, data.RawKind, error) {
 	c, h, w := shape[1], shape[2], shape[3]
 	if strings.HasSuffix(path, ".npy") {
 		t, err := tensor.ReadNPYFile(path)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		if t.DType() != tensor.Float32 || t.Len() != c*h*w {
-			return nil, fmt.Errorf("%s: expected %d float32 values (%dx%dx%d), got %v%v", path, c*h*w, c, h, w, t.DType(), t.Shape())
+		if !(t.DType().IsFloat() || t.DType().IsInt()) || t.Len() != c*h*w {
+			return nil, 0, fmt.Errorf("%s: expected %d numbers (%dx%dx%d), got %v%v", path, c*h*w, c, h, w, t.DType(), t.Shape())
 		}
-		return t.Reshaped(1, c, h, w)
+		raw := data.RawKindOf(t)
+		x := make([]float32, t.Len())
+		for i := range x {
+			x[i] = float32(t.AsFloat64(i))
+		}
+		xt, err := tensor.FromSlice(x, 1, c, h, w)
+		return xt, raw, err
 	}
 	if c != 1 && c != 3 {
-		return nil, fmt.Errorf("%s: the model takes %d channels; images give 1 (gray) or 3 (RGB)", path, c)
+		return nil, 0, fmt.Errorf("%s: the model takes %d channels; images give 1 (gray) or 3 (RGB)", path, c)
 	}
 	x, err := data.ReadImage(path, data.FolderOptions{Height: h, Width: w, Gray: c == 1})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	for i := range x {
-		x[i] *= 1 / 255.0 // as Dataset.Rescale scales the training data
-	}
-	return tensor.FromSlice(x, 1, c, h, w)
+	xt, err := tensor.FromSlice(x, 1, c, h, w)
+	return xt, data.RawBytes, err
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", "  gotrain run --model m.onnx --input x=x.npy --output-dir out\n  gotrain run --model m.onnx --input x.npy --output-dir out", stdout)
 	model := fs.String("model", "", "ONNX model")
 	outDir := fs.String("output-dir", ".", "folder for NAME.npy outputs")
+	scale := fs.String("scale", "", scaleUsage+", for the first input (default: the model's "+checkpoint.MetaInputScale+", else none)")
 	var inputs multiFlag
 	fs.Var(&inputs, "input", "NAME=FILE.npy, or FILE.npy in graph input order (repeatable)")
 	if err := parse(fs, args); err != nil {
@@ -240,6 +268,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	}
 	if *model == "" {
 		return usagef("--model is required")
+	}
+	if err := checkScaleFlag(*scale); err != nil {
+		return err
 	}
 	m, err := graph.Load(*model)
 	if err != nil {
@@ -270,6 +301,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		if _, ok := feeds[in.Name]; !ok {
 			return usagef("input %q (%v) is not given", in.Name, &in.Type)
 		}
+	}
+	if err := scaleRunInput(*scale, m, feeds, stdout); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
@@ -344,6 +378,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func cmdInspect(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("inspect", "  gotrain inspect --model cnn.onnx", stdout)
 	model := fs.String("model", "", "ONNX model")
+	noCheck := fs.Bool("no-check", false, "only describe the model; do not check that gotrain can run it (which exits 1 when it cannot)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -391,14 +426,7 @@ func cmdInspect(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  %-32s %v %v %s\n", name, t.DType(), t.Shape(), train)
 	}
 	fmt.Fprintf(stdout, "parameters: %d\n", total)
-	if len(missing) > 0 {
-		fmt.Fprintf(stdout, "ops gotrain cannot run yet: %s\n", strings.Join(missing, ", "))
-	} else if err := graph.Validate(m); err != nil {
-		fmt.Fprintf(stdout, "invalid: %v\n", err)
-	} else {
-		fmt.Fprintln(stdout, "gotrain can run every op of this model")
-	}
-	return nil
+	return reportRunnable(stdout, m, missing, *noCheck)
 }
 
 func cmdModels(args []string, stdout, stderr io.Writer) error {
@@ -545,7 +573,11 @@ func cmdAugment(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d.Rescale(pixelScale(*dataSpec, d))
+	s, _, err := data.ScaleAuto.Resolve(d)
+	if err != nil {
+		return err
+	}
+	d.Apply(s)
 	a, err := augment.New(ac, d.SampleShape())
 	if err != nil {
 		return usagef("--augment: %v", err)
