@@ -3,28 +3,40 @@ package train_test
 import (
 	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
 	"github.com/gotrain/gotrain/train"
 )
 
-// goldenDir finds the PyTorch golden data beside the project.
-func goldenDir(t *testing.T) string {
-	for _, d := range []string{"../../shared/golden", "../shared/golden", "../../../shared/golden"} {
-		if _, err := os.Stat(filepath.Join(d, "cnn.onnx")); err == nil {
-			return d
-		}
+// goldenSet is a PyTorch golden set of the seed models' layout
+// (testdata/golden/README.md): a model, a batch, the loss and gradients at
+// the start, and the weights after 1 and 5 optimizer steps.
+type goldenSet struct {
+	name, dir, model string
+}
+
+// goldenSets are the committed sets (the seed CNN's and MLP's layers at
+// small widths, from scripts/make_goldens.py) and, when the project's
+// shared data is beside it, the full-size seed CNN's set there.
+func goldenSets(t *testing.T) []goldenSet {
+	sets := []goldenSet{
+		{"cnn", testenv.Fixture(t, "testdata/golden/cnn"), "cnn.onnx"},
+		{"mlp", testenv.Fixture(t, "testdata/golden/mlp"), "mlp.onnx"},
 	}
-	t.Skip("PyTorch golden data (shared/golden) not present")
-	return ""
+	if d, ok := testenv.Shared(t, "golden"); ok {
+		sets = append(sets, goldenSet{"shared-cnn", d, "cnn.onnx"})
+	} else {
+		t.Log("shared/golden is not beside the project: the committed golden sets only")
+	}
+	return sets
 }
 
 func readNPY(t *testing.T, path string) *tensor.Tensor {
@@ -67,12 +79,18 @@ func goldenParams(t *testing.T, dir string, m *graph.Model, sub string) map[stri
 }
 
 // TestGoldenGradients compares the loss and every parameter gradient of the
-// seed CNN with PyTorch's (tolerances from the golden README: loss 1e-5
+// seed models with PyTorch's (tolerances from the golden README: loss 1e-5
 // abs, gradients 1e-6 abs + 1e-4 rel, float32 with a different summation
 // order).
 func TestGoldenGradients(t *testing.T) {
-	dir := goldenDir(t)
-	m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+	for _, set := range goldenSets(t) {
+		t.Run(set.name, func(t *testing.T) { goldenGradients(t, set) })
+	}
+}
+
+func goldenGradients(t *testing.T, set goldenSet) {
+	dir := set.dir
+	m, err := graph.Load(filepath.Join(dir, set.model))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +122,13 @@ func TestGoldenGradients(t *testing.T) {
 // the weights with PyTorch's (1e-6 abs after 5 steps, from the README;
 // mirrored sums gradients in another order, hence the same tolerance).
 func TestGoldenOptimizers(t *testing.T) {
-	dir := goldenDir(t)
+	for _, set := range goldenSets(t) {
+		t.Run(set.name, func(t *testing.T) { goldenOptimizers(t, set) })
+	}
+}
+
+func goldenOptimizers(t *testing.T, set goldenSet) {
+	dir := set.dir
 	cases := []struct {
 		name string
 		cfg  optim.Config
@@ -117,7 +141,7 @@ func TestGoldenOptimizers(t *testing.T) {
 	for _, c := range cases {
 		for _, replicas := range []int{1, 2} {
 			t.Run(c.name+"/replicas="+string(rune('0'+replicas)), func(t *testing.T) {
-				m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+				m, err := graph.Load(filepath.Join(dir, set.model))
 				if err != nil {
 					t.Fatal(err)
 				}
