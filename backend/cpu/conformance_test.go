@@ -2,6 +2,7 @@ package cpu_test
 
 import (
 	"context"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -9,16 +10,15 @@ import (
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/internal/testenv"
 )
 
 // TestConformance runs every ONNX backend test found on this machine (see
 // backend.DefaultSuites) on the CPU backend. A test whose ops and dtypes are
 // all supported must pass; the others are counted per op and logged.
 func TestConformance(t *testing.T) {
+	testenv.Require(t, filepath.Join(backend.DebianTestData, "node"), "Debian's libonnx-testdata")
 	suites := backend.DefaultSuites()
-	if len(suites) == 0 {
-		t.Skip("no ONNX test data here: install libonnx-testdata (make deps)")
-	}
 	b := cpu.New(cpu.Options{Threads: 1})
 	for _, s := range suites {
 		cases, err := backend.Cases(s)

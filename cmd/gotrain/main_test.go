@@ -15,8 +15,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -63,8 +65,8 @@ type testSet struct {
 }
 
 // dataset is the smallest built-in dataset installed: digits (1,797 8x8
-// images), else 200 MNIST images. Tests that train or evaluate skip when
-// neither is there.
+// images), else 200 MNIST images. Tests that train or evaluate skip (fail
+// under CI) when neither is there.
 func dataset(t *testing.T) testSet {
 	t.Helper()
 	if _, err := data.Locate("digits"); err == nil {
@@ -73,7 +75,7 @@ func dataset(t *testing.T) testSet {
 	if _, err := data.Locate("mnist"); err == nil {
 		return testSet{"mnist", []string{"--subset", "200"}, "1x28x28", 0.3}
 	}
-	t.Skip("neither the digits nor the mnist dataset is installed")
+	testenv.Missing(t, "neither the digits nor the mnist dataset is installed (make deps)")
 	return testSet{}
 }
 
@@ -713,10 +715,7 @@ func TestAugment(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
-	dir := "/usr/share/libonnx-testdata/data/node/test_relu"
-	if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err != nil {
-		t.Skip("ONNX node test data (libonnx-testdata) is not installed")
-	}
+	dir := testenv.Require(t, filepath.Join(backend.DebianTestData, "node", "test_relu"), "Debian's libonnx-testdata")
 	md := filepath.Join(t.TempDir(), "OPS.md")
 	r := gotrain(t, "conformance", "--data", dir, "--markdown", md)
 	r.expect(t, 0)
@@ -750,14 +749,14 @@ func TestUnsupportedOp(t *testing.T) {
 		{"test_roialign_aligned_false", "RoiAlign"},
 		{"test_nonmaxsuppression_center_point_box_format", "NonMaxSuppression"},
 	} {
-		p := filepath.Join("/usr/share/libonnx-testdata/data/node", c.dir, "model.onnx")
+		p := filepath.Join(backend.DebianTestData, "node", c.dir, "model.onnx")
 		if _, err := os.Stat(p); err == nil && graph.Lookup("", c.op) == nil {
 			model, op = p, c.op
 			break
 		}
 	}
 	if model == "" {
-		t.Skip("no ONNX node test of an unsupported op is installed")
+		testenv.Missing(t, "an ONNX node test of an unsupported op (Debian's libonnx-testdata)")
 	}
 	r := gotrain(t, "inspect", "--model", model)
 	r.expect(t, 1, "cannot run this model", op)
