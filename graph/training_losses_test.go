@@ -131,30 +131,7 @@ func TestTrainingLosses(t *testing.T) {
 						t.Errorf("correct %v, want %v", got, want)
 					}
 				}
-				worst := 0.0
-				for pi, p := range tr.Params {
-					g := base[tr.Grads[pi]]
-					w := feeds[p]
-					for i := range w.Len() {
-						plus, minus := w.Clone(), w.Clone()
-						v := w.Float64s()[i]
-						plus.Float64s()[i], minus.Float64s()[i] = v+1e-6, v-1e-6
-						f := map[string]*tensor.Tensor{}
-						for k, v := range feeds {
-							f[k] = v
-						}
-						f[p] = plus
-						lp := run(exe, f)[tr.Loss].AsFloat64(0)
-						f[p] = minus
-						lm := run(exe, f)[tr.Loss].AsFloat64(0)
-						num := (lp - lm) / 2e-6
-						diff := math.Abs(g.AsFloat64(i) - num)
-						if !(diff <= 1e-6*(1+math.Abs(num))) { // NaN fails too
-							t.Errorf("d loss / d %s[%d]: autodiff %.9g, finite difference %.9g", p, i, g.AsFloat64(i), num)
-						}
-						worst = math.Max(worst, diff)
-					}
-				}
+				worst := paramGradCheck(t, tr, feeds, base, func(f map[string]*tensor.Tensor) float64 { return run(exe, f)[tr.Loss].AsFloat64(0) })
 				t.Logf("loss %.6g; max |autodiff - finite difference| = %.3g", got, worst)
 			})
 		}

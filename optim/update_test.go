@@ -152,11 +152,7 @@ func TestRMSpropCenteredWithoutMomentum(t *testing.T) {
 // (testdata/golden/README.md: 1e-6 abs after Adam steps): the committed
 // set, and the full-size shared one when it is beside the project.
 func TestAdamGoldenThroughBackend(t *testing.T) {
-	dirs := []string{testenv.Fixture(t, "testdata/golden/cnn")}
-	if d, ok := testenv.Shared(t, "golden"); ok {
-		dirs = append(dirs, d)
-	}
-	for _, dir := range dirs {
+	for _, dir := range testenv.SeedGoldens(t, "cnn") {
 		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) { adamGolden(t, dir) })
 	}
 }

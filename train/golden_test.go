@@ -27,14 +27,15 @@ type goldenSet struct {
 // small widths, from scripts/make_goldens.py) and, when the project's
 // shared data is beside it, the full-size seed CNN's set there.
 func goldenSets(t *testing.T) []goldenSet {
-	sets := []goldenSet{
-		{"cnn", testenv.Fixture(t, "testdata/golden/cnn"), "cnn.onnx"},
-		{"mlp", testenv.Fixture(t, "testdata/golden/mlp"), "mlp.onnx"},
-	}
-	if d, ok := testenv.Shared(t, "golden"); ok {
-		sets = append(sets, goldenSet{"shared-cnn", d, "cnn.onnx"})
-	} else {
-		t.Log("shared/golden is not beside the project: the committed golden sets only")
+	var sets []goldenSet
+	for _, model := range []string{"cnn", "mlp"} {
+		for i, dir := range testenv.SeedGoldens(t, model) {
+			name := model
+			if i > 0 {
+				name = "shared-" + model
+			}
+			sets = append(sets, goldenSet{name, dir, model + ".onnx"})
+		}
 	}
 	return sets
 }

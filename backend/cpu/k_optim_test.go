@@ -584,11 +584,7 @@ func TestUpdateOpErrors(t *testing.T) {
 // (testdata/golden, README there; and the full-size shared set when it is
 // beside the project).
 func TestAdamGoldenStep(t *testing.T) {
-	dirs := []string{testenv.Fixture(t, "testdata/golden/cnn")}
-	if d, ok := testenv.Shared(t, "golden"); ok {
-		dirs = append(dirs, d)
-	}
-	for _, dir := range dirs {
+	for _, dir := range testenv.SeedGoldens(t, "cnn") {
 		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) { adamGoldenStep(t, dir) })
 	}
 }

@@ -129,3 +129,20 @@ func Shared(t testing.TB, rel string) (string, bool) {
 		dir = parent
 	}
 }
+
+// SeedGoldens returns the folders of the PyTorch golden sets of a seed
+// model ("cnn" or "mlp"): the committed one (testdata/golden/<model>) and,
+// for the CNN, the full-size set of the shared data (shared/golden) when it
+// is beside the project. Both have one layout (testdata/golden/README.md).
+func SeedGoldens(t testing.TB, model string) []string {
+	t.Helper()
+	dirs := []string{Fixture(t, "testdata/golden/"+model)}
+	if model == "cnn" {
+		if d, ok := Shared(t, "golden"); ok {
+			dirs = append(dirs, d)
+		} else {
+			t.Log("shared/golden is not beside the project: the committed golden set only")
+		}
+	}
+	return dirs
+}
