@@ -116,7 +116,7 @@ func cmdTrain(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&f.WeightDecay, "weight-decay", f.WeightDecay, "weight decay coefficient")
 	fs.StringVar(&f.DecayMode, "decay-mode", f.DecayMode, "l2 (added to the gradient) or decoupled (AdamW-style; adamw always decouples)")
 	fs.Float64Var(&f.ClipNorm, "clip-norm", f.ClipNorm, "clip gradients by global norm (0: off)")
-	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse, l1, graph")
+	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse or l1 (these four on the class labels one-hot encoded), or graph (the model computes it)")
 	fs.Float64Var(&f.LabelSmoothing, "label-smoothing", f.LabelSmoothing, "label smoothing for cross-entropy")
 	fs.StringVar(&f.Augment, "augment", f.Augment, "augmentation spec, e.g. rotation=20,shift=0.1,hflip,zoom=0.1")
 	fs.StringVar(&f.EarlyStopping, "early-stopping", f.EarlyStopping, "MONITOR:PATIENCE, e.g. val_loss:5 (restores the best weights)")
