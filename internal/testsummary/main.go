@@ -160,6 +160,9 @@ func (s *summary) report() {
 		parts = append(parts, fmt.Sprintf("%d %s", len(tests), r))
 	}
 	line := fmt.Sprintf("%d tests skipped", total)
+	if total == 1 {
+		line = "1 test skipped"
+	}
 	if len(parts) > 0 {
 		line += ": " + strings.Join(parts, "; ")
 	}

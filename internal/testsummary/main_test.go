@@ -57,4 +57,13 @@ func TestSummary(t *testing.T) {
 	if want := "3 tests skipped: 2 trains for a few seconds; 1 missing: python modules torch (make deps)\n"; last != want {
 		t.Errorf("last line %q, want %q", last, want)
 	}
+	for _, c := range []struct{ in, want string }{
+		{"", "0 tests skipped\n"},
+		{`{"Action":"output","Package":"p","Test":"T","Output":"    p_test.go:1: why\n"}` + "\n" + `{"Action":"skip","Package":"p","Test":"T"}`, "1 test skipped: 1 why\n"},
+	} {
+		out.Reset()
+		if err := run(strings.NewReader(c.in), &out); err != nil || !strings.HasSuffix(out.String(), "\n"+c.want) {
+			t.Errorf("input %q: %v, output %q; want it to end with %q", c.in, err, out.String(), c.want)
+		}
+	}
 }
