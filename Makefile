@@ -1,4 +1,5 @@
 # gotrain's make targets. `make demo` and `make test` install what they need.
+SHELL := /bin/bash
 GO ?= go
 BIN := bin/gotrain
 ORT_LIB := $(CURDIR)/.tools/ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
@@ -22,8 +23,11 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)
 
+# Every test, summarised: package results, failing tests' output, and a
+# closing line that counts the skipped tests by reason. The exit status is
+# go test's (pipefail; the summary itself exits 0).
 test: deps vet
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	set -o pipefail; $(GO) test -json -timeout $(TEST_TIMEOUT) ./... | $(GO) run ./internal/testsummary
 
 # The main job: train the seed CNN on a small MNIST subset with augmentation,
 # weight decay and early stopping under the mirrored strategy, then check

@@ -76,9 +76,7 @@ func BenchmarkInfer(b *testing.B) {
 }
 
 func BenchmarkORTInfer(b *testing.B) {
-	if err := ortcheck.Init(); err != nil {
-		b.Skip(err)
-	}
+	ortcheck.Require(b)
 	for _, name := range []string{"cnn", "mlp"} {
 		b.Run(name+"/256", func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), name+".onnx")

@@ -43,7 +43,12 @@ func loadCIFAR(files []string, labelBytes, labelAt, classes int) (*Dataset, erro
 			return nil, err
 		}
 	}
-	return NewDataset(c.x, c.y, len(c.y), 3, 32, 32, NCHW, classes, strings.Join(files, ","))
+	d, err := NewDataset(c.x, c.y, len(c.y), 3, 32, 32, NCHW, classes, strings.Join(files, ","))
+	if err != nil {
+		return nil, err
+	}
+	d.Raw = RawBytes
+	return d, nil
 }
 
 // cifarReader gathers the records of CIFAR files.

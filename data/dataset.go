@@ -33,6 +33,10 @@ type Dataset struct {
 	Layout  Layout
 	Names   []string // class names, when known (len Classes)
 	Source  string   // the file, folder or name it came from, for messages
+	Raw     RawKind  // what the loader read, for an "auto" input scale (scale.go)
+	// LabelSource is the file the labels came from when it is not Source
+	// (X.npy,Y.npy and IDX pairs), for messages.
+	LabelSource string
 }
 
 // NewDataset wraps images x ([n, c, h, w] or [n, h, w, c] by layout) and
@@ -141,7 +145,7 @@ func (d *Dataset) Subset(idx []int) (*Dataset, error) {
 	shape := append([]int{len(idx)}, d.X.Shape()[1:]...)
 	return &Dataset{
 		X: tensor.MustFromSlice(x, shape...), Y: tensor.MustFromSlice(y, len(idx)),
-		Classes: d.Classes, Layout: d.Layout, Names: d.Names, Source: d.Source,
+		Classes: d.Classes, Layout: d.Layout, Names: d.Names, Source: d.Source, Raw: d.Raw, LabelSource: d.LabelSource,
 	}, nil
 }
 

@@ -324,5 +324,6 @@ func (f *ImageFolder) Load() (*Dataset, error) {
 		return nil, err
 	}
 	d.Names = f.Names
+	d.Raw = RawBytes // decoded to 0..255 per channel
 	return d, nil
 }

@@ -217,6 +217,7 @@ func LoadIDX(images, labels string, classes int) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.Raw = rawKindOf(xt)
 	return d.WithLayout(NCHW), nil
 }
 
@@ -237,7 +238,14 @@ func newChecked(x []float32, y []int64, n, c, h, w int, layout Layout, classes i
 			return nil, fmt.Errorf("data: %s: label %d of sample %d is outside the %d classes [0, %d)", labelSource, v, i, classes, classes)
 		}
 	}
-	return NewDataset(x, y, n, c, h, w, layout, classes, source)
+	d, err := NewDataset(x, y, n, c, h, w, layout, classes, source)
+	if err != nil {
+		return nil, err
+	}
+	if labelSource != source {
+		d.LabelSource = labelSource
+	}
+	return d, nil
 }
 
 // toFloat32 converts a numeric tensor's values to float32; the copy is

@@ -106,7 +106,12 @@ func fromArrays(xt, yt *tensor.Tensor, classes int, xName, yName string) (*Datas
 			return nil, fmt.Errorf("data: %s: value %d is %v: expected finite pixel values", xName, i, v)
 		}
 	}
-	return newChecked(x, y, n, c, h, w, layout, classes, xName, yName)
+	d, err := newChecked(x, y, n, c, h, w, layout, classes, xName, yName)
+	if err != nil {
+		return nil, err
+	}
+	d.Raw = rawKindOf(xt)
+	return d, nil
 }
 
 // labelsFrom reads class indices from integer labels, integral float

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gotrain/gotrain/internal/testenv"
 )
 
 // The NPY tests compare against files written by numpy itself where
@@ -18,14 +20,13 @@ import (
 // reader that misplaces bytes, order or sign cannot agree with numpy by
 // accident.
 
-const python = "/usr/bin/python3"
+const python = testenv.DebianPython
 
-// needNumpy skips the test when python3 with numpy is not installed.
+// needNumpy skips the test (fails it under CI) when python3 with numpy is
+// not installed.
 func needNumpy(t *testing.T) {
 	t.Helper()
-	if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("no %s with numpy: %v", python, err)
-	}
+	testenv.Python(t, "numpy")
 }
 
 // runPython runs a script with args and fails the test on error.

@@ -144,7 +144,7 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	}
 	su, err := strategy.Build(m, strategy.BuildConfig{Strategy: cfg.Strategy, Backend: cfg.Backend,
 		Training: graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
-			SyncBatchNorm: cfg.SyncBatchNorm},
+			SyncBatchNorm: cfg.SyncBatchNorm, ClassLabels: true},
 		Optim: cfg.Optim, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas, Deterministic: cfg.Deterministic, ShardSize: cfg.ShardSize})
 	if err != nil {
 		return nil, err
@@ -206,19 +206,7 @@ func (t *Trainer) CheckData(src data.Source, what string) error {
 			return fmt.Errorf("%s: samples have %d values but model input %q is %v", what, shape.Size(), name, want)
 		}
 	}
-	if t.Training.Label == "" || t.cfg.Loss == graph.MSE || t.cfg.Loss == graph.L1 || t.cfg.Loss == graph.BCEWithLogits {
-		return nil
-	}
-	out := t.Model.Graph.Outputs[0]
-	if out.RankKnown && len(out.Shape) >= 2 && out.Shape[1].Known() {
-		classes := out.Shape[1].Size
-		for i := 0; i < src.Len(); i++ {
-			if l := src.Label(i); l < 0 || l >= classes {
-				return fmt.Errorf("%s: sample %d has label %d, outside the model's %d classes (output %q is %v)", what, i, l, classes, out.Name, out.Shape)
-			}
-		}
-	}
-	return nil
+	return t.checkLabels(src, what)
 }
 
 // Fit trains the model on train (validating on val when not nil).

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
@@ -45,15 +45,28 @@ func (r goldenRun) config(to graph.TrainingOptions, oc optim.Config, init map[st
 	return c
 }
 
-// goldenDir finds the PyTorch golden data beside the project.
-func goldenDir(t *testing.T) string {
-	for _, d := range []string{"../../shared/golden", "../shared/golden", "../../../shared/golden"} {
-		if _, err := os.Stat(filepath.Join(d, "cnn.onnx")); err == nil {
-			return d
+// goldenSet is a PyTorch golden set of the seed models' layout
+// (testdata/golden/README.md): a model, a batch, the loss and gradients at
+// the start, and the weights after 1 and 5 optimizer steps.
+type goldenSet struct {
+	name, dir, model string
+}
+
+// goldenSets are the committed sets (the seed CNN's and MLP's layers at
+// small widths, from scripts/make_goldens.py) and, when the project's
+// shared data is beside it, the full-size seed CNN's set there.
+func goldenSets(t *testing.T) []goldenSet {
+	var sets []goldenSet
+	for _, model := range []string{"cnn", "mlp"} {
+		for i, dir := range testenv.SeedGoldens(t, model) {
+			name := model
+			if i > 0 {
+				name = "shared-" + model
+			}
+			sets = append(sets, goldenSet{name, dir, model + ".onnx"})
 		}
 	}
-	t.Skip("PyTorch golden data (shared/golden) not present")
-	return ""
+	return sets
 }
 
 func readNPY(t *testing.T, path string) *tensor.Tensor {
@@ -96,12 +109,18 @@ func goldenParams(t *testing.T, dir string, m *graph.Model, sub string) map[stri
 }
 
 // TestGoldenGradients compares the loss and every parameter gradient of the
-// seed CNN with PyTorch's (tolerances from the golden README: loss 1e-5
+// seed models with PyTorch's (tolerances from the golden README: loss 1e-5
 // abs, gradients 1e-6 abs + 1e-4 rel, float32 with a different summation
 // order).
 func TestGoldenGradients(t *testing.T) {
-	dir := goldenDir(t)
-	m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+	for _, set := range goldenSets(t) {
+		t.Run(set.name, func(t *testing.T) { goldenGradients(t, set) })
+	}
+}
+
+func goldenGradients(t *testing.T, set goldenSet) {
+	dir := set.dir
+	m, err := graph.Load(filepath.Join(dir, set.model))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +152,13 @@ func TestGoldenGradients(t *testing.T) {
 // the weights with PyTorch's (1e-6 abs after 5 steps, from the README;
 // mirrored sums gradients in another order, hence the same tolerance).
 func TestGoldenOptimizers(t *testing.T) {
-	dir := goldenDir(t)
+	for _, set := range goldenSets(t) {
+		t.Run(set.name, func(t *testing.T) { goldenOptimizers(t, set) })
+	}
+}
+
+func goldenOptimizers(t *testing.T, set goldenSet) {
+	dir := set.dir
 	cases := []struct {
 		name string
 		cfg  optim.Config
@@ -146,7 +171,7 @@ func TestGoldenOptimizers(t *testing.T) {
 	for _, c := range cases {
 		for _, run := range goldenRuns {
 			t.Run(c.name+"/"+run.name(), func(t *testing.T) {
-				m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+				m, err := graph.Load(filepath.Join(dir, set.model))
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -10,18 +10,20 @@ import (
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/train"
 )
 
 // mnistSmall loads n stratified MNIST training images and the first m test
-// images, scaled to [0, 1]; it skips when the GoMNIST module is absent.
+// images, scaled to [0, 1]; it skips (fails under CI) when the GoMNIST
+// module is absent.
 func mnistSmall(t *testing.T, n, m int) (*data.Dataset, *data.Dataset) {
 	t.Helper()
 	tr, te, err := data.Builtin("mnist")
 	if err != nil {
-		t.Skipf("MNIST not available: %v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	if tr, err = tr.StratifiedSubset(n, 7); err != nil {
 		t.Fatal(err)
