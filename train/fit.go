@@ -581,6 +581,18 @@ func (t *Trainer) restore(s *State) error {
 	if t.cfg.ModelHash != "" && s.ModelHash != "" && s.ModelHash != t.cfg.ModelHash {
 		return fmt.Errorf("train: the checkpoint belongs to another model (hash %s, this model %s)", s.ModelHash, t.cfg.ModelHash)
 	}
+	// Callbacks first: a setting kept in the state (the input scale, say)
+	// names what changed, where the data hash below could only say that
+	// the data differ.
+	for _, cb := range t.cfg.Callbacks {
+		if sc, ok := cb.(StatefulCallback); ok {
+			if b, ok := StateOf(sc, s.Extra); ok {
+				if err := sc.UnmarshalState(b); err != nil {
+					return fmt.Errorf("callback %s: %w", sc.Name(), err)
+				}
+			}
+		}
+	}
 	if t.cfg.DataHash != "" && s.DataHash != "" && s.DataHash != t.cfg.DataHash {
 		return fmt.Errorf("train: the checkpoint was made on other training data (data hash %s, this run's %s); resuming would not continue the same run", s.DataHash, t.cfg.DataHash)
 	}
@@ -599,14 +611,5 @@ func (t *Trainer) restore(s *State) error {
 		t.lrScale = 1
 	}
 	t.history = append([]Logs{}, s.History...)
-	for _, cb := range t.cfg.Callbacks {
-		if sc, ok := cb.(StatefulCallback); ok {
-			if b, ok := StateOf(sc, s.Extra); ok {
-				if err := sc.UnmarshalState(b); err != nil {
-					return fmt.Errorf("callback %s: %w", sc.Name(), err)
-				}
-			}
-		}
-	}
 	return nil
 }

@@ -124,7 +124,7 @@ func TestInputScaleAgrees(t *testing.T) {
 	}
 
 	// Resuming with another scale is refused.
-	gotrain(t, "train", "--model", mlp, "--data", ds, "--epochs", "3", "--threads", "1", "--out", out, "--scale", "none",
+	gotrain(t, "train", "--model", mlp, "--data", ds, "--val-data", ds, "--epochs", "3", "--threads", "1", "--out", out, "--scale", "none",
 		"--resume", filepath.Join(out, "state.ckpt")).expect(t, 1, "input_scale 1/255", "--scale 1/255")
 
 	// Floats in 0..255 are taken as they are, and the model says so.
