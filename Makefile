@@ -1,4 +1,5 @@
 # gotrain's make targets. `make demo` and `make test` install what they need.
+SHELL := /bin/bash
 GO ?= go
 BIN := bin/gotrain
 ORT_LIB := $(CURDIR)/.tools/ort/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
@@ -6,7 +7,7 @@ export GOTRAIN_ORT_LIB ?= $(ORT_LIB)
 # PyTorch on these machines is tuned as documented in bench/README.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test vet demo bench experiment proto fuzz conformance-floor conformance-floor-cuda clean \
+.PHONY: all deps build test vet demo bench experiment proto fuzz fuzz-ci conformance-floor conformance-floor-cuda clean \
 	build-cuda vet-cuda test-cuda-ptx check-cuda-abi ci-cuda gpu-bin
 
 all: build
@@ -22,8 +23,11 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || (gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); exit 1)
 
+# Every test, summarised: package results, failing tests' output, and a
+# closing line that counts the skipped tests by reason. The exit status is
+# go test's (pipefail; the summary itself exits 0).
 test: deps vet
-	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	set -o pipefail; $(GO) test -json -timeout $(TEST_TIMEOUT) ./... | $(GO) run ./internal/testsummary
 
 # The main job: train the seed CNN on a small MNIST subset with augmentation,
 # weight decay and early stopping under the mirrored strategy, then check
@@ -61,6 +65,19 @@ conformance-floor-cuda: deps
 
 fuzz:
 	$(GO) test ./graph -run XXX -fuzz FuzzLoadBytes -fuzztime 3m
+
+# Every loader's fuzz target for FUZZTIME each (2-3 minutes in all with the
+# builds, for CI). A crasher is written to the package's testdata/fuzz/<target>/
+# and fails the run; committed there, it is a regression test of `go test`.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := graph:FuzzLoadBytes tensor:FuzzReadNPY tensor:FuzzReadNPZ checkpoint:FuzzLoadState \
+	data:FuzzReadIDX data:FuzzLoadCIFAR data:FuzzReadImage
+
+fuzz-ci:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s; \
+	done
 
 # ---- CUDA ----
 # The cuda build needs no CUDA toolkit: the driver, NVRTC and cuBLAS are

@@ -4,7 +4,9 @@
 // it knows nothing of training, optimizers or data.
 //
 // Tensors on a device are opaque Buffers. Nothing above this package touches
-// device memory; data crosses with Upload and Download only.
+// device memory; data crosses between host and device with Upload and
+// Download (and Overwrite, where offered), and between devices with a
+// backend's Copier where it has one.
 //
 // A backend builds on the planner every backend shares (backend/plan): it
 // supplies kernels, an allocator and a few hooks. ONNX's backend test suites
@@ -99,6 +101,18 @@ type Backend interface {
 // ones.
 type Overwriter interface {
 	Overwrite(dst Buffer, t *tensor.Tensor) error
+}
+
+// Copier is implemented by backends that copy a buffer into another
+// directly, between any two of their devices (a GPU's peer-to-peer copy),
+// rather than through the host with Download and Upload. Strategies use it
+// to gather gradients on one device and to broadcast weights to replicas
+// on devices that do not share memory.
+type Copier interface {
+	// Copy copies src's contents into dst, a buffer of the same dtype and
+	// shape, on the same device or another. It may be called concurrently
+	// for distinct destination buffers.
+	Copy(dst, src Buffer) error
 }
 
 // Executable is a compiled graph. Run may be called many times; it is not

@@ -16,7 +16,6 @@ import (
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
-	"github.com/gotrain/gotrain/train"
 )
 
 var shapes = map[string][]int{"cnn": {3, 32, 32}, "mlp": {1, 28, 28}}
@@ -77,9 +76,7 @@ func BenchmarkInfer(b *testing.B) {
 }
 
 func BenchmarkORTInfer(b *testing.B) {
-	if err := ortcheck.Init(); err != nil {
-		b.Skip(err)
-	}
+	ortcheck.Require(b)
 	for _, name := range []string{"cnn", "mlp"} {
 		b.Run(name+"/256", func(b *testing.B) {
 			path := filepath.Join(b.TempDir(), name+".onnx")
@@ -108,30 +105,16 @@ func BenchmarkORTInfer(b *testing.B) {
 // trainStrategy prepares Adam training of a zoo model.
 func trainStrategy(b *testing.B, name string, replicas int) (strategy.Strategy, *graph.Training) {
 	m := model(b, name)
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	strat := "single"
+	if replicas > 1 {
+		strat = "mirrored"
+	}
+	su, err := strategy.Build(m, strategy.BuildConfig{Strategy: strat, Backend: cpu.New(cpu.Options{Devices: replicas}),
+		Training: graph.TrainingOptions{Loss: graph.CrossEntropy}, Optim: optim.Config{Name: "adam", LR: 1e-3}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	up, err := optim.BuildUpdate(optim.Config{Name: "adam", LR: 1e-3}, train.ParamsOf(m, tr))
-	if err != nil {
-		b.Fatal(err)
-	}
-	init := map[string]*tensor.Tensor{}
-	for _, p := range tr.Params {
-		init[p] = m.Graph.Initializer(p)
-	}
-	be := cpu.New(cpu.Options{Devices: replicas})
-	sc := strategy.Config{Backend: be, Training: tr, Update: up, Init: init}
-	var st strategy.Strategy
-	if replicas == 1 {
-		st, err = strategy.NewSingleDevice(sc)
-	} else {
-		st, err = strategy.NewMirrored(sc)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	return st, tr
+	return su.Strategy, su.Training
 }
 
 func benchTrain(b *testing.B, name string, batch, replicas int) {

@@ -201,6 +201,13 @@ func (d *decoder) fail(format string, args ...any) {
 	}
 }
 
+// failWith records err, keeping it in the chain (a *tensor.LimitError).
+func (d *decoder) failWith(err error) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %w", errMalformed, err)
+	}
+}
+
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
@@ -270,9 +277,13 @@ func (d *decoder) string() string { return string(d.take(d.length(1))) }
 
 func (d *decoder) bool() bool { return d.uvarint() != 0 }
 
+// maxMapHint caps the size hint of a decoded map: a count is checked only
+// against the bytes left, and a map's entries cost more than their bytes.
+const maxMapHint = 1024
+
 func (d *decoder) bytesMap() map[string][]byte {
 	n := d.length(2)
-	m := make(map[string][]byte, n)
+	m := make(map[string][]byte, min(n, maxMapHint))
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()
 		m[k] = d.bytes()
@@ -282,7 +293,7 @@ func (d *decoder) bytesMap() map[string][]byte {
 
 func (d *decoder) floatMap() map[string]float64 {
 	n := d.length(9)
-	m := make(map[string]float64, n)
+	m := make(map[string]float64, min(n, maxMapHint))
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()
 		m[k] = d.float64()
@@ -292,7 +303,7 @@ func (d *decoder) floatMap() map[string]float64 {
 
 func (d *decoder) tensorMap() map[string]*tensor.Tensor {
 	n := d.length(3)
-	m := make(map[string]*tensor.Tensor, n)
+	m := make(map[string]*tensor.Tensor, min(n, maxMapHint))
 	for i := 0; i < n && d.err == nil; i++ {
 		k := d.string()
 		m[k] = d.tensor(k)
@@ -333,6 +344,10 @@ func (d *decoder) tensor(name string) *tensor.Tensor {
 			d.fail("tensor %q of %d strings exceeds the %d bytes left", name, n, len(d.b))
 			return nil
 		}
+		if err := tensor.CheckShape(fmt.Sprintf("tensor %q", name), dt, shape); err != nil {
+			d.failWith(err)
+			return nil
+		}
 		s := make([]string, n)
 		for i := range s {
 			s[i] = d.string()
@@ -348,7 +363,7 @@ func (d *decoder) tensor(name string) *tensor.Tensor {
 	p := d.take(int(n * size))
 	t, err := tensor.NewChecked(dt, shape)
 	if err != nil {
-		d.fail("tensor %q: %v", name, err)
+		d.failWith(fmt.Errorf("tensor %q: %w", name, err))
 		return nil
 	}
 	getElems(t.Data(), p)

@@ -41,6 +41,10 @@ const (
 	MetaEpoch        = "gotrain.epoch"   // epochs completed (1-based number of the last)
 	MetaStep         = "gotrain.step"    // optimizer steps taken
 	MetaMetricPrefix = "gotrain.metric." // + log name: the metric's value
+	// MetaInputScale is the factor the training inputs were multiplied by
+	// (data.ParseScale's forms, e.g. "1/255"); eval, predict and run apply
+	// it to their inputs unless told otherwise.
+	MetaInputScale = "gotrain.input_scale"
 )
 
 // TrainingMetadata builds the metadata_props that describe a trained model:

@@ -13,19 +13,20 @@ import (
 	"testing"
 
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
-const goldenCNN = "/work/shared/golden/cnn.onnx"
+// goldenCNN is the committed PyTorch export of the seed CNN's layers
+// (testdata/golden; scripts/make_goldens.py).
+func goldenCNN(t testing.TB) string {
+	return testenv.Fixture(t, "testdata/golden/cnn/cnn.onnx")
+}
 
-// onnxPython returns /usr/bin/python3 when it can import onnx.
+// onnxPython returns Debian's python3 when it can import onnx.
 func onnxPython(t *testing.T) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import onnx").Run(); err != nil {
-		t.Skipf("%s cannot import onnx (Debian's python3-onnx): %v", py, err)
-	}
-	return py
+	return testenv.Python(t, "onnx")
 }
 
 // checkONNX runs onnx.checker on path (full check, shape inference
@@ -67,9 +68,9 @@ func float32Hash(t *tensor.Tensor) string {
 }
 
 func TestExportGoldenCNN(t *testing.T) {
-	m, err := graph.Load(goldenCNN)
+	m, err := graph.Load(goldenCNN(t))
 	if err != nil {
-		t.Skipf("golden model: %v", err)
+		t.Fatal(err)
 	}
 	hashBefore := ModelHash(m)
 	orig := map[string]*tensor.Tensor{}

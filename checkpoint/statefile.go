@@ -12,6 +12,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/gotrain/gotrain/internal/atomicfile"
+	"github.com/gotrain/gotrain/tensor"
 	"github.com/gotrain/gotrain/train"
 )
 
@@ -170,9 +171,9 @@ func decodeStateVersion(d *decoder, version uint32) *train.State {
 // failure is one of ErrNotCheckpoint, ErrTruncated, ErrCorrupt or ErrVersion,
 // wrapped with the file name and what was found.
 func LoadState(path string, expectModelHash string) (*train.State, error) {
-	data, err := os.ReadFile(path)
+	data, err := readStateFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load state: %w", err)
+		return nil, err
 	}
 	s, err := parseState(data)
 	if err != nil {
@@ -183,6 +184,31 @@ func LoadState(path string, expectModelHash string) (*train.State, error) {
 			path, ErrOtherModel, s.ModelHash, expectModelHash)
 	}
 	return s, nil
+}
+
+// readStateFile reads the file after checking its size against the memory
+// limit.
+func readStateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("load state %s: not a regular file", path)
+	}
+	if err := tensor.CheckAlloc(fmt.Sprintf("load state %s: a %d-byte file", path, st.Size()), st.Size(), 1); err != nil {
+		return nil, err
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, fmt.Errorf("load state %s: %w", path, err)
+	}
+	return data, nil
 }
 
 func parseState(data []byte) (*train.State, error) {
@@ -213,11 +239,18 @@ func parseState(data []byte) (*train.State, error) {
 	if got := crc32.Checksum(payload, castagnoli); got != pcrc {
 		return nil, fmt.Errorf("%w: payload checksum %08x, expected %08x", ErrCorrupt, got, pcrc)
 	}
-	if blen > 1<<40 {
+	// The body size is checksummed but not trusted: a header can declare
+	// any size, so it is checked against the memory limit (the decoded
+	// body is held while the tensors are decoded from it) before the buffer
+	// is allocated, and the decoder refuses to produce more than it.
+	if blen > 1<<62 {
 		return nil, fmt.Errorf("%w: body size %d is not plausible", ErrCorrupt, blen)
 	}
-	// The limit is the body size the header states (checksummed) plus room
-	// for the encoder's window, which a small body does not fill.
+	if err := tensor.CheckAlloc(fmt.Sprintf("the header declares a body of %d bytes", blen), int64(blen), 2); err != nil {
+		return nil, err
+	}
+	// The decoder's limit is the body size plus room for the encoder's
+	// window, which a small body does not fill.
 	zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(blen+64<<20))
 	if err != nil {
 		return nil, err
@@ -233,7 +266,7 @@ func parseState(data []byte) (*train.State, error) {
 	d := &decoder{b: body}
 	s := decodeStateVersion(d, version)
 	if d.err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrCorrupt, d.err)
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, d.err)
 	}
 	return s, nil
 }

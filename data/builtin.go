@@ -193,6 +193,7 @@ func loadDigits(dir string) (*Dataset, *Dataset, error) {
 		return nil, nil, err
 	}
 	d.Names = mnistNames
+	d.Raw = RawDigits
 	return d, nil, nil
 }
 

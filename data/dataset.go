@@ -33,6 +33,10 @@ type Dataset struct {
 	Layout  Layout
 	Names   []string // class names, when known (len Classes)
 	Source  string   // the file, folder or name it came from, for messages
+	Raw     RawKind  // what the loader read, for an "auto" input scale (scale.go)
+	// LabelSource is the file the labels came from when it is not Source
+	// (X.npy,Y.npy and IDX pairs), for messages.
+	LabelSource string
 }
 
 // NewDataset wraps images x ([n, c, h, w] or [n, h, w, c] by layout) and
@@ -109,6 +113,12 @@ func (d *Dataset) Validate() error {
 	if d.Classes <= 0 {
 		return fmt.Errorf("data: %s: %d classes: expected at least 1", d.Source, d.Classes)
 	}
+	// Splits and stratified subsets keep a list per class (a slice header,
+	// 24 bytes, each); a class count inferred from a huge label is caught
+	// here rather than there.
+	if err := tensor.CheckAlloc(fmt.Sprintf("data: %s: %d classes", d.Source, d.Classes), int64(d.Classes), 24); err != nil {
+		return err
+	}
 	if d.Names != nil && len(d.Names) != d.Classes {
 		return fmt.Errorf("data: %s: %d class names for %d classes", d.Source, len(d.Names), d.Classes)
 	}
@@ -135,7 +145,7 @@ func (d *Dataset) Subset(idx []int) (*Dataset, error) {
 	shape := append([]int{len(idx)}, d.X.Shape()[1:]...)
 	return &Dataset{
 		X: tensor.MustFromSlice(x, shape...), Y: tensor.MustFromSlice(y, len(idx)),
-		Classes: d.Classes, Layout: d.Layout, Names: d.Names, Source: d.Source,
+		Classes: d.Classes, Layout: d.Layout, Names: d.Names, Source: d.Source, Raw: d.Raw, LabelSource: d.LabelSource,
 	}, nil
 }
 

@@ -6,9 +6,13 @@
 // A Dataset is N labelled images: X is a float32 tensor of shape
 // [N, C, H, W] (Layout NCHW) or [N, H, W, C] (NHWC), Y an int64 tensor of
 // N class indices in [0, Classes). The readers produce raw pixel values
-// (0..255 for 8-bit images, 0..16 for the digits set) and leave scaling to
-// the caller: Rescale, Normalize with given per-channel statistics, or
-// Standardize with statistics computed from the training set. Subset,
+// (0..255 for 8-bit images, 0..16 for the digits set), record what they
+// read in Raw, and leave scaling to the caller: Apply with an input Scale
+// ("auto" decides by Raw: 8-bit pixels 1/255, digits 1/16, float arrays as
+// they are; see scale.go), Rescale by any factor, Normalize with given
+// per-channel statistics, or Standardize with statistics computed from the
+// training set. SetClasses names a class count larger than the labels
+// show (labels that use only some of a model's classes). Subset,
 // Head, StratifiedSubset and Split (a stratified, seeded validation split)
 // make smaller datasets; ForInput picks the layout a model's input shape
 // asks for.

@@ -7,6 +7,7 @@ import (
 	_ "image/gif" // registers the decoders the folders may hold
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/gotrain/gotrain/data/augment"
+	"github.com/gotrain/gotrain/tensor"
 )
 
 // FolderOptions say how images of a class folder become samples.
@@ -92,6 +94,9 @@ func OpenImageFolder(dir string, o FolderOptions) (*ImageFolder, error) {
 		}
 		f.h, f.w = cfg.Height, cfg.Width
 	}
+	if err := tensor.CheckShape(fmt.Sprintf("data: %s: samples of %v", dir, f.SampleShape()), tensor.Float32, []int{f.c, f.h, f.w}); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -147,6 +152,9 @@ func ReadImage(path string, o FolderOptions) ([]float32, error) {
 		c = 1
 	}
 	s := augment.Shape{C: c, H: o.Height, W: o.Width, ChannelsLast: o.Layout == NHWC}
+	if err := tensor.CheckShape(fmt.Sprintf("data: %s: image read at %v", path, s), tensor.Float32, []int{c, o.Height, o.Width}); err != nil {
+		return nil, err
+	}
 	dst := make([]float32, s.Size())
 	return dst, decodeImage(path, s, false, dst)
 }
@@ -154,20 +162,37 @@ func ReadImage(path string, o FolderOptions) ([]float32, error) {
 // decodeImage decodes the file at path into dst, shaped s; with exact, an
 // image whose size differs from s is an error instead of being resized.
 func decodeImage(path string, s augment.Shape, exact bool, dst []float32) error {
-	r, err := os.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("data: %w", err)
 	}
-	img, _, err := image.Decode(r)
-	r.Close()
+	defer f.Close()
+	return decodeImageFrom(f, path, s, exact, dst)
+}
+
+// decodeImageFrom is decodeImage on an open file; path names it in errors.
+func decodeImageFrom(r io.ReadSeeker, path string, s augment.Shape, exact bool, dst []float32) error {
+	// The header says how large the canvas is; it is checked before the
+	// pixels are decoded, since a small file may declare a huge canvas.
+	cfg, _, err := image.DecodeConfig(r)
 	if err != nil {
 		return fmt.Errorf("data: %s: not a readable PNG, JPEG or GIF image: %v", path, err)
 	}
-	b := img.Bounds()
-	if exact && (b.Dy() != s.H || b.Dx() != s.W) {
+	if exact && (cfg.Height != s.H || cfg.Width != s.W) {
 		return fmt.Errorf("data: %s: image is %dx%d but the others are %dx%d (HxW): set a resize size to mix sizes",
-			path, b.Dy(), b.Dx(), s.H, s.W)
+			path, cfg.Height, cfg.Width, s.H, s.W)
 	}
+	if err := checkCanvas(path, cfg, s.C); err != nil {
+		return err
+	}
+	if _, err := r.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("data: %w", err)
+	}
+	img, _, err := image.Decode(r)
+	if err != nil {
+		return fmt.Errorf("data: %s: not a readable PNG, JPEG or GIF image: %v", path, err)
+	}
+	b := img.Bounds() // a GIF's first frame may be smaller than its canvas
 	rgba := toRGBA(img)
 	// planes of the source, 0..255, one per output channel
 	sw, sh := b.Dx(), b.Dy()
@@ -196,6 +221,20 @@ func decodeImage(path string, s augment.Shape, exact bool, dst []float32) error 
 		})
 	}
 	return nil
+}
+
+// checkCanvas checks that decoding an image of cfg's size into c channels
+// fits under the memory limit: per pixel, the decoded image (at most 8
+// bytes, for 16-bit RGBA), its 8-bit RGBA copy and c float32 planes.
+func checkCanvas(path string, cfg image.Config, c int) error {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return fmt.Errorf("data: %s: image header declares %dx%d pixels: expected a positive size", path, cfg.Height, cfg.Width)
+	}
+	px, ok := tensor.MulDims([]int{cfg.Height, cfg.Width})
+	if !ok {
+		return fmt.Errorf("data: %s: image header declares %dx%d pixels: too many to address", path, cfg.Height, cfg.Width)
+	}
+	return tensor.CheckAlloc(fmt.Sprintf("data: %s: image header declares %dx%d pixels; decoding it", path, cfg.Height, cfg.Width), px, int64(8+4+4*c))
 }
 
 // toRGBA converts any image to 8-bit RGBA with its origin at (0, 0); for
@@ -254,6 +293,9 @@ func LoadImageFolder(dir string, o FolderOptions) (*Dataset, error) {
 func (f *ImageFolder) Load() (*Dataset, error) {
 	s := f.SampleShape()
 	n, sz := f.Len(), s.Size()
+	if err := tensor.CheckShape(fmt.Sprintf("data: %s: %d images of %v", f.Dir, n, s), tensor.Float32, []int{n, sz}); err != nil {
+		return nil, err
+	}
 	x := make([]float32, n*sz)
 	workers := f.opt.Workers
 	if workers <= 0 {
@@ -282,5 +324,6 @@ func (f *ImageFolder) Load() (*Dataset, error) {
 		return nil, err
 	}
 	d.Names = f.Names
+	d.Raw = RawBytes // decoded to 0..255 per channel
 	return d, nil
 }

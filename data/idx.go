@@ -14,10 +14,6 @@ import (
 	"github.com/gotrain/gotrain/tensor"
 )
 
-// maxIDXBytes bounds the data an IDX header may declare (16 GiB), so a
-// corrupt header fails cleanly instead of exhausting memory.
-const maxIDXBytes = 1 << 34
-
 // openMaybeGzip opens path, transparently decompressing it when it starts
 // with the gzip magic bytes (whatever its name). size is the file's length
 // when it is not compressed, -1 otherwise.
@@ -31,17 +27,26 @@ func openMaybeGzip(path string) (r io.Reader, size int64, closer func(), err err
 		f.Close()
 		return nil, 0, nil, fmt.Errorf("data: %w", err)
 	}
-	br := bufio.NewReaderSize(f, 1<<16)
+	r, size, err = maybeGzip(bufio.NewReaderSize(f, 1<<16), st.Size(), path)
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	return r, size, func() { f.Close() }, nil
+}
+
+// maybeGzip returns br, or a decompressing reader when it starts with the
+// gzip magic bytes; size becomes -1 (unknown) then.
+func maybeGzip(br *bufio.Reader, size int64, path string) (io.Reader, int64, error) {
 	magic, _ := br.Peek(2)
 	if bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			f.Close()
-			return nil, 0, nil, fmt.Errorf("data: %s: bad gzip header: %v", path, err)
+			return nil, 0, fmt.Errorf("data: %s: bad gzip header: %v", path, err)
 		}
-		return zr, -1, func() { zr.Close(); f.Close() }, nil
+		return zr, -1, nil
 	}
-	return br, st.Size(), func() { f.Close() }, nil
+	return br, size, nil
 }
 
 // ReadIDX reads an IDX file (the format of MNIST and Fashion-MNIST),
@@ -90,22 +95,31 @@ func readIDX(r io.Reader, size int64, name string) (*tensor.Tensor, error) {
 		return nil, fmt.Errorf("data: %s: truncated IDX header: %d dims declared", name, rank)
 	}
 	shape := make([]int, rank)
-	total := int64(dt.Size())
 	for i := range shape {
 		d := binary.BigEndian.Uint32(dimBytes[4*i:])
 		if d > math.MaxInt32 {
 			return nil, fmt.Errorf("data: %s: IDX dim %d is %d: too large", name, i, d)
 		}
 		shape[i] = int(d)
-		total *= int64(d)
-		if total > maxIDXBytes {
-			return nil, fmt.Errorf("data: %s: IDX header declares dims %v: more than %d bytes of data", name, shape[:i+1], int64(maxIDXBytes))
-		}
+	}
+	count, ok := tensor.MulDims(shape)
+	total, ok2 := tensor.MulDims([]int64{count, int64(dt.Size())})
+	if !ok || !ok2 {
+		return nil, fmt.Errorf("data: %s: IDX header declares %v %v: more than 2^63 bytes of data", name, dt, shape)
 	}
 	hdrLen := int64(4 + 4*rank)
 	if size >= 0 && size != hdrLen+total {
 		return nil, fmt.Errorf("data: %s: IDX header declares %v %v (%d bytes of data), but the file holds %d bytes after the header",
 			name, dt, shape, total, size-hdrLen)
+	}
+	// The bytes read and the elements decoded from them (the same slice
+	// for uint8).
+	perElem := int64(dt.Size())
+	if dt != tensor.Uint8 {
+		perElem *= 2
+	}
+	if err := tensor.CheckAlloc(fmt.Sprintf("data: %s: IDX header declares %v %v", name, dt, shape), count, perElem); err != nil {
+		return nil, err
 	}
 	// Read at most one byte more than declared, growing the buffer as data
 	// arrives, so a lying header costs no more memory than the file.
@@ -191,7 +205,10 @@ func LoadIDX(images, labels string, classes int) (*Dataset, error) {
 	if !yt.DType().IsInt() {
 		return nil, fmt.Errorf("data: %s: IDX labels are %v: expected integers", labels, yt.DType())
 	}
-	x := toFloat32(xt)
+	x, err := toFloat32(xt, images)
+	if err != nil {
+		return nil, err
+	}
 	y, err := yt.AsInt64s()
 	if err != nil {
 		return nil, fmt.Errorf("data: %s: %v", labels, err)
@@ -200,6 +217,7 @@ func LoadIDX(images, labels string, classes int) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.Raw = rawKindOf(xt)
 	return d.WithLayout(NCHW), nil
 }
 
@@ -211,32 +229,46 @@ func newChecked(x []float32, y []int64, n, c, h, w int, layout Layout, classes i
 			classes = max(classes, int(min(v, math.MaxInt32))+1)
 		}
 		classes = max(classes, 1)
+		if err := tensor.CheckAlloc(fmt.Sprintf("data: %s: %d classes (one more than the largest label)", labelSource, classes), int64(classes), 24); err != nil {
+			return nil, err
+		}
 	}
 	for i, v := range y {
 		if v < 0 || v >= int64(classes) {
 			return nil, fmt.Errorf("data: %s: label %d of sample %d is outside the %d classes [0, %d)", labelSource, v, i, classes, classes)
 		}
 	}
-	return NewDataset(x, y, n, c, h, w, layout, classes, source)
+	d, err := NewDataset(x, y, n, c, h, w, layout, classes, source)
+	if err != nil {
+		return nil, err
+	}
+	if labelSource != source {
+		d.LabelSource = labelSource
+	}
+	return d, nil
 }
 
-// toFloat32 converts a numeric tensor's values to float32.
-func toFloat32(t *tensor.Tensor) []float32 {
-	switch d := t.Data().(type) {
-	case []float32:
-		return d
-	case []uint8:
+// toFloat32 converts a numeric tensor's values to float32; the copy is
+// checked against the memory limit (name names the source in the error).
+func toFloat32(t *tensor.Tensor, name string) ([]float32, error) {
+	if d, ok := t.Data().([]float32); ok {
+		return d, nil
+	}
+	if err := tensor.CheckAlloc(fmt.Sprintf("data: %s: %v%v as float32", name, t.DType(), t.Shape()), int64(t.Len()), 4); err != nil {
+		return nil, err
+	}
+	if d, ok := t.Data().([]uint8); ok {
 		out := make([]float32, len(d))
 		for i, v := range d {
 			out[i] = float32(v)
 		}
-		return out
+		return out, nil
 	}
 	out := make([]float32, t.Len())
 	for i := range out {
 		out[i] = float32(t.AsFloat64(i))
 	}
-	return out
+	return out, nil
 }
 
 var errNotFound = errors.New("not found")

@@ -116,16 +116,14 @@ func (l *Loader) check() error {
 	if l.Workers < 0 || l.Prefetch < 0 {
 		return fmt.Errorf("data: %d workers, prefetch %d: expected values >= 0", l.Workers, l.Prefetch)
 	}
+	s := l.Source.SampleShape()
 	if l.SampleShape != nil {
-		n := 1
-		for _, d := range l.SampleShape {
-			n *= d
-		}
-		if n != l.Source.SampleShape().Size() {
-			return fmt.Errorf("data: sample shape %v does not hold images of %v", l.SampleShape, l.Source.SampleShape())
+		n, ok := tensor.MulDims(l.SampleShape)
+		if !ok || n != int64(s.Size()) {
+			return fmt.Errorf("data: sample shape %v does not hold images of %v", l.SampleShape, s)
 		}
 	}
-	return nil
+	return tensor.CheckShape(fmt.Sprintf("data: batch of %d samples of %v", l.BatchSize, s), tensor.Float32, []int{l.BatchSize, s.C, s.H, s.W})
 }
 
 // Iterator yields one epoch's batches. It is used by one goroutine.

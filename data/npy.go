@@ -97,13 +97,21 @@ func fromArrays(xt, yt *tensor.Tensor, classes int, xName, yName string) (*Datas
 	if ys := yt.Shape(); classes == 0 && len(ys) == 2 && ys[1] > 1 {
 		classes = ys[1] // one-hot rows name the class count
 	}
-	x := toFloat32(xt)
+	x, err := toFloat32(xt, xName)
+	if err != nil {
+		return nil, err
+	}
 	for i, v := range x {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return nil, fmt.Errorf("data: %s: value %d is %v: expected finite pixel values", xName, i, v)
 		}
 	}
-	return newChecked(x, y, n, c, h, w, layout, classes, xName, yName)
+	d, err := newChecked(x, y, n, c, h, w, layout, classes, xName, yName)
+	if err != nil {
+		return nil, err
+	}
+	d.Raw = rawKindOf(xt)
+	return d, nil
 }
 
 // labelsFrom reads class indices from integer labels, integral float

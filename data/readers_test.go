@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -94,7 +95,7 @@ func TestIDXErrors(t *testing.T) {
 		{"lies.idx", idxBytes([]int{60000, 28, 28}, make([]byte, 18)), "60000"},
 		{"lies.gz", gz(idxBytes([]int{60000, 28, 28}, make([]byte, 18))), "truncated"},
 		{"extra.gz", gz(append(append([]byte{}, good...), 1, 2)), "more data follows"},
-		{"huge.gz", gz(idxBytes([]int{1 << 30, 1 << 30}, nil)), "more than"},
+		{"huge.gz", gz(idxBytes([]int{1 << 30, 1 << 30}, nil)), "over the memory limit"},
 		{"magic.idx", []byte("P5\n28 28\n255\n"), "magic"},
 		{"type.idx", []byte{0, 0, 0x07, 1, 0, 0, 0, 1, 0}, "element type 0x07"},
 		{"short", []byte{0, 0}, "too short"},
@@ -134,8 +135,8 @@ func TestBuiltinMNIST(t *testing.T) {
 	for _, v := range train.Sample(0) {
 		lo, hi = min(lo, v), max(hi, v)
 	}
-	if lo != 0 || hi != 255 {
-		t.Errorf("pixel range [%v, %v], want [0, 255]", lo, hi)
+	if lo != 0 || hi != 255 || train.Raw != RawBytes || test.Raw != RawBytes {
+		t.Errorf("pixel range [%v, %v], raw %v, %v; want [0, 255] of 8-bit pixels", lo, hi, train.Raw, test.Raw)
 	}
 }
 
@@ -143,22 +144,22 @@ func TestBuiltinOthers(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		n, h int
-		maxv float32
+		raw  RawKind
 		test int
 	}{
-		{"fashion-mnist", 60000, 28, 255, 10000},
-		{"digits", 1797, 8, 16, 0},
+		{"fashion-mnist", 60000, 28, RawBytes, 10000},
+		{"digits", 1797, 8, RawDigits, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := Locate(tc.name); err != nil {
-				t.Skip(err)
+				testenv.Missing(t, "%v", err)
 			}
 			train, test, err := Builtin(tc.name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if train.Len() != tc.n || train.SampleShape().H != tc.h || (test == nil) != (tc.test == 0) {
-				t.Fatalf("%d samples of %v, test %v", train.Len(), train.SampleShape(), test)
+			if train.Len() != tc.n || train.SampleShape().H != tc.h || (test == nil) != (tc.test == 0) || train.Raw != tc.raw {
+				t.Fatalf("%d samples of %v (%v), test %v", train.Len(), train.SampleShape(), train.Raw, test)
 			}
 			counts := make([]int, 10)
 			for _, y := range train.Labels() {
@@ -179,7 +180,7 @@ func TestLocateMissing(t *testing.T) {
 	// the override wins when it holds the files
 	src, err := Locate("digits")
 	if err != nil {
-		t.Skip(err)
+		testenv.Missing(t, "%v", err)
 	}
 	b, _ := os.ReadFile(filepath.Join(src, "digits.csv.gz"))
 	write(t, empty, "digits/digits.csv.gz", b)

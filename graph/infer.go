@@ -144,6 +144,9 @@ func InferNode(m *Model, n *Node, types Types) ([]*Type, error) {
 		return nil, Errorf(n, "has %d inputs; %s takes %s", len(in), n.OpType, arity(s))
 	}
 	opset := m.OpsetOf(n)
+	if err := CheckAttrs(n, opset); err != nil {
+		return nil, err
+	}
 	outs, err := s.Infer(n, in, opset)
 	if err != nil {
 		var ne *NodeError
@@ -152,6 +155,9 @@ func InferNode(m *Model, n *Node, types Types) ([]*Type, error) {
 			return nil, err
 		}
 		return nil, Errorf(n, "%v", err)
+	}
+	if err := checkOutputs(n, outs); err != nil {
+		return nil, err
 	}
 	if len(outs) < len(n.Outputs) {
 		// Optional outputs the schema did not type are left unknown.

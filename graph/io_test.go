@@ -13,22 +13,24 @@ import (
 	"testing"
 
 	"github.com/gotrain/gotrain/graph/onnxpb"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
-const goldenDir = "/work/shared/golden"
-
-// fileOrSkip returns path, or skips the test when it does not exist (the
-// shared fixtures are optional).
-func fileOrSkip(t testing.TB, path string) string {
+// goldenModel returns the committed PyTorch export of a seed model ("cnn"
+// or "mlp", testdata/golden; scripts/make_goldens.py makes them) and the
+// folder of its initial weights.
+func goldenModel(t testing.TB, name string) (path, dir string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("fixture absent: %v", err)
-	}
-	return path
+	dir = testenv.Fixture(t, "testdata/golden/"+name)
+	return filepath.Join(dir, name+".onnx"), dir
 }
+
+// debianTests is where Debian's libonnx-testdata installs ONNX 1.12's
+// backend tests (conformance.DebianTestData; make deps installs it).
+const debianTests = "/usr/share/libonnx-testdata/data"
 
 func sameBits(a, b *tensor.Tensor) bool {
 	if a == nil || b == nil {
@@ -122,9 +124,9 @@ func roundTrip(t *testing.T, m *Model, dir string) (*Model, []byte) {
 }
 
 func TestGoldenRoundTrip(t *testing.T) {
-	for _, name := range []string{"cnn.onnx", "mlp.onnx"} {
+	for _, name := range []string{"cnn", "mlp"} {
 		t.Run(name, func(t *testing.T) {
-			path := fileOrSkip(t, filepath.Join(goldenDir, name))
+			path, goldenDir := goldenModel(t, name)
 			m, err := Load(path)
 			if err != nil {
 				t.Fatal(err)
@@ -132,20 +134,15 @@ func TestGoldenRoundTrip(t *testing.T) {
 			if len(m.Graph.Nodes) == 0 || len(m.Graph.InitializerNames()) == 0 || m.Opset("") == 0 {
 				t.Fatalf("loaded an empty model: %d nodes, %d initializers, opset %d", len(m.Graph.Nodes), len(m.Graph.InitializerNames()), m.Opset(""))
 			}
-			if name == "cnn.onnx" {
-				// The golden initial weights were exported beside the model.
-				for _, w := range m.Graph.InitializerNames() {
-					npy := filepath.Join(goldenDir, "init", w+".npy")
-					if _, err := os.Stat(npy); err != nil {
-						continue
-					}
-					want, err := tensor.ReadNPYFile(npy)
-					if err != nil {
-						t.Fatal(err)
-					}
-					if !sameBits(m.Graph.Initializer(w), want) {
-						t.Errorf("initializer %s differs from %s", w, npy)
-					}
+			// The golden initial weights were exported beside the model.
+			for _, w := range m.Graph.InitializerNames() {
+				npy := filepath.Join(goldenDir, "init", w+".npy")
+				want, err := tensor.ReadNPYFile(npy)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !sameBits(m.Graph.Initializer(w), want) {
+					t.Errorf("initializer %s differs from %s", w, npy)
 				}
 			}
 			dir := t.TempDir()
@@ -178,7 +175,8 @@ func hasUnknown(m proto.Message, v string) bool {
 // version would write them) and fields the IR does not model into every
 // level of a model and checks that Load then Save keeps them.
 func TestUnmodelledFieldsSurvive(t *testing.T) {
-	data, err := os.ReadFile(fileOrSkip(t, filepath.Join(goldenDir, "cnn.onnx")))
+	cnn, _ := goldenModel(t, "cnn")
+	data, err := os.ReadFile(cnn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,11 +617,8 @@ func TestExternalData(t *testing.T) {
 			t.Errorf("SaveWith(ExternalDataFile %q) succeeded", bad)
 		}
 	}
-	// The onnx package, when present, reads the same weights.
-	if exec.Command("/usr/bin/python3", "-c", "import onnx").Run() != nil {
-		return
-	}
-	out, err := exec.Command("/usr/bin/python3", "-c", `
+	// The onnx package reads the same weights.
+	out, err := exec.Command(testenv.Python(t, "onnx"), "-c", `
 import sys, onnx
 from onnx import numpy_helper
 m = onnx.load(sys.argv[1])
@@ -665,17 +660,19 @@ func TestExternalDataEscapes(t *testing.T) {
 }
 
 func TestLoadTestModels(t *testing.T) {
-	folders := []string{
-		"/usr/share/libonnx-testdata/data/node",
-		"/usr/share/libonnx-testdata/data/pytorch-converted",
-		"/usr/share/libonnx-testdata/data/pytorch-operator",
-		"/usr/share/libonnx-testdata/data/simple",
-		"/work/shared/onnx-node-tests/v1.22.0",
+	var folders []string
+	for _, s := range []string{"node", "pytorch-converted", "pytorch-operator", "simple"} {
+		folders = append(folders, testenv.Require(t, filepath.Join(debianTests, s), "Debian's libonnx-testdata"))
+	}
+	if d, ok := testenv.Shared(t, "onnx-node-tests/v1.22.0"); ok {
+		folders = append(folders, d)
+	} else {
+		t.Log("shared/onnx-node-tests/v1.22.0 is not beside the project: Debian's suites only")
 	}
 	for _, folder := range folders {
 		files, _ := filepath.Glob(filepath.Join(folder, "*", "model.onnx"))
 		if len(files) == 0 {
-			t.Logf("%s: absent, skipped", folder)
+			t.Errorf("%s holds no */model.onnx", folder)
 			continue
 		}
 		loaded, unsupported := 0, 0
@@ -710,7 +707,8 @@ func TestLoadTestModels(t *testing.T) {
 }
 
 func TestCorruptFiles(t *testing.T) {
-	good, err := os.ReadFile(fileOrSkip(t, filepath.Join(goldenDir, "cnn.onnx")))
+	cnn, _ := goldenModel(t, "cnn")
+	good, err := os.ReadFile(cnn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,6 +59,12 @@ const (
 // Load reads an ONNX model file. External tensor data is resolved relative
 // to the file's folder. Errors name the file.
 func Load(path string) (*Model, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		// The file is held whole while it is parsed.
+		if err := tensor.CheckAlloc(fmt.Sprintf("graph: %s: a %d-byte model file", path, st.Size()), st.Size(), 1); err != nil {
+			return nil, err
+		}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("graph: %w", err)
@@ -464,6 +470,9 @@ func (l *loader) node(np *onnxpb.NodeProto, index int, sc *scope, level int) (*N
 			return nil, Errorf(n, "attribute %q appears twice", a.Name)
 		}
 		n.Attrs[a.Name] = a
+	}
+	if err := CheckAttrs(n, l.model.OpsetOf(n)); err != nil {
+		return nil, err
 	}
 	return n, nil
 }

@@ -7,7 +7,7 @@ package graph
 // replica's output.
 
 func init() {
-	Register(&Schema{Domain: DomainGotrain, OpType: "AllReduceSum", MinInputs: 1, MaxInputs: 1,
+	Register(&Schema{Domain: DomainGotrain, OpType: "AllReduceSum", MinInputs: 1, MaxInputs: 1, Attrs: map[string]AttrType{},
 		Infer: func(n *Node, in []*Type, opset int64) ([]*Type, error) {
 			return []*Type{same(in[0])}, nil
 		}})

@@ -93,7 +93,7 @@ func inferConstantOfShape(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		return []*Type{unknownRank(fill.DType())}, nil
 	}
 	t := NewType(fill.DType(), s)
-	if dims, ok := s.Concrete(); ok && tensor.NumElements(dims) <= maxFoldElems {
+	if dims, ok := s.Concrete(); ok && foldable(dims) {
 		t.Value = takeValue([]*tensor.Tensor{fill}, make([]int, tensor.NumElements(dims)), dims)
 	}
 	return []*Type{t}, nil
@@ -106,50 +106,78 @@ func RangeLen(start, limit, delta float64) (int, error) {
 		return 0, fmt.Errorf("delta is 0")
 	}
 	n := math.Ceil((limit - start) / delta)
-	if math.IsNaN(n) || n > 1<<40 {
+	if math.IsNaN(n) || n > 1<<53 {
 		return 0, fmt.Errorf("range(%v, %v, %v) is not a valid length", start, limit, delta)
 	}
 	return int(max(n, 0)), nil
 }
 
-// RangeValue computes Range on known scalar tensors of one dtype.
-func RangeValue(start, limit, delta *tensor.Tensor) (*tensor.Tensor, error) {
+// RangeCount is the number of elements Range gives for known scalar
+// tensors of one dtype, computed without building the range.
+func RangeCount(start, limit, delta *tensor.Tensor) (int, error) {
 	dt := start.DType()
 	if limit.DType() != dt || delta.DType() != dt {
-		return nil, fmt.Errorf("start, limit and delta must share a dtype, have %v, %v, %v", dt, limit.DType(), delta.DType())
+		return 0, fmt.Errorf("start, limit and delta must share a dtype, have %v, %v, %v", dt, limit.DType(), delta.DType())
 	}
 	if start.Len() != 1 || limit.Len() != 1 || delta.Len() != 1 {
-		return nil, fmt.Errorf("start, limit and delta must be scalars")
+		return 0, fmt.Errorf("start, limit and delta must be scalars")
 	}
+	if !dt.IsInt() {
+		return RangeLen(start.AsFloat64(0), limit.AsFloat64(0), delta.AsFloat64(0))
+	}
+	s, _ := start.AsInt64s()
+	l, _ := limit.AsInt64s()
+	d, _ := delta.AsInt64s()
+	if d[0] == 0 {
+		return 0, fmt.Errorf("delta is 0")
+	}
+	// Integer ceil division without float rounding; limit-start is
+	// checked, since it can overflow an int64.
+	num, ok := addSizeRange(l[0], s[0])
+	if !ok {
+		return 0, fmt.Errorf("range(%d, %d, %d) is longer than an int64 counts", s[0], l[0], d[0])
+	}
+	den := d[0]
+	if den == -1 && num == math.MinInt64 {
+		return 0, fmt.Errorf("range(%d, %d, %d) is longer than an int64 counts", s[0], l[0], d[0])
+	}
+	cnt := num / den
+	if num%den != 0 && (num < 0) == (den < 0) {
+		cnt++
+	}
+	return int(max(cnt, 0)), nil
+}
+
+// addSizeRange is limit - start, ok false on overflow.
+func addSizeRange(limit, start int64) (int64, bool) {
+	if start == math.MinInt64 {
+		return addSize(limit, math.MaxInt64, 1)
+	}
+	return addSize(limit, -start)
+}
+
+// RangeValue computes Range on known scalar tensors of one dtype. The
+// output is allocated through the memory limit.
+func RangeValue(start, limit, delta *tensor.Tensor) (*tensor.Tensor, error) {
+	cnt, err := RangeCount(start, limit, delta)
+	if err != nil {
+		return nil, err
+	}
+	dt := start.DType()
 	if dt.IsInt() {
 		s, _ := start.AsInt64s()
-		l, _ := limit.AsInt64s()
 		d, _ := delta.AsInt64s()
-		if d[0] == 0 {
-			return nil, fmt.Errorf("delta is 0")
+		out, err := tensor.NewChecked(tensor.Int64, []int{cnt})
+		if err != nil {
+			return nil, err
 		}
-		// Integer ceil division without float rounding.
-		num, den := l[0]-s[0], d[0]
-		cnt := num / den
-		if num%den != 0 && (num < 0) == (den < 0) {
-			cnt++
-		}
-		cnt = max(cnt, 0)
-		if cnt > 1<<40 {
-			return nil, fmt.Errorf("range is too long")
-		}
-		out := tensor.New(tensor.Int64, int(cnt))
 		v := out.Int64s()
 		for i := range v {
 			v[i] = s[0] + int64(i)*d[0]
 		}
 		return castInt64s(out, dt)
 	}
-	s, l, d := start.AsFloat64(0), limit.AsFloat64(0), delta.AsFloat64(0)
-	cnt, err := RangeLen(s, l, d)
-	if err != nil {
-		return nil, err
-	}
+	s, d := start.AsFloat64(0), delta.AsFloat64(0)
 	out, err := tensor.NewChecked(dt, []int{cnt})
 	if err != nil {
 		return nil, err
@@ -230,13 +258,18 @@ func inferRange(n *Node, in []*Type, opset int64) ([]*Type, error) {
 	if in[0].Value == nil || in[1].Value == nil || in[2].Value == nil {
 		return []*Type{NewType(dt, Shape{Unknown})}, nil
 	}
+	// The length first: the values are built only when small, and a long
+	// range is left to checkOutputs and the executor.
+	cnt, err := RangeCount(in[0].Value, in[1].Value, in[2].Value)
+	if err != nil {
+		return nil, Errorf(n, "%v", err)
+	}
+	if cnt > maxFoldElems {
+		return []*Type{NewType(dt, Shape{D(int64(cnt))})}, nil
+	}
 	v, err := RangeValue(in[0].Value, in[1].Value, in[2].Value)
 	if err != nil {
 		return nil, Errorf(n, "%v", err)
 	}
-	t := TypeOf(v)
-	if v.Len() > maxFoldElems {
-		t.Value = nil
-	}
-	return []*Type{t}, nil
+	return []*Type{TypeOf(v)}, nil
 }

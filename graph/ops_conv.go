@@ -20,7 +20,7 @@ import (
 func init() {
 	Register(&Schema{OpType: "Conv", MinInputs: 2, MaxInputs: 3, Infer: inferConv})
 	Register(&Schema{OpType: "ConvTranspose", MinInputs: 2, MaxInputs: 3, Infer: inferConvTranspose})
-	Register(&Schema{Domain: DomainGotrain, OpType: "ConvGrad", MinInputs: 3, MaxInputs: 3, Infer: inferConvGrad})
+	Register(&Schema{Domain: DomainGotrain, OpType: "ConvGrad", MinInputs: 3, MaxInputs: 3, Infer: inferConvGrad, Attrs: attrsOf("Conv", nil)})
 }
 
 // ConvGeom is the resolved geometry of a Conv, ConvTranspose or ConvGrad
@@ -115,6 +115,15 @@ func ResolveConv(n *Node, transpose bool, in, kernel []int) (*ConvGeom, error) {
 			return nil, Errorf(n, "attribute output_shape has %d values; expected %d spatial sizes", len(outShape), r)
 		}
 	}
+	for _, c := range []struct {
+		what string
+		v    []int
+	}{{"input spatial sizes", in}, {"kernel_shape", g.Kernel}, {"strides", g.Strides}, {"dilations", g.Dilations},
+		{"pads", pads}, {"output_padding", g.OutPadding}, {"output_shape", int64sToInts(outShape)}} {
+		if err := checkWindow(n, c.what, c.v); err != nil {
+			return nil, err
+		}
+	}
 	g.Out = make([]int, r)
 	for i := 0; i < r; i++ {
 		k, s, d := g.Kernel[i], g.Strides[i], g.Dilations[i]
@@ -188,6 +197,21 @@ func ResolveConv(n *Node, transpose bool, in, kernel []int) (*ConvGeom, error) {
 		g.Out[i] = span/s + 1
 	}
 	return g, nil
+}
+
+// maxWindow bounds the sizes convolution and pooling geometry computes
+// with (spatial sizes, kernels, strides, dilations, pads), so that its
+// products and sums cannot overflow.
+const maxWindow = 1 << 30
+
+// checkWindow refuses geometry values beyond ±maxWindow.
+func checkWindow(n *Node, what string, v []int) error {
+	for _, x := range v {
+		if x > maxWindow || x < -maxWindow {
+			return Errorf(n, "%s %v: values beyond ±2^30 are not supported", what, v)
+		}
+	}
+	return nil
 }
 
 func convFloorDiv(a, b int) int {

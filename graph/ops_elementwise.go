@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -32,9 +33,11 @@ func init() {
 	Register(&Schema{OpType: "CastLike", MinInputs: 2, MaxInputs: 2, Infer: inferCastLike})
 
 	Register(&Schema{Domain: DomainGotrain, OpType: "SumToShape", MinInputs: 2, MaxInputs: 2,
-		Infer: inferSumToShape, NoGradInputs: []int{1}})
+		Infer: inferSumToShape, NoGradInputs: []int{1}, Attrs: map[string]AttrType{}})
 	for _, op := range []string{"ReluGrad", "SigmoidGrad", "TanhGrad", "LeakyReluGrad", "GeluGrad"} {
-		Register(&Schema{Domain: DomainGotrain, OpType: op, MinInputs: 2, MaxInputs: 2, Infer: inferGradLike})
+		// A gradient takes its forward op's attributes (LeakyRelu's alpha, ...).
+		Register(&Schema{Domain: DomainGotrain, OpType: op, MinInputs: 2, MaxInputs: 2, Infer: inferGradLike,
+			Attrs: attrsOf(strings.TrimSuffix(op, "Grad"), nil)})
 	}
 }
 
@@ -168,12 +171,8 @@ func inferSumToShape(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		}
 		return []*Type{NewType(in[0].DType, s)}, nil
 	}
-	if in[1].RankKnown && len(in[1].Shape) == 1 && in[1].Shape[0].Known() {
-		s := make(Shape, in[1].Shape[0].Size)
-		for i := range s {
-			s[i] = Unknown
-		}
-		return []*Type{NewType(in[0].DType, s)}, nil
+	if r, ok := declaredLen(in[1]); ok {
+		return []*Type{NewType(in[0].DType, unknownShape(r))}, nil
 	}
 	return []*Type{unknownRank(in[0].DType)}, nil
 }

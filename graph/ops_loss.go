@@ -11,10 +11,12 @@ import (
 func init() {
 	Register(&Schema{OpType: "NegativeLogLikelihoodLoss", MinInputs: 2, MaxInputs: 3, Infer: inferNLL, NoGradInputs: []int{1, 2}})
 	Register(&Schema{OpType: "SoftmaxCrossEntropyLoss", MinInputs: 2, MaxInputs: 3, Infer: inferSCE, NoGradInputs: []int{1, 2}})
-	Register(&Schema{Domain: DomainGotrain, OpType: "SoftmaxCrossEntropy", MinInputs: 2, MaxInputs: 3, Infer: inferSCE, NoGradInputs: []int{1, 2}})
-	Register(&Schema{Domain: DomainGotrain, OpType: "SoftmaxCrossEntropyGrad", MinInputs: 3, MaxInputs: 4, Infer: inferSCEGrad})
-	Register(&Schema{Domain: DomainGotrain, OpType: "BCEWithLogits", MinInputs: 2, MaxInputs: 2, Infer: inferBCE, NoGradInputs: []int{1}})
-	Register(&Schema{Domain: DomainGotrain, OpType: "BCEWithLogitsGrad", MinInputs: 3, MaxInputs: 3, Infer: inferBCEGrad})
+	sce := map[string]AttrType{"reduction": AttrString, "ignore_index": AttrInt, "label_smoothing": AttrFloat}
+	bce := map[string]AttrType{"reduction": AttrString}
+	Register(&Schema{Domain: DomainGotrain, OpType: "SoftmaxCrossEntropy", MinInputs: 2, MaxInputs: 3, Infer: inferSCE, NoGradInputs: []int{1, 2}, Attrs: sce})
+	Register(&Schema{Domain: DomainGotrain, OpType: "SoftmaxCrossEntropyGrad", MinInputs: 3, MaxInputs: 4, Infer: inferSCEGrad, Attrs: sce})
+	Register(&Schema{Domain: DomainGotrain, OpType: "BCEWithLogits", MinInputs: 2, MaxInputs: 2, Infer: inferBCE, NoGradInputs: []int{1}, Attrs: bce})
+	Register(&Schema{Domain: DomainGotrain, OpType: "BCEWithLogitsGrad", MinInputs: 3, MaxInputs: 3, Infer: inferBCEGrad, Attrs: bce})
 }
 
 // LossReduction returns a loss node's reduction attribute ("mean" by

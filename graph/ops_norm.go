@@ -328,14 +328,15 @@ func init() {
 	Register(&Schema{OpType: "LayerNormalization", MinInputs: 2, MaxInputs: 3, Infer: normInferLayerNorm})
 	Register(&Schema{OpType: "Dropout", MinInputs: 1, MaxInputs: 3, Infer: normInferDropout,
 		NoGradInputs: []int{1, 2}})
+	// The training forms take the attributes of the ops they stand for.
 	Register(&Schema{Domain: DomainGotrain, OpType: "BatchNormTrain", MinInputs: 5, MaxInputs: 5,
-		Infer: normInferBatchNormTrain, NoGradInputs: []int{3, 4}})
+		Infer: normInferBatchNormTrain, NoGradInputs: []int{3, 4}, Attrs: attrsOf("BatchNormalization", nil)})
 	Register(&Schema{Domain: DomainGotrain, OpType: "BatchNormGrad", MinInputs: 5, MaxInputs: 5,
-		Infer: normInferBatchNormGrad})
+		Infer: normInferBatchNormGrad, Attrs: attrsOf("BatchNormalization", nil)})
 	Register(&Schema{Domain: DomainGotrain, OpType: "LayerNormGrad", MinInputs: 5, MaxInputs: 5,
-		Infer: normInferLayerNormGrad})
+		Infer: normInferLayerNormGrad, Attrs: attrsOf("LayerNormalization", nil)})
 	Register(&Schema{Domain: DomainGotrain, OpType: "DropoutTrain", MinInputs: 4, MaxInputs: 4,
-		Infer: normInferDropoutTrain, NoGradInputs: []int{1, 2, 3}})
+		Infer: normInferDropoutTrain, NoGradInputs: []int{1, 2, 3}, Attrs: attrsOf("Dropout", nil)})
 }
 
 // The keep-mask of DropoutTrain (and of Dropout in training mode, with its

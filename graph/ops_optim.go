@@ -43,11 +43,24 @@ import (
 // outputs the new X, then the new state, in the same grouping.
 
 func init() {
-	Register(&Schema{Domain: DomainGotrain, OpType: "SGDUpdate", MinInputs: 4, MaxInputs: 6, Infer: inferUpdate(1, 2, 3, []int{5})})
-	Register(&Schema{Domain: DomainGotrain, OpType: "AdamUpdate", MinInputs: 6, MaxInputs: 7, Infer: inferUpdate(3, 4, 5, nil)})
-	Register(&Schema{Domain: DomainGotrain, OpType: "RMSpropUpdate", MinInputs: 5, MaxInputs: 8, Infer: inferUpdate(2, 3, 4, []int{6, 7})})
-	Register(&Schema{Domain: DomainGotrain, OpType: "AdagradUpdate", MinInputs: 5, MaxInputs: 6, Infer: inferUpdate(2, 3, 4, nil)})
-	Register(&Schema{Domain: DomainGotrain, OpType: "GlobalNormScale", MinInputs: 1, MaxInputs: -1, Infer: inferGlobalNormScale})
+	// The attributes every fused update shares, and each one's own.
+	common := func(own map[string]AttrType) map[string]AttrType {
+		m := map[string]AttrType{"lr_scale": AttrFloat, "clip_value": AttrFloat, "weight_decay": AttrFloat, "decoupled": AttrInt}
+		for k, v := range own {
+			m[k] = v
+		}
+		return m
+	}
+	Register(&Schema{Domain: DomainGotrain, OpType: "SGDUpdate", MinInputs: 4, MaxInputs: 6, Infer: inferUpdate(1, 2, 3, []int{5}),
+		Attrs: common(map[string]AttrType{"momentum": AttrFloat, "dampening": AttrFloat, "nesterov": AttrInt, "decoupled_weight_decay": AttrFloat})})
+	Register(&Schema{Domain: DomainGotrain, OpType: "AdamUpdate", MinInputs: 6, MaxInputs: 7, Infer: inferUpdate(3, 4, 5, nil),
+		Attrs: common(map[string]AttrType{"beta1": AttrFloat, "beta2": AttrFloat, "epsilon": AttrFloat, "eps_mode": AttrString})})
+	Register(&Schema{Domain: DomainGotrain, OpType: "RMSpropUpdate", MinInputs: 5, MaxInputs: 8, Infer: inferUpdate(2, 3, 4, []int{6, 7}),
+		Attrs: common(map[string]AttrType{"alpha": AttrFloat, "eps": AttrFloat, "momentum": AttrFloat, "centered": AttrInt})})
+	Register(&Schema{Domain: DomainGotrain, OpType: "AdagradUpdate", MinInputs: 5, MaxInputs: 6, Infer: inferUpdate(2, 3, 4, nil),
+		Attrs: common(map[string]AttrType{"lr_decay": AttrFloat, "eps": AttrFloat})})
+	Register(&Schema{Domain: DomainGotrain, OpType: "GlobalNormScale", MinInputs: 1, MaxInputs: -1, Infer: inferGlobalNormScale,
+		Attrs: map[string]AttrType{"max_norm": AttrFloat}})
 
 	Register(&Schema{Domain: DomainTraining, OpType: "Adam", MinInputs: 6, MaxInputs: -1, Infer: inferTrainingOp(4)})
 	Register(&Schema{Domain: DomainTraining, OpType: "Momentum", MinInputs: 5, MaxInputs: -1, Infer: inferTrainingOp(3)})

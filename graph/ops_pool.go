@@ -81,6 +81,20 @@ func ResolvePoolWindow(n *Node, in []int) (*PoolWindow, error) {
 		}
 		w.Kernel[i], w.Strides[i], w.Dilations[i] = int(ks[i]), int(strides[i]), int(dil[i])
 	}
+	if err := checkWindow(n, "kernel_shape", w.Kernel); err != nil {
+		return nil, err
+	}
+	for _, v := range []struct {
+		what string
+		v    []int64
+	}{{"strides", strides}, {"dilations", dil}, {"pads", n.AttrInts("pads", nil)}} {
+		if err := checkWindow(n, v.what, int64sToInts(v.v)); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkWindow(n, "input spatial sizes", in); err != nil {
+		return nil, err
+	}
 	autoPad := n.AttrString("auto_pad", "NOTSET")
 	switch autoPad {
 	case "NOTSET", "":
@@ -269,9 +283,9 @@ func init() {
 	Register(&Schema{OpType: "GlobalMaxPool", MinInputs: 1, MaxInputs: 1, Infer: poolInferGlobal})
 	Register(&Schema{OpType: "GlobalAveragePool", MinInputs: 1, MaxInputs: 1, Infer: poolInferGlobal})
 	Register(&Schema{Domain: DomainGotrain, OpType: "MaxPoolGrad", MinInputs: 3, MaxInputs: 3,
-		Infer: poolInferGrad(2), NoGradInputs: []int{1}})
+		Infer: poolInferGrad(2), NoGradInputs: []int{1}, Attrs: attrsOf("MaxPool", nil)})
 	Register(&Schema{Domain: DomainGotrain, OpType: "AveragePoolGrad", MinInputs: 2, MaxInputs: 2,
-		Infer: poolInferGrad(1)})
+		Infer: poolInferGrad(1), Attrs: attrsOf("AveragePool", nil)})
 }
 
 // String describes the window for error messages and debugging.

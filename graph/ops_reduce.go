@@ -19,8 +19,8 @@ func init() {
 	Register(&Schema{OpType: "ArgMin", MinInputs: 1, MaxInputs: 1, Infer: inferArg})
 	Register(&Schema{OpType: "Softmax", MinInputs: 1, MaxInputs: 1, Infer: inferSoftmax})
 	Register(&Schema{OpType: "LogSoftmax", MinInputs: 1, MaxInputs: 1, Infer: inferSoftmax})
-	Register(&Schema{Domain: DomainGotrain, OpType: "SoftmaxGrad", MinInputs: 2, MaxInputs: 2, Infer: inferSoftmaxGrad})
-	Register(&Schema{Domain: DomainGotrain, OpType: "LogSoftmaxGrad", MinInputs: 2, MaxInputs: 2, Infer: inferSoftmaxGrad})
+	Register(&Schema{Domain: DomainGotrain, OpType: "SoftmaxGrad", MinInputs: 2, MaxInputs: 2, Infer: inferSoftmaxGrad, Attrs: attrsOf("Softmax", nil)})
+	Register(&Schema{Domain: DomainGotrain, OpType: "LogSoftmaxGrad", MinInputs: 2, MaxInputs: 2, Infer: inferSoftmaxGrad, Attrs: attrsOf("LogSoftmax", nil)})
 }
 
 // ReduceAxes resolves the axes a ReduceX node reduces over an input of the

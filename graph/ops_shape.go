@@ -45,8 +45,8 @@ func init() {
 		{OpType: "CumSum", MinInputs: 2, MaxInputs: 2, Infer: inferSameAsInput0, NoGradInputs: []int{1}},
 		{OpType: "OneHot", MinInputs: 3, MaxInputs: 3, Infer: inferOneHot, NoGradInputs: []int{0, 1, 2}},
 		{OpType: "EyeLike", MinInputs: 1, MaxInputs: 1, Infer: inferEyeLike, NoGradInputs: []int{0}},
-		{Domain: DomainGotrain, OpType: "GatherGrad", MinInputs: 3, MaxInputs: 3, Infer: inferGatherGrad, NoGradInputs: []int{1, 2}},
-		{Domain: DomainGotrain, OpType: "SliceGrad", MinInputs: 3, MaxInputs: 6, Infer: inferSliceGrad, NoGradInputs: []int{1, 2, 3, 4, 5}},
+		{Domain: DomainGotrain, OpType: "GatherGrad", MinInputs: 3, MaxInputs: 3, Infer: inferGatherGrad, NoGradInputs: []int{1, 2}, Attrs: attrsOf("Gather", nil)},
+		{Domain: DomainGotrain, OpType: "SliceGrad", MinInputs: 3, MaxInputs: 6, Infer: inferSliceGrad, NoGradInputs: []int{1, 2, 3, 4, 5}, Attrs: map[string]AttrType{}},
 	} {
 		Register(s)
 	}
@@ -164,10 +164,10 @@ func takeValue(srcs []*tensor.Tensor, idx []int, shape []int) *tensor.Tensor {
 // indexMap lists, for each element of outShape in row-major order, the
 // source index src returns for its coordinates.
 func indexMap(outShape []int, src func(coord []int) int) []int {
-	n := tensor.NumElements(outShape)
-	if n > maxFoldElems {
+	if !foldable(outShape) {
 		return nil
 	}
+	n := tensor.NumElements(outShape)
 	idx := make([]int, n)
 	coord := make([]int, len(outShape))
 	for i := 0; i < n; i++ {
@@ -209,7 +209,10 @@ func dimsProduct(s Shape) Dim {
 			sym = d
 			continue
 		}
-		p *= d.Size
+		var ok bool
+		if p, ok = mulSize(p, d.Size); !ok {
+			return Unknown // checkOutputs reports the overflow with the other dim
+		}
 	}
 	switch {
 	case nsym == 0:
@@ -284,17 +287,21 @@ func ReshapeDims(inShape Shape, target []int64, allowZero bool) (Shape, error) {
 		if copied[i] {
 			continue
 		}
-		if d.Known() {
-			inKnown *= d.Size
-		} else {
+		var ok bool
+		if !d.Known() {
 			inSym = append(inSym, d)
+		} else if inKnown, ok = mulSize(inKnown, d.Size); !ok {
+			return nil, fmt.Errorf("input shape %v holds more elements than an int64 counts", inShape)
 		}
 	}
 	for i, d := range out {
 		if i == neg || copied[i] {
 			continue
 		}
-		outKnown *= d.Size
+		var ok bool
+		if outKnown, ok = mulSize(outKnown, d.Size); !ok {
+			return nil, fmt.Errorf("shape %v holds more elements than an int64 counts", target)
+		}
 	}
 	if neg >= 0 {
 		switch {
@@ -323,12 +330,8 @@ func inferReshape(n *Node, in []*Type, opset int64) ([]*Type, error) {
 	x, sh := in[0], in[1]
 	target, ok := knownInts(sh)
 	if !ok {
-		if sh.RankKnown && len(sh.Shape) == 1 && sh.Shape[0].Known() {
-			s := make(Shape, sh.Shape[0].Size)
-			for i := range s {
-				s[i] = Unknown
-			}
-			return []*Type{NewType(x.DType, s)}, nil
+		if r, ok := declaredLen(sh); ok {
+			return []*Type{NewType(x.DType, unknownShape(r))}, nil
 		}
 		return []*Type{unknownRank(x.DType)}, nil
 	}
@@ -561,7 +564,10 @@ func inferConcat(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		for j, d := range t.Shape {
 			if j == axis {
 				if d.Known() {
-					sum += d.Size
+					var ok bool
+					if sum, ok = addSize(sum, d.Size); !ok {
+						return nil, Errorf(n, "the inputs' sizes along axis %d add up past an int64", axis)
+					}
 				} else {
 					allKnown = false
 				}
@@ -606,7 +612,7 @@ func inferConcat(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		starts[i] = base
 		base += v.Len()
 	}
-	if tensor.NumElements(dims) <= maxFoldElems {
+	if foldable(dims) {
 		for o := 0; o < outer; o++ {
 			for i, v := range vals {
 				a := v.Shape()[axis]
@@ -868,8 +874,7 @@ func inferExpand(n *Node, in []*Type, opset int64) ([]*Type, error) {
 	x, sh := in[0], in[1]
 	target, ok := knownInts(sh)
 	if !ok || !x.RankKnown {
-		if x.RankKnown && sh.RankKnown && len(sh.Shape) == 1 && sh.Shape[0].Known() {
-			k := int(sh.Shape[0].Size)
+		if k, ok := declaredLen(sh); ok && x.RankKnown {
 			r := max(k, len(x.Shape))
 			s := make(Shape, r)
 			for i := range s {
@@ -952,7 +957,11 @@ func inferTile(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		case reps[i] < 0:
 			return nil, Errorf(n, "repeats %v has a negative entry", reps)
 		case d.Known():
-			s[i] = D(d.Size * reps[i])
+			v, ok := mulSize(d.Size, reps[i])
+			if !ok {
+				return nil, Errorf(n, "repeats %v make axis %d of size %d longer than an int64 counts", reps, i, d.Size)
+			}
+			s[i] = D(v)
 		case reps[i] == 1:
 			s[i] = d
 		case reps[i] == 0:
@@ -1099,7 +1108,11 @@ func inferOneHot(n *Node, in []*Type, opset int64) ([]*Type, error) {
 	}
 	d := Unknown
 	if depth.Value != nil && depth.Value.Len() == 1 {
-		d = D(int64(depth.Value.AsFloat64(0)))
+		v := depth.Value.AsFloat64(0)
+		if !(v >= 1 && v <= 1<<53) || math.IsInf(v, 0) {
+			return nil, Errorf(n, "depth is %v: expected a positive class count", v)
+		}
+		d = D(int64(v))
 	}
 	s := append(Shape{}, ind.Shape[:axis]...)
 	s = append(s, d)
@@ -1186,7 +1199,10 @@ func inferPad(n *Node, in []*Type, opset int64) ([]*Type, error) {
 		case !known:
 			s[i] = Unknown
 		case d.Known():
-			v := d.Size + pads[i] + pads[r+i]
+			v, ok := addSize(d.Size, pads[i], pads[r+i])
+			if !ok {
+				return nil, Errorf(n, "pads %v make axis %d of size %d longer than an int64 counts", pads, i, d.Size)
+			}
 			if v < 0 {
 				return nil, Errorf(n, "pads %v crop axis %d of size %d below zero", pads, i, d.Size)
 			}
@@ -1233,7 +1249,9 @@ func inferShapeOp(n *Node, in []*Type, opset int64) ([]*Type, error) {
 func inferSize(n *Node, in []*Type, opset int64) ([]*Type, error) {
 	t := NewType(tensor.Int64, Shape{})
 	if dims, ok := in[0].Concrete(); ok {
-		t.Value = tensor.Scalar(int64(tensor.NumElements(dims)))
+		if cnt, ok := tensor.MulDims(dims); ok {
+			t.Value = tensor.Scalar(cnt)
+		}
 	}
 	return []*Type{t}, nil
 }
@@ -1251,12 +1269,8 @@ func shapeFromInput(n *Node, t *Type, what string) (Shape, bool, error) {
 		}
 		return ShapeOf(int64sToInts(v)...), true, nil
 	}
-	if t.RankKnown && len(t.Shape) == 1 && t.Shape[0].Known() {
-		s := make(Shape, t.Shape[0].Size)
-		for i := range s {
-			s[i] = Unknown
-		}
-		return s, true, nil
+	if r, ok := declaredLen(t); ok {
+		return unknownShape(r), true, nil
 	}
 	return nil, false, nil
 }

@@ -91,21 +91,20 @@ func init() {
 			starts, ends, axes, steps = n.Input(1), n.Input(2), n.Input(3), n.Input(4)
 		}
 		if axes == "" {
-			t := c.Type(starts)
-			if t == nil || !t.RankKnown || len(t.Shape) != 1 || !t.Shape[0].Known() {
+			k, ok := declaredLen(c.Type(starts))
+			if !ok {
 				return nil, Errorf(n, "the number of sliced axes must be known to differentiate")
 			}
-			ax := make([]int64, t.Shape[0].Size)
+			ax := make([]int64, k)
 			for i := range ax {
 				ax[i] = int64(i)
 			}
 			axes = c.Const(tensor.MustFromSlice(ax, len(ax)))
 		}
 		if steps == "" {
-			t := c.Type(starts)
 			one := make([]int64, 1)
-			if t != nil && t.RankKnown && len(t.Shape) == 1 && t.Shape[0].Known() {
-				one = make([]int64, t.Shape[0].Size)
+			if k, ok := declaredLen(c.Type(starts)); ok {
+				one = make([]int64, k)
 			}
 			for i := range one {
 				one[i] = 1
@@ -183,26 +182,31 @@ func init() {
 				}
 			}
 			norm := make([]int64, len(axes))
-			count := int64(1)
+			count, known := int64(1), true
 			for i, a := range axes {
 				ai, err := NormAxis(a, rank)
 				if err != nil {
 					return nil, Errorf(n, "%v", err)
 				}
 				norm[i] = int64(ai)
-				if mean {
-					if !xt.Shape[ai].Known() {
-						return nil, Errorf(n, "the reduced dims must be known to differentiate a mean, have %v", xt.Shape)
-					}
-					count *= xt.Shape[ai].Size
-				}
+				known = known && xt.Shape[ai].Known()
+				count *= max(xt.Shape[ai].Size, 1)
 			}
 			g := d[0]
 			if n.AttrInt("keepdims", 1) == 0 {
 				g = c.Op("Unsqueeze", g, c.Const(tensor.MustFromSlice(norm, len(norm)))).Out()
 			}
 			g = c.Op("Expand", g, c.Shape(x)).Out()
-			if mean && count != 1 {
+			switch {
+			case mean && !known:
+				// A symbolic reduced dim (the batch of a loss): the count is
+				// Size(x)/Size(mean), taken when the graph runs (a constant
+				// once the executable knows the shapes).
+				cast := func(v string) string {
+					return c.Op("Cast", c.Op("Size", v).Out()).With(AInt("to", int64(xt.DType))).Out()
+				}
+				g = c.Op("Mul", g, c.Op("Div", cast(n.Outputs[0]), cast(x)).Out()).Out()
+			case mean && count != 1:
 				g = c.Op("Mul", g, c.ScalarLike(x, 1/float64(count))).Out()
 			}
 			out := make([]string, len(n.Inputs))

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -28,6 +29,10 @@ type Schema struct {
 	// NoGradInputs lists inputs that never receive a gradient (shape and index
 	// inputs, integer tensors) even when the op has a rule.
 	NoGradInputs []int
+	// Attrs declares the types of the attributes of gotrain's own ops;
+	// ONNX's ops take theirs from ONNX's schemas (attrtypes_onnx.go).
+	// CheckAttrs checks every node against them.
+	Attrs map[string]AttrType
 }
 
 var registry = map[string]*Schema{}
@@ -178,4 +183,94 @@ func constInts(t *Type) []int64 {
 		return nil
 	}
 	return v
+}
+
+// ---- sizes from input ----
+//
+// Dims reach inference from declared types, attributes and the values of
+// shape-like inputs, so any of them may be huge. Inference builds shapes
+// with checked arithmetic (a product or sum that overflows is an error, not
+// a wrapped-around dim), builds a rank from a declared length only up to
+// maxRank, and InferNode refuses an output whose concrete shape does not fit
+// under the memory limit, before any kernel is prepared for it.
+
+// maxRank bounds a rank built from a declared length (a shape input whose
+// value is not known); a longer one leaves the rank unknown.
+const maxRank = 1024
+
+// declaredLen returns the length of a 1-D input from its declared shape,
+// when known and at most maxRank.
+func declaredLen(t *Type) (int, bool) {
+	if t == nil || !t.RankKnown || len(t.Shape) != 1 || !t.Shape[0].Known() || t.Shape[0].Size > maxRank {
+		return 0, false
+	}
+	return int(t.Shape[0].Size), true
+}
+
+// unknownShape returns a shape of r unknown dims.
+func unknownShape(r int) Shape {
+	s := make(Shape, r)
+	for i := range s {
+		s[i] = Unknown
+	}
+	return s
+}
+
+// mulSize multiplies two dim sizes; ok is false when the product overflows.
+func mulSize(a, b int64) (int64, bool) { return tensor.MulDims([]int64{a, b}) }
+
+// addSize adds dim sizes (pads may be negative); ok is false on overflow.
+func addSize(vs ...int64) (int64, bool) {
+	s := int64(0)
+	for _, v := range vs {
+		if (v > 0 && s > math.MaxInt64-v) || (v < 0 && s < math.MinInt64-v) {
+			return 0, false
+		}
+		s += v
+	}
+	return s, true
+}
+
+// foldable reports whether concrete dims hold at most maxFoldElems
+// elements, the most inference computes values for.
+func foldable(dims []int) bool {
+	n, ok := tensor.MulDims(dims)
+	return ok && n <= maxFoldElems
+}
+
+// checkOutputs refuses outputs whose known dims multiply past an int64, or
+// whose concrete shape does not fit under the memory limit.
+func checkOutputs(n *Node, outs []*Type) error {
+	for i, t := range outs {
+		if t == nil || !t.RankKnown {
+			continue
+		}
+		name := ""
+		if i < len(n.Outputs) {
+			name = n.Outputs[i]
+		}
+		known := make([]int64, 0, len(t.Shape))
+		concrete := true
+		for _, d := range t.Shape {
+			if d.Known() {
+				known = append(known, d.Size)
+			} else {
+				concrete = false
+			}
+		}
+		cnt, ok := tensor.MulDims(known)
+		if ok {
+			_, ok = mulSize(cnt, max(tensor.ElemBytes(t.DType), 1))
+		}
+		if !ok {
+			return &NodeError{Node: n, Err: fmt.Errorf("output %q of shape %v: %w", name, t.Shape,
+				&tensor.LimitError{What: "its size", Bytes: -1, Limit: tensor.MemoryLimit()})}
+		}
+		if concrete {
+			if err := tensor.CheckAlloc(fmt.Sprintf("output %q of shape %v", name, t.Shape), cnt, max(tensor.ElemBytes(t.DType), 1)); err != nil {
+				return &NodeError{Node: n, Err: err}
+			}
+		}
+	}
+	return nil
 }

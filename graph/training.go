@@ -16,6 +16,12 @@ type Loss string
 // cross_entropy (mean over the batch) with optional label smoothing. A model
 // whose output is Softmax (as Keras models end) is trained on the Softmax's
 // input through the fused, numerically stable form, never log(softmax).
+//
+// BCEWithLogits, MSE and L1 compare the output with float targets of its
+// shape, as PyTorch's BCEWithLogitsLoss, MSELoss and L1Loss do; "mean"
+// averages over every element, not only the samples. With
+// TrainingOptions.ClassLabels, these losses and CrossEntropyOneHot take
+// int64 class labels instead and encode them in the graph (see there).
 const (
 	CrossEntropy       Loss = "cross_entropy"
 	CrossEntropyOneHot Loss = "cross_entropy_onehot"
@@ -24,6 +30,10 @@ const (
 	L1                 Loss = "l1"    // mean absolute error
 	GraphLoss          Loss = "graph" // the model already computes its loss (its first output)
 )
+
+// Losses lists the losses TrainingGraph knows, in the order help texts
+// name them.
+var Losses = []Loss{CrossEntropy, CrossEntropyOneHot, BCEWithLogits, MSE, L1, GraphLoss}
 
 // TrainingOptions configure TrainingGraph.
 type TrainingOptions struct {
@@ -40,6 +50,15 @@ type TrainingOptions struct {
 	// replicas of a group (ai.gotrain.AllReduceSum) instead of each
 	// replica's share; on a single device it changes nothing.
 	SyncBatchNorm bool
+	// ClassLabels makes the label input int64 class indices for every
+	// loss, as datasets of labelled images hold them. The losses on float
+	// targets (CrossEntropyOneHot, BCEWithLogits, MSE, L1) then compare the
+	// output with the labels encoded in the graph: one-hot rows (1 at the
+	// class, 0 elsewhere) for an output [N, C, ...] with C > 1, the label
+	// itself as a number for an output of one score per sample ([N] or
+	// [N, 1]: binary classification with bce). Without it those losses
+	// take float targets shaped like the output.
+	ClassLabels bool
 }
 
 // Training is a model turned into a training step: forward in training
@@ -314,29 +333,41 @@ func withLoss(src *Model, out string, o TrainingOptions, tr *Training, train boo
 			return nil, fmt.Errorf("training: cross-entropy needs scores of shape [N, classes], output %q is %v", out, ot)
 		}
 		var r *NodeRef
+		target, truth := tr.Label, tr.Label
 		if o.Loss == CrossEntropyOneHot {
-			label(ot.DType, ot.Shape)
+			var err error
+			if target, err = floatTargets(b, o, ot, batch, tr, label); err != nil {
+				return nil, err
+			}
+			if !o.ClassLabels {
+				truth = b.Op("ArgMax", tr.Label).With(AInt("axis", 1), AInt("keepdims", 0)).Out()
+			}
 		} else {
 			label(tensor.Int64, append(Shape{batch}, ot.Shape[2:]...))
 		}
-		r = b.OpN(DomainGotrain, "SoftmaxCrossEntropy", 2, logits, tr.Label).With(AString("reduction", reduction(o)))
+		r = b.OpN(DomainGotrain, "SoftmaxCrossEntropy", 2, logits, target).With(AString("reduction", reduction(o)))
 		if o.LabelSmoothing != 0 {
 			r.With(AFloat("label_smoothing", float32(o.LabelSmoothing)))
 		}
 		tr.Loss = r.Out()
 		pred := b.Op("ArgMax", logits).With(AInt("axis", 1), AInt("keepdims", 0)).Out()
-		truth := tr.Label
-		if o.Loss == CrossEntropyOneHot {
-			truth = b.Op("ArgMax", tr.Label).With(AInt("axis", 1), AInt("keepdims", 0)).Out()
-		}
 		eq := b.Op("Cast", b.Op("Equal", pred, truth).Out()).With(AInt("to", int64(tensor.Float32))).Out()
 		tr.Correct = b.Op("ReduceSum", eq).With(AInt("keepdims", 0)).Out()
 	case BCEWithLogits:
-		label(ot.DType, ot.Shape)
-		tr.Loss = b.OpN(DomainGotrain, "BCEWithLogits", 1, unwrap("Sigmoid"), tr.Label).With(AString("reduction", reduction(o))).Out()
+		logits := unwrap("Sigmoid")
+		target, err := floatTargets(b, o, ot, batch, tr, label)
+		if err != nil {
+			return nil, err
+		}
+		tr.Loss = b.OpN(DomainGotrain, "BCEWithLogits", 1, logits, target).With(AString("reduction", reduction(o))).Out()
+		tr.Correct = classCorrect(b, o, ot, logits, tr.Label, true)
 	case MSE, L1:
-		label(ot.DType, ot.Shape)
-		d := b.Op("Sub", out, tr.Label).Out()
+		target, err := floatTargets(b, o, ot, batch, tr, label)
+		if err != nil {
+			return nil, err
+		}
+		tr.Correct = classCorrect(b, o, ot, out, tr.Label, false)
+		d := b.Op("Sub", out, target).Out()
 		var e string
 		if o.Loss == MSE {
 			e = b.Op("Mul", d, d).Out()

@@ -87,12 +87,12 @@ func Build(name string, o Options) (*graph.Model, error) {
 		return nil, fmt.Errorf("models: input shape %v: want C, H, W", o.Input)
 	}
 	for _, d := range o.Input {
-		if d <= 0 {
-			return nil, fmt.Errorf("models: input shape %v: dims must be positive", o.Input)
+		if d <= 0 || d > maxDim {
+			return nil, fmt.Errorf("models: input shape %v: dims must be in [1, %d]", o.Input, maxDim)
 		}
 	}
-	if o.Classes < 2 {
-		return nil, fmt.Errorf("models: %d classes: need at least 2", o.Classes)
+	if o.Classes < 2 || o.Classes > maxDim {
+		return nil, fmt.Errorf("models: %d classes: need between 2 and %d", o.Classes, maxDim)
 	}
 	if o.Dropout < 0 || o.Dropout >= 1 {
 		return nil, fmt.Errorf("models: dropout %g: must be in [0, 1)", o.Dropout)
@@ -108,8 +108,11 @@ func Build(name string, o Options) (*graph.Model, error) {
 		n.x = n.b.Input("input", tensor.Float32, graph.Sym("N"), graph.D(int64(o.Input[0])), graph.D(int64(o.Input[1])), graph.D(int64(o.Input[2])))
 	}
 	out, err := c.build(n, o)
+	if err == nil {
+		err = n.err
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("models: %s for input %v and %d classes: %w", name, o.Input, o.Classes, err)
 	}
 	if o.Softmax {
 		out = n.b.Op("Softmax", out).With(graph.AInt("axis", -1)).Named("probabilities").Out()
@@ -125,6 +128,11 @@ func Build(name string, o Options) (*graph.Model, error) {
 	return m, nil
 }
 
+// maxDim bounds each input dim and the class count, so that the sizes a
+// model computes from them stay far from overflowing; the parameters they
+// make are checked against the memory limit besides.
+const maxDim = 1 << 30
+
 // net tracks the running activation and its shape while a model is built.
 type net struct {
 	b       *graph.Builder
@@ -134,10 +142,31 @@ type net struct {
 	flat    int    // features after Flatten (0 before)
 	last    string // the last named layer, for errors
 	pools   int    // pooling layers so far, to name them
+	params  int64  // bytes of parameters so far
+	err     error  // the first parameter that could not be made
 }
 
-func (n *net) uniform(shape []int, bound float64) *tensor.Tensor {
-	t := tensor.New(tensor.Float32, shape...)
+// param allocates a parameter tensor, checking its size and the running
+// total against the memory limit; after a failure it returns a scalar
+// placeholder and keeps the error, which Build returns.
+func (n *net) param(name string, shape []int) *tensor.Tensor {
+	if n.err == nil {
+		err := tensor.CheckShape(fmt.Sprintf("parameter %s %v", name, shape), tensor.Float32, shape)
+		if err == nil {
+			cnt, _ := tensor.MulDims(shape)
+			n.params += cnt * 4
+			err = tensor.CheckAlloc(fmt.Sprintf("the parameters up to %s", name), n.params, 1)
+		}
+		if err == nil {
+			return tensor.New(tensor.Float32, shape...)
+		}
+		n.err = err
+	}
+	return tensor.New(tensor.Float32)
+}
+
+func (n *net) uniform(name string, shape []int, bound float64) *tensor.Tensor {
+	t := n.param(name, shape)
 	d := t.Float32s()
 	for i := range d {
 		d[i] = float32((n.rng.Float64()*2 - 1) * bound)
@@ -145,8 +174,8 @@ func (n *net) uniform(shape []int, bound float64) *tensor.Tensor {
 	return t
 }
 
-func filled(v float32, n int) *tensor.Tensor {
-	t := tensor.New(tensor.Float32, n)
+func (n *net) filled(name string, v float32, size int) *tensor.Tensor {
+	t := n.param(name, []int{size})
 	for i := range t.Float32s() {
 		t.Float32s()[i] = v
 	}
@@ -157,10 +186,10 @@ func filled(v float32, n int) *tensor.Tensor {
 func (n *net) conv(name string, out, k, s, p int, bias bool) error {
 	fanIn := n.c * k * k
 	bound := 1 / math.Sqrt(float64(fanIn))
-	w := n.b.Param(name+".weight", n.uniform([]int{out, n.c, k, k}, bound))
+	w := n.b.Param(name+".weight", n.uniform(name+".weight", []int{out, n.c, k, k}, bound))
 	in := []string{n.x, w}
 	if bias {
-		in = append(in, n.b.Param(name+".bias", n.uniform([]int{out}, bound)))
+		in = append(in, n.b.Param(name+".bias", n.uniform(name+".bias", []int{out}, bound)))
 	}
 	n.x = n.b.Op("Conv", in...).With(graph.AInts("kernel_shape", int64(k), int64(k)),
 		graph.AInts("strides", int64(s), int64(s)), graph.AInts("pads", int64(p), int64(p), int64(p), int64(p))).Out()
@@ -178,8 +207,8 @@ func (n *net) conv(name string, out, k, s, p int, bias bool) error {
 func (n *net) bn(name string) {
 	c := n.c
 	n.x = n.b.Op("BatchNormalization", n.x,
-		n.b.Param(name+".weight", filled(1, c)), n.b.Param(name+".bias", filled(0, c)),
-		n.b.Param(name+".running_mean", filled(0, c)), n.b.Param(name+".running_var", filled(1, c))).
+		n.b.Param(name+".weight", n.filled(name+".weight", 1, c)), n.b.Param(name+".bias", n.filled(name+".bias", 0, c)),
+		n.b.Param(name+".running_mean", n.filled(name+".running_mean", 0, c)), n.b.Param(name+".running_var", n.filled(name+".running_var", 1, c))).
 		With(graph.AFloat("epsilon", 1e-5), graph.AFloat("momentum", 0.9)).Out()
 }
 
@@ -202,14 +231,18 @@ func (n *net) maxPool(k int) error {
 
 func (n *net) flatten() {
 	n.x = n.b.Op("Flatten", n.x).With(graph.AInt("axis", 1)).Out()
-	n.flat = n.c * n.h * n.w
+	flat, ok := tensor.MulDims([]int{n.c, n.h, n.w})
+	if !ok && n.err == nil {
+		n.err = fmt.Errorf("flattening %dx%dx%d features overflows", n.c, n.h, n.w)
+	}
+	n.flat = int(flat)
 }
 
 // dense adds Gemm with weight [out, in] (transB, as PyTorch's Linear).
 func (n *net) dense(name string, out int) {
 	bound := 1 / math.Sqrt(float64(n.flat))
-	w := n.b.Param(name+".weight", n.uniform([]int{out, n.flat}, bound))
-	bias := n.b.Param(name+".bias", n.uniform([]int{out}, bound))
+	w := n.b.Param(name+".weight", n.uniform(name+".weight", []int{out, n.flat}, bound))
+	bias := n.b.Param(name+".bias", n.uniform(name+".bias", []int{out}, bound))
 	n.x = n.b.Op("Gemm", n.x, w, bias).With(graph.AInt("transB", 1)).Out()
 	n.flat = out
 }

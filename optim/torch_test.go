@@ -2,12 +2,11 @@ package optim_test
 
 import (
 	"encoding/json"
-	"errors"
 	"math"
-	"os"
 	"os/exec"
 	"testing"
 
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/optim"
 )
 
@@ -30,15 +29,8 @@ type torchRef struct {
 // configs here mirror the script's case by case. PyTorch decays every
 // parameter it is given, so DecayBiasNorm is set throughout.
 func TestMatchesTorch(t *testing.T) {
-	const python = "/usr/bin/python3"
-	if _, err := os.Stat(python); err != nil {
-		t.Skip("no " + python)
-	}
+	python := testenv.Python(t, "torch")
 	out, err := exec.Command(python, "testdata/torch_ref.py").Output()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == 3 {
-		t.Skip("torch is not installed for " + python)
-	}
 	if err != nil {
 		t.Fatalf("testdata/torch_ref.py: %v", err)
 	}

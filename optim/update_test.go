@@ -3,13 +3,13 @@ package optim_test
 import (
 	"errors"
 	"math"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -149,15 +149,15 @@ func TestRMSpropCenteredWithoutMomentum(t *testing.T) {
 
 // TestAdamGoldenThroughBackend runs one Adam step of the whole golden CNN
 // through the update graph and compares with torch.optim.Adam's weights
-// (/work/shared/golden/README.md: 1e-6 abs after Adam steps).
+// (testdata/golden/README.md: 1e-6 abs after Adam steps): the committed
+// set, and the full-size shared one when it is beside the project.
 func TestAdamGoldenThroughBackend(t *testing.T) {
-	dir := "/work/shared/golden"
-	if d := os.Getenv("GOTRAIN_GOLDEN"); d != "" {
-		dir = d
+	for _, dir := range testenv.SeedGoldens(t, "cnn") {
+		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) { adamGolden(t, dir) })
 	}
-	if _, err := os.Stat(filepath.Join(dir, "adam_1")); err != nil {
-		t.Skipf("golden data not found: %v", err)
-	}
+}
+
+func adamGolden(t *testing.T, dir string) {
 	read := func(sub, name string) *tensor.Tensor {
 		x, err := tensor.ReadNPYFile(filepath.Join(dir, sub, name+".npy"))
 		if err != nil {

@@ -3,10 +3,35 @@
 
 Run with Debian's interpreter (python3-torch, python3-onnx):
 
-    /usr/bin/python3 scripts/make_goldens.py [OUTDIR]
+    /usr/bin/python3 scripts/make_goldens.py [OUTDIR [SEEDDIR]]
 
-OUTDIR defaults to train/testdata/goldens. For each architecture below it
-writes OUTDIR/<arch>/:
+It writes two sets: the seed models' goldens (SEEDDIR, default
+testdata/golden at the module root, read by the tests of several packages)
+and three further architectures' (OUTDIR, default train/testdata/goldens).
+
+The seed models are the seed CNN's and MLP's layer structures at widths
+that keep the files small (a few tens of KB): "cnn" is Conv(3->8, k3) +
+ReLU + MaxPool 2, Conv(8->16, k3) + ReLU + MaxPool 2, Flatten, Gemm(64->10)
+on 3x16x16 inputs; "mlp" is Gemm(64->32) + ReLU, Gemm(32->16) + ReLU,
+Gemm(16->10). For each, SEEDDIR/<name>/ holds the files of the golden set
+that the project's shared data describes (shared/golden/README.md), in the
+same layout, so one loader reads both:
+
+  <name>.onnx         the inference model (torch.onnx.export, opset 17)
+  x.npy, y.npy        a batch of 8 (x ~ N(0,1), int64 labels in [0, 10))
+  loss.npy            mean cross-entropy at the initial weights
+  init/<p>.npy        every parameter at the start (== the model's)
+  grad/<p>.npy        d loss / d parameter at the start
+  loss_<opt>.npy      the loss before each of 5 steps of optimizer <opt>
+  <opt>_5/<p>.npy     the parameters after 5 steps on the same batch
+  adam_1/<p>.npy      the parameters after Adam's first step
+  manifest.json       the optimizers' settings and the files' shapes
+
+with <opt> one of adam (Adam, lr 1e-3), adamw (AdamW, lr 1e-3, weight
+decay 0.01) and sgdm (SGD, lr 0.01, momentum 0.9, coupled L2 weight decay
+5e-4), every parameter decayed, as in the shared set.
+
+For each further architecture it writes OUTDIR/<arch>/:
 
   model.onnx          the inference model (torch.onnx.export, opset 17)
   manifest.json       loss, optimizer settings, and the ONNX initializer ->
@@ -39,8 +64,10 @@ an active dropout. The dropout net keeps a Dropout node in its ONNX graph
 with ratio 0, which makes the training step deterministic and equal to
 evaluation-mode dropout in PyTorch.
 
-Everything runs in float32 on one thread with fixed seeds, so reruns give
-the same files.
+Everything runs in float32 on one thread with fixed seeds, so reruns on
+one machine give the same files; another CPU's kernels round differently
+(regenerating on an AMD EPYC moved values by up to 7e-8, far inside the
+tests' tolerances).
 """
 
 import json
@@ -348,11 +375,116 @@ def generate(arch, outdir):
     print("%s: loss %.6f, %d initializers" % (arch["name"], loss.item(), len(pmap)))
 
 
+class SeedCNN(nn.Module):
+    """The seed CNN's layers at widths 8 and 16, on 3x16x16 inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3)
+        self.conv2 = nn.Conv2d(8, 16, 3)
+        self.fc = nn.Linear(16 * 2 * 2, 10)
+
+    def forward(self, x):
+        h = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        h = F.max_pool2d(F.relu(self.conv2(h)), 2)
+        return self.fc(torch.flatten(h, 1))
+
+
+class SeedMLP(nn.Module):
+    """The seed MLP's layers at widths 64-32-16-10."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 32)
+        self.fc2 = nn.Linear(32, 16)
+        self.fc3 = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+SEED_STEPS = 5
+SEED_OPTIMIZERS = {
+    "adam": ("torch.optim.Adam(lr=1e-3)", lambda p: torch.optim.Adam(p, lr=1e-3)),
+    "adamw": ("torch.optim.AdamW(lr=1e-3, weight_decay=0.01)", lambda p: torch.optim.AdamW(p, lr=1e-3, weight_decay=0.01)),
+    "sgdm": ("torch.optim.SGD(lr=0.01, momentum=0.9, weight_decay=5e-4)",
+             lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=5e-4)),
+}
+SEEDS = [("cnn", SeedCNN, (8, 3, 16, 16)), ("mlp", SeedMLP, (8, 64))]
+
+
+def generate_seed(name, make, x_shape, outdir):
+    torch.manual_seed(1234)
+    model = make()
+    gen = torch.Generator().manual_seed(42)
+    x = torch.randn(*x_shape, generator=gen)
+    y = torch.randint(0, 10, (x_shape[0],), generator=gen)
+    d = os.path.join(outdir, name)
+    os.makedirs(d, exist_ok=True)
+    m = export(model, x, os.path.join(d, name + ".onnx"), False)
+    pmap = param_map(m, model)
+    params = dict(model.named_parameters())
+    files = {}
+
+    def write(sub, oname, t, tr):
+        f = file_stem(oname) + ".npy"
+        files[sub + "/" + f] = list(t.shape)
+        save(os.path.join(d, sub, f), onnx_layout(t, tr))
+
+    init = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    save(os.path.join(d, "x.npy"), x.numpy())
+    save(os.path.join(d, "y.npy"), y.numpy())
+    for oname, (tname, tr) in pmap.items():
+        write("init", oname, params[tname], tr)
+    model.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    save(os.path.join(d, "loss.npy"), np.array(loss.item(), dtype=np.float32))
+    for oname, (tname, tr) in pmap.items():
+        write("grad", oname, params[tname].grad, tr)
+    for key, (doc, make_opt) in SEED_OPTIMIZERS.items():
+        model.load_state_dict(init)
+        opt = make_opt(list(model.parameters()))
+        losses = []
+        for step in range(SEED_STEPS):
+            opt.zero_grad()
+            l = F.cross_entropy(model(x), y)
+            l.backward()
+            losses.append(l.item())
+            opt.step()
+            if key == "adam" and step == 0:
+                params = dict(model.named_parameters())
+                for oname, (tname, tr) in pmap.items():
+                    write("adam_1", oname, params[tname], tr)
+        save(os.path.join(d, "loss_%s.npy" % key), np.array(losses, dtype=np.float32))
+        params = dict(model.named_parameters())
+        for oname, (tname, tr) in pmap.items():
+            write("%s_%d" % (key, SEED_STEPS), oname, params[tname], tr)
+    model.load_state_dict(init)
+    manifest = {
+        "model": name + ".onnx",
+        "doc": (make.__doc__ or "").strip(),
+        "loss": "mean cross-entropy (torch.nn.functional.cross_entropy)",
+        "steps": SEED_STEPS,
+        "optimizers": {k: v[0] for k, v in SEED_OPTIMIZERS.items()},
+        "files": files,
+        "torch": torch.__version__,
+        "onnx_opset": OPSET,
+    }
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("%s: loss %.6f, %d parameters" % (name, loss.item(), len(pmap)))
+
+
 def main():
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "train", "testdata", "goldens")
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "train", "testdata", "goldens")
+    seeddir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(root, "testdata", "golden")
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
+    for name, make, x_shape in SEEDS:
+        generate_seed(name, make, x_shape, seeddir)
     for arch in ARCHS:
         generate(arch, outdir)
 

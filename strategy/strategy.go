@@ -9,14 +9,31 @@
 // gradients to their batch-weighted mean in a fixed order, and the
 // optimizer's update graph, which overwrites the parameters and the
 // optimizer state in place. Parameters and optimizer state live on the
-// first device; on a backend whose devices share memory (the CPU) every
-// replica reads them there, otherwise they are broadcast after the update.
+// first device (the master copy). On a backend whose devices share memory
+// (the CPU) every replica reads them there. On a backend whose devices do
+// not (GPUs; the CPU backend with PrivateMemory), each other replica keeps
+// its own copy: the replicas' gradients are copied to the first device for
+// the reduction, and the updated weights are copied back to every replica
+// after the update, with the backend's Copier where it has one, else
+// through the host. BatchNorm normalises with each replica's share; the
+// running statistics the replicas update are averaged on the first device
+// after every step and copied back to each replica, so that all replicas,
+// and the weights a run is resumed from, hold the same values. A step that
+// fails leaves the weights and statistics as they were.
+//
+// A global batch is split among the replicas in contiguous shares; when it
+// has fewer samples than there are replicas (the last batch of an epoch),
+// the replicas left without a sample sit the step out.
+//
+// Build assembles a run: the training graph, the optimizer's update graph
+// and a strategy chosen by name.
 package strategy
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
@@ -85,9 +102,13 @@ type Config struct {
 	Init map[string]*tensor.Tensor
 	// Replicas is the replica count for Mirrored (0: one per device).
 	Replicas int
-	// CheckReplicas verifies after each step that the replicas' copies of
-	// the weights equal the master copy (a download per parameter; on a
-	// shared-memory backend replicas hold no copies, so it checks nothing).
+	// CheckReplicas verifies before each step that every replica's copy of
+	// the weights equals the master copy, and its BatchNorm statistics the
+	// first replica's, bit for bit, and fails the step naming the replica
+	// and the tensor that differ. It costs a download of every copy per
+	// step. On a backend whose devices share memory the replicas hold no
+	// copies of the weights (they read the master), so there is nothing
+	// to compare but the statistics, a few values per channel.
 	CheckReplicas bool
 	// Deterministic makes the weights bit-identical whatever the replica
 	// count: every batch is cut into micro-shards of ShardSize samples
@@ -158,7 +179,30 @@ type engine struct {
 	// device; updateFeeds is the map handed to the update, refilled each step.
 	in          feeder
 	updateFeeds map[string]backend.Buffer
+	// kept[u] holds unit u's loss, metric and gradients copied onto the
+	// first device (see keep), reused from step to step.
+	kept []map[string]backend.Buffer
+	// means averages the replicas' BatchNorm statistics, by replica count
+	// (see syncStats); keptStats[r] holds replica r's statistics copied
+	// onto the first device.
+	means     map[int]*statsMean
+	keptStats []map[string]backend.Buffer
+	// savedStats holds the statistics as a step found them, on the first
+	// device, to put back if the step fails.
+	savedStats map[string]backend.Buffer
 }
+
+// statsMean is the compiled mean of the replicas' BatchNorm statistics:
+// in[j][i] is the feed name of the j-th replica's tr.Buffers[i].
+type statsMean struct {
+	exe   backend.Executable
+	in    [][]string
+	feeds map[string]backend.Buffer
+}
+
+// unit is a contiguous run of samples [lo, hi) of a global batch that one
+// replica computes in one run of the training graph.
+type unit struct{ lo, hi, rep int }
 
 // reduction is the compiled gradient reduction for one unit count, with
 // its feed names (weight and gradients of each unit) and feed map.
@@ -183,7 +227,9 @@ func NewSingleDevice(cfg Config) (Strategy, error) {
 
 // NewMirrored runs N replicas, each on its own device, splitting every
 // global batch evenly among them (the first replicas take one more sample
-// when it does not divide).
+// when it does not divide; when the batch has fewer samples than there are
+// replicas, the last replicas have none and sit the step out, except under
+// sync BatchNorm, whose collective needs every replica).
 func NewMirrored(cfg Config) (Strategy, error) {
 	devs := cfg.Backend.Devices()
 	if cfg.Replicas == 0 {
@@ -432,24 +478,43 @@ func (e *engine) reducer(k int) (*reduction, error) {
 	return red, nil
 }
 
-// keep copies a run's loss, metric and gradients out of the executable's
-// reused buffers, onto the first device.
-func (e *engine) keep(o map[string]backend.Buffer) (map[string]backend.Buffer, error) {
+// keep copies unit u's loss, metric and gradients out of the buffers its
+// run returned (the executable reuses them at its next run, and on private
+// memory they are on the replica's device) into kept[u], on the first
+// device.
+func (e *engine) keep(u int, o map[string]backend.Buffer) (map[string]backend.Buffer, error) {
+	kept := e.kept[u]
 	names := append([]string{e.tr.Loss}, e.tr.Grads...)
 	if e.tr.Correct != "" {
 		names = append(names, e.tr.Correct)
 	}
-	out := make(map[string]backend.Buffer, len(names))
 	for _, name := range names {
-		t, err := e.b.Download(o[name])
+		buf, err := e.copyTo(kept[name], e.reps[0].dev, o[name])
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("copying %q to %v: %w", name, e.reps[0].dev, err)
 		}
-		if out[name], err = e.b.Upload(t, e.reps[0].dev); err != nil {
-			return nil, err
-		}
+		kept[name] = buf
 	}
-	return out, nil
+	return kept, nil
+}
+
+// copyTo returns a buffer on dev holding src's values: dst, overwritten,
+// when it is a buffer on dev of src's dtype and shape, else a new one. It
+// copies with the backend's Copier where it has one, else through the
+// host.
+func (e *engine) copyTo(dst backend.Buffer, dev backend.Device, src backend.Buffer) (backend.Buffer, error) {
+	fits := dst != nil && dst.Device() == dev && dst.DType() == src.DType() && tensor.SameShape(dst.Shape(), src.Shape())
+	if c, ok := e.b.(backend.Copier); ok && fits {
+		return dst, c.Copy(dst, src)
+	}
+	t, err := e.b.Download(src)
+	if err != nil {
+		return nil, err
+	}
+	if ow, ok := e.b.(backend.Overwriter); ok && fits {
+		return dst, ow.Overwrite(dst, t)
+	}
+	return e.b.Upload(t, dev)
 }
 
 // split returns each replica's [lo, hi) share of n samples.
@@ -463,6 +528,29 @@ func split(n, r int) [][2]int {
 		}
 		out[i] = [2]int{lo, lo + size}
 		lo += size
+	}
+	return out
+}
+
+// units cuts a batch of n samples into the step's units of work: one share
+// per replica that has a sample, or, in deterministic mode, micro-shards
+// that the replicas take in contiguous runs. Units are in sample order.
+func (e *engine) units(n int) []unit {
+	R := len(e.reps)
+	var out []unit
+	if e.cfg.Deterministic {
+		sh := shards(n, e.shardSize())
+		for r := 0; r < R; r++ {
+			for u := r * len(sh) / R; u < (r+1)*len(sh)/R; u++ {
+				out = append(out, unit{sh[u][0], sh[u][1], r})
+			}
+		}
+		return out
+	}
+	for r, s := range split(n, R) {
+		if s[1] > s[0] {
+			out = append(out, unit{s[0], s[1], r})
+		}
 	}
 	return out
 }
@@ -501,42 +589,71 @@ func scalarF(t *tensor.Tensor) float64 {
 }
 
 func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, seed int64) (StepResult, error) {
+	if e.cfg.CheckReplicas {
+		if err := e.checkReplicas(); err != nil {
+			return StepResult{}, err
+		}
+	}
+	if err := e.saveStats(); err != nil {
+		return StepResult{}, err
+	}
+	units, outs, err := e.run(ctx, batch, seed)
+	if err != nil {
+		return StepResult{}, e.restoreStats(err)
+	}
+	grads, res, err := e.reduce(ctx, units, outs, batch.Size())
+	if err != nil {
+		return res, err
+	}
+	if err := e.applyUpdate(ctx, grads, lr, step); err != nil {
+		return res, err
+	}
+	if err := e.syncStats(ctx, units); err != nil {
+		return res, err
+	}
+	return res, e.broadcast()
+}
+
+// run runs the replicas on their units of the batch and returns each
+// unit's outputs (loss, metric, gradients), on the first device where the
+// devices do not share memory.
+func (e *engine) run(ctx context.Context, batch Batch, seed int64) ([]unit, []map[string]backend.Buffer, error) {
 	n := batch.Size()
 	R := len(e.reps)
-	if n < R {
-		return StepResult{}, fmt.Errorf("strategy: a batch of %d samples cannot be split over %d replicas", n, R)
+	if n < 1 {
+		return nil, nil, fmt.Errorf("strategy: the batch has no samples")
+	}
+	if e.group != nil && n < R {
+		return nil, nil, fmt.Errorf("strategy: a batch of %d samples leaves %d of the %d replicas without a sample, and sync BatchNorm needs every replica in its collective", n, R-n, R)
 	}
 	if batch.Labels == nil && e.tr.Label != "" {
-		return StepResult{}, fmt.Errorf("strategy: the batch has no labels")
+		return nil, nil, fmt.Errorf("strategy: the batch has no labels")
 	}
-	// Units of work: one share per replica, or, in deterministic mode,
-	// fixed micro-shards that the replicas take in contiguous runs.
-	units := split(n, R)
+	units := e.units(n)
 	perRep := make([][]int, R) // unit indices of each replica
-	for r := range perRep {
-		perRep[r] = []int{r}
+	for u, un := range units {
+		perRep[un.rep] = append(perRep[un.rep], u)
 	}
-	if e.cfg.Deterministic {
-		units = shards(n, e.shardSize())
-		for r := range perRep {
-			perRep[r] = nil
-			for u := r * len(units) / R; u < (r+1)*len(units)/R; u++ {
-				perRep[r] = append(perRep[r], u)
-			}
-		}
+	for len(e.kept) < len(units) {
+		e.kept = append(e.kept, map[string]backend.Buffer{})
 	}
 	outs := make([]map[string]backend.Buffer, len(units))
 	errs := make([]error, R)
 	var wg sync.WaitGroup
 	for r, rep := range e.reps {
+		if len(perRep[r]) == 0 {
+			continue
+		}
 		wg.Add(1)
 		go func(r int, rep *replica) {
 			defer wg.Done()
 			for _, u := range perRep[r] {
-				o, err := e.runReplica(ctx, rep, batch, units[u], seed)
-				if err == nil && len(perRep[r]) > 1 {
-					// The executable reuses its output buffers: keep copies.
-					o, err = e.keep(o)
+				o, err := e.runReplica(ctx, rep, batch, [2]int{units[u].lo, units[u].hi}, seed)
+				// The executable reuses its output buffers at its next
+				// run, and on private memory they are on this replica's
+				// device: keep copies on the first device.
+				if err == nil && (len(perRep[r]) > 1 || (r > 0 && !e.shared)) {
+					o, err = e.keep(u, o)
 				}
 				if err != nil {
 					errs[r] = err
@@ -557,33 +674,43 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 	// The first failure is the cause; others may only report the abort.
 	for r, err := range errs {
 		if err != nil && !errors.Is(err, errPeerFailed) {
-			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
+			return nil, nil, fmt.Errorf("replica %d: %w", r, err)
 		}
 	}
 	for r, err := range errs {
 		if err != nil {
-			return StepResult{}, fmt.Errorf("replica %d: %w", r, err)
+			return nil, nil, fmt.Errorf("replica %d: %w", r, err)
 		}
 	}
+	return units, outs, nil
+}
+
+// weight is what unit u's mean loss and gradient are multiplied by in the
+// batch's: its share of the n samples (1 when the loss sums over samples).
+func (e *engine) weight(un unit, n int) float64 {
+	if e.tr.SumLoss {
+		return 1 // the global loss is the sum of the units' sums
+	}
+	return float64(un.hi-un.lo) / float64(n)
+}
+
+// reduce returns the batch's loss, metric and gradient from its units'
+// outputs: their weighted sums, in unit order.
+func (e *engine) reduce(ctx context.Context, units []unit, outs []map[string]backend.Buffer, n int) (map[string]backend.Buffer, StepResult, error) {
 	// Loss and metric: batch-weighted mean and sum over units, in order.
 	var res StepResult
 	res.Samples = n
-	weight := func(u int) float64 {
-		if e.tr.SumLoss {
-			return 1 // the global loss is the sum of the units' sums
-		}
-		return float64(units[u][1]-units[u][0]) / float64(n)
-	}
+	weight := func(u int) float64 { return e.weight(units[u], n) }
 	for u := range units {
 		lt, err := e.b.Download(outs[u][e.tr.Loss])
 		if err != nil {
-			return res, err
+			return nil, res, err
 		}
 		res.Loss += weight(u) * scalarF(lt)
 		if e.tr.Correct != "" {
 			ct, err := e.b.Download(outs[u][e.tr.Correct])
 			if err != nil {
-				return res, err
+				return nil, res, err
 			}
 			res.Correct += scalarF(ct)
 		}
@@ -594,47 +721,34 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 		for _, g := range e.tr.Grads {
 			grads[g] = outs[0][g]
 		}
-	} else {
-		red, err := e.reducer(len(units))
+		return grads, res, nil
+	}
+	red, err := e.reducer(len(units))
+	if err != nil {
+		return nil, res, err
+	}
+	for u := range units {
+		w := float32(weight(u))
+		if e.tr.LossScale != "" {
+			w = 1 // the graphs weighted their losses already
+		}
+		buf, err := e.in.put(red.weights[u], tensor.Scalar(w))
 		if err != nil {
-			return res, err
+			return nil, res, err
 		}
-		for u := range units {
-			w := float32(weight(u))
-			if e.tr.LossScale != "" {
-				w = 1 // the graphs weighted their losses already
-			}
-			buf, err := e.in.put(red.weights[u], tensor.Scalar(w))
-			if err != nil {
-				return res, err
-			}
-			red.feeds[red.weights[u]] = buf
-			for i, g := range e.tr.Grads {
-				red.feeds[red.grads[u][i]] = outs[u][g]
-			}
-		}
-		sums, err := red.exe.Run(ctx, red.feeds)
-		if err != nil {
-			return res, fmt.Errorf("all-reduce: %w", err)
-		}
-		for _, g := range e.tr.Grads {
-			grads[g] = sums["sum:"+g]
+		red.feeds[red.weights[u]] = buf
+		for i, g := range e.tr.Grads {
+			red.feeds[red.grads[u][i]] = outs[u][g]
 		}
 	}
-	if err := e.applyUpdate(ctx, grads, lr, step); err != nil {
-		return res, err
+	sums, err := red.exe.Run(ctx, red.feeds)
+	if err != nil {
+		return nil, res, fmt.Errorf("all-reduce: %w", err)
 	}
-	if R > 1 && !e.shared {
-		if err := e.broadcast(); err != nil {
-			return res, err
-		}
+	for _, g := range e.tr.Grads {
+		grads[g] = sums["sum:"+g]
 	}
-	if e.cfg.CheckReplicas && R > 1 {
-		if err := e.checkReplicas(); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	return grads, res, nil
 }
 
 func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, share [2]int, seed int64) (map[string]backend.Buffer, error) {
@@ -721,17 +835,17 @@ func (e *engine) applyUpdate(ctx context.Context, grads map[string]backend.Buffe
 	return nil
 }
 
-// broadcast copies the master parameters to the other replicas' devices.
+// broadcast copies the master parameters into the other replicas' copies
+// (private memory only: on shared memory the replicas read the master).
 func (e *engine) broadcast() error {
-	for _, rep := range e.reps[1:] {
+	if e.shared {
+		return nil
+	}
+	for r, rep := range e.reps[1:] {
 		for _, p := range e.tr.Params {
-			t, err := e.b.Download(e.params[p])
+			buf, err := e.copyTo(rep.params[p], rep.dev, e.params[p])
 			if err != nil {
-				return err
-			}
-			buf, err := e.b.Upload(t, rep.dev)
-			if err != nil {
-				return err
+				return fmt.Errorf("strategy: copying %q to replica %d: %w", p, r+1, err)
 			}
 			rep.params[p] = buf
 		}
@@ -740,31 +854,84 @@ func (e *engine) broadcast() error {
 }
 
 // checkReplicas verifies that every replica's copy of the weights equals
-// the master copy. On a shared-memory backend there are no copies (every
-// replica reads the master buffers), so there is nothing to compare.
+// the master copy, and its BatchNorm statistics the first replica's, bit
+// for bit. On a shared-memory backend the replicas hold no copies of the
+// parameters (they read the master buffers): only the statistics, a few
+// values per channel, are compared.
 func (e *engine) checkReplicas() error {
-	if e.shared {
+	if len(e.reps) == 1 {
 		return nil
 	}
-	for r, rep := range e.reps[1:] {
+	// compare checks every other replica's copy of name against master,
+	// which is "the master copy" or "replica 0's".
+	compare := func(what, name, master string, buf backend.Buffer, of func(*replica) backend.Buffer) error {
+		want, err := e.b.Download(buf)
+		if err != nil {
+			return err
+		}
+		for r, rep := range e.reps[1:] {
+			got, err := e.b.Download(of(rep))
+			if err != nil {
+				return err
+			}
+			if i := firstDiff(want, got); i >= 0 {
+				return fmt.Errorf("strategy: replica %d's copy of %s %q differs from %s at element %d (%v, not %v)",
+					r+1, what, name, master, i, got.AsFloat64(i), want.AsFloat64(i))
+			}
+		}
+		return nil
+	}
+	if !e.shared {
 		for _, p := range e.tr.Params {
-			a, err := e.b.Download(e.params[p])
-			if err != nil {
+			if err := compare("weight", p, "the master copy", e.params[p], func(r *replica) backend.Buffer { return r.params[p] }); err != nil {
 				return err
-			}
-			b, err := e.b.Download(rep.params[p])
-			if err != nil {
-				return err
-			}
-			fa, fb := a.Float32s(), b.Float32s()
-			for i := range fa {
-				if fa[i] != fb[i] {
-					return fmt.Errorf("replica %d's %q differs from the master at element %d", r+1, p, i)
-				}
 			}
 		}
 	}
+	for _, name := range e.tr.Buffers {
+		if err := compare("statistic", name, "replica 0's", e.reps[0].buffers[name], func(r *replica) backend.Buffer { return r.buffers[name] }); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// firstDiff returns the index of the first element whose bits differ
+// between a and b (0 when their shapes or dtypes differ), or -1.
+func firstDiff(a, b *tensor.Tensor) int {
+	if a.DType() != b.DType() || !tensor.SameShape(a.Shape(), b.Shape()) {
+		return 0
+	}
+	switch x := a.Data().(type) {
+	case []float32:
+		y := b.Float32s()
+		for i := range x {
+			if math.Float32bits(x[i]) != math.Float32bits(y[i]) {
+				return i
+			}
+		}
+	case []float64:
+		y := b.Float64s()
+		for i := range x {
+			if math.Float64bits(x[i]) != math.Float64bits(y[i]) {
+				return i
+			}
+		}
+	case []uint16: // float16, bfloat16
+		y := b.Raw16()
+		for i := range x {
+			if x[i] != y[i] {
+				return i
+			}
+		}
+	default:
+		for i := 0; i < a.Len(); i++ {
+			if a.AsFloat64(i) != b.AsFloat64(i) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 func (e *engine) Evaluate(ctx context.Context, batch Batch) (EvalResult, error) {
@@ -794,22 +961,8 @@ func (e *engine) Evaluate(ctx context.Context, batch Batch) (EvalResult, error) 
 	for name, buf := range e.params {
 		feeds[name] = buf
 	}
-	if len(e.reps) == 1 {
-		for name, buf := range rep.buffers {
-			feeds[name] = buf
-		}
-	} else {
-		avg, err := e.bufferMeans()
-		if err != nil {
-			return EvalResult{}, err
-		}
-		for name, t := range avg {
-			buf, err := e.b.Upload(t, rep.dev)
-			if err != nil {
-				return EvalResult{}, err
-			}
-			feeds[name] = buf
-		}
+	for name, buf := range rep.buffers {
+		feeds[name] = buf // every replica holds the same statistics
 	}
 	outs, err := rep.eval.Run(ctx, feeds)
 	if err != nil {
@@ -833,41 +986,164 @@ func (e *engine) Evaluate(ctx context.Context, batch Batch) (EvalResult, error) 
 	return res, err
 }
 
-// bufferMeans returns each BatchNorm statistic averaged over the replicas
-// (each replica keeps its own statistics, as per-replica BatchNorm does).
-func (e *engine) bufferMeans() (map[string]*tensor.Tensor, error) {
-	out := map[string]*tensor.Tensor{}
-	for _, name := range e.tr.Buffers {
-		var acc *tensor.Tensor
-		for _, rep := range e.reps {
-			t, err := e.b.Download(rep.buffers[name])
-			if err != nil {
-				return nil, err
+// syncStats gives every replica the mean of the BatchNorm statistics that
+// the step's active replicas computed. Each replica updates its running
+// statistics from its own share's batch statistics (per-replica
+// BatchNorm); the update is linear, so averaging after every step equals
+// keeping each replica's statistics and averaging them when they are read,
+// and it keeps every replica, and a resumed run, on the same values.
+// Under sync BatchNorm the replicas computed the same statistics already.
+func (e *engine) syncStats(ctx context.Context, units []unit) error {
+	if len(e.tr.Buffers) == 0 || len(e.reps) == 1 || e.group != nil {
+		return nil
+	}
+	var active []int // replicas that had samples, in order
+	for _, un := range units {
+		if len(active) == 0 || active[len(active)-1] != un.rep {
+			active = append(active, un.rep)
+		}
+	}
+	rep0 := e.reps[0]
+	src := rep0.buffers
+	if len(active) > 1 {
+		m, err := e.statsMeaner(len(active))
+		if err != nil {
+			return err
+		}
+		for len(e.keptStats) < len(e.reps) {
+			e.keptStats = append(e.keptStats, map[string]backend.Buffer{})
+		}
+		for j, r := range active {
+			rep := e.reps[r]
+			for i, name := range e.tr.Buffers {
+				buf := rep.buffers[name]
+				if !e.shared && rep.dev != rep0.dev {
+					kept, err := e.copyTo(e.keptStats[r][name], rep0.dev, buf)
+					if err != nil {
+						return fmt.Errorf("strategy: copying replica %d's %q: %w", r, name, err)
+					}
+					e.keptStats[r][name], buf = kept, kept
+				}
+				m.feeds[m.in[j][i]] = buf
 			}
-			if acc == nil {
-				acc = t
+		}
+		outs, err := m.exe.Run(ctx, m.feeds)
+		if err != nil {
+			return fmt.Errorf("strategy: averaging BatchNorm statistics: %w", err)
+		}
+		src = map[string]backend.Buffer{}
+		for _, name := range e.tr.Buffers {
+			src[name] = outs["mean:"+name]
+		}
+	}
+	for r, rep := range e.reps {
+		for _, name := range e.tr.Buffers {
+			if rep.buffers[name] == src[name] {
 				continue
 			}
-			a, b := acc.Float32s(), t.Float32s()
-			for i := range a {
-				a[i] += b[i]
+			buf, err := e.copyTo(rep.buffers[name], rep.dev, src[name])
+			if err != nil {
+				return fmt.Errorf("strategy: copying %q to replica %d: %w", name, r, err)
 			}
+			rep.buffers[name] = buf
 		}
-		if len(e.reps) > 1 {
-			a := acc.Float32s()
-			for i := range a {
-				a[i] /= float32(len(e.reps))
-			}
-		}
-		out[name] = acc
 	}
-	return out, nil
+	return nil
 }
 
-func (e *engine) Weights() (map[string]*tensor.Tensor, error) {
-	out, err := e.bufferMeans()
+// saveStats keeps a copy of the BatchNorm statistics as the step finds
+// them (every replica holds the same), for restoreStats.
+func (e *engine) saveStats() error {
+	if e.savedStats == nil {
+		e.savedStats = map[string]backend.Buffer{}
+	}
+	rep0 := e.reps[0]
+	for _, name := range e.tr.Buffers {
+		buf, err := e.copyTo(e.savedStats[name], rep0.dev, rep0.buffers[name])
+		if err != nil {
+			return fmt.Errorf("strategy: saving %q: %w", name, err)
+		}
+		e.savedStats[name] = buf
+	}
+	return nil
+}
+
+// restoreStats puts the statistics saveStats kept back on every replica
+// after the step failed with err (replicas that ran their forward pass
+// updated theirs in place), so that a failed step changes nothing. It
+// returns err.
+func (e *engine) restoreStats(err error) error {
+	for r, rep := range e.reps {
+		for _, name := range e.tr.Buffers {
+			buf, cerr := e.copyTo(rep.buffers[name], rep.dev, e.savedStats[name])
+			if cerr != nil {
+				return errors.Join(err, fmt.Errorf("strategy: restoring replica %d's %q: %w", r, name, cerr))
+			}
+			rep.buffers[name] = buf
+		}
+	}
+	return err
+}
+
+// statsMeaner returns the mean of the statistics over k replicas, compiled
+// on first use: Sum in replica order, divided by k.
+func (e *engine) statsMeaner(k int) (*statsMean, error) {
+	if m, ok := e.means[k]; ok {
+		return m, nil
+	}
+	types, err := graph.InferShapes(e.tr.Model, nil)
 	if err != nil {
 		return nil, err
+	}
+	b := graph.NewBuilder("statsmean", 17)
+	m := &statsMean{in: make([][]string, k), feeds: map[string]backend.Buffer{}}
+	for _, name := range e.tr.Buffers {
+		t := types[name]
+		var div string
+		switch t.DType {
+		case tensor.Float32:
+			div = b.Const(tensor.Scalar(float32(k)))
+		case tensor.Float64:
+			div = b.Const(tensor.Scalar(float64(k)))
+		default:
+			return nil, fmt.Errorf("strategy: BatchNorm statistic %q is %v; averaging over replicas takes float32 or float64", name, t.DType)
+		}
+		parts := make([]string, k)
+		for j := range parts {
+			parts[j] = b.Input(fmt.Sprintf("s%d:%s", j, name), t.DType, t.Shape...)
+			m.in[j] = append(m.in[j], parts[j])
+		}
+		sum := parts[0]
+		if k > 1 {
+			sum = b.Op("Sum", parts...).Out()
+		}
+		b.Op("Div", sum, div).Named("mean:" + name)
+		b.Output("mean:" + name)
+	}
+	model, err := b.Model()
+	if err != nil {
+		return nil, err
+	}
+	if m.exe, err = e.b.Compile(model, e.reps[0].dev, backend.CompileOptions{}); err != nil {
+		return nil, fmt.Errorf("strategy: compiling the BatchNorm statistics' mean: %w", err)
+	}
+	if e.means == nil {
+		e.means = map[int]*statsMean{}
+	}
+	e.means[k] = m
+	return m, nil
+}
+
+// Weights returns the parameters and the BatchNorm statistics (which every
+// replica holds the same of after each step).
+func (e *engine) Weights() (map[string]*tensor.Tensor, error) {
+	out := map[string]*tensor.Tensor{}
+	for name, buf := range e.reps[0].buffers {
+		t, err := e.b.Download(buf)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = t
 	}
 	for name, buf := range e.params {
 		t, err := e.b.Download(buf)
@@ -879,52 +1155,50 @@ func (e *engine) Weights() (map[string]*tensor.Tensor, error) {
 	return out, nil
 }
 
+// SetWeights replaces parameters and BatchNorm statistics by name. It
+// checks every name, dtype and shape before it changes anything. Values
+// go to the first device, and from there to the other replicas by
+// explicit copies (the parameters only on private memory; the statistics,
+// which every replica keeps, always).
 func (e *engine) SetWeights(w map[string]*tensor.Tensor) error {
 	names := make([]string, 0, len(w))
 	for n := range w {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	rep0 := e.reps[0]
 	for _, name := range names {
 		t := w[name]
-		if old, ok := e.params[name]; ok {
-			if old.DType() != t.DType() || !tensor.SameShape(old.Shape(), t.Shape()) {
-				return fmt.Errorf("weight %q: expected %v%v, got %v%v", name, old.DType(), old.Shape(), t.DType(), t.Shape())
-			}
-			buf, err := e.b.Upload(t, e.reps[0].dev)
-			if err != nil {
-				return err
-			}
+		old, ok := e.params[name]
+		what := "weight"
+		if !ok {
+			old, ok = rep0.buffers[name]
+			what = "buffer"
+		}
+		if !ok {
+			return fmt.Errorf("%q is not a parameter or buffer of the model", name)
+		}
+		if old.DType() != t.DType() || !tensor.SameShape(old.Shape(), t.Shape()) {
+			return fmt.Errorf("%s %q: expected %v%v, got %v%v", what, name, old.DType(), old.Shape(), t.DType(), t.Shape())
+		}
+	}
+	for _, name := range names {
+		buf, err := e.b.Upload(w[name], rep0.dev)
+		if err != nil {
+			return err
+		}
+		if _, ok := e.params[name]; ok {
 			e.params[name] = buf
 			continue
 		}
-		found := false
-		for _, rep := range e.reps {
-			if old, ok := rep.buffers[name]; ok {
-				if !tensor.SameShape(old.Shape(), t.Shape()) {
-					return fmt.Errorf("buffer %q: expected shape %v, got %v", name, old.Shape(), t.Shape())
-				}
-				buf, err := e.b.Upload(t, rep.dev)
-				if err != nil {
-					return err
-				}
-				rep.buffers[name] = buf
-				found = true
+		rep0.buffers[name] = buf
+		for r, rep := range e.reps[1:] {
+			if rep.buffers[name], err = e.copyTo(rep.buffers[name], rep.dev, buf); err != nil {
+				return fmt.Errorf("strategy: copying %q to replica %d: %w", name, r+1, err)
 			}
 		}
-		if !found {
-			return fmt.Errorf("%q is not a parameter or buffer of the model", name)
-		}
 	}
-	for _, rep := range e.reps {
-		if e.shared || rep == e.reps[0] {
-			rep.params = e.params
-		}
-	}
-	if !e.shared && len(e.reps) > 1 {
-		return e.broadcast()
-	}
-	return nil
+	return e.broadcast()
 }
 
 func (e *engine) OptState() (map[string]*tensor.Tensor, error) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -39,16 +40,21 @@ var npyKinds = map[string]DType{
 	"b1": Bool,
 }
 
-// ReadNPY reads one .npy array.
+// ReadNPY reads one .npy array. The element count its header declares is
+// checked against the memory limit before the data is read, and the buffer
+// grows only as data arrives.
 func ReadNPY(r io.Reader) (*Tensor, error) {
-	t, err := readNPY(r)
+	t, err := readNPY(r, -1)
 	if err != nil {
 		return nil, fmt.Errorf("npy: %w", err)
 	}
 	return t, nil
 }
 
-func readNPY(r io.Reader) (*Tensor, error) {
+// readNPY reads an array from r, which holds size bytes in all (-1:
+// unknown). A known size is checked against what the header declares before
+// anything is allocated.
+func readNPY(r io.Reader, size int64) (*Tensor, error) {
 	var pre [8]byte
 	if n, err := io.ReadFull(r, pre[:]); err != nil {
 		if n == 0 && errors.Is(err, io.EOF) {
@@ -102,14 +108,42 @@ func readNPY(r io.Reader) (*Tensor, error) {
 		return nil, err
 	}
 	want := n * dt.Size()
-	// ReadAll over a limit grows the buffer as data arrives, so a header
-	// that claims more than the input holds costs no more than the input.
-	raw, err := io.ReadAll(io.LimitReader(r, int64(want)))
-	if err != nil {
+	if size >= 0 {
+		pre := int64(len(npyMagic)+2+len(hdr)) + 2
+		if major != 1 {
+			pre += 2
+		}
+		if have := size - pre; have < int64(want) {
+			return nil, fmt.Errorf("truncated data: the header declares %s%v (%d bytes of data), but only %d bytes follow it", descr, shape, want, max(have, 0))
+		}
+	}
+	// The raw bytes and the elements decoded from them are both held.
+	if err := CheckAlloc(fmt.Sprintf("array %s%v", descr, shape), int64(want), 2); err != nil {
 		return nil, err
 	}
-	if len(raw) != want {
-		return nil, fmt.Errorf("truncated data: %s%v needs %d bytes, got %d", descr, shape, want, len(raw))
+	if fortran && len(shape) > 1 {
+		// Reordering holds a permutation and a copy besides.
+		if err := CheckAlloc(fmt.Sprintf("Fortran-order array %s%v", descr, shape), int64(n), 8+int64(dt.Size())); err != nil {
+			return nil, err
+		}
+	}
+	var raw []byte
+	if size >= 0 {
+		raw = make([]byte, want)
+		if k, err := io.ReadFull(r, raw); err != nil {
+			return nil, fmt.Errorf("truncated data: %s%v needs %d bytes, got %d", descr, shape, want, k)
+		}
+	} else {
+		// ReadAll over a limit grows the buffer as data arrives, so a
+		// header that claims more than the input holds costs no more than
+		// the input.
+		raw, err = io.ReadAll(io.LimitReader(r, int64(want)))
+		if err != nil {
+			return nil, err
+		}
+		if len(raw) != want {
+			return nil, fmt.Errorf("truncated data: %s%v needs %d bytes, got %d", descr, shape, want, len(raw))
+		}
 	}
 	data := decodeBytes(dt, raw, n, order)
 	if fortran && len(shape) > 1 {
@@ -408,7 +442,15 @@ func ReadNPYFile(path string) (*Tensor, error) {
 		return nil, err
 	}
 	defer f.Close()
-	t, err := readNPY(bufio.NewReaderSize(f, 1<<16))
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := int64(-1)
+	if st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	t, err := readNPY(bufio.NewReaderSize(f, 1<<16), size)
 	if err != nil {
 		return nil, fmt.Errorf("npy %s: %w", path, err)
 	}
@@ -429,11 +471,24 @@ func WriteNPYFile(path string, t *Tensor) error {
 // numpy.savez and numpy.savez_compressed write) into a map keyed by entry
 // name without the ".npy" suffix.
 func ReadNPZ(path string) (map[string]*Tensor, error) {
-	zr, err := zip.OpenReader(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("npz %s: %w", path, err)
 	}
-	defer zr.Close()
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("npz %s: %w", path, err)
+	}
+	return readNPZ(f, st.Size(), path)
+}
+
+// readNPZ reads an archive of size bytes from r; path names it in errors.
+func readNPZ(r io.ReaderAt, size int64, path string) (map[string]*Tensor, error) {
+	zr, err := zip.NewReader(r, size)
+	if err != nil {
+		return nil, fmt.Errorf("npz %s: %w", path, err)
+	}
 	out := map[string]*Tensor{}
 	for _, f := range zr.File {
 		if strings.HasSuffix(f.Name, "/") {
@@ -443,11 +498,18 @@ func ReadNPZ(path string) (map[string]*Tensor, error) {
 		if _, dup := out[key]; dup {
 			return nil, fmt.Errorf("npz %s: entry %q appears twice", path, f.Name)
 		}
+		// The declared uncompressed size is what the member may hold; the
+		// inflated bytes are read through a limit of that size (and
+		// archive/zip also fails a member that inflates past it).
+		if f.UncompressedSize64 > math.MaxInt64 {
+			return nil, fmt.Errorf("npz %s: entry %q declares %d bytes uncompressed", path, f.Name, f.UncompressedSize64)
+		}
+		declared := int64(f.UncompressedSize64)
 		rc, err := f.Open()
 		if err != nil {
 			return nil, fmt.Errorf("npz %s: entry %q: %w", path, f.Name, err)
 		}
-		t, err := readNPY(bufio.NewReader(rc))
+		t, err := readNPY(bufio.NewReader(io.LimitReader(rc, declared)), declared)
 		rc.Close()
 		if err != nil {
 			return nil, fmt.Errorf("npz %s: entry %q: %w", path, f.Name, err)

@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/gotrain/gotrain/internal/testenv"
 )
 
 // The NPY tests compare against files written by numpy itself where
@@ -18,14 +20,13 @@ import (
 // reader that misplaces bytes, order or sign cannot agree with numpy by
 // accident.
 
-const python = "/usr/bin/python3"
+const python = testenv.DebianPython
 
-// needNumpy skips the test when python3 with numpy is not installed.
+// needNumpy skips the test (fails it under CI) when python3 with numpy is
+// not installed.
 func needNumpy(t *testing.T) {
 	t.Helper()
-	if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
-		t.Skipf("no %s with numpy: %v", python, err)
-	}
+	testenv.Python(t, "numpy")
 }
 
 // runPython runs a script with args and fails the test on error.
@@ -375,6 +376,10 @@ func FuzzReadNPY(f *testing.F) {
 	}
 	f.Add(npyBytes(1, "{'descr': '>i8', 'fortran_order': True, 'shape': (2, 2), }", make([]byte, 32)))
 	f.Add(npyBytes(3, "{'descr': '<f2', 'fortran_order': False, 'shape': (), }", make([]byte, 2)))
+	// Headers declaring far more than the input holds or the limit allows.
+	f.Add(npyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }", make([]byte, 16)))
+	f.Add(npyBytes(1, "{'descr': '<f8', 'fortran_order': True, 'shape': (65536, 65536), }", make([]byte, 16)))
+	defer SetMemoryLimit(SetMemoryLimit(64 << 20))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		x, err := ReadNPY(bytes.NewReader(in))
 		if err != nil {

@@ -35,18 +35,18 @@ func ONNXTypeName(dt int32) string {
 	return fmt.Sprintf("dtype(%d)", dt)
 }
 
-// elemCount multiplies dims, refusing negative dims and counts that do not
-// fit in memory.
+// elemCount multiplies dims, refusing negative dims and counts whose byte
+// size overflows an int64 (the memory limit is checked where the elements
+// are allocated, after the data has been found to match the dims).
 func elemCount(dims []int64) (int, error) {
-	n := int64(1)
 	for _, d := range dims {
 		if d < 0 {
 			return 0, fmt.Errorf("negative dimension in %v", dims)
 		}
-		if d != 0 && n > (1<<40)/d {
-			return 0, fmt.Errorf("dims %v hold too many elements", dims)
-		}
-		n *= d
+	}
+	n, ok := MulDims(dims)
+	if !ok || n > math.MaxInt64/16 {
+		return 0, fmt.Errorf("dims %v hold too many elements to address", dims)
 	}
 	return int(n), nil
 }
@@ -88,7 +88,7 @@ func fromProto(tp *onnxpb.TensorProto, dir string) (*Tensor, error) {
 		if dt == String {
 			return nil, errors.New("string tensors cannot be stored externally")
 		}
-		raw, err := readExternal(tp, dir, n*dt.Size())
+		raw, err := readExternal(tp, dir, n*dt.Size(), shape)
 		if err != nil {
 			return nil, err
 		}
@@ -98,13 +98,18 @@ func fromProto(tp *onnxpb.TensorProto, dir string) (*Tensor, error) {
 		if len(raw) != n*dt.Size() {
 			return nil, fmt.Errorf("raw_data has %d bytes; %v%v needs %d", len(raw), dt, shape, n*dt.Size())
 		}
+		if err := CheckAlloc(fmt.Sprintf("%v%v", dt, shape), int64(n), ElemBytes(dt)); err != nil {
+			return nil, err
+		}
 		return &Tensor{dtype: dt, shape: shape, data: decodeBytes(dt, raw, n, binary.LittleEndian)}, nil
 	}
+	// The typed fields are in memory already; the copy is checked once the
+	// counts agree.
 	count := func(field string, have int) error {
 		if have != n {
 			return fmt.Errorf("%s has %d elements; dims %v need %d", field, have, shape, n)
 		}
-		return nil
+		return CheckAlloc(fmt.Sprintf("%v%v", dt, shape), int64(n), ElemBytes(dt))
 	}
 	t := &Tensor{dtype: dt, shape: shape}
 	switch dt {
@@ -200,7 +205,7 @@ func fromInt32s(dt DType, src []int32) any {
 }
 
 // readExternal reads the bytes of an externally stored tensor.
-func readExternal(tp *onnxpb.TensorProto, dir string, want int) ([]byte, error) {
+func readExternal(tp *onnxpb.TensorProto, dir string, want int, shape []int) ([]byte, error) {
 	var location string
 	offset, length := int64(0), int64(-1)
 	for _, kv := range tp.GetExternalData() {
@@ -244,6 +249,10 @@ func readExternal(tp *onnxpb.TensorProto, dir string, want int) ([]byte, error) 
 	}
 	if offset > st.Size() || st.Size()-offset < int64(want) {
 		return nil, fmt.Errorf("external data %q: %d bytes at offset %d run past the end of the %d-byte file", location, want, offset, st.Size())
+	}
+	// Twice: the bytes read, then the elements decoded from them.
+	if err := CheckAlloc(fmt.Sprintf("external data %q (%v%v)", location, DType(tp.GetDataType()), shape), int64(want), 2); err != nil {
+		return nil, err
 	}
 	buf := make([]byte, want)
 	if _, err := f.ReadAt(buf, offset); err != nil && !(errors.Is(err, io.EOF) && want == 0) {

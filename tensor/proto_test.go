@@ -3,12 +3,12 @@ package tensor
 import (
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/graph/onnxpb"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -207,9 +207,7 @@ func TestFromProtoExternal(t *testing.T) {
 // TestFromProtoWrittenByONNX reads TensorProtos written by the onnx Python
 // package in both its raw and its typed-field forms.
 func TestFromProtoWrittenByONNX(t *testing.T) {
-	if err := exec.Command(python, "-c", "import onnx, numpy").Run(); err != nil {
-		t.Skipf("no %s with onnx and numpy: %v", python, err)
-	}
+	testenv.Python(t, "onnx", "numpy")
 	dir := t.TempDir()
 	runPython(t, pySequences+`
 import sys, os, onnx

@@ -100,30 +100,34 @@ func NumElements(shape []int) int {
 	return n
 }
 
-// New returns a zero-filled tensor. It panics on an unsupported dtype or a
-// negative dim, which are programming errors; use NewChecked for input that
-// comes from outside.
+// New returns a zero-filled tensor. It panics on an unsupported dtype, a
+// negative dim or a size that overflows, which are programming errors, and
+// does not consult the memory limit; use NewChecked for sizes that come
+// from input.
 func New(dt DType, shape ...int) *Tensor {
-	t, err := NewChecked(dt, shape)
+	n, ok := MulDims(shape)
+	if !ok {
+		panic(fmt.Sprintf("tensor: shape %v is negative or overflows", shape))
+	}
+	data, err := makeSlice(dt, int(n))
 	if err != nil {
 		panic(err)
 	}
-	return t
+	return &Tensor{dtype: dt, shape: append([]int{}, shape...), data: data}
 }
 
-// NewChecked is New that reports bad arguments as an error.
+// NewChecked is New for shapes that come from input: an unsupported dtype,
+// a negative dim, a size that overflows or one over the memory limit (a
+// *LimitError) is an error, and nothing is allocated.
 func NewChecked(dt DType, shape []int) (*Tensor, error) {
-	n := 1
-	for _, d := range shape {
-		if d < 0 {
-			return nil, fmt.Errorf("tensor: negative dimension in shape %v", shape)
-		}
-		n *= d
-		if n > 1<<40 {
-			return nil, fmt.Errorf("tensor: shape %v is too large", shape)
-		}
+	if !dt.Supported() {
+		return nil, fmt.Errorf("tensor: unsupported dtype %v", dt)
 	}
-	data, err := makeSlice(dt, n)
+	if err := CheckShape("", dt, shape); err != nil {
+		return nil, err
+	}
+	n, _ := MulDims(shape)
+	data, err := makeSlice(dt, int(n))
 	if err != nil {
 		return nil, err
 	}

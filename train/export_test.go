@@ -5,12 +5,12 @@ import (
 	"math"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/internal/ortcheck"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
@@ -26,9 +26,8 @@ func TestExportMatchesRuntimes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for a few seconds")
 	}
-	if err := ortcheck.Init(); err != nil {
-		t.Skip(err)
-	}
+	ortcheck.Require(t)
+	py := testenv.Python(t, "onnx")
 	trainSet, test := mnistSmall(t, 256, 64)
 	for _, name := range []string{"vgg", "resnet20", "cnn"} {
 		t.Run(name, func(t *testing.T) {
@@ -49,11 +48,9 @@ func TestExportMatchesRuntimes(t *testing.T) {
 			if err := checkpoint.Export(m, res.Weights, map[string]string{"test": name}, path); err != nil {
 				t.Fatal(err)
 			}
-			if py, err := exec.LookPath("/usr/bin/python3"); err == nil {
-				cmd := exec.Command(py, "-c", "import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", path)
-				if out, err := cmd.CombinedOutput(); err != nil && !isMissingModule(out) {
-					t.Fatalf("onnx.checker: %v\n%s", err, out)
-				}
+			cmd := exec.Command(py, "-c", "import sys, onnx; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)", path)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("onnx.checker: %v\n%s", err, out)
 			}
 			x, err := test.X.Reshaped(test.Len(), 1, 28, 28)
 			if err != nil {
@@ -79,10 +76,4 @@ func TestExportMatchesRuntimes(t *testing.T) {
 			t.Logf("exported %s: max abs difference to ONNX Runtime %.2g", name, worst)
 		})
 	}
-}
-
-// isMissingModule tells a checker that could not run (no python3-onnx)
-// from one that rejected the model.
-func isMissingModule(out []byte) bool {
-	return strings.Contains(string(out), "No module named 'onnx'")
 }

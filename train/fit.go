@@ -48,7 +48,8 @@ type Config struct {
 	TopK int
 	// Freeze lists parameters (names or globs) kept constant.
 	Freeze []string
-	// Strategy is "single" (default) or "mirrored".
+	// Strategy names the strategy: "single" (default) or "mirrored" (see
+	// strategy.Names).
 	Strategy string
 	Replicas int
 	Backend  backend.Backend
@@ -129,7 +130,8 @@ type Trainer struct {
 	partial  PartialEpoch // the epoch in progress
 }
 
-// NewTrainer builds the training graph, the update and the strategy.
+// NewTrainer builds the training graph, the update and the strategy
+// (strategy.Build).
 func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	if cfg.Backend == nil {
 		return nil, fmt.Errorf("train: no backend")
@@ -140,63 +142,21 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	if cfg.Epochs < 0 {
 		return nil, fmt.Errorf("train: epochs %d: must not be negative", cfg.Epochs)
 	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
-		SyncBatchNorm: cfg.SyncBatchNorm && cfg.Strategy == "mirrored"})
+	su, err := strategy.Build(m, strategy.BuildConfig{Strategy: cfg.Strategy, Backend: cfg.Backend,
+		Training: graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
+			SyncBatchNorm: cfg.SyncBatchNorm, ClassLabels: true},
+		Optim: cfg.Optim, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas, Deterministic: cfg.Deterministic, ShardSize: cfg.ShardSize})
 	if err != nil {
 		return nil, err
 	}
-	params := ParamsOf(m, tr)
-	up, err := optim.BuildUpdate(cfg.Optim, params)
-	if err != nil {
-		return nil, err
-	}
-	init := map[string]*tensor.Tensor{}
-	for _, name := range append(append([]string{}, tr.Params...), tr.Buffers...) {
-		init[name] = m.Graph.Initializer(name)
-	}
-	sc := strategy.Config{Backend: cfg.Backend, Training: tr, Update: up, Init: init, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas,
-		Deterministic: cfg.Deterministic, ShardSize: cfg.ShardSize}
-	var st strategy.Strategy
-	switch cfg.Strategy {
-	case "", "single":
-		st, err = strategy.NewSingleDevice(sc)
-	case "mirrored":
-		st, err = strategy.NewMirrored(sc)
-	default:
-		return nil, fmt.Errorf("train: unknown strategy %q (have single, mirrored)", cfg.Strategy)
-	}
-	if err != nil {
-		return nil, err
-	}
+	tr, up, st := su.Training, su.Update, su.Strategy
 	return &Trainer{Model: m, Training: tr, Update: up, Strategy: st, Schedule: up.Config.Schedule, cfg: cfg, lrScale: 1}, nil
 }
 
-// ParamsOf classifies the trainable parameters for the optimizer: inputs
-// 1 and 2 of BatchNormalization and LayerNormalization are Norm, other
-// rank-1 tensors Bias, the rest Weight.
-func ParamsOf(m *graph.Model, tr *graph.Training) []optim.Param {
-	norm := map[string]bool{}
-	for _, n := range m.Graph.Nodes {
-		if n.OpType == "BatchNormalization" || n.OpType == "LayerNormalization" {
-			for _, in := range n.Inputs[1:min(3, len(n.Inputs))] {
-				norm[in] = true
-			}
-		}
-	}
-	var out []optim.Param
-	for _, name := range tr.Params {
-		t := m.Graph.Initializer(name)
-		k := optim.Weight
-		switch {
-		case norm[name]:
-			k = optim.Norm
-		case t.Rank() <= 1:
-			k = optim.Bias
-		}
-		out = append(out, optim.Param{Name: name, Shape: t.Shape(), Kind: k})
-	}
-	return out
-}
+// ParamsOf classifies the trainable parameters for the optimizer.
+//
+// Deprecated: use strategy.ParamsOf.
+func ParamsOf(m *graph.Model, tr *graph.Training) []optim.Param { return strategy.ParamsOf(m, tr) }
 
 // perSample is what a batch's loss is multiplied by to add it to a sum
 // over samples: its size for a mean, 1 for a sum.
@@ -246,19 +206,7 @@ func (t *Trainer) CheckData(src data.Source, what string) error {
 			return fmt.Errorf("%s: samples have %d values but model input %q is %v", what, shape.Size(), name, want)
 		}
 	}
-	if t.Training.Label == "" || t.cfg.Loss == graph.MSE || t.cfg.Loss == graph.L1 || t.cfg.Loss == graph.BCEWithLogits {
-		return nil
-	}
-	out := t.Model.Graph.Outputs[0]
-	if out.RankKnown && len(out.Shape) >= 2 && out.Shape[1].Known() {
-		classes := out.Shape[1].Size
-		for i := 0; i < src.Len(); i++ {
-			if l := src.Label(i); l < 0 || l >= classes {
-				return fmt.Errorf("%s: sample %d has label %d, outside the model's %d classes (output %q is %v)", what, i, l, classes, out.Name, out.Shape)
-			}
-		}
-	}
-	return nil
+	return t.checkLabels(src, what)
 }
 
 // Fit trains the model on train (validating on val when not nil).
@@ -287,6 +235,9 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 	nb := loader.NumBatches()
 	if nb == 0 {
 		return nil, fmt.Errorf("train: %d training samples make no batch of %d", trainSet.Len(), cfg.BatchSize)
+	}
+	if err := t.checkShares(trainSet.Len()); err != nil {
+		return nil, err
 	}
 	// A cosine schedule without an explicit length decays over the run.
 	t.Schedule.SetTotal(int64(cfg.Epochs * nb))
@@ -363,6 +314,24 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 	}
 	res.Weights = w
 	return res, nil
+}
+
+// checkShares refuses, before any work, batches that would leave a
+// replica without a sample under sync BatchNorm, whose collective needs
+// every replica. (Without it such replicas sit the step out.)
+func (t *Trainer) checkShares(n int) error {
+	r := t.Strategy.Replicas()
+	if !t.Training.Collective || r < 2 {
+		return nil
+	}
+	bs := t.cfg.BatchSize
+	if bs < r {
+		return fmt.Errorf("train: sync BatchNorm needs a sample on each of the %d replicas (--replicas), but batches have %d (--batch-size)", r, bs)
+	}
+	if rem := n % bs; rem != 0 && rem < r && !t.cfg.DropRemainder {
+		return fmt.Errorf("train: sync BatchNorm needs a sample on each of the %d replicas (--replicas), but %d samples in batches of %d (--batch-size) leave a last batch of %d: change either, or drop the partial batch (DropRemainder)", r, n, bs, rem)
+	}
+	return nil
 }
 
 func (t *Trainer) sampleShape(input string) []int {
@@ -612,6 +581,18 @@ func (t *Trainer) restore(s *State) error {
 	if t.cfg.ModelHash != "" && s.ModelHash != "" && s.ModelHash != t.cfg.ModelHash {
 		return fmt.Errorf("train: the checkpoint belongs to another model (hash %s, this model %s)", s.ModelHash, t.cfg.ModelHash)
 	}
+	// Callbacks first: a setting kept in the state (the input scale, say)
+	// names what changed, where the data hash below could only say that
+	// the data differ.
+	for _, cb := range t.cfg.Callbacks {
+		if sc, ok := cb.(StatefulCallback); ok {
+			if b, ok := StateOf(sc, s.Extra); ok {
+				if err := sc.UnmarshalState(b); err != nil {
+					return fmt.Errorf("callback %s: %w", sc.Name(), err)
+				}
+			}
+		}
+	}
 	if t.cfg.DataHash != "" && s.DataHash != "" && s.DataHash != t.cfg.DataHash {
 		return fmt.Errorf("train: the checkpoint was made on other training data (data hash %s, this run's %s); resuming would not continue the same run", s.DataHash, t.cfg.DataHash)
 	}
@@ -630,14 +611,5 @@ func (t *Trainer) restore(s *State) error {
 		t.lrScale = 1
 	}
 	t.history = append([]Logs{}, s.History...)
-	for _, cb := range t.cfg.Callbacks {
-		if sc, ok := cb.(StatefulCallback); ok {
-			if b, ok := StateOf(sc, s.Extra); ok {
-				if err := sc.UnmarshalState(b); err != nil {
-					return fmt.Errorf("callback %s: %w", sc.Name(), err)
-				}
-			}
-		}
-	}
 	return nil
 }

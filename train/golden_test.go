@@ -2,29 +2,71 @@ package train_test
 
 import (
 	"context"
+	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
-	"github.com/gotrain/gotrain/train"
 )
 
-// goldenDir finds the PyTorch golden data beside the project.
-func goldenDir(t *testing.T) string {
-	for _, d := range []string{"../../shared/golden", "../shared/golden", "../../../shared/golden"} {
-		if _, err := os.Stat(filepath.Join(d, "cnn.onnx")); err == nil {
-			return d
+// goldenRun is a strategy a golden test runs: one device, or mirrored
+// replicas on the CPU backend with shared or private memory (the path of
+// devices that do not share memory, weights copied to each replica).
+type goldenRun struct {
+	replicas int
+	private  bool
+}
+
+var goldenRuns = []goldenRun{{1, false}, {2, false}, {2, true}}
+
+func (r goldenRun) name() string {
+	s := fmt.Sprintf("replicas=%d", r.replicas)
+	if r.private {
+		s += ",private"
+	}
+	return s
+}
+
+// config is the strategy.BuildConfig of this run, with the replicas'
+// copies of the weights checked against the master copy at every step.
+func (r goldenRun) config(to graph.TrainingOptions, oc optim.Config, init map[string]*tensor.Tensor) strategy.BuildConfig {
+	c := strategy.BuildConfig{Strategy: "single", Backend: cpu.New(cpu.Options{Devices: r.replicas, PrivateMemory: r.private}),
+		Training: to, Optim: oc, Init: init, CheckReplicas: true}
+	if r.replicas > 1 {
+		c.Strategy = "mirrored"
+	}
+	return c
+}
+
+// goldenSet is a PyTorch golden set of the seed models' layout
+// (testdata/golden/README.md): a model, a batch, the loss and gradients at
+// the start, and the weights after 1 and 5 optimizer steps.
+type goldenSet struct {
+	name, dir, model string
+}
+
+// goldenSets are the committed sets (the seed CNN's and MLP's layers at
+// small widths, from scripts/make_goldens.py) and, when the project's
+// shared data is beside it, the full-size seed CNN's set there.
+func goldenSets(t *testing.T) []goldenSet {
+	var sets []goldenSet
+	for _, model := range []string{"cnn", "mlp"} {
+		for i, dir := range testenv.SeedGoldens(t, model) {
+			name := model
+			if i > 0 {
+				name = "shared-" + model
+			}
+			sets = append(sets, goldenSet{name, dir, model + ".onnx"})
 		}
 	}
-	t.Skip("PyTorch golden data (shared/golden) not present")
-	return ""
+	return sets
 }
 
 func readNPY(t *testing.T, path string) *tensor.Tensor {
@@ -67,12 +109,18 @@ func goldenParams(t *testing.T, dir string, m *graph.Model, sub string) map[stri
 }
 
 // TestGoldenGradients compares the loss and every parameter gradient of the
-// seed CNN with PyTorch's (tolerances from the golden README: loss 1e-5
+// seed models with PyTorch's (tolerances from the golden README: loss 1e-5
 // abs, gradients 1e-6 abs + 1e-4 rel, float32 with a different summation
 // order).
 func TestGoldenGradients(t *testing.T) {
-	dir := goldenDir(t)
-	m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+	for _, set := range goldenSets(t) {
+		t.Run(set.name, func(t *testing.T) { goldenGradients(t, set) })
+	}
+}
+
+func goldenGradients(t *testing.T, set goldenSet) {
+	dir := set.dir
+	m, err := graph.Load(filepath.Join(dir, set.model))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +152,13 @@ func TestGoldenGradients(t *testing.T) {
 // the weights with PyTorch's (1e-6 abs after 5 steps, from the README;
 // mirrored sums gradients in another order, hence the same tolerance).
 func TestGoldenOptimizers(t *testing.T) {
-	dir := goldenDir(t)
+	for _, set := range goldenSets(t) {
+		t.Run(set.name, func(t *testing.T) { goldenOptimizers(t, set) })
+	}
+}
+
+func goldenOptimizers(t *testing.T, set goldenSet) {
+	dir := set.dir
 	cases := []struct {
 		name string
 		cfg  optim.Config
@@ -115,31 +169,17 @@ func TestGoldenOptimizers(t *testing.T) {
 		{"sgd-momentum-l2", optim.Config{Name: "momentum", LR: 0.01, Momentum: 0.9, WeightDecay: 5e-4, DecayMode: optim.DecayL2, DecayBiasNorm: true}, "sgdm_5"},
 	}
 	for _, c := range cases {
-		for _, replicas := range []int{1, 2} {
-			t.Run(c.name+"/replicas="+string(rune('0'+replicas)), func(t *testing.T) {
-				m, err := graph.Load(filepath.Join(dir, "cnn.onnx"))
+		for _, run := range goldenRuns {
+			t.Run(c.name+"/"+run.name(), func(t *testing.T) {
+				m, err := graph.Load(filepath.Join(dir, set.model))
 				if err != nil {
 					t.Fatal(err)
 				}
-				tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+				su, err := strategy.Build(m, run.config(graph.TrainingOptions{Loss: graph.CrossEntropy}, c.cfg, goldenParams(t, dir, m, "init")))
 				if err != nil {
 					t.Fatal(err)
 				}
-				up, err := optim.BuildUpdate(c.cfg, train.ParamsOf(m, tr))
-				if err != nil {
-					t.Fatal(err)
-				}
-				b := cpu.New(cpu.Options{Devices: replicas})
-				sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: goldenParams(t, dir, m, "init"), CheckReplicas: true}
-				var st strategy.Strategy
-				if replicas == 1 {
-					st, err = strategy.NewSingleDevice(sc)
-				} else {
-					st, err = strategy.NewMirrored(sc)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				tr, st := su.Training, su.Strategy
 				batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{tr.Data[0]: readNPY(t, filepath.Join(dir, "x.npy"))},
 					Labels: readNPY(t, filepath.Join(dir, "y.npy"))}
 				for step := int64(1); step <= 5; step++ {

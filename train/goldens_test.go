@@ -15,7 +15,6 @@ import (
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
-	"github.com/gotrain/gotrain/train"
 )
 
 // PyTorch goldens for three architectures beyond the seed CNN, made by
@@ -38,7 +37,8 @@ import (
 // Mirrored: with two replicas a net without BatchNorm computes the same
 // step as one device, so it is compared with the same goldens. BatchNorm
 // normalises each replica's half batch with that half's statistics and
-// keeps per-replica running statistics (averaged by Weights); the script
+// averages the replicas' running statistics (after every step, which for
+// the linear running update equals averaging at the end); the script
 // reproduces that in PyTorch (mirrored2_* files), and the BatchNorm net is
 // compared with those.
 
@@ -95,20 +95,32 @@ func (a *goldenArch) tensors(t *testing.T, sub string) map[string]*tensor.Tensor
 	return out
 }
 
-func (a *goldenArch) training(t *testing.T) *graph.Training {
-	t.Helper()
+// trainingOptions are the golden's loss and label smoothing.
+func (a *goldenArch) trainingOptions() graph.TrainingOptions {
 	loss := graph.CrossEntropy
 	if a.man.Loss == "bce" {
 		loss = graph.BCEWithLogits
 	}
-	tr, err := graph.TrainingGraph(a.m, graph.TrainingOptions{Loss: loss, LabelSmoothing: a.man.LabelSmoothing})
+	return graph.TrainingOptions{Loss: loss, LabelSmoothing: a.man.LabelSmoothing}
+}
+
+func (a *goldenArch) training(t *testing.T) *graph.Training {
+	t.Helper()
+	tr, err := graph.TrainingGraph(a.m, a.trainingOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.checkBuffers(t, tr)
+	return tr
+}
+
+// checkBuffers requires the training graph to update the buffers the
+// golden has.
+func (a *goldenArch) checkBuffers(t *testing.T, tr *graph.Training) {
+	t.Helper()
 	if len(tr.Buffers) != len(a.man.Buffers) {
 		t.Fatalf("the training graph updates buffers %v; the golden has %v", tr.Buffers, a.man.Buffers)
 	}
-	return tr
 }
 
 func halves(t *testing.T, x *tensor.Tensor) [2]*tensor.Tensor {
@@ -212,29 +224,19 @@ func TestGoldenArchSteps(t *testing.T) {
 		}
 		sort.Strings(opts)
 		for _, key := range opts {
-			for _, replicas := range []int{1, 2} {
-				t.Run(fmt.Sprintf("%s/%s/replicas=%d", name, key, replicas), func(t *testing.T) {
+			for _, run := range goldenRuns {
+				t.Run(fmt.Sprintf("%s/%s/%s", name, key, run.name()), func(t *testing.T) {
 					cfg := a.man.Optimizers[key]
 					// torch.optim decays every parameter it is given.
 					cfg.DecayBiasNorm = true
-					tr := a.training(t)
-					up, err := optim.BuildUpdate(cfg, train.ParamsOf(a.m, tr))
+					su, err := strategy.Build(a.m, run.config(a.trainingOptions(), cfg, a.tensors(t, "init")))
 					if err != nil {
 						t.Fatal(err)
 					}
-					b := cpu.New(cpu.Options{Devices: replicas})
-					sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: a.tensors(t, "init"), CheckReplicas: true}
-					var st strategy.Strategy
-					if replicas == 1 {
-						st, err = strategy.NewSingleDevice(sc)
-					} else {
-						st, err = strategy.NewMirrored(sc)
-					}
-					if err != nil {
-						t.Fatal(err)
-					}
+					tr, st := su.Training, su.Strategy
+					a.checkBuffers(t, tr)
 					prefix := ""
-					if replicas == 2 && a.man.Mirrored {
+					if run.replicas == 2 && a.man.Mirrored {
 						prefix = "mirrored2_"
 					}
 					batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{tr.Data[0]: readNPY(t, filepath.Join(a.dir, "x.npy"))},

@@ -10,18 +10,20 @@ import (
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/train"
 )
 
 // mnistSmall loads n stratified MNIST training images and the first m test
-// images, scaled to [0, 1]; it skips when the GoMNIST module is absent.
+// images, scaled to [0, 1]; it skips (fails under CI) when the GoMNIST
+// module is absent.
 func mnistSmall(t *testing.T, n, m int) (*data.Dataset, *data.Dataset) {
 	t.Helper()
 	tr, te, err := data.Builtin("mnist")
 	if err != nil {
-		t.Skipf("MNIST not available: %v", err)
+		testenv.Missing(t, "%v", err)
 	}
 	if tr, err = tr.StratifiedSubset(n, 7); err != nil {
 		t.Fatal(err)
@@ -68,7 +70,8 @@ func TestLearnsMNIST(t *testing.T) {
 // TestResumeBitIdentical checks that k epochs, a training-state file, and
 // N-k more epochs give the same weights, optimizer state and history bit
 // for bit as N epochs straight, with augmentation, weight decay and early
-// stopping's state in play, on single-device and mirrored strategies.
+// stopping's state in play, on one device and on mirrored replicas (3 of
+// them, on private memory, split batches of 32 unevenly).
 func TestResumeBitIdentical(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains for a few seconds")
@@ -83,8 +86,12 @@ func TestResumeBitIdentical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, strat := range []string{"single", "mirrored"} {
-		t.Run(strat, func(t *testing.T) {
+	for _, c := range []struct {
+		name, strategy string
+		replicas       int
+		private        bool
+	}{{"single", "single", 1, false}, {"mirrored", "mirrored", 2, false}, {"mirrored-private-3", "mirrored", 3, true}} {
+		t.Run(c.name, func(t *testing.T) {
 			m, err := models.Build("cnn", models.Options{Input: []int{1, 28, 28}, Classes: 10, Seed: 2, Dropout: 0.2})
 			if err != nil {
 				t.Fatal(err)
@@ -93,8 +100,8 @@ func TestResumeBitIdentical(t *testing.T) {
 			fit := func(epochs int, resumeFrom string) (*train.State, error) {
 				snap := &snapshotter{}
 				es := checkpoint.NewEarlyStopping("val_loss", 10)
-				cfg := train.Config{Epochs: epochs, BatchSize: 32, Seed: 9, Strategy: strat, Replicas: 2,
-					Backend: cpu.New(cpu.Options{Devices: 2}), Transform: aug, ModelHash: hash,
+				cfg := train.Config{Epochs: epochs, BatchSize: 32, Seed: 9, Strategy: c.strategy, Replicas: c.replicas,
+					Backend: cpu.New(cpu.Options{Devices: c.replicas, PrivateMemory: c.private}), Transform: aug, ModelHash: hash,
 					Optim:     optim.Config{Name: "adamw", LR: 1e-3, WeightDecay: 0.01, DecayMode: optim.DecayDecoupled},
 					Callbacks: []train.Callback{es, snap}}
 				if resumeFrom != "" {

@@ -19,6 +19,13 @@
 // per storage block, so a run is a loop over prepared kernel calls that
 // allocates nothing. A run with new input shapes plans again (and keeps the
 // plan).
+//
+// With Options.PrivateMemory the devices behave as devices that do not
+// share memory (GPUs): a buffer belongs to one device, an executable
+// refuses a buffer of another device, and data crosses devices only by an
+// explicit copy (Download and Upload, or Copy). The mirrored strategy's
+// path for such backends (gradients gathered on one device, weights
+// broadcast after the update) is tested on it.
 package cpu
 
 import (
@@ -35,6 +42,15 @@ func init() {
 	backend.Register("cpu", func(opts map[string]string) (backend.Backend, error) {
 		var o Options
 		for k, v := range opts {
+			if k == "private" {
+				switch v {
+				case "0", "1":
+					o.PrivateMemory = v == "1"
+				default:
+					return nil, fmt.Errorf("cpu backend: option private=%q: expected 0 or 1", v)
+				}
+				continue
+			}
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
 				return nil, fmt.Errorf("cpu backend: option %s=%q: expected a non-negative integer", k, v)
@@ -45,7 +61,7 @@ func init() {
 			case "threads":
 				o.Threads = n
 			default:
-				return nil, fmt.Errorf("cpu backend: unknown option %q (have devices, threads)", k)
+				return nil, fmt.Errorf("cpu backend: unknown option %q (have devices, threads, private)", k)
 			}
 		}
 		return New(o), nil
@@ -59,17 +75,23 @@ type Options struct {
 	// Threads is the total number of worker threads shared out among the
 	// devices (default GOMAXPROCS).
 	Threads int
+	// PrivateMemory makes the devices keep private buffers, as devices
+	// that do not share memory do: an executable takes only buffers of its
+	// own device, and SharedMemory reports false.
+	PrivateMemory bool
 }
 
 // Backend is the CPU backend.
 type Backend struct {
 	devices []*Device
+	private bool
 }
 
 // Device is one replica slot with its share of threads.
 type Device struct {
 	id      int
 	threads int
+	private bool // buffers of this device are for its executables only
 }
 
 // ID is the device index.
@@ -78,7 +100,12 @@ func (d *Device) ID() int { return d.id }
 // Threads is the device's share of worker threads.
 func (d *Device) Threads() int { return d.threads }
 
-func (d *Device) String() string { return fmt.Sprintf("cpu:%d(%d threads)", d.id, d.threads) }
+func (d *Device) String() string {
+	if d == nil {
+		return "no CPU device"
+	}
+	return fmt.Sprintf("cpu:%d(%d threads)", d.id, d.threads)
+}
 
 // New returns a CPU backend. Threads are divided among devices as evenly as
 // possible; every device gets at least one.
@@ -89,7 +116,7 @@ func New(o Options) *Backend {
 	if o.Threads <= 0 {
 		o.Threads = runtime.GOMAXPROCS(0)
 	}
-	b := &Backend{}
+	b := &Backend{private: o.PrivateMemory}
 	for i := 0; i < o.Devices; i++ {
 		t := o.Threads / o.Devices
 		if i < o.Threads%o.Devices {
@@ -98,14 +125,15 @@ func New(o Options) *Backend {
 		if t < 1 {
 			t = 1
 		}
-		b.devices = append(b.devices, &Device{id: i, threads: t})
+		b.devices = append(b.devices, &Device{id: i, threads: t, private: o.PrivateMemory})
 	}
 	return b
 }
 
-// SharedMemory reports that every device reads every buffer: replicas of
-// the mirrored strategy share one copy of the weights.
-func (b *Backend) SharedMemory() bool { return true }
+// SharedMemory reports whether every device reads every buffer, so that
+// replicas of the mirrored strategy share one copy of the weights: true
+// unless the backend was made with PrivateMemory.
+func (b *Backend) SharedMemory() bool { return !b.private }
 
 // Name is "cpu".
 func (b *Backend) Name() string { return "cpu" }
@@ -177,6 +205,21 @@ func (b *Backend) Overwrite(dst backend.Buffer, t *tensor.Tensor) error {
 		return fmt.Errorf("cpu backend: overwrite of a %v %v buffer with a %v %v tensor", cb.t.DType(), cb.t.Shape(), t.DType(), t.Shape())
 	}
 	cb.t.CopyFrom(t)
+	return nil
+}
+
+// Copy copies src into dst, buffers of the same dtype and shape on any of
+// the backend's devices (backend.Copier).
+func (b *Backend) Copy(dst, src backend.Buffer) error {
+	d, ok := dst.(*Buffer)
+	s, ok2 := src.(*Buffer)
+	if !ok || !ok2 {
+		return fmt.Errorf("cpu backend: copy from %T to %T: not CPU buffers", src, dst)
+	}
+	if d.t.DType() != s.t.DType() || !tensor.SameShape(d.t.Shape(), s.t.Shape()) {
+		return fmt.Errorf("cpu backend: copy of a %v %v buffer into a %v %v buffer", s.t.DType(), s.t.Shape(), d.t.DType(), d.t.Shape())
+	}
+	d.t.CopyFrom(s.t)
 	return nil
 }
 

@@ -253,6 +253,9 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 		if !ok {
 			return nil, fmt.Errorf("input %q: buffer %T is not a CPU buffer", in.Name, b)
 		}
+		if e.dev.private && cb.dev != e.dev {
+			return nil, fmt.Errorf("input %q: the buffer is on %v, the executable on %v, and the devices do not share memory (copy it first)", in.Name, cb.dev, e.dev)
+		}
 		if in.DType != tensor.Invalid && cb.t.DType() != in.DType {
 			return nil, fmt.Errorf("input %q: expected %v, got %v", in.Name, in.DType, cb.t.DType())
 		}

@@ -18,7 +18,10 @@ func init() {
 // barrier, each member then sums every member's input in rank order (so all
 // get bit-identical results), and a second barrier keeps inputs alive until
 // everyone has read them. Members run the same graph, so their collective
-// ops meet in the same order.
+// ops meet in the same order. On a backend with private memory no member
+// reads another's buffers: each copies its input into the group's own
+// staging memory, as a transfer between devices would, and every member
+// sums from there.
 type Group struct {
 	n       int
 	mu      sync.Mutex
@@ -26,6 +29,7 @@ type Group struct {
 	gen     uint64 // barrier generation
 	arrived int
 	ins     [][]float32
+	stage   [][]float32 // private memory: the members' inputs, copied
 	err     error
 }
 
@@ -40,6 +44,9 @@ func (b *Backend) NewCollective(devices []backend.Device) (backend.Collective, e
 		return nil, errors.New("cpu backend: a group needs at least one member")
 	}
 	g := &Group{n: len(devices), ins: make([][]float32, len(devices))}
+	if b.private {
+		g.stage = make([][]float32, len(devices))
+	}
 	g.cond = sync.NewCond(&g.mu)
 	return g, nil
 }
@@ -90,6 +97,10 @@ func (g *Group) allReduce(rank int, in, out []float32) error {
 	defer g.mu.Unlock()
 	if g.err != nil {
 		return g.err
+	}
+	if g.stage != nil {
+		g.stage[rank] = append(g.stage[rank][:0], in...)
+		in = g.stage[rank]
 	}
 	g.ins[rank] = in
 	if err := g.barrier(); err != nil {

@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand"
-	"os"
 	"os/exec"
 	"testing"
 
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -155,13 +155,7 @@ func TestBCEWithLogits(t *testing.T) {
 // python3-torch is absent). Both compute in float64, so they agree to
 // rounding: 1e-12 relative.
 func TestCrossEntropyMatchesPyTorch(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("no /usr/bin/python3")
-	}
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		t.Skip("python3-torch is not installed")
-	}
+	py := testenv.Python(t, "torch")
 	r := rand.New(rand.NewSource(9))
 	type job struct {
 		Scores    []float64 `json:"scores"`

@@ -3,12 +3,12 @@ package cpu
 import (
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -581,12 +581,15 @@ func TestUpdateOpErrors(t *testing.T) {
 
 // TestAdamGoldenStep checks one AdamUpdate step on the golden CNN's
 // gradients against PyTorch's weights after one torch.optim.Adam step
-// (/work/shared/golden, README there).
+// (testdata/golden, README there; and the full-size shared set when it is
+// beside the project).
 func TestAdamGoldenStep(t *testing.T) {
-	dir := goldenDir()
-	if _, err := os.Stat(filepath.Join(dir, "adam_1")); err != nil {
-		t.Skipf("golden data not found: %v", err)
+	for _, dir := range testenv.SeedGoldens(t, "cnn") {
+		t.Run(filepath.Base(filepath.Dir(dir))+"/"+filepath.Base(dir), func(t *testing.T) { adamGoldenStep(t, dir) })
 	}
+}
+
+func adamGoldenStep(t *testing.T, dir string) {
 	run := optRun{domain: graph.DomainGotrain, op: "AdamUpdate", nOut: 3}
 	for _, name := range []string{"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc.weight", "fc.bias"} {
 		read := func(sub string) *tensor.Tensor {
@@ -603,13 +606,6 @@ func TestAdamGoldenStep(t *testing.T) {
 		// README: weights after Adam steps within 1e-6 abs.
 		closeTo(t, name, toF64(out[0]), toF64(want), 1e-6, 0)
 	}
-}
-
-func goldenDir() string {
-	if d := os.Getenv("GOTRAIN_GOLDEN"); d != "" {
-		return d
-	}
-	return "/work/shared/golden"
 }
 
 // ---- ONNX ai.onnx.preview.training ops ----

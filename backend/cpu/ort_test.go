@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/internal/ortcheck"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -20,23 +20,22 @@ import (
 // requires the outputs to agree within 1e-5 (absolute, on logits of order
 // 1: both compute in float32 with different summation orders, which moves
 // results by a few ulps, ~1e-7, far below the bound). Models: the PyTorch
-// exports of shared/golden and the Go-built zoo.
+// exports of testdata/golden (and of shared/golden when it is beside the
+// project) and the Go-built zoo.
 func TestAgainstONNXRuntime(t *testing.T) {
-	if err := ortcheck.Init(); err != nil {
-		t.Skip(err)
-	}
+	ortcheck.Require(t)
 	dir := t.TempDir()
 	type tc struct {
 		name, path string
 		input      []int
 	}
-	var cases []tc
-	for _, g := range []string{"../../../shared/golden", "../../shared/golden"} {
-		if _, err := os.Stat(filepath.Join(g, "cnn.onnx")); err == nil {
-			cases = append(cases, tc{"golden-cnn", filepath.Join(g, "cnn.onnx"), []int{4, 3, 32, 32}},
-				tc{"golden-mlp", filepath.Join(g, "mlp.onnx"), []int{4, 784}})
-			break
-		}
+	cases := []tc{
+		{"golden-cnn", filepath.Join(testenv.Fixture(t, "testdata/golden/cnn"), "cnn.onnx"), []int{4, 3, 16, 16}},
+		{"golden-mlp", filepath.Join(testenv.Fixture(t, "testdata/golden/mlp"), "mlp.onnx"), []int{4, 64}},
+	}
+	if g, ok := testenv.Shared(t, "golden"); ok {
+		cases = append(cases, tc{"shared-cnn", filepath.Join(g, "cnn.onnx"), []int{4, 3, 32, 32}},
+			tc{"shared-mlp", filepath.Join(g, "mlp.onnx"), []int{4, 784}})
 	}
 	for _, name := range models.Names() {
 		m, err := models.Build(name, models.Options{Input: []int{3, 32, 32}, Classes: 10, Seed: 4, Softmax: name == "cnn"})

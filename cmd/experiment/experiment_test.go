@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gotrain/gotrain/data/augment"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -169,10 +170,7 @@ func TestRunArgs(t *testing.T) {
 // its sampling grid in float32 (positions off by up to about 28·2⁻²⁴
 // pixels); a wrong sign, axis or centre moves whole edges by far more.
 func TestTorchWarpMatchesAugment(t *testing.T) {
-	py := "/usr/bin/python3"
-	if exec.Command(py, "-c", "import torch, numpy").Run() != nil {
-		t.Skip("python3-torch is not installed")
-	}
+	py := testenv.Python(t, "torch", "numpy")
 	s := augment.Shape{C: 1, H: 28, W: 28}
 	src := make([]float32, s.Size())
 	for i := range src {
@@ -249,7 +247,7 @@ func TestRunAndReport(t *testing.T) {
 	err := mainErr([]string{"run", "-out", dir, "-epochs", "2", "-subset", "200", "-seeds", "1,2", "-configs", "plain,all", "-threads", "1"}, &out, &out)
 	if err != nil {
 		if strings.Contains(err.Error(), "not available") || strings.Contains(err.Error(), "no such file") {
-			t.Skipf("no dataset: %v", err)
+			testenv.Missing(t, "the experiment's dataset: %v", err)
 		}
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/tensor"
-	"github.com/gotrain/gotrain/train"
 )
 
 // cmdBench measures a model's throughput on this machine: inference, or
@@ -61,7 +60,10 @@ func newBenchCmd() *cobra.Command {
 			}
 		}
 		r := rand.New(rand.NewPCG(1, 2))
-		x := tensor.New(tensor.Float32, shape...)
+		x, err := tensor.NewChecked(tensor.Float32, shape)
+		if err != nil {
+			return fmt.Errorf("--batch %d: input %q: %w", *batchSize, in.Name, err)
+		}
 		for i := range x.Float32s() {
 			x.Float32s()[i] = float32(r.NormFloat64())
 		}
@@ -75,33 +77,20 @@ func newBenchCmd() *cobra.Command {
 		}
 		var step func() error
 		if *trainMode {
-			tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+			su, err := strategy.Build(m, strategy.BuildConfig{Strategy: *strat, Backend: b, Training: graph.TrainingOptions{Loss: graph.CrossEntropy},
+				Optim: optim.Config{Name: "adam", LR: 1e-3}, Replicas: devices, Deterministic: *det})
 			if err != nil {
 				return err
 			}
-			up, err := optim.BuildUpdate(optim.Config{Name: "adam", LR: 1e-3}, train.ParamsOf(m, tr))
-			if err != nil {
-				return err
-			}
-			init := map[string]*tensor.Tensor{}
-			for _, n := range append(append([]string{}, tr.Params...), tr.Buffers...) {
-				init[n] = m.Graph.Initializer(n)
-			}
-			sc := strategy.Config{Backend: b, Training: tr, Update: up, Init: init, Replicas: devices, Deterministic: *det}
-			var st strategy.Strategy
-			if *strat == "mirrored" {
-				st, err = strategy.NewMirrored(sc)
-			} else {
-				st, err = strategy.NewSingleDevice(sc)
-			}
-			if err != nil {
-				return err
-			}
+			st := su.Strategy
 			classesOut := int64(*classes)
 			if o := m.Graph.Outputs[0]; o.RankKnown && len(o.Shape) > 1 && o.Shape[1].Known() {
 				classesOut = o.Shape[1].Size
 			}
-			y := tensor.New(tensor.Int64, *batchSize)
+			y, err := tensor.NewChecked(tensor.Int64, []int{*batchSize})
+			if err != nil {
+				return fmt.Errorf("--batch %d: labels: %w", *batchSize, err)
+			}
 			for i := range y.Int64s() {
 				y.Int64s()[i] = int64(i) % classesOut
 			}

@@ -344,7 +344,7 @@ func TestPredictClassNames(t *testing.T) {
 	names := regexp.MustCompile(`^` + regexp.QuoteMeta(img) + `: \d "(blob|stripe)" \([0-9.]+\), \d "(blob|stripe)" \([0-9.]+\)$`)
 	r := gotrain(t, "predict", "--model", filepath.Join(out, "best_model.onnx"), img)
 	r.expect(t, 0)
-	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 2 || !names.MatchString(l[1]) {
+	if l := predictLines(r.stdout); len(l) != 2 || !names.MatchString(l[1]) {
 		t.Errorf("predict output:\n%s\nwant a line naming both classes", r.stdout)
 	}
 	bare := exportModel(t, dir, "mlp", "--input", "3x8x8", "--classes", "2")
@@ -355,7 +355,7 @@ func TestPredictClassNames(t *testing.T) {
 	}
 	r = gotrain(t, "predict", "--model", bare, "--class-names", photos, img)
 	r.expect(t, 0)
-	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 2 || !names.MatchString(l[1]) {
+	if l := predictLines(r.stdout); len(l) != 2 || !names.MatchString(l[1]) {
 		t.Errorf("predict --class-names output:\n%s", r.stdout)
 	}
 	gotrain(t, "predict", "--model", bare, "--class-names", filepath.Join(dir, "nowhere"), img).expect(t, 2, "--class-names", "nowhere")
@@ -490,4 +490,15 @@ func TestEpochNumbers(t *testing.T) {
 	if s := formatLogs(train.Logs{"val_accuracy": 0.5, "loss": 1, "val_loss": 2, "accuracy": 0.25, "top5_accuracy": 1, "lr": 0.1}, false); s != "loss: 1.000 - accuracy: 0.2500 - top5_accuracy: 1.000 - val_loss: 2.000 - val_accuracy: 0.5000" {
 		t.Errorf("formatLogs: %q", s)
 	}
+}
+
+// predictLines are predict's output lines but for the input-scale line.
+func predictLines(stdout string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		if !strings.HasPrefix(l, "input scale: ") {
+			out = append(out, l)
+		}
+	}
+	return out
 }

@@ -37,6 +37,7 @@ import (
 
 	_ "github.com/gotrain/gotrain/backend/cpu"
 	_ "github.com/gotrain/gotrain/backend/cuda"
+	"github.com/gotrain/gotrain/tensor"
 )
 
 func main() {
@@ -65,6 +66,7 @@ With no command, gotrain trains: 'gotrain --model cnn.onnx ...' is
 	root.SetErr(stderr)
 	root.SetVersionTemplate("gotrain {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
+	root.PersistentFlags().Func("max-memory", "the largest allocation input may ask for, e.g. 8GiB (default: $"+tensor.MemoryLimitEnv+", else half the memory)", tensor.SetMemoryLimitString)
 	root.AddCommand(
 		newTrainCmd(args),
 		newEvalCmd(),

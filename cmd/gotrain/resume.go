@@ -70,7 +70,17 @@ func openResume(f *trainFlags) (*resumed, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, _ := json.Marshal(f)
+	// The stored configuration holds the input scale resolved from the
+	// data (auto -> 1/255), which this run knows only once the data is
+	// loaded; the scale is compared then, by the setting the state keeps
+	// (runScale.setting), so it is left out here.
+	var curMap map[string]json.RawMessage
+	raw, _ := json.Marshal(f)
+	if err := json.Unmarshal(raw, &curMap); err != nil {
+		return nil, err
+	}
+	delete(curMap, "scale")
+	cur, _ := json.Marshal(curMap)
 	changes, err := checkpoint.ConfigChanges(st.Config, cur)
 	if err != nil {
 		return nil, fmt.Errorf("--resume %s: %w", f.Resume, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/conformance"
 	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
@@ -91,10 +92,14 @@ func newEvalCmd() *cobra.Command {
 	split := fs.String("split", "test", "test or train (built-in datasets)")
 	limit := fs.Int("limit", 0, "evaluate the first N samples (0: all)")
 	resize := fs.String("resize", "", "resize image-folder samples to HxW")
+	scale := fs.String("scale", "", scaleUsage+" (default: the model's "+checkpoint.MetaInputScale+", else auto)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
 		if *model == "" {
 			return usagef("--model is required")
+		}
+		if err := checkScaleFlag(*scale); err != nil {
+			return err
 		}
 		if *split != "test" && *split != "train" {
 			return usagef("--split %q: expected test or train", *split)
@@ -129,7 +134,9 @@ func newEvalCmd() *cobra.Command {
 				return err
 			}
 		}
-		d.Rescale(pixelScale(*dataSpec, tr))
+		if err := scaleDataset(*scale, m, d, stdout); err != nil {
+			return err
+		}
 		if len(m.Graph.Inputs) != 1 {
 			return fmt.Errorf("model %s has %d inputs; eval feeds models with one image input", *model, len(m.Graph.Inputs))
 		}
@@ -139,7 +146,7 @@ func newEvalCmd() *cobra.Command {
 			return misfit(*model, in, d)
 		}
 		d = fit
-		if err := checkClasses(*model, m, d, graph.CrossEntropy); err != nil {
+		if err := checkLabelRange(*model, m, d); err != nil {
 			return err
 		}
 		b, err := openBackend("cpu", 1, 0)
@@ -178,6 +185,7 @@ taken from --class-names.`,
 	model := fs.String("model", "", "ONNX model")
 	top := fs.Int("top", 3, "classes to print per file")
 	classNames := fs.String("class-names", "", "class names from a class-folder dataset (its subfolders) or a built-in dataset (default: the names train recorded in the model)")
+	scale := fs.String("scale", "", scaleUsage+" (default: the model's "+checkpoint.MetaInputScale+", else auto)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
 		if *model == "" || len(args) == 0 {
@@ -185,6 +193,9 @@ taken from --class-names.`,
 		}
 		if *top < 1 {
 			return usagef("--top %d: must be at least 1", *top)
+		}
+		if err := checkScaleFlag(*scale); err != nil {
+			return err
 		}
 		m, err := graph.Load(*model)
 		if err != nil {
@@ -216,10 +227,21 @@ taken from --class-names.`,
 		if err != nil {
 			return err
 		}
+		sc, from, err := modelScale(*scale, m)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "input scale: %s (%s)\n", sc, from)
 		for _, path := range args {
-			x, err := readSample(path, shape)
+			x, raw, err := readSample(path, shape)
 			if err != nil {
 				return err
+			}
+			if err := scaleTensor(sc, raw, x); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			if note := scaleNote(sc, *scale, raw); note != "" {
+				fmt.Fprintf(stdout, "note: %s: %s\n", path, note)
 			}
 			res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], map[string]*tensor.Tensor{m.Graph.Inputs[0].Name: x})
 			if err != nil {
@@ -303,43 +325,54 @@ func classNamesFor(m *graph.Model, spec string) ([]string, error) {
 
 // readSample reads one image (resized, scaled to [0,1]) or an NPY sample
 // as a batch of one, for a model input of shape [N,C,H,W] or [N,F].
-func readSample(path string, shape []int) (*tensor.Tensor, error) {
-	if len(shape) == 2 {
-		f := shape[1]
-		if !strings.HasSuffix(path, ".npy") {
-			return nil, fmt.Errorf("%s: the model takes %d features, not an image: give an .npy file of %d float32 values", path, f, f)
-		}
-		t, err := tensor.ReadNPYFile(path)
-		if err != nil {
-			return nil, err
-		}
-		if t.DType() != tensor.Float32 || t.Len() != f {
-			return nil, fmt.Errorf("%s: expected %d float32 values, got %v%v", path, f, t.DType(), t.Shape())
-		}
-		return t.Reshaped(1, f)
+// readSample reads one image (resized, values 0..255) or an NPY sample of
+// any numeric dtype as a float32 batch of one, unscaled, and says what its
+// values are. shape is the model input's: [N, C, H, W], or [N, F] for a
+// flat-input model, which takes .npy files only.
+func readSample(path string, shape []int) (*tensor.Tensor, data.RawKind, error) {
+	want := shape[1:]
+	n := 1
+	for _, d := range want {
+		n *= d
 	}
-	c, h, w := shape[1], shape[2], shape[3]
 	if strings.HasSuffix(path, ".npy") {
 		t, err := tensor.ReadNPYFile(path)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		if t.DType() != tensor.Float32 || t.Len() != c*h*w {
-			return nil, fmt.Errorf("%s: expected %d float32 values (%dx%dx%d), got %v%v", path, c*h*w, c, h, w, t.DType(), t.Shape())
+		if !(t.DType().IsFloat() || t.DType().IsInt()) || t.Len() != n {
+			return nil, 0, fmt.Errorf("%s: expected %d numbers (%s), got %v%v", path, n, dimsString(want), t.DType(), t.Shape())
 		}
-		return t.Reshaped(1, c, h, w)
+		raw := data.RawKindOf(t)
+		x := make([]float32, t.Len())
+		for i := range x {
+			x[i] = float32(t.AsFloat64(i))
+		}
+		xt, err := tensor.FromSlice(x, append([]int{1}, want...)...)
+		return xt, raw, err
 	}
+	if len(shape) == 2 {
+		return nil, 0, fmt.Errorf("%s: the model takes %d features, not an image: give an .npy file of %d values", path, n, n)
+	}
+	c, h, w := shape[1], shape[2], shape[3]
 	if c != 1 && c != 3 {
-		return nil, fmt.Errorf("%s: the model takes %d channels; images give 1 (gray) or 3 (RGB)", path, c)
+		return nil, 0, fmt.Errorf("%s: the model takes %d channels; images give 1 (gray) or 3 (RGB)", path, c)
 	}
 	x, err := data.ReadImage(path, data.FolderOptions{Height: h, Width: w, Gray: c == 1})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	for i := range x {
-		x[i] *= 1 / 255.0 // as Dataset.Rescale scales the training data
+	xt, err := tensor.FromSlice(x, 1, c, h, w)
+	return xt, data.RawBytes, err
+}
+
+// dimsString writes dims as 3x32x32.
+func dimsString(d []int) string {
+	parts := make([]string, len(d))
+	for i, v := range d {
+		parts[i] = strconv.Itoa(v)
 	}
-	return tensor.FromSlice(x, 1, c, h, w)
+	return strings.Join(parts, "x")
 }
 
 func newRunCmd() *cobra.Command {
@@ -351,12 +384,16 @@ func newRunCmd() *cobra.Command {
 	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
 	outDir := fs.String("output-dir", ".", "folder for NAME.npy outputs")
+	scale := fs.String("scale", "", scaleUsage+", for the first input (default: the model's "+checkpoint.MetaInputScale+", else none)")
 	var inputs multiFlag
 	fs.Var(&inputs, "input", "NAME=FILE.npy, or FILE.npy in graph input order (repeatable)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
 		if *model == "" {
 			return usagef("--model is required")
+		}
+		if err := checkScaleFlag(*scale); err != nil {
+			return err
 		}
 		m, err := graph.Load(*model)
 		if err != nil {
@@ -387,6 +424,9 @@ func newRunCmd() *cobra.Command {
 			if _, ok := feeds[in.Name]; !ok {
 				return usagef("input %q (%v) is not given", in.Name, &in.Type)
 			}
+		}
+		if err := scaleRunInput(*scale, m, feeds, stdout); err != nil {
+			return err
 		}
 		if err := os.MkdirAll(*outDir, 0o755); err != nil {
 			return err
@@ -470,6 +510,7 @@ func newInspectCmd() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
+	noCheck := fs.Bool("no-check", false, "only describe the model; do not check that gotrain can run it (which exits 1 when it cannot)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
 		if *model == "" {
@@ -516,14 +557,7 @@ func newInspectCmd() *cobra.Command {
 			fmt.Fprintf(stdout, "  %-32s %v %v %s\n", name, t.DType(), t.Shape(), train)
 		}
 		fmt.Fprintf(stdout, "parameters: %d\n", total)
-		if len(missing) > 0 {
-			fmt.Fprintf(stdout, "ops gotrain cannot run yet: %s\n", strings.Join(missing, ", "))
-		} else if err := graph.Validate(m); err != nil {
-			fmt.Fprintf(stdout, "invalid: %v\n", err)
-		} else {
-			fmt.Fprintln(stdout, "gotrain can run every op of this model")
-		}
-		return nil
+		return reportRunnable(stdout, m, missing, *noCheck)
 	}
 	return cmd
 }
@@ -709,6 +743,9 @@ func newAugmentCmd() *cobra.Command {
 	seed := fs.Uint64("seed", 1, "augmentation seed, as train's --seed (the spec's seed=N, when given, is the same setting)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
+		if err := augment.CheckRows(*rows); err != nil {
+			return usagef("--rows: %v", err)
+		}
 		ac, err := augment.ParseSpec(*spec)
 		if err != nil {
 			return usagef("--augment: %v", err)
@@ -723,7 +760,11 @@ func newAugmentCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		d.Rescale(pixelScale(*dataSpec, d))
+		s, _, err := data.ScaleAuto.Resolve(d)
+		if err != nil {
+			return err
+		}
+		d.Apply(s)
 		a, err := augment.New(ac, d.SampleShape())
 		if err != nil {
 			return usagef("--augment: %v", err)

@@ -38,6 +38,7 @@ type trainFlags struct {
 	ValSplit       float64 `json:"val_split"`
 	ValData        string  `json:"val_data"`
 	Resize         string  `json:"resize"`
+	Scale          string  `json:"scale"`
 	Epochs         int     `json:"epochs"`
 	BatchSize      int     `json:"batch_size"`
 	Shuffle        bool    `json:"shuffle"`
@@ -73,7 +74,7 @@ type trainFlags struct {
 }
 
 func defaultTrainFlags() trainFlags {
-	return trainFlags{Data: "mnist", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Shuffle: true, Optimizer: "adam",
+	return trainFlags{Data: "mnist", Scale: "auto", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Shuffle: true, Optimizer: "adam",
 		DecayMode: "l2", Loss: "cross_entropy", Out: "out", SaveBestOnly: true, Strategy: "single", Backend: "cpu", Seed: 1}
 }
 
@@ -136,12 +137,13 @@ func (f *trainFlags) applyConfig(path string, fs *pflag.FlagSet) error {
 func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Model, "model", f.Model, "ONNX file, or a built-in model name (see 'gotrain models list')")
 	fs.StringVar(&f.Input, "input", f.Input, "sample shape CxHxW for a built-in model, or a feature count (784) for the MLP (default: the data's)")
-	fs.IntVar(&f.Classes, "classes", f.Classes, "classes of a built-in model (0: the data's)")
+	fs.IntVar(&f.Classes, "classes", f.Classes, "class count of a built-in model and of the data, whose labels may use only some of them (0: the data's)")
 	fs.StringVar(&f.Data, "data", f.Data, "dataset: mnist, fashion-mnist, digits, an image folder, an .npz file, or X.npy,Y.npy")
 	fs.IntVar(&f.Subset, "subset", f.Subset, "train on a stratified subset of N samples (0: all)")
 	fs.Float64Var(&f.ValSplit, "val-split", f.ValSplit, "fraction held out for validation (stratified, seeded) when --val-data is not set; 0: no validation (nothing then measures overfitting)")
 	fs.StringVar(&f.ValData, "val-data", f.ValData, "validation dataset (same forms as --data; 'test' for the dataset's test split)")
 	fs.StringVar(&f.Resize, "resize", f.Resize, "resize image-folder samples to HxW")
+	fs.StringVar(&f.Scale, "scale", f.Scale, scaleUsage)
 	fs.IntVar(&f.Epochs, "epochs", f.Epochs, "epochs")
 	fs.IntVar(&f.BatchSize, "batch-size", f.BatchSize, "global batch size")
 	fs.BoolVar(&f.Shuffle, "shuffle", f.Shuffle, "shuffle the training data each epoch (an order drawn from --seed and the epoch); --shuffle=false keeps the stored order")
@@ -153,7 +155,7 @@ func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&f.DecayMode, "decay-mode", f.DecayMode, "l2 (added to the gradient) or decoupled (AdamW-style; adamw always decouples)")
 	fs.BoolVar(&f.DecayBiasNorm, "decay-bias-norm", f.DecayBiasNorm, "decay biases and normalization scales and shifts too (PyTorch's default)")
 	fs.Float64Var(&f.ClipNorm, "clip-norm", f.ClipNorm, "clip gradients by global norm (0: off)")
-	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse, l1, graph")
+	fs.StringVar(&f.Loss, "loss", f.Loss, "cross_entropy, cross_entropy_onehot, bce, mse or l1 (these four on the class labels one-hot encoded), or graph (the model computes it)")
 	fs.Float64Var(&f.LabelSmoothing, "label-smoothing", f.LabelSmoothing, "label smoothing for cross-entropy")
 	fs.StringVar(&f.Augment, "augment", f.Augment, "augmentation spec, e.g. rotation=20,shift=0.1,hflip,zoom=0.1")
 	fs.StringVar(&f.EarlyStopping, "early-stopping", f.EarlyStopping, "MONITOR:PATIENCE, e.g. val_loss:5 (restores the best weights)")
@@ -234,6 +236,9 @@ func (f *trainFlags) validate() error {
 		if _, _, err := parseHW(f.Resize); err != nil {
 			return err
 		}
+	}
+	if _, err := data.ParseScale(f.Scale); err != nil {
+		return usagef("--scale: %v", err)
 	}
 	switch graph.Loss(f.Loss) {
 	case graph.CrossEntropy, graph.CrossEntropyOneHot, graph.BCEWithLogits, graph.MSE, graph.L1, graph.GraphLoss:
@@ -414,21 +419,6 @@ func parseHW(s string) (int, int, error) {
 		return 0, 0, usagef("--resize %q: expected HxW, e.g. 32x32", s)
 	}
 	return hi, wi, nil
-}
-
-// pixelScale is the factor that maps a dataset's raw values to [0, 1]:
-// 1/16 for digits (values 0..16), 1/255 for 8-bit images, and 1 for data
-// that is already in [0, 1] (float arrays from .npy or .npz files).
-func pixelScale(spec string, d *data.Dataset) float32 {
-	if spec == "digits" {
-		return 1 / 16.0
-	}
-	for _, v := range d.X.Float32s() {
-		if v > 1 {
-			return 1 / 255.0
-		}
-	}
-	return 1
 }
 
 // checkDataSpec checks that a dataset flag names a built-in dataset or
@@ -642,12 +632,19 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Scale pixel data to [0, 1]; validation and test data as the
+	if err := setClasses(f.Classes, trainSet, test); err != nil {
+		return err
+	}
+	loaded := trainSet // label errors name samples by their place in the file
+	// One input scale for the run; validation and test data as the
 	// training data.
-	scale := pixelScale(f.Data, trainSet)
+	scale, err := newRunScale(f.Scale, trainSet)
+	if err != nil {
+		return err
+	}
 	for _, d := range []*data.Dataset{trainSet, test} {
-		if d != nil {
-			d.Rescale(scale)
+		if err := scale.apply(d); err != nil {
+			return err
 		}
 	}
 	if f.Subset > 0 {
@@ -666,7 +663,12 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		if val, _, err = loadData(f.ValData, f.Resize); err != nil {
 			return err
 		}
-		val.Rescale(pixelScale(f.ValData, val))
+		if err := setClasses(f.Classes, val); err != nil {
+			return err
+		}
+		if err := scale.apply(val); err != nil {
+			return err
+		}
 	case f.ValSplit > 0:
 		if trainSet, val, err = trainSet.Split(f.ValSplit, f.Seed); err != nil {
 			return err
@@ -691,7 +693,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 			return fmt.Errorf("validation data: %w", err)
 		}
 	}
-	if err := checkClasses(f.Model, m, trainSet, graph.Loss(f.Loss)); err != nil {
+	if err := checkClasses(f.Model, m, loaded, graph.Loss(f.Loss)); err != nil {
 		return err
 	}
 	if f.TopK > trainSet.Classes {
@@ -712,8 +714,9 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		}
 		tf = a
 	}
+	f.Scale = scale.scale.String() // the config records the scale used
 	cfgJSON, _ := json.Marshal(f)
-	meta := map[string]string{"gotrain.config": string(cfgJSON)}
+	meta := map[string]string{checkpoint.MetaConfig: string(cfgJSON), checkpoint.MetaInputScale: f.Scale}
 	if names := trainSet.Names; len(names) > 0 {
 		b, _ := json.Marshal(names)
 		meta[metaClassNames] = string(b)
@@ -722,7 +725,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	// messages go through log, which ends a progress bar's line first.
 	epochs := newEpochLog(stdout, f.Epochs, f.Schedule != "" || f.Plateau != "")
 	log := epochs.messages()
-	cbs := []train.Callback{epochs}
+	cbs := []train.Callback{epochs, scale.setting()}
 	if f.EarlyStopping != "" {
 		mon, pat, _ := parseEarly(f.EarlyStopping)
 		es := checkpoint.NewEarlyStopping(mon, pat)
@@ -772,6 +775,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
 		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())
+	fmt.Fprintln(stdout, scale)
 	began := time.Now()
 	res, err := train.Fit(ctx, m, trainSet, sourceOf(val), cfg)
 	if err != nil {
@@ -814,20 +818,59 @@ func misfit(model string, in *graph.ValueInfo, d *data.Dataset) error {
 		model, in.Name, in.Shape, d.Source, s.C, s.H, s.W, hint)
 }
 
-// checkClasses compares the model's class scores with the data's classes
-// for the class-label losses.
+// checkClasses compares the model's class scores with the data's labels
+// and classes: every label must be one of the model's classes, and the
+// data must name as many classes (--classes sets that count when the
+// labels use only some of them).
 func checkClasses(model string, m *graph.Model, d *data.Dataset, loss graph.Loss) error {
-	if loss != graph.CrossEntropy && loss != graph.CrossEntropyOneHot {
+	if loss == graph.GraphLoss {
 		return nil
+	}
+	if err := checkLabelRange(model, m, d); err != nil {
+		if d.Classes > 1 {
+			err = fmt.Errorf("%w; if the label is right, export the model for the data's %d classes (--classes %d, or --classes %d with a built-in model)", err, d.Classes, d.Classes, d.Classes)
+		}
+		return err
 	}
 	out := m.Graph.Outputs[0]
 	sh := out.Shape
-	if len(sh) != 2 || !sh[1].Known() {
-		return nil
+	if len(sh) != 2 || !sh[1].Known() || sh[1].Size == 1 {
+		return nil // one score per sample: the trainer checks the labels
 	}
 	if k := int(sh[1].Size); k != d.Classes {
-		return fmt.Errorf("model %s output %q is %v (%d classes) but the data %s has %d classes; export the model with --classes %d (or pass --classes %d with a built-in model)",
-			model, out.Name, sh, k, d.Source, d.Classes, d.Classes, d.Classes)
+		return fmt.Errorf("model %s output %q is %v (%d classes) but the data %s has %d classes; pass --classes %d if its labels use only some of the model's classes, else export the model with --classes %d (or pass --classes %d with a built-in model)",
+			model, out.Name, sh, k, d.Source, d.Classes, k, d.Classes, d.Classes)
+	}
+	return nil
+}
+
+// checkLabelRange checks that every label of d is one of the classes the
+// model's output [N, K] scores, naming the first that is not.
+func checkLabelRange(model string, m *graph.Model, d *data.Dataset) error {
+	out := m.Graph.Outputs[0]
+	sh := out.Shape
+	if len(sh) != 2 || !sh[1].Known() || sh[1].Size == 1 {
+		return nil
+	}
+	if i := d.FirstLabelFrom(sh[1].Size); i >= 0 {
+		return fmt.Errorf("%s: label %d of sample %d is out of range for the %d classes of model %s (output %q is %v)",
+			d.LabelFile(), d.Label(i), i, sh[1].Size, model, out.Name, sh)
+	}
+	return nil
+}
+
+// setClasses applies --classes to the datasets (nil ones skipped).
+func setClasses(n int, sets ...*data.Dataset) error {
+	if n == 0 {
+		return nil
+	}
+	for _, d := range sets {
+		if d == nil {
+			continue
+		}
+		if err := d.SetClasses(n); err != nil {
+			return usagef("--classes %d: %v", n, err)
+		}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"math"
 
+	"github.com/gotrain/gotrain/tensor"
+
 	"github.com/gotrain/gotrain/internal/atomicfile"
 )
 
@@ -30,24 +32,43 @@ type GridOptions struct {
 func Grid(x []float32, n int, a *Augmenter, o GridOptions) (*image.RGBA, error) {
 	s := a.Shape()
 	sz := s.Size()
-	if n <= 0 || len(x) < n*sz {
+	if n <= 0 || len(x)/sz < n {
 		return nil, fmt.Errorf("augment: Grid got %d values for %d images of %v", len(x), n, s)
 	}
-	if o.Rows <= 0 {
+	if o.Rows < 0 || o.Variants < 0 || o.Scale < 0 {
+		return nil, fmt.Errorf("augment: grid of %d rows, %d variants at scale %d: expected counts >= 0 (0 for the defaults)", o.Rows, o.Variants, o.Scale)
+	}
+	if o.Rows == 0 {
 		o.Rows = 8
 	}
 	o.Rows = min(o.Rows, n)
-	if o.Variants <= 0 {
+	if o.Variants == 0 {
 		o.Variants = 7
 	}
-	if o.Scale <= 0 {
+	if o.Scale == 0 {
 		o.Scale = max(1, (64+max(s.H, s.W)-1)/max(s.H, s.W))
 	}
 	const gap, sep = 2, 8 // pixels between cells; between the originals and the copies
-	cw, ch := s.W*o.Scale, s.H*o.Scale
-	width := gap + cw + sep + o.Variants*(cw+gap)
-	height := gap + o.Rows*(ch+gap)
-	img := image.NewRGBA(image.Rect(0, 0, width, height))
+	// The picture's size, checked against overflow and the memory limit
+	// before it is allocated: cells of H*Scale x W*Scale pixels.
+	cw, okW := tensor.MulDims([]int{s.W, o.Scale})
+	ch, okH := tensor.MulDims([]int{s.H, o.Scale})
+	width, okX := tensor.MulDims([]int64{int64(o.Variants), cw + gap})
+	height, okY := tensor.MulDims([]int64{int64(o.Rows), ch + gap})
+	if !okW || !okH || !okX || !okY || width > math.MaxInt32 || height > math.MaxInt32 || cw > math.MaxInt32 {
+		return nil, fmt.Errorf("augment: a grid of %d rows and %d variants of %v images at scale %d is too large to draw", o.Rows, o.Variants, s, o.Scale)
+	}
+	width, height = width+gap+cw+sep, height+gap
+	if width > math.MaxInt32 || height > math.MaxInt32 {
+		return nil, fmt.Errorf("augment: a grid of %d rows and %d variants of %v images at scale %d is too large to draw", o.Rows, o.Variants, s, o.Scale)
+	}
+	if err := tensor.CheckAlloc(fmt.Sprintf("augment: grid picture of %dx%d pixels", width, height), width*height, 4); err != nil {
+		return nil, err
+	}
+	if err := tensor.CheckShape(fmt.Sprintf("augment: %d augmented copies of %v", o.Variants, s), tensor.Float32, []int{o.Variants, sz}); err != nil {
+		return nil, err
+	}
+	img := image.NewRGBA(image.Rect(0, 0, int(width), int(height)))
 	bg := color.RGBA{40, 40, 48, 255}
 	for i := 0; i < len(img.Pix); i += 4 {
 		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = bg.R, bg.G, bg.B, bg.A
@@ -72,14 +93,14 @@ func Grid(x []float32, n int, a *Augmenter, o GridOptions) (*image.RGBA, error) 
 				lo, hi = math.Min(lo, l), math.Max(hi, h)
 			}
 		}
-		y := gap + r*(ch+gap)
+		y := gap + r*int(ch+gap)
 		drawCell(img, gap, y, src, s, o.Scale, lo, hi)
 		for v, t := range aug {
 			l, h := lo, hi
 			if !sameUnits {
 				l, h = valueRange(t)
 			}
-			drawCell(img, gap+cw+sep+v*(cw+gap), y, t, s, o.Scale, l, h)
+			drawCell(img, gap+int(cw)+sep+v*int(cw+gap), y, t, s, o.Scale, l, h)
 		}
 	}
 	return img, nil
@@ -129,6 +150,14 @@ func drawCell(img *image.RGBA, x0, y0 int, t []float32, s Shape, scale int, lo, 
 			}
 		}
 	}
+}
+
+// CheckRows checks a count of grid rows given by a user: at least one.
+func CheckRows(rows int) error {
+	if rows < 1 {
+		return fmt.Errorf("%d rows: expected at least 1 original image to show", rows)
+	}
+	return nil
 }
 
 // WriteGrid draws Grid and writes it to path as a PNG, atomically: the

@@ -4,7 +4,10 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/gotrain/gotrain/internal/memtest"
 )
 
 func TestWriteGrid(t *testing.T) {
@@ -51,4 +54,37 @@ func TestWriteGrid(t *testing.T) {
 	if _, err := Grid(x[:10], 1, a, o); err == nil {
 		t.Error("Grid accepted a short image")
 	}
+}
+
+func TestGridBounds(t *testing.T) {
+	for _, rows := range []int{0, -3} {
+		if err := CheckRows(rows); err == nil {
+			t.Errorf("CheckRows(%d): no error", rows)
+		}
+	}
+	if err := CheckRows(1); err != nil {
+		t.Errorf("CheckRows(1): %v", err)
+	}
+	s := Shape{C: 1, H: 4, W: 4}
+	x := make([]float32, 2*s.Size())
+	a := mustNew(t, Config{HorizontalFlip: true}, s)
+	cases := []struct {
+		name string
+		n    int
+		o    GridOptions
+		want string
+	}{
+		{"negative rows", 2, GridOptions{Rows: -3}, "expected counts >= 0"},
+		{"more images than values", 3, GridOptions{}, "got 32 values for 3 images"},
+		{"a picture too large to address", 2, GridOptions{Scale: 1 << 40}, "too large to draw"},
+	}
+	for _, c := range cases {
+		_, err := Grid(x, c.n, a, c.o)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v; want an error mentioning %q", c.name, err, c.want)
+		}
+	}
+	// 7 copies and the original at scale 1024: a picture of 32792x8198
+	// pixels, 1 GB.
+	memtest.Refused(t, func() error { _, err := Grid(x, 2, a, GridOptions{Scale: 1 << 10}); return err }, "grid picture")
 }

@@ -4,11 +4,19 @@ package ortcheck
 
 import (
 	"errors"
+	"testing"
 
 	"github.com/gotrain/gotrain/tensor"
 )
 
 var errNoCgo = errors.New("ONNX Runtime needs cgo")
+
+// Require skips the test: this build has no cgo to load the library
+// with, which is a build configuration, not a missing requirement.
+func Require(t testing.TB) {
+	t.Helper()
+	t.Skip("ONNX Runtime needs cgo: this is a CGO_ENABLED=0 build")
+}
 
 // Init fails without cgo.
 func Init() error { return errNoCgo }

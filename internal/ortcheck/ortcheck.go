@@ -6,7 +6,8 @@
 //
 // The runtime's CPU library comes from the npm package onnxruntime-node,
 // which `make deps` installs under .tools/ort; GOTRAIN_ORT_LIB names another
-// copy. Tests skip when neither is there.
+// copy. Tests call Require, which skips them when neither is there (and
+// fails them under CI=true).
 package ortcheck
 
 import (
@@ -14,9 +15,11 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -52,6 +55,15 @@ func Library() string {
 			return ""
 		}
 		dir = parent
+	}
+}
+
+// Require skips the test when the library cannot be loaded, or fails it
+// under CI=true, where make deps has installed it (testenv.Missing).
+func Require(t testing.TB) {
+	t.Helper()
+	if err := Init(); err != nil {
+		testenv.Missing(t, "%v", err)
 	}
 }
 

@@ -1,0 +1,4 @@
+package tensor
+
+// ReadNPZFrom reads an archive from memory, for the fuzz target.
+var ReadNPZFrom = readNPZ
