@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
@@ -31,8 +32,10 @@ type Device struct {
 	id    int
 	hw    Hardware
 	alloc *allocator
-	// graphs lets executables capture their steps into CUDA graphs.
-	graphs bool
+	// graphs lets executables capture their steps into CUDA graphs;
+	// captured and launched count them.
+	graphs             bool
+	captured, launched atomic.Int64
 
 	mu sync.Mutex
 	// pending are the plans that ran since the last synchronisation, whose
@@ -117,6 +120,16 @@ func (b *Backend) device(d backend.Device) (*Device, error) {
 func (d *Device) ID() int { return d.id }
 
 func (d *Device) String() string { return fmt.Sprintf("%d:%v", d.id, d.hw) }
+
+// GraphStats counts the CUDA graphs the device's executables captured
+// and launched.
+type GraphStats struct{ Captured, Launched int64 }
+
+// Graphs reports how many graphs the device's executables captured and
+// launched.
+func (d *Device) Graphs() GraphStats {
+	return GraphStats{Captured: d.captured.Load(), Launched: d.launched.Load()}
+}
 
 // Stats reports the device's allocator counts.
 func (d *Device) Stats() AllocStats { return d.alloc.snapshot() }

@@ -609,6 +609,7 @@ func (dp *devPlan) run() error {
 			return err
 		}
 		dp.setViews()
+		dp.e.dev.launched.Add(1)
 		return dp.graph.Launch()
 	}
 	if !samePtrs(dp.lastKey, dp.key) {
@@ -658,6 +659,8 @@ func (dp *devPlan) capture() error {
 	}
 	dp.graph, dp.mem.graph = g, g
 	dp.graphKey = append(dp.graphKey[:0], dp.key...)
+	dp.e.dev.captured.Add(1)
+	dp.e.dev.launched.Add(1)
 	return g.Launch()
 }
 

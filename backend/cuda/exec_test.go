@@ -85,9 +85,11 @@ func closeRel(t *testing.T, what string, want, got *tensor.Tensor, tol float64) 
 // same inputs, and compares every output: loss, accuracy count, every
 // gradient, BatchNorm's new statistics.
 func TestExecutorZoo(t *testing.T) {
-	b := emuBackend(t, cudaemu.Options{})
+	forBackends(t, func(t *testing.T, nb namedBackend) { executorZoo(t, nb.open(t, openOptions{devices: 1})) })
+}
+
+func executorZoo(t *testing.T, b *cuda.Backend) {
 	host := cpu.New(cpu.Options{Threads: 1})
-	ctx := context.Background()
 	for _, name := range models.Names() {
 		t.Run(name, func(t *testing.T) {
 			m, err := models.Build(name, models.Options{Input: []int{3, 12, 12}, Classes: 5, Dropout: 0.25, Seed: 1})
@@ -112,7 +114,6 @@ func TestExecutorZoo(t *testing.T) {
 			}
 		})
 	}
-	_ = ctx
 }
 
 func runOn(t *testing.T, b backend.Backend, m *graph.Model, feeds map[string]*tensor.Tensor) map[string]*tensor.Tensor {
@@ -147,8 +148,12 @@ func upload(t *testing.T, b backend.Backend, d backend.Device, ts map[string]*te
 // been captured into a graph), running it again allocates neither Go
 // memory nor device memory, and gives the same results.
 func TestExecutorWarmRunAllocatesNothing(t *testing.T) {
+	forBackends(t, warmRunAllocatesNothing)
+}
+
+func warmRunAllocatesNothing(t *testing.T, nb namedBackend) {
 	for _, graphs := range []bool{false, true} {
-		b := emuBackend(t, cudaemu.Options{NoGraphs: !graphs})
+		b := nb.open(t, openOptions{devices: 1, noGraphs: !graphs})
 		d := b.Devices()[0].(*cuda.Device)
 		m, err := models.Build("cnn", models.Options{Input: []int{3, 16, 16}, Classes: 4, Dropout: 0.5, Seed: 2})
 		if err != nil {
@@ -191,6 +196,9 @@ func TestExecutorWarmRunAllocatesNothing(t *testing.T) {
 		if n := d.Stats().RawAllocs - raw; n != 0 {
 			t.Errorf("graphs=%v: a warm run allocated device memory %d times", graphs, n)
 		}
+		if g := d.Graphs(); graphs != (g.Captured > 0 && g.Launched > 3) {
+			t.Errorf("graphs=%v: %d graphs captured, %d launched", graphs, g.Captured, g.Launched)
+		}
 	}
 }
 
@@ -198,7 +206,10 @@ func TestExecutorWarmRunAllocatesNothing(t *testing.T) {
 // kernel on the device; Run returns without waiting, and the next Download
 // returns the error naming the node.
 func TestExecutorStatusAtSync(t *testing.T) {
-	b := emuBackend(t, cudaemu.Options{})
+	forBackends(t, func(t *testing.T, nb namedBackend) { statusAtSync(t, nb.open(t, openOptions{devices: 1})) })
+}
+
+func statusAtSync(t *testing.T, b *cuda.Backend) {
 	d := b.Devices()[0]
 	m, err := models.Build("mlp", models.Options{Input: []int{1, 4, 4}, Classes: 3})
 	if err != nil {
