@@ -25,10 +25,12 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "measure a model's inference or training throughput",
 		Example: `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
-  gotrain bench --model m.onnx --batch 256 --profile`,
+  gotrain bench --model m.onnx --batch 256 --profile
+  gotrain bench --backend cuda --model cnn --batch 256 --train`,
 	}
 	fs := cmd.Flags()
 	model := fs.String("model", "cnn", "ONNX file or built-in model")
+	be := fs.String("backend", "cpu", "backend (cpu, or cuda in a build with CUDA)")
 	input := fs.String("input", "3x32x32", "sample shape CxHxW for a built-in model")
 	classes := fs.Int("classes", 10, "classes for a built-in model")
 	batchSize := fs.Int("batch", 32, "batch size")
@@ -71,9 +73,15 @@ func newBenchCmd() *cobra.Command {
 		if *trainMode && *strat == "mirrored" {
 			devices = *replicas
 		}
-		b, err := openBackend("cpu", devices, *threads)
+		b, err := openBackend(*be, devices, *threads)
 		if err != nil {
 			return err
+		}
+		// A device backend queues work and returns: the clock stops once
+		// the device has done what was queued.
+		sync := func() error { return nil }
+		if s, ok := b.(interface{ Sync() error }); ok {
+			sync = s.Sync
 		}
 		var step func() error
 		if *trainMode {
@@ -121,6 +129,9 @@ func newBenchCmd() *cobra.Command {
 				return err
 			}
 		}
+		if err := sync(); err != nil {
+			return err
+		}
 		cpu.EnableProfile(*profile)
 		defer cpu.EnableProfile(false)
 		began := time.Now()
@@ -131,6 +142,9 @@ func newBenchCmd() *cobra.Command {
 			}
 			steps++
 		}
+		if err := sync(); err != nil {
+			return err
+		}
 		el := time.Since(began)
 		what := "inference"
 		if *trainMode {
@@ -138,6 +152,9 @@ func newBenchCmd() *cobra.Command {
 			if *det {
 				what = "training (" + *strat + ", deterministic)"
 			}
+		}
+		if *be != "cpu" {
+			what += " on " + *be
 		}
 		fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
 			float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))

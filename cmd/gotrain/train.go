@@ -165,7 +165,7 @@ func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Resume, "resume", f.Resume, "continue from a training-state file (state.ckpt)")
 	fs.StringVar(&f.Strategy, "strategy", f.Strategy, "single or mirrored")
 	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core)")
-	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu")
+	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu, or cuda in a build with CUDA (make build-cuda)")
 	fs.IntVar(&f.Threads, "threads", f.Threads, "worker threads (0: all cores)")
 	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (initial weights of a built-in model, data order, augmentation, dropout)")
 	fs.StringVar(&f.Freeze, "freeze", f.Freeze, "comma-separated parameter names or globs to keep constant")
@@ -593,9 +593,10 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	devices := 1
 	if f.Strategy == "mirrored" {
 		devices = f.Replicas
-		if devices == 0 {
+		if devices == 0 && f.Backend == "cpu" {
 			devices = max(1, threadsOf(f.Threads))
 		}
+		// Elsewhere 0 leaves it to the backend: one device per GPU.
 	}
 	b, err := openBackend(f.Backend, devices, f.Threads)
 	if err != nil {
