@@ -111,10 +111,12 @@ check-cuda-abi:
 
 ci-cuda: vet-cuda test-cuda-ptx
 
-# Binaries for a GPU machine (which has no Go): the CLI and the CUDA test
-# binary; scripts/gpu-check.sh runs them there.
-gpu-bin: build-cuda
-	$(GO) test -tags cuda -c -o bin/cuda.test ./backend/cuda
+# What a GPU machine (which has no Go and no network) needs for
+# scripts/gpu-check.sh, in .gpu/ (under 64 MiB): gotrain and the test
+# binaries built with the cuda tag, ONNX's test suites, the golden set and
+# MNIST. There: bash scripts/gpu-check.sh (see its header).
+gpu-bin:
+	./scripts/gpu-pack.sh
 
 clean:
 	rm -rf bin out

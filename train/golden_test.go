@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/backend/cuda"
 	"github.com/gotrain/gotrain/backend/cuda/cudaemu"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/internal/testenv"
@@ -20,16 +24,27 @@ import (
 // goldenRun is a strategy a golden test runs: one device, or mirrored
 // replicas on the CPU backend with shared or private memory (the path of
 // devices that do not share memory, weights copied to each replica), and
-// the same on the CUDA backend's emulated devices (cuda-emu: the CUDA
-// executor, allocator and kernels on the host emulator; private memory,
-// copies through backend.Copier).
+// the same on the CUDA backend: on emulated devices (cuda-emu: the CUDA
+// executor, allocator and kernels on the host emulator) and, in a build
+// with CUDA, on the GPU (two replicas are two streams of one GPU); private
+// memory both, with copies through backend.Copier.
 type goldenRun struct {
 	replicas int
 	private  bool
 	backend  string // "" is the CPU
 }
 
-var goldenRuns = []goldenRun{{1, false, ""}, {2, false, ""}, {2, true, ""}, {1, false, cudaemu.Name}, {2, false, cudaemu.Name}}
+var goldenRuns = func() []goldenRun {
+	var runs []goldenRun
+	for _, be := range goldenBackends {
+		if be == "cpu" {
+			runs = append(runs, goldenRun{1, false, ""}, goldenRun{2, false, ""}, goldenRun{2, true, ""})
+			continue
+		}
+		runs = append(runs, goldenRun{1, false, be}, goldenRun{2, false, be})
+	}
+	return runs
+}()
 
 func (r goldenRun) name() string {
 	s := fmt.Sprintf("replicas=%d", r.replicas)
@@ -56,13 +71,32 @@ func (r goldenRun) config(t *testing.T, to graph.TrainingOptions, oc optim.Confi
 	return c
 }
 
-// goldenBackends are the backends the gradient goldens run on: the CPU,
-// and the CUDA backend on emulated devices.
-var goldenBackends = []string{"cpu", cudaemu.Name}
+// goldenBackends are the backends the goldens run on: the CPU, the CUDA
+// backend on emulated devices, and in a build with CUDA the GPU.
+// GOTRAIN_TEST_BACKENDS (a comma-separated list) keeps only those it names:
+// the GPU check runs the goldens on "cuda" alone.
+var goldenBackends = func() []string {
+	all := []string{"cpu", cudaemu.Name}
+	if cuda.Built {
+		all = append(all, "cuda")
+	}
+	env := os.Getenv("GOTRAIN_TEST_BACKENDS")
+	if env == "" {
+		return all
+	}
+	var keep []string
+	for _, be := range all {
+		if slices.Contains(strings.Split(env, ","), be) {
+			keep = append(keep, be)
+		}
+	}
+	return keep
+}()
 
 // openBackend opens a registered backend with devices devices, skipping
-// the test when it cannot run here (the emulated CUDA backend needs cgo
-// and a C++ compiler; under CI=true that is a failure).
+// the test when it cannot run here: the emulated CUDA backend needs cgo
+// and a C++ compiler (under CI=true its absence is a failure); the GPU
+// needs a GPU (its absence is a failure with GOTRAIN_REQUIRE_GPU=1).
 func openBackend(t *testing.T, name string, devices int) backend.Backend {
 	t.Helper()
 	if name == "cpu" {
@@ -70,6 +104,9 @@ func openBackend(t *testing.T, name string, devices int) backend.Backend {
 	}
 	b, err := backend.Open(name, map[string]string{"devices": fmt.Sprint(devices)})
 	if err != nil {
+		if name == "cuda" && os.Getenv("GOTRAIN_REQUIRE_GPU") != "1" {
+			t.Skipf("no GPU here: %v", err)
+		}
 		testenv.Missing(t, "backend %s: %v", name, err)
 	}
 	if c, ok := b.(interface{ Close() error }); ok {

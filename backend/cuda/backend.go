@@ -42,6 +42,8 @@ type Device struct {
 	// status words are read at the next one; spare is the other list of
 	// the two that checkStatus swaps (so that neither allocates).
 	pending, spare []*devPlan
+	// arena holds the plans' status words (status.go).
+	arena statusArena
 }
 
 // BackendOptions configure NewBackend.
@@ -94,7 +96,11 @@ func (b *Backend) Close() error {
 		}
 	}
 	for _, d := range b.devices {
-		keep(d.hw.Do(d.alloc.close))
+		keep(d.hw.Do(func() error {
+			// Wait for the device before its memory goes.
+			keep(d.hw.Read(nil, 0))
+			return d.alloc.close()
+		}))
 		keep(d.hw.Close())
 	}
 	if b.closeFn != nil {
@@ -380,8 +386,19 @@ func (d *Device) checkStatus() error {
 	}
 	d.mu.Unlock()
 	var first error
+	var arena []byte
 	for _, dp := range pending {
-		if err := dp.readStatus(); err != nil && first == nil {
+		var words []byte
+		if dp.mem.arenaN > 0 {
+			if arena == nil {
+				var err error
+				if arena, err = d.readArena(); err != nil {
+					return err
+				}
+			}
+			words = arena[4*dp.mem.arenaOff : 4*(dp.mem.arenaOff+dp.mem.arenaN)]
+		}
+		if err := dp.readStatus(words); err != nil && first == nil {
 			first = err
 		}
 	}

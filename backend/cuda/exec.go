@@ -109,6 +109,9 @@ type planMem struct {
 	dev   *Device
 	ptrs  []Ptr
 	graph Captured
+	// arenaOff and arenaN are the plan's status words in the device's
+	// arena (arenaN 0: in an allocation of its own).
+	arenaOff, arenaN int
 }
 
 func (m *planMem) free() {
@@ -116,6 +119,10 @@ func (m *planMem) free() {
 		m.dev.alloc.release(p) // already released when the device was closed
 	}
 	m.ptrs = nil
+	if m.arenaN > 0 {
+		m.dev.releaseStatus(m.arenaOff, m.arenaN)
+		m.arenaN = 0
+	}
 	if m.graph != nil {
 		g := m.graph
 		m.graph = nil
@@ -431,14 +438,21 @@ func (dp *devPlan) materialize() error {
 	}
 	// One word per step with a Status reader, and one for the others.
 	words := len(dp.statusSteps) + 1
-	var err error
-	if dp.status, err = dp.alloc(int64(4 * words)); err != nil {
+	sp, off, ok, err := e.dev.takeStatus(words)
+	if err != nil {
 		return err
 	}
-	if err := hw.Memset32(dp.status, 0, words); err != nil {
-		return err
+	if ok {
+		dp.status, dp.mem.arenaOff, dp.mem.arenaN = sp, off, words
+	} else {
+		if dp.status, err = dp.alloc(int64(4 * words)); err != nil {
+			return err
+		}
+		if err := hw.Memset32(dp.status, 0, words); err != nil {
+			return err
+		}
+		dp.statusHost = make([]byte, 4*words)
 	}
-	dp.statusHost = make([]byte, 4*words)
 	for i := range dp.steps {
 		st := &dp.steps[i]
 		w := st.word
@@ -464,16 +478,20 @@ func int32Bytes(v []int32) []byte {
 }
 
 // readStatus reads the plan's status words (inside Do, the stream waited
-// for) and clears those set: the first set word is the error.
-func (dp *devPlan) readStatus() error {
+// for), given when the arena's copy holds them, and clears those set: the
+// first set word is the error.
+func (dp *devPlan) readStatus(host []byte) error {
 	hw := dp.e.dev.hw
-	if err := hw.Read(dp.statusHost, dp.status); err != nil {
-		return err
+	if host == nil {
+		host = dp.statusHost
+		if err := hw.Read(host, dp.status); err != nil {
+			return err
+		}
 	}
 	var first error
-	words := len(dp.statusHost) / 4
+	words := len(host) / 4
 	for w := 0; w < words; w++ {
-		code := int32(binary.LittleEndian.Uint32(dp.statusHost[4*w:]))
+		code := int32(binary.LittleEndian.Uint32(host[4*w:]))
 		if code == 0 {
 			continue
 		}

@@ -18,7 +18,9 @@
 package cudaemu
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"sync"
 
@@ -71,9 +73,20 @@ var (
 	err    error
 )
 
-// Emulator returns the process's emulator (made on first use).
+// EnvOff names the environment variable that turns the emulator off
+// (GOTRAIN_EMU=0): on a GPU machine, where the tests run on the device.
+const EnvOff = "GOTRAIN_EMU"
+
+// Emulator returns the process's emulator (made on first use), or why
+// there is none.
 func Emulator() (*emu.Emulator, error) {
-	once.Do(func() { shared, err = emu.New() })
+	once.Do(func() {
+		if os.Getenv(EnvOff) == "0" {
+			err = errors.New(EnvOff + "=0 turns the emulator off")
+			return
+		}
+		shared, err = emu.New()
+	})
 	return shared, err
 }
 
