@@ -24,9 +24,9 @@ import (
 var cvMod = newModule("conv", "conv.cu")
 
 var (
-	convIm2col  = cvMod.Def("conv_im2col_k", "float* col, const float* x, const int* geo, int n0, int nb, int c, int cg, int g", "conv_im2col(col, x, geo, n0, nb, c, cg, g);")
-	convCol2im  = cvMod.Def("conv_col2im_k", "float* dx, const float* col, const int* geo, int n0, int nb, int c, int cg, int g", "conv_col2im(dx, col, geo, n0, nb, c, cg, g);")
-	convEpi     = cvMod.Def("conv_epilogue_k", "float* y, const float* b, int n, int m, int s, int relu", "conv_epilogue(y, b, n, m, s, relu);")
+	convIm2col  = cvMod.Def("conv_im2col_k", "float* col, const float* x, const int* geo, int n0, int nb, int c, int cg, int g, int chunks", "conv_im2col(col, x, geo, n0, nb, c, cg, g, chunks);")
+	convCol2im  = cvMod.Def("conv_col2im_k", "float* dx, const float* col, const int* geo, int n0, int nb, int c, int cg, int g, int chunks", "conv_col2im(dx, col, geo, n0, nb, c, cg, g, chunks);")
+	convEpi     = cvMod.Def("conv_epilogue_k", "float* y, const float* b, int m, int s, int relu, int chunks", "conv_epilogue(y, b, m, s, relu, chunks);")
 	convWSum    = cvMod.Def("conv_wsum_k", "float* dw, const float* part, int nb, int mk, int accumulate", "conv_wsum(dw, part, nb, mk, accumulate);")
 	convBGPlane = cvMod.Def("conv_bias_grad_planes_k", "float* part, const float* dy, int planes, int vol", "conv_bias_grad_planes(part, dy, planes, vol);")
 	convBGSum   = cvMod.Def("conv_bias_grad_sum_k", "float* db, const float* part, int n, int m", "conv_bias_grad_sum(db, part, n, m);")
@@ -160,7 +160,7 @@ func (pl *convPlan) forward(c *Call, bias bool) error {
 	for n0 := 0; n0 < pl.n; n0 += pl.nb {
 		nb := min(pl.nb, pl.n-n0)
 		for g := 0; g < pl.group; g++ {
-			if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+			if err := pl.im2col(c, col, x, n0, nb, g); err != nil {
 				return err
 			}
 			pl.gemm = Gemm{M: pl.mg, N: pl.S, K: pl.K, Alpha: 1,
@@ -180,7 +180,17 @@ func (pl *convPlan) forward(c *Call, bias bool) error {
 	if bias {
 		b = c.In[2]
 	}
-	return c.S.Launch(convEpi, grid1(total), block1, 0, c.A(P(y), P(b), I(pl.n), I(pl.m), I(pl.S), I(pl.relu)))
+	grid, block, chunks := planeGrid(pl.n*pl.m, pl.S)
+	return c.S.Launch(convEpi, grid, block, 0, c.A(P(y), P(b), I(pl.m), I(pl.S), I(pl.relu), I(chunks)))
+}
+
+// im2col fills the column buffer for images [n0, n0+nb) and group g.
+func (pl *convPlan) im2col(c *Call, col, x Ptr, n0, nb, g int) error {
+	if pl.K*pl.S == 0 {
+		return nil
+	}
+	grid, block, chunks := planeGrid(nb*pl.K, pl.S)
+	return c.S.Launch(convIm2col, grid, block, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g), I(chunks)))
 }
 
 // backward: inputs dY, X, W; outputs dX, dW, dB (each optional).
@@ -209,7 +219,7 @@ func (pl *convPlan) backward(c *Call, want [3]bool) error {
 		nb := min(pl.nb, pl.n-n0)
 		for g := 0; g < pl.group; g++ {
 			if want[1] {
-				if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+				if err := pl.im2col(c, col, x, n0, nb, g); err != nil {
 					return err
 				}
 				// P[i] = dY[n0+i, g] (mg x S) x col[i]^T (S x K), then
@@ -240,8 +250,11 @@ func (pl *convPlan) backward(c *Call, want [3]bool) error {
 				if err := c.S.Gemm(&pl.gemm); err != nil {
 					return err
 				}
-				if err := c.S.Launch(convCol2im, grid1(nb*pl.cg*pl.inVol), block1, 0, c.A(P(c.Out[0]), P(col), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
-					return err
+				if pl.inVol > 0 {
+					grid, block, chunks := planeGrid(nb*pl.cg, pl.inVol)
+					if err := c.S.Launch(convCol2im, grid, block, 0, c.A(P(c.Out[0]), P(col), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g), I(chunks))); err != nil {
+						return err
+					}
 				}
 			}
 		}

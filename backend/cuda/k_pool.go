@@ -13,13 +13,13 @@ import (
 var plMod = newModule("pool", "pool.cu")
 
 var (
-	poolMax     = plMod.Def("pool_max_f32", "float* y, i64* ind, const float* x, const int* geo, int n, int colMajor", "pool_max<float>(y, ind, x, geo, n, colMajor);")
+	poolMax     = plMod.Def("pool_max_f32", "float* y, i64* ind, const float* x, const int* geo, int colMajor, int chunks", "pool_max<float>(y, ind, x, geo, colMajor, chunks);")
 	poolAvg     = plMod.Def("pool_avg_f32", "float* y, const float* x, const int* geo, int n, int includePad", "pool_avg<float>(y, x, geo, n, includePad);")
 	poolAvgGrad = plMod.Def("pool_avg_grad_f32", "float* dx, const float* dy, const int* geo, int n, int includePad", "pool_avg_grad<float>(dx, dy, geo, n, includePad);")
 	poolMaxGrad = plMod.Def("pool_max_grad_f32", "float* dx, const float* dy, const i64* ind, const float* x, int planes, int inPlane, int outPlane, int relu, int* status",
 		"pool_max_grad<float>(dx, dy, ind, x, planes, inPlane, outPlane, relu, status);")
-	poolMaxGradGather = plMod.Def("pool_max_grad_gather_f32", "float* dx, const float* dy, const i64* ind, const float* x, const int* geo, int n, int relu",
-		"pool_max_grad_gather<float>(dx, dy, ind, x, geo, n, relu);")
+	poolMaxGradGather = plMod.Def("pool_max_grad_gather_f32", "float* dx, const float* dy, const i64* ind, const float* x, const int* geo, int relu, int chunks",
+		"pool_max_grad_gather<float>(dx, dy, ind, x, geo, relu, chunks);")
 	poolIndCheck = plMod.Def("pool_ind_check_k", "const i64* ind, int n, int inPlane, int outPlane, int* status", "pool_ind_check(ind, n, inPlane, outPlane, status);")
 	poolGlobal   = plMod.Def("pool_global_f32", "float* y, const float* x, int planes, int inner, int isMax", "pool_global<float>(y, x, planes, inner, isMax);")
 )
@@ -68,7 +68,7 @@ func maxPoolFactory(p *Prep) (*Kernel, error) {
 	if err := needF32(p, 0, "X"); err != nil {
 		return nil, err
 	}
-	geo, _, err := poolGeo(p, p.InShape(0))
+	geo, planes, err := poolGeo(p, p.InShape(0))
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,8 @@ func maxPoolFactory(p *Prep) (*Kernel, error) {
 		if n == 0 {
 			return nil
 		}
-		return c.S.Launch(poolMax, grid1(n), block1, 0, c.A(P(c.Out[0]), P(optOut(c, 1)), P(c.In[0]), P(c.Consts[0]), I(n), I(col)))
+		grid, block, chunks := planeGrid(planes, n/planes)
+		return c.S.Launch(poolMax, grid, block, 0, c.A(P(c.Out[0]), P(optOut(c, 1)), P(c.In[0]), P(c.Consts[0]), I(col), I(chunks)))
 	}}, nil
 }
 
@@ -240,7 +241,8 @@ func maxPoolGradFactory(p *Prep) (*Kernel, error) {
 					return err
 				}
 			}
-			return c.S.Launch(poolMaxGradGather, grid1(nIn), block1, 0, c.A(P(c.Out[0]), P(c.In[0]), P(c.In[1]), P(c.In[2]), P(c.Consts[0]), I(nIn), I(relu)))
+			grid, block, chunks := planeGrid(planes, inPlane)
+			return c.S.Launch(poolMaxGradGather, grid, block, 0, c.A(P(c.Out[0]), P(c.In[0]), P(c.In[1]), P(c.In[2]), P(c.Consts[0]), I(relu), I(chunks)))
 		}}, nil
 	}
 	return &Kernel{
