@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
@@ -207,4 +208,24 @@ func TestDropoutMasksInTraining(t *testing.T) {
 			t.Fatal("the masks keep nothing: the check compared nothing")
 		}
 	})
+}
+
+// TestSyncBatchNormRefused: sync BatchNorm's collective is not implemented
+// on CUDA; a mirrored run that asks for it is refused before it starts,
+// with an error that says why, while one device (no collective) trains.
+func TestSyncBatchNormRefused(t *testing.T) {
+	b := emuBackend(t, cudaemu.Options{Devices: 2})
+	m, err := models.Build("vgg", models.Options{Input: []int{1, 8, 8}, Classes: 3, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := strategy.BuildConfig{Strategy: "mirrored", Backend: b, Replicas: 2, Optim: optim.Config{Name: "sgd", LR: 0.1},
+		Training: graph.TrainingOptions{Loss: graph.CrossEntropy, SyncBatchNorm: true}}
+	if _, err := strategy.Build(m, bc); err == nil || !strings.Contains(err.Error(), "sync BatchNorm needs a backend with collectives; cuda-emu has none") {
+		t.Fatalf("mirrored with sync BatchNorm: error %v", err)
+	}
+	bc.Strategy, bc.Replicas = "single", 1
+	if _, err := strategy.Build(m, bc); err != nil {
+		t.Fatalf("one device with sync BatchNorm asked for: %v", err)
+	}
 }
