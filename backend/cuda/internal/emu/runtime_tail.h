@@ -2,10 +2,21 @@ typedef void (*gt_thunk)(void**);
 static gt_thunk gt_fn;
 static void** gt_args;
 
+#if defined(__x86_64__)
+// gt_trampoline runs a thread to its end, then returns to the scheduler
+// for good.
+static void gt_trampoline() {
+	gt_fn(gt_args);
+	gt_state[gt_cur] = 2;
+	gt_yield();
+	abort(); // a finished thread is never resumed
+}
+#else
 static void gt_entry() {
 	gt_fn(gt_args);
 	gt_state[gt_cur] = 2;
 }
+#endif
 
 static void gt_set_thread(int t, int bx, int by) {
 	gt_cur = t;
@@ -25,12 +36,12 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 	int nt = bx * by * bz;
 	if (nt > gt_nstack) {
 		free(gt_stacks);
-		free(gt_ctx);
+		gt_free_ctx();
 		free(gt_state);
 		gt_stacks = (char*)malloc((size_t)nt * gt_stack_size);
-		gt_ctx = (ucontext_t*)malloc(sizeof(ucontext_t) * (size_t)nt);
+		int ok = gt_alloc_ctx(nt);
 		gt_state = (unsigned char*)malloc((size_t)nt);
-		if (!gt_stacks || !gt_ctx || !gt_state) {
+		if (!gt_stacks || !ok || !gt_state) {
 			gt_nstack = 0;
 			return -1;
 		}
@@ -49,13 +60,9 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 		for (int t = 0; t < nt; t++) gt_state[t] = 0;
 		// The first thread (the last index) as a coroutine.
 		int first = nt - 1;
-		getcontext(&gt_ctx[first]);
-		gt_ctx[first].uc_stack.ss_sp = gt_stacks + (size_t)first * gt_stack_size;
-		gt_ctx[first].uc_stack.ss_size = gt_stack_size;
-		gt_ctx[first].uc_link = &gt_sched;
-		makecontext(&gt_ctx[first], gt_entry, 0);
+		gt_start(first);
 		gt_set_thread(first, bx, by);
-		swapcontext(&gt_sched, &gt_ctx[first]);
+		gt_resume(first);
 		if (gt_state[first] == 2) {
 			gt_direct = 1;
 			for (int t = nt - 2; t >= 0; t--) {
@@ -67,19 +74,13 @@ extern "C" int gt_run(gt_thunk thunk, void** args, int gx, int gy, int gz, int b
 			continue;
 		}
 		// It waits at a barrier: every thread is a coroutine.
-		for (int t = 0; t < first; t++) {
-			getcontext(&gt_ctx[t]);
-			gt_ctx[t].uc_stack.ss_sp = gt_stacks + (size_t)t * gt_stack_size;
-			gt_ctx[t].uc_stack.ss_size = gt_stack_size;
-			gt_ctx[t].uc_link = &gt_sched;
-			makecontext(&gt_ctx[t], gt_entry, 0);
-		}
+		for (int t = 0; t < first; t++) gt_start(t);
 		for (;;) {
 			int ran = 0, done = 0;
 			for (int t = nt - 1; t >= 0; t--) {
 				if (gt_state[t] == 0) {
 					gt_set_thread(t, bx, by);
-					swapcontext(&gt_sched, &gt_ctx[t]);
+					gt_resume(t);
 					ran++;
 				}
 				if (gt_state[t] == 2) done++;
