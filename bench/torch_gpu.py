@@ -20,25 +20,15 @@ Prints one JSON object per line: {"name", "samples_per_sec", "torch",
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-
-def cnn():
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(2304, 10))
-
-
-def mlp():
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-SHAPES = {"cnn": (3, 32, 32), "mlp": (1, 28, 28)}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_bench import cnn, mlp, shape_of  # noqa: E402  the same models as the CPU's table
 
 
 def timed(fn, min_time):
@@ -63,7 +53,7 @@ def build(name, dev):
 
 def infer(name, batch, min_time, dev):
     m = build(name, dev).eval()
-    x = torch.randn(batch, *SHAPES[name], device=dev)
+    x = torch.randn(batch, *shape_of(name), device=dev)
 
     def step():
         with torch.no_grad():
@@ -74,7 +64,7 @@ def infer(name, batch, min_time, dev):
 def train(name, batch, min_time, dev):
     m = build(name, dev)
     opt = torch.optim.Adam(m.parameters(), lr=1e-3)
-    x_host = torch.randn(batch, *SHAPES[name])
+    x_host = torch.randn(batch, *shape_of(name))
     y_host = torch.randint(0, 10, (batch,))
 
     def step():

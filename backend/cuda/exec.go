@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
-	"strings"
+	"slices"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
@@ -516,13 +516,13 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 	if e.closed {
 		return nil, fmt.Errorf("%s backend: the executable was closed", e.b.name)
 	}
+	if err := plan.CheckFeeds(e.inputs, feeds); err != nil {
+		return nil, err
+	}
 	dp := e.last
 	match := dp != nil
 	for k, in := range e.inputs {
-		b, ok := feeds[in.Name]
-		if !ok {
-			return nil, fmt.Errorf("input %q is missing (graph inputs: %s)", in.Name, inputNames(e.inputs))
-		}
+		b := feeds[in.Name]
 		cb, ok := b.(*Buffer)
 		if !ok {
 			return nil, fmt.Errorf("input %q: buffer %T is not a CUDA buffer", in.Name, b)
@@ -533,26 +533,8 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 		if cb.freed {
 			return nil, fmt.Errorf("input %q: the buffer was freed", in.Name)
 		}
-		if in.DType != tensor.Invalid && cb.dt != in.DType {
-			return nil, fmt.Errorf("input %q: expected %v, got %v", in.Name, in.DType, cb.dt)
-		}
-		if in.RankKnown {
-			if len(in.Shape) != len(cb.shape) {
-				return nil, fmt.Errorf("input %q: expected shape %v, got %v", in.Name, in.Shape, cb.shape)
-			}
-			for i, d := range in.Shape {
-				if d.Known() && int(d.Size) != cb.shape[i] {
-					return nil, fmt.Errorf("input %q: expected shape %v, got %v", in.Name, in.Shape, cb.shape)
-				}
-			}
-		}
 		if match && (!tensor.SameShape(dp.inShapes[k], cb.shape) || dp.dtype[dp.feedVals[k]] != cb.dt) {
 			match = false
-		}
-	}
-	for name := range feeds {
-		if !e.isInput[name] {
-			return nil, fmt.Errorf("feed %q is not an input of the graph (inputs: %s)", name, inputNames(e.inputs))
 		}
 	}
 	if !match {
@@ -622,7 +604,7 @@ func (dp *devPlan) run() error {
 	if dp.dynamic || !dp.e.dev.graphs || dp.noGraph {
 		return dp.runSteps()
 	}
-	if dp.graph != nil && samePtrs(dp.graphKey, dp.key) {
+	if dp.graph != nil && slices.Equal(dp.graphKey, dp.key) {
 		if err := dp.ctx.Err(); err != nil {
 			return err
 		}
@@ -630,23 +612,11 @@ func (dp *devPlan) run() error {
 		dp.e.dev.launched.Add(1)
 		return dp.graph.Launch()
 	}
-	if !samePtrs(dp.lastKey, dp.key) {
+	if !slices.Equal(dp.lastKey, dp.key) {
 		dp.lastKey = append(dp.lastKey[:0], dp.key...)
 		return dp.runSteps()
 	}
 	return dp.capture()
-}
-
-func samePtrs(a, b []Ptr) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // capture records the steps into a graph and launches it. If the
@@ -841,12 +811,4 @@ func (dp *devPlan) runDynamic(st *devStep) error {
 		return plan.NodeErr(n, k.Status(code))
 	}
 	return nil
-}
-
-func inputNames(in []*graph.ValueInfo) string {
-	names := make([]string, len(in))
-	for i, v := range in {
-		names[i] = v.Name
-	}
-	return strings.Join(names, ", ")
 }

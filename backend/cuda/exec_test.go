@@ -59,6 +59,20 @@ func trainingFeeds(m *graph.Model, tr *graph.Training, n, classes int, seed uint
 	return feeds
 }
 
+// training builds a zoo model and its cross-entropy training graph.
+func training(t *testing.T, name string, o models.Options) (*graph.Model, *graph.Training) {
+	t.Helper()
+	m, err := models.Build(name, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, tr
+}
+
 // closeRel checks |got-want| <= tol * max|want| over the tensor (and equal
 // dtypes and shapes). The products on the two backends sum in different
 // orders; that moves results by float32 rounding of the largest terms,
@@ -155,14 +169,7 @@ func warmRunAllocatesNothing(t *testing.T, nb namedBackend) {
 	for _, graphs := range []bool{false, true} {
 		b := nb.open(t, openOptions{devices: 1, noGraphs: !graphs})
 		d := b.Devices()[0].(*cuda.Device)
-		m, err := models.Build("cnn", models.Options{Input: []int{3, 16, 16}, Classes: 4, Dropout: 0.5, Seed: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m, tr := training(t, "cnn", models.Options{Input: []int{3, 16, 16}, Classes: 4, Dropout: 0.5, Seed: 2})
 		exe, err := b.Compile(tr.Model, d, backend.CompileOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -211,14 +218,7 @@ func TestExecutorStatusAtSync(t *testing.T) {
 
 func statusAtSync(t *testing.T, b *cuda.Backend) {
 	d := b.Devices()[0]
-	m, err := models.Build("mlp", models.Options{Input: []int{1, 4, 4}, Classes: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tr := training(t, "mlp", models.Options{Input: []int{1, 4, 4}, Classes: 3})
 	exe, err := b.Compile(tr.Model, d, backend.CompileOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -152,14 +152,7 @@ func TestMirroredEqualsSingle(t *testing.T) {
 // CUDA backend are the CPU backend's, bit for bit, and so are the outputs
 // they multiply.
 func TestDropoutMasksInTraining(t *testing.T) {
-	m, err := models.Build("cnn", models.Options{Input: []int{1, 16, 16}, Classes: 4, Dropout: 0.4, Seed: 9})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: graph.CrossEntropy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, tr := training(t, "cnn", models.Options{Input: []int{1, 16, 16}, Classes: 4, Dropout: 0.4, Seed: 9})
 	var masks []string
 	for _, n := range tr.Model.Graph.Nodes {
 		if n.OpType == "DropoutTrain" {

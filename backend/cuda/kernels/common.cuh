@@ -33,6 +33,19 @@ typedef unsigned char u8;
 	int e = ((int)blockIdx.x - p * (chunks)) * (int)blockDim.x + (int)threadIdx.x; \
 	if (e >= (inner)) return;
 
+// gt_split3 splits a flat index e of a [d0][d1][d2] volume into z, y, x
+// (one division fewer when d0 is 1, the 2-D case).
+__device__ __forceinline__ void gt_split3(int e, int d0, int d1, int d2, int* z, int* y, int* x) {
+	*x = e % d2;
+	int rest = e / d2;
+	*y = rest;
+	*z = 0;
+	if (d0 > 1) {
+		*y = rest % d1;
+		*z = rest / d1;
+	}
+}
+
 // gt_tap_out: the output position whose tap k (of dilation d, stride s,
 // begin padding pb) reads input position i, or -1 when none does. Stride 1
 // (the common case) needs no division.

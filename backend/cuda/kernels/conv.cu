@@ -37,12 +37,8 @@ __device__ void conv_im2col(float* col, const float* x, const int* geo, int n0, 
 	int r = row % K, nl = row / K;
 	int ch = g * cg + r / G.kvol, kk = r % G.kvol;
 	int kx = kk % G.k[2], ky = (kk / G.k[2]) % G.k[1], kz = kk / (G.k[2] * G.k[1]);
-	int ox = s % G.out[2], rest = s / G.out[2];
-	int oy = rest, oz = 0;
-	if (G.out[0] > 1) {
-		oy = rest % G.out[1];
-		oz = rest / G.out[1];
-	}
+	int oz, oy, ox;
+	gt_split3(s, G.out[0], G.out[1], G.out[2], &oz, &oy, &ox);
 	int iz = oz * G.s[0] - G.pb[0] + kz * G.d[0];
 	int iy = oy * G.s[1] - G.pb[1] + ky * G.d[1];
 	int ix = ox * G.s[2] - G.pb[2] + kx * G.d[2];
@@ -61,12 +57,8 @@ __device__ void conv_col2im(float* dx, const float* col, const int* geo, int n0,
 	int K = cg * G.kvol, S = G.outVol;
 	GT_PLANE(plane, pos, G.inVol, chunks)
 	int cl = plane % cg, nl = plane / cg;
-	int ix = pos % G.in[2], rest = pos / G.in[2];
-	int iy = rest, iz = 0;
-	if (G.in[0] > 1) {
-		iy = rest % G.in[1];
-		iz = rest / G.in[1];
-	}
+	int iz, iy, ix;
+	gt_split3(pos, G.in[0], G.in[1], G.in[2], &iz, &iy, &ix);
 	const float* cp = col + (size_t)nl * K * S + (size_t)cl * G.kvol * S;
 	float acc = 0;
 	for (int kz = 0; kz < G.k[0]; kz++) {

@@ -34,12 +34,8 @@ __device__ void pool_max(T* y, i64* ind, const T* x, const int* geo, int colMajo
 	GT_PLANE(p, o, g.outPlane, chunks)
 	{
 		size_t i = (size_t)p * g.outPlane + o;
-		int ow = o % g.out[2], rest = o / g.out[2];
-		int oh = rest, od = 0;
-		if (g.out[0] > 1) {
-			oh = rest % g.out[1];
-			od = rest / g.out[1];
-		}
+		int od, oh, ow;
+		gt_split3(o, g.out[0], g.out[1], g.out[2], &od, &oh, &ow);
 		const T* xp = x + (size_t)p * g.inPlane;
 		T best = -GT_INF_F;
 		int bz = -1, by = 0, bx = 0;
@@ -205,12 +201,8 @@ __device__ void pool_max_grad_gather(T* dx, const T* dy, const i64* ind, const T
 	size_t i = (size_t)p * g.inPlane + e;
 	T acc = (T)0;
 	if (!relu || x[i] > (T)0) {
-		int xx = e % g.in[2], rest = e / g.in[2];
-		int yy = rest, z = 0;
-		if (g.in[0] > 1) {
-			yy = rest % g.in[1];
-			z = rest / g.in[1];
-		}
+		int z, yy, xx;
+		gt_split3(e, g.in[0], g.in[1], g.in[2], &z, &yy, &xx);
 		const T* yp = dy + (size_t)p * g.outPlane;
 		const i64* ip = ind + (size_t)p * g.outPlane;
 		i64 want = (i64)p * g.inPlane + e;
