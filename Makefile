@@ -90,11 +90,12 @@ build-cuda:
 	$(GO) build -tags cuda -o bin/gotrain-cuda ./cmd/gotrain
 
 # What CI runs: vet and build with the cuda tag (only backend/cuda has files
-# under the tag; cmd/gotrain imports it), compile the GPU test binary.
+# under the tag; cmd/gotrain imports it), compile the GPU test binaries.
 vet-cuda:
-	$(GO) vet -tags cuda ./backend/cuda/... ./cmd/gotrain
+	$(GO) vet -tags cuda ./backend/cuda/... ./cmd/gotrain ./train
 	$(GO) build -tags cuda -o /dev/null ./cmd/gotrain
 	$(GO) test -tags cuda -c -o /dev/null ./backend/cuda
+	$(GO) test -tags cuda -c -o /dev/null ./train
 
 # Compile every kernel module to PTX with NVRTC 11.8 (no GPU needed), and
 # check the cuda build's answer on a machine with a driver but no device.

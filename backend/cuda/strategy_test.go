@@ -222,3 +222,30 @@ func TestSyncBatchNormRefused(t *testing.T) {
 		t.Fatalf("one device with sync BatchNorm asked for: %v", err)
 	}
 }
+
+// TestWarmStepAllocatesNoDeviceMemory: once a training run has taken its
+// steps' memory, further steps (upload of the batch, the training graph,
+// the gradients' reduction and copies between devices, the update, the
+// broadcast, the loss read back) take none from the device, on one device
+// and on two.
+func TestWarmStepAllocatesNoDeviceMemory(t *testing.T) {
+	forBackends(t, func(t *testing.T, nb namedBackend) {
+		for _, replicas := range []int{1, 2} {
+			b := nb.open(t, openOptions{devices: replicas})
+			st, batch := smallRun(t, b, replicas, false, optim.Config{Name: "adam", LR: 1e-3})
+			raw := func() int {
+				n := 0
+				for _, d := range b.Devices() {
+					n += d.(*cuda.Device).Stats().RawAllocs
+				}
+				return n
+			}
+			trainSteps(t, st, batch, 3, 1e-3)
+			before := raw()
+			trainSteps(t, st, batch, 3, 1e-3)
+			if n := raw() - before; n != 0 {
+				t.Errorf("%d replicas: 3 warm steps took memory from the device %d times", replicas, n)
+			}
+		}
+	})
+}
