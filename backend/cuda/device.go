@@ -4,8 +4,11 @@ package cuda
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -392,6 +395,50 @@ func (g *gpu) EndCapture() (Captured, error) {
 // the process's lifetime: each module is compiled once.
 var ptxCache sync.Map
 
+// ptxDir is where compiled PTX is kept between processes (NVRTC takes
+// seconds for the larger modules, and every gotrain process compiles what
+// it launches): GOTRAIN_PTX_CACHE, else gotrain-ptx in the user's cache
+// folder; "" when there is none.
+func ptxDir() string {
+	if d := os.Getenv("GOTRAIN_PTX_CACHE"); d != "" {
+		return d
+	}
+	if c, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(c, "gotrain-ptx")
+	}
+	return ""
+}
+
+// loadPTX finds PTX compiled before, in this process or on disk.
+func loadPTX(key [32]byte) []byte {
+	if v, ok := ptxCache.Load(key); ok {
+		return v.([]byte)
+	}
+	if dir := ptxDir(); dir != "" {
+		if b, err := os.ReadFile(filepath.Join(dir, hex.EncodeToString(key[:])+".ptx")); err == nil && len(b) > 0 {
+			ptxCache.Store(key, b)
+			return b
+		}
+	}
+	return nil
+}
+
+// storePTX keeps PTX for this process and, written whole and renamed into
+// place, for the next ones (failures to write only cost a compile later).
+func storePTX(key [32]byte, ptx []byte) {
+	ptxCache.Store(key, ptx)
+	dir := ptxDir()
+	if dir == "" || os.MkdirAll(dir, 0o755) != nil {
+		return
+	}
+	name := filepath.Join(dir, hex.EncodeToString(key[:])+".ptx")
+	tmp := fmt.Sprintf("%s.%d.tmp", name, os.Getpid())
+	if os.WriteFile(tmp, ptx, 0o644) == nil && os.Rename(tmp, name) == nil {
+		return
+	}
+	os.Remove(tmp)
+}
+
 func (g *gpu) module(m *Module) (*cudalib.Module, error) {
 	if m.ID < len(g.mods) && g.mods[m.ID] != nil {
 		return g.mods[m.ID], nil
@@ -406,14 +453,13 @@ func (g *gpu) module(m *Module) (*cudalib.Module, error) {
 	var ptx []byte
 	var firstErr error
 	for _, arch := range []string{g.arch, "compute_90", "compute_80", "compute_75"} {
-		key := sha256.Sum256([]byte(src + "\x00" + strings.Join(PTXOptions(arch), " ")))
-		if v, ok := ptxCache.Load(key); ok {
-			ptx = v.([]byte)
+		key := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00nvrtc %d.%d", src, strings.Join(PTXOptions(arch), " "), nv.Major, nv.Minor)))
+		if ptx = loadPTX(key); ptx != nil {
 			break
 		}
 		ptx, err = nv.Compile(src, m.Name+".cu", PTXOptions(arch))
 		if err == nil {
-			ptxCache.Store(key, ptx)
+			storePTX(key, ptx)
 			break
 		}
 		var ce *cudalib.CompileError
