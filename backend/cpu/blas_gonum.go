@@ -56,6 +56,9 @@ func (g gonumBLAS) Sgemm(tA, tB blas.Transpose, m, n, k int, alpha float32, a []
 	}
 }
 
+// openblasCore is empty: there is no OpenBLAS in this build.
+func openblasCore() string { return "" }
+
 // newPosixPool has no C kernels to offer without OpenBLAS: work is split
 // over the Go pool instead.
 func newPosixPool(int) cPool { return nil }

@@ -145,7 +145,7 @@ func TestCPoolSgemmMatchesSerial(t *testing.T) {
 			want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
 			sgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, 1.5, a, lda, b, ldb, tc.beta, want, tc.n)
 			if tc.bias || tc.relu {
-				gemmEpilogue(want, tc.n, tc.n, bias, tc.relu)
+				applyEpilogue(want, tc.m, tc.n, tc.n, epilogue[float32]{col: bias, relu: tc.relu})
 			}
 			cp.sgemm(tc.ta, tc.tb, tc.m, tc.n, tc.k, 1.5, a, lda, b, ldb, tc.beta, got, tc.n, bias, tc.relu)
 			for i := range want {

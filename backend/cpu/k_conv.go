@@ -489,7 +489,7 @@ type convRunner[T float32 | float64] struct {
 }
 
 func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
-	r := &convRunner[T]{pl: pl, pool: p.Pool, job: newGemmJob[T]()}
+	r := &convRunner[T]{pl: pl, pool: p.Pool, job: newGemmJob[T](p.Pool)}
 	g := pl.geom
 	if !g.identity {
 		r.cols = make([][]T, pl.nw)
@@ -625,18 +625,16 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				im2col(g, x, col, g.colVol)
 				src = col
 			}
-			r.job.run(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, 0, y, g.colVol)
-			// Bias and ReLU in one pass over Y, rather than a fill before
-			// the product (which then reads it back) and a pass after.
+			// Bias and ReLU as the product's epilogue, while each tile of Y
+			// is in registers.
 			var b []T
 			if r.b != nil {
 				b = r.b[gi*mg : (gi+1)*mg]
 			}
+			r.job.run(pool, worker, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, 0, y, g.colVol, epilogue[T]{row: b, relu: pl.relu})
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], b, pl.relu)
-			} else if r.b != nil || pl.relu {
-				convEpilogueRows(y, g.colVol, y, g.colVol, mg, g.colVol, b, pl.relu)
+				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], nil, false)
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -651,10 +649,10 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				clear(y)
 			}
 			if g.identity {
-				r.job.run(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol)
+				r.job.run(pool, worker, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol, epilogue[T]{})
 				continue
 			}
-			r.job.run(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol)
+			r.job.run(pool, worker, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol, epilogue[T]{})
 			col2im(g, col, y)
 		case convGrad:
 			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
@@ -667,15 +665,15 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 					src = col
 				}
 				dw := r.parts[worker][gi*mg*g.rows:][:mg*g.rows]
-				r.job.run(pool, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows)
+				r.job.run(pool, worker, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows, epilogue[T]{})
 			}
 			if pl.wantDX {
 				dx := r.dx[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
 				if g.identity {
-					r.job.run(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol)
+					r.job.run(pool, worker, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol, epilogue[T]{})
 					continue
 				}
-				r.job.run(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol)
+				r.job.run(pool, worker, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol, epilogue[T]{})
 				clear(dx)
 				col2im(g, col, dx)
 			}
@@ -695,21 +693,17 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 		for b := 0; b < nb; b++ {
 			im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
 		}
-		gemmT(false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld)
+		r.job.run(nil, worker, false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld, epilogue[T]{row: r.b, relu: pl.relu})
 		for b := 0; b < nb; b++ {
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2], r.b, pl.relu)
+				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2], nil, false)
 				continue
 			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
-			if r.b == nil && !pl.relu {
-				for m := 0; m < pl.cout; m++ {
-					copy(y[m*g.colVol:(m+1)*g.colVol], tmp[m*ld+b*g.colVol:][:g.colVol])
-				}
-				continue
+			for m := 0; m < pl.cout; m++ {
+				copy(y[m*g.colVol:(m+1)*g.colVol], tmp[m*ld+b*g.colVol:][:g.colVol])
 			}
-			convEpilogueRows(y, g.colVol, tmp[b*g.colVol:], ld, pl.cout, g.colVol, r.b, pl.relu)
 		}
 	}
 }
@@ -735,10 +729,10 @@ func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
 			for b := 0; b < nb; b++ {
 				im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
 			}
-			gemmT(false, true, pl.cout, g.rows, ld, 1, dyc, ld, col, ld, 1, r.parts[worker], g.rows)
+			r.job.run(nil, worker, false, true, pl.cout, g.rows, ld, 1, dyc, ld, col, ld, 1, r.parts[worker], g.rows, epilogue[T]{})
 		}
 		if pl.wantDX {
-			gemmT(true, false, g.rows, ld, pl.cout, 1, r.w, g.rows, dyc, ld, 0, col, ld)
+			r.job.run(nil, worker, true, false, g.rows, ld, pl.cout, 1, r.w, g.rows, dyc, ld, 0, col, ld, epilogue[T]{})
 			for b := 0; b < nb; b++ {
 				dx := r.dx[(n+b)*pl.cin*g.imgVol:][:g.imageLen]
 				clear(dx)
