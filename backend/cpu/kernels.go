@@ -27,30 +27,43 @@ var ownGEMM = true
 var kernelWarning string
 
 func init() {
-	ownGEMM = gemm.Best() != gemm.Generic || blasName != "openblas"
-	switch v := strings.ToLower(strings.TrimSpace(os.Getenv(kernelsEnv))); v {
+	var path gemm.Path
+	ownGEMM, path, kernelWarning = chooseKernels(os.Getenv(kernelsEnv), gemm.Best(), blasName, openblasCore())
+	if err := gemm.SetActive(path); err != nil {
+		panic(err) // chooseKernels picks only supported paths
+	}
+}
+
+// chooseKernels decides what runs float32 products from the value of
+// GOTRAIN_CPU_KERNELS, the best path the CPU supports, the build's BLAS and
+// OpenBLAS's core name: whether gemm runs them (own), on which path, and
+// a warning for a request it could not honour or a slow fallback.
+func chooseKernels(env string, best gemm.Path, blas, core string) (own bool, path gemm.Path, warning string) {
+	own, path = best != gemm.Generic || blas != "openblas", best
+	switch v := strings.ToLower(strings.TrimSpace(env)); v {
 	case "", "auto":
 	case "openblas":
-		if blasName != "openblas" {
-			kernelWarning = fmt.Sprintf("%s=openblas: this build has no OpenBLAS (%s)", kernelsEnv, blasName)
+		if blas != "openblas" {
+			warning = fmt.Sprintf("%s=openblas: this build has no OpenBLAS (it has %s)", kernelsEnv, blas)
 			break
 		}
-		ownGEMM = false
+		own = false
 	default:
 		p, err := gemm.ParsePath(v)
-		if err == nil {
-			err = gemm.SetActive(p)
+		if err == nil && p > best {
+			err = fmt.Errorf("this CPU cannot run the %v path", p)
 		}
 		if err != nil {
-			kernelWarning = fmt.Sprintf("%s=%s: %v; using %v", kernelsEnv, v, err, gemm.Active())
+			warning = fmt.Sprintf("%s=%s: %v; using %v", kernelsEnv, v, err, best)
 			break
 		}
-		ownGEMM = true
+		own, path = true, p
 	}
-	if !ownGEMM && gemm.Best() != gemm.Generic && !slices.Contains(openblasVectorCores, openblasCore()) {
-		kernelWarning = fmt.Sprintf("OpenBLAS runs its %s kernel on a CPU with %v: products run at a fraction of the speed gotrain's own kernels reach (unset %s)",
-			openblasCore(), gemm.Best(), kernelsEnv)
+	if !own && best != gemm.Generic && !slices.Contains(openblasVectorCores, core) {
+		warning = fmt.Sprintf("OpenBLAS runs its %s kernel on a CPU with %v: products run at a fraction of the speed of gotrain's own kernels (unset %s)",
+			core, best, kernelsEnv)
 	}
+	return own, path, warning
 }
 
 // openblasVectorCores are OpenBLAS's x86 core names whose sgemm kernels use
