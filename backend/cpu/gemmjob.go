@@ -18,6 +18,9 @@ type gemmCall[T float32 | float64] struct {
 	a, b, c       []T
 	lda, ldb, ldc int
 	ep            epilogue[T]
+	// img, when set, is B (read from src) instead of b: package gemm only.
+	img *gemm.ImageB
+	src []T
 }
 
 // gemmJob runs a kernel's products: float32 on package gemm's kernels
@@ -61,14 +64,25 @@ func newGemmJob[T float32 | float64](pool *Pool) *gemmJob[T] {
 // over pool when it is set (its caller runs alone), else on the calling
 // worker w, with w's scratch.
 func (j *gemmJob[T]) run(pool *Pool, w int, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, ep epilogue[T]) {
-	call := gemmCall[T]{ta, tb, m, n, k, alpha, beta, a, b, c, lda, ldb, ldc, ep}
+	j.start(pool, w, &gemmCall[T]{ta: ta, tb: tb, m: m, n: n, k: k, alpha: alpha, beta: beta, a: a, b: b, c: c, lda: lda, ldb: ldb, ldc: ldc, ep: ep})
+}
+
+// runImage is run with B (k x n) an ImageB over src, on package gemm's
+// kernels whatever ownGEMM says (the ImageB exists only for them).
+func (j *gemmJob[T]) runImage(pool *Pool, w int, m, n, k int, a []T, lda int, ib *gemm.ImageB, src []T, beta T, c []T, ldc int, ep epilogue[T]) {
+	j.start(pool, w, &gemmCall[T]{m: m, n: n, k: k, alpha: 1, beta: beta, a: a, c: c, lda: lda, ldc: ldc, ep: ep, img: ib, src: src})
+}
+
+func (j *gemmJob[T]) start(pool *Pool, w int, call *gemmCall[T]) {
+	ta, tb, m, n, k, alpha, beta := call.ta, call.tb, call.m, call.n, call.k, call.alpha, call.beta
+	a, b, c, lda, ldb, ldc, ep := call.a, call.b, call.c, call.lda, call.ldb, call.ldc, call.ep
 	parallel := pool != nil && pool.Size() > 1 && m*n*k >= pgemmMinWork
-	if j.scr != nil && ownGEMM {
-		if !parallel || !j.split(&call, pool.Size()) {
-			j.own(j.scr[w], &call, 0, m, 0, n)
+	if j.scr != nil && (ownGEMM || call.img != nil) {
+		if !parallel || !j.split(call, pool.Size()) {
+			j.own(j.scr[w], call, 0, m, 0, n)
 			return
 		}
-		j.call = call
+		j.call = *call
 		pool.For(j.parts, 1, j.partFn)
 		j.call = gemmCall[T]{}
 		return
@@ -84,7 +98,7 @@ func (j *gemmJob[T]) run(pool *Pool, w int, ta, tb bool, m, n, k int, alpha T, a
 			return
 		}
 	}
-	j.call = call
+	j.call = *call
 	if m >= n {
 		pool.For(m, 16, j.rowsFn)
 	} else {
@@ -106,7 +120,7 @@ func (j *gemmJob[T]) split(c *gemmCall[T], p int) bool {
 	// contiguous run of tiles.
 	eff := func(t int) float64 { return float64(t) / float64(p*((t+p-1)/p)) }
 	switch {
-	case nt >= p && (c.tb || j.packed != nil || mt < p || eff(nt) >= eff(mt)):
+	case nt >= p && (c.tb || j.packed != nil || c.img != nil || mt < p || eff(nt) >= eff(mt)):
 		j.byCols, j.tiles = true, nt
 	case mt >= p:
 		j.byCols, j.tiles = false, mt
@@ -153,6 +167,10 @@ func (j *gemmJob[T]) own(s *gemm.Scratch, c *gemmCall[T], i0, i1, j0, j1 int) {
 		a = a[i0*c.lda:]
 	}
 	cc = cc[i0*c.ldc+j0:]
+	if c.img != nil {
+		s.SgemmImage(c.ta, m, n, c.k, a, c.lda, c.img, any(c.src).([]float32), j0, float32(c.beta), cc, c.ldc, ep)
+		return
+	}
 	if j.packed != nil && c.alpha == 1 {
 		s.SgemmPacked(c.ta, m, n, c.k, a, c.lda, j.packed, j0, float32(c.beta), cc, c.ldc, ep)
 		return

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"github.com/gotrain/gotrain/backend/cpu/gemm"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -369,6 +370,9 @@ type convPlan struct {
 	// pool: Conv's output is max-pooled 2x2/2 before it is written (a
 	// MaxPool fused by fuse.go); each image's full output lives in scratch.
 	pool bool
+	// implicit: Conv's forward product reads its B straight from X
+	// (package gemm's ImageB) instead of an im2col buffer.
+	implicit bool
 }
 
 func convFactory(kind convKind) Factory {
@@ -454,6 +458,9 @@ func convFactory(kind convKind) Factory {
 			pl.bimg = min((batchCols+pl.geom.colVol-1)/pl.geom.colVol, (pl.units+pl.nw-1)/pl.nw)
 		}
 		dt := p.In[xi].DType
+		// Implicit GEMM where the columns' runs are contiguous in X: the
+		// innermost spatial stride is 1.
+		pl.implicit = kind == convForward && dt == tensor.Float32 && ownGEMM && !pl.geom.identity && pl.geom.s[2] == 1
 		for _, t := range p.In {
 			if t != nil && t.DType != dt {
 				return nil, Errorf(p, "inputs mix dtypes %v and %v", dt, t.DType)
@@ -483,6 +490,8 @@ type convRunner[T float32 | float64] struct {
 	// job splits one product over the pool in the few-units case (where
 	// units run in turn on the caller), made once for the same reason.
 	job *gemmJob[T]
+	// ib[nb] reads the columns of nb images straight from X (implicit).
+	ib []*gemm.ImageB
 	// The current call's data.
 	x, w, b, y []T // Conv: X, W, B, Y; ConvTranspose: X, W, B, Y; ConvGrad: X, W, -, dY
 	dx, dw, db []T
@@ -491,7 +500,17 @@ type convRunner[T float32 | float64] struct {
 func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 	r := &convRunner[T]{pl: pl, pool: p.Pool, job: newGemmJob[T](p.Pool)}
 	g := pl.geom
-	if !g.identity {
+	if pl.implicit {
+		r.ib = make([]*gemm.ImageB, pl.bimg+1)
+		for nb := 1; nb <= pl.bimg && pl.implicit; nb++ {
+			var err error
+			if r.ib[nb], err = newConvImageB(g, nb, pl.cin*g.imgVol); err != nil {
+				// Offsets beyond the tables' 32 bits: im2col instead.
+				pl.implicit, r.ib = false, nil
+			}
+		}
+	}
+	if !g.identity && !pl.implicit {
 		r.cols = make([][]T, pl.nw)
 		for i := range r.cols {
 			r.cols[i] = make([]T, g.colLen*pl.bimg)
@@ -620,18 +639,22 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				y = r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
 			}
 			w := r.w[gi*mg*g.rows:][:mg*g.rows]
-			src := x
-			if !g.identity {
-				im2col(g, x, col, g.colVol)
-				src = col
-			}
 			// Bias and ReLU as the product's epilogue, while each tile of Y
 			// is in registers.
 			var b []T
 			if r.b != nil {
 				b = r.b[gi*mg : (gi+1)*mg]
 			}
-			r.job.run(pool, worker, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, 0, y, g.colVol, epilogue[T]{row: b, relu: pl.relu})
+			ep := epilogue[T]{row: b, relu: pl.relu}
+			switch {
+			case pl.implicit:
+				r.job.runImage(pool, worker, mg, g.colVol, g.rows, w, g.rows, r.ib[1], r.x[(n*pl.cin+gi*cg)*g.imgVol:], 0, y, g.colVol, ep)
+			case g.identity:
+				r.job.run(pool, worker, false, false, mg, g.colVol, g.rows, 1, w, g.rows, x, g.colVol, 0, y, g.colVol, ep)
+			default:
+				im2col(g, x, col, g.colVol)
+				r.job.run(pool, worker, false, false, mg, g.colVol, g.rows, 1, w, g.rows, col, g.colVol, 0, y, g.colVol, ep)
+			}
 			if pl.pool {
 				pp := r.pooledPlane()
 				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], nil, false)
@@ -681,19 +704,55 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 	}
 }
 
+// newConvImageB describes the im2col matrix of nb images (imgStride
+// elements apart) as a package gemm ImageB over X: row (c, kd, kh, kw) of
+// column (image, od, oh, ow) reads X[image][c][od*sd-pd+kd*dd][...][...],
+// or zero in the padding.
+func newConvImageB(g *colGeom, nb, imgStride int) (*gemm.ImageB, error) {
+	rowOff, kind := make([]int, g.rows), make([]int, g.rows)
+	for p := range rowOff {
+		rowOff[p], kind[p] = (p/g.kvol)*g.imgVol, p%g.kvol
+	}
+	colOff := make([][]int, g.kvol)
+	for t := range colOff {
+		kd, kh, kw := t/(g.k[1]*g.k[2]), t/g.k[2]%g.k[1], t%g.k[2]
+		offs := make([]int, nb*g.colVol)
+		for j := range offs {
+			b, pos := j/g.colVol, j%g.colVol
+			od, oh, ow := pos/(g.col[1]*g.col[2]), pos/g.col[2]%g.col[1], pos%g.col[2]
+			id := od*g.s[0] - g.p[0] + kd*g.d[0]
+			ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+			iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
+			if id < 0 || id >= g.img[0] || ih < 0 || ih >= g.img[1] || iw < 0 || iw >= g.img[2] {
+				offs[j] = -1
+				continue
+			}
+			offs[j] = b*imgStride + (id*g.img[1]+ih)*g.img[2] + iw
+		}
+		colOff[t] = offs
+	}
+	return gemm.NewImageB(g.rows, nb*g.colVol, rowOff, kind, colOff)
+}
+
 // runBatched is Conv's forward pass over images [n0, n1) (one group),
 // bimg images per product: their columns side by side in one col buffer,
 // the product scattered back into NCHW with the bias added.
 func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 	pl, g := r.pl, r.geom()
-	col, tmp := r.cols[worker], r.outs[worker]
+	tmp := r.outs[worker]
 	for n := n0; n < n1; n += pl.bimg {
 		nb := min(pl.bimg, n1-n)
 		ld := nb * g.colVol
-		for b := 0; b < nb; b++ {
-			im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
+		ep := epilogue[T]{row: r.b, relu: pl.relu}
+		if pl.implicit {
+			r.job.runImage(nil, worker, pl.cout, ld, g.rows, r.w, g.rows, r.ib[nb], r.x[n*pl.cin*g.imgVol:], 0, tmp, ld, ep)
+		} else {
+			col := r.cols[worker]
+			for b := 0; b < nb; b++ {
+				im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
+			}
+			r.job.run(nil, worker, false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld, ep)
 		}
-		r.job.run(nil, worker, false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld, epilogue[T]{row: r.b, relu: pl.relu})
 		for b := 0; b < nb; b++ {
 			if pl.pool {
 				pp := r.pooledPlane()

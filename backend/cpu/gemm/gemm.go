@@ -30,6 +30,7 @@ type Scratch struct {
 	dense  denseB
 	src    sourceB
 	packed packedB
+	image  imageB
 }
 
 // NewScratch allocates one thread's packing space.

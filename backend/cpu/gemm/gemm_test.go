@@ -430,3 +430,72 @@ func TestPathNames(t *testing.T) {
 	}
 	t.Logf("CPU %s, best path %v, kernel %s", CPUModel(), Best(), KernelName())
 }
+
+// TestImageB: a B read through an index (runs of a source with gaps of
+// zeros, several row kinds) gives the bits of the same B written out as a
+// matrix, for whole products and column ranges, on every path.
+func TestImageB(t *testing.T) {
+	eachPath(t, func(t *testing.T, _ Path) {
+		_, nr := Blocking()
+		r := rand.New(rand.NewPCG(11, 12))
+		s := NewScratch()
+		for _, sh := range [][3]int{{8, 48, 9}, {5, 131, 27}, {64, 169, 288}, {17, 300, 40}, {3, 7, 2}} {
+			m, n, k := sh[0], sh[1], sh[2]
+			const kinds = 3
+			src := randSlice(r, 4000)
+			rowOff, kind := make([]int, k), make([]int, k)
+			for p := range rowOff {
+				rowOff[p], kind[p] = r.IntN(500), r.IntN(kinds)
+			}
+			colOff := make([][]int, kinds)
+			for tk := range colOff {
+				colOff[tk] = make([]int, n)
+				o := r.IntN(50)
+				for j := range colOff[tk] {
+					switch r.IntN(12) {
+					case 0:
+						colOff[tk][j] = -1 // padding
+						continue
+					case 1:
+						o += 2 + r.IntN(40) // a new run
+					}
+					colOff[tk][j] = o
+					o++
+				}
+			}
+			ib, err := NewImageB(k, n, rowOff, kind, colOff)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bm := make([]float32, k*n)
+			for p := 0; p < k; p++ {
+				for j := 0; j < n; j++ {
+					if o := colOff[kind[p]][j]; o >= 0 {
+						bm[p*n+j] = src[rowOff[p]+o]
+					}
+				}
+			}
+			a, c := randSlice(r, m*k), randSlice(r, m*n)
+			ep := Epilogue{BiasRow: randSlice(r, m), ReLU: true}
+			want := append([]float32(nil), c...)
+			s.Sgemm(false, false, m, n, k, 1, a, k, bm, n, 0, want, n, ep)
+			got := append([]float32(nil), c...)
+			cut := min(n, 2*nr)
+			for _, cols := range [][2]int{{0, cut}, {cut, n}} {
+				s.SgemmImage(false, m, cols[1]-cols[0], k, a, k, ib, src, cols[0], 0, got[cols[0]:], n, ep)
+			}
+			same(t, fmt.Sprintf("image B %v", sh), got, want)
+		}
+		// A source too short for the tables panics rather than reading on.
+		ib, err := NewImageB(1, 2, []int{5}, []int{0}, [][]int{{0, 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if recover() == nil {
+				t.Error("short source: no panic")
+			}
+		}()
+		s.SgemmImage(false, 1, 2, 1, []float32{1}, 1, ib, make([]float32, 6), 0, 0, make([]float32, 2), 2, Epilogue{})
+	})
+}

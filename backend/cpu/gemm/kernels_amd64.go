@@ -24,5 +24,15 @@ func packBTAVX512(dst *float32, src *float32, ld int, kc int)
 //go:noescape
 func packBTAVX2(dst *float32, src *float32, ld int, kc int)
 
+// packRunsAVX512 copies image runs into kc rows of a 48-wide panel (see asm/main.go).
+//
+//go:noescape
+func packRunsAVX512(dst *float32, src *float32, rows *int32, first *int32, pieces *int32, kc int)
+
+// packRunsAVX2 copies image runs into kc rows of a 24-wide panel (see asm/main.go).
+//
+//go:noescape
+func packRunsAVX2(dst *float32, src *float32, rows *int32, first *int32, pieces *int32, kc int)
+
 // cpuid executes CPUID with EAX=leaf and ECX=sub.
 func cpuid(leaf uint32, sub uint32) (a uint32, b uint32, c uint32, d uint32)

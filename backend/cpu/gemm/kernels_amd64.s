@@ -706,6 +706,117 @@ DATA iotaAVX2<>+24(SB)/4, $0x00000006
 DATA iotaAVX2<>+28(SB)/4, $0x00000007
 GLOBL iotaAVX2<>(SB), RODATA|NOPTR, $32
 
+// func packRunsAVX512(dst *float32, src *float32, rows *int32, first *int32, pieces *int32, kc int)
+// Requires: AVX, AVX512F
+TEXT ·packRunsAVX512(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  rows+16(FP), DX
+	MOVQ  first+24(FP), BX
+	MOVQ  pieces+32(FP), SI
+	MOVQ  kc+40(FP), DI
+	TESTQ DI, DI
+	JZ    rdoneAVX512
+
+rowAVX512:
+	MOVLQSX (DX), R8
+	LEAQ    (CX)(R8*4), R8
+	MOVLQSX 4(DX), R9
+	MOVLQSX (BX)(R9*4), R10
+	MOVLQSX 4(BX)(R9*4), R9
+	LEAQ    (R10)(R10*2), R10
+	LEAQ    (SI)(R10*4), R10
+	LEAQ    (R9)(R9*2), R9
+	LEAQ    (SI)(R9*4), R9
+	CMPQ    R10, R9
+	JGE     nextAVX512
+
+pieceAVX512:
+	MOVLQSX   (R10), R11
+	MOVLQSX   4(R10), R12
+	MOVLQSX   8(R10), R13
+	KMOVW     R13, K1
+	VMOVUPS.Z (R8)(R12*4), K1, Z0
+	VMOVUPS   Z0, (AX)(R11*4)
+	ADDQ      $0x0c, R10
+	CMPQ      R10, R9
+	JL        pieceAVX512
+
+nextAVX512:
+	ADDQ $0x08, DX
+	ADDQ $0x000000c0, AX
+	DECQ DI
+	JNZ  rowAVX512
+
+rdoneAVX512:
+	VZEROUPPER
+	RET
+
+// func packRunsAVX2(dst *float32, src *float32, rows *int32, first *int32, pieces *int32, kc int)
+// Requires: AVX
+TEXT ·packRunsAVX2(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), AX
+	MOVQ  src+8(FP), CX
+	MOVQ  rows+16(FP), DX
+	MOVQ  first+24(FP), BX
+	MOVQ  pieces+32(FP), SI
+	MOVQ  kc+40(FP), DI
+	LEAQ  laneMaskAVX2<>+0(SB), R8
+	TESTQ DI, DI
+	JZ    rdoneAVX2
+
+rowAVX2:
+	MOVLQSX (DX), R9
+	LEAQ    (CX)(R9*4), R9
+	MOVLQSX 4(DX), R10
+	MOVLQSX (BX)(R10*4), R11
+	MOVLQSX 4(BX)(R10*4), R10
+	LEAQ    (R11)(R11*2), R11
+	LEAQ    (SI)(R11*4), R11
+	LEAQ    (R10)(R10*2), R10
+	LEAQ    (SI)(R10*4), R10
+	CMPQ    R11, R10
+	JGE     nextAVX2
+
+pieceAVX2:
+	MOVLQSX    (R11), R12
+	MOVLQSX    4(R11), R13
+	MOVLQSX    8(R11), R14
+	VMOVDQU    (R8)(R14*1), Y0
+	VMASKMOVPS (R9)(R13*4), Y0, Y0
+	VMOVUPS    Y0, (AX)(R12*4)
+	ADDQ       $0x0c, R11
+	CMPQ       R11, R10
+	JL         pieceAVX2
+
+nextAVX2:
+	ADDQ $0x08, DX
+	ADDQ $0x00000060, AX
+	DECQ DI
+	JNZ  rowAVX2
+
+rdoneAVX2:
+	VZEROUPPER
+	RET
+
+DATA laneMaskAVX2<>+0(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+4(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+8(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+12(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+16(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+20(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+24(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+28(SB)/4, $0xffffffff
+DATA laneMaskAVX2<>+32(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+36(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+40(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+44(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+48(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+52(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+56(SB)/4, $0x00000000
+DATA laneMaskAVX2<>+60(SB)/4, $0x00000000
+GLOBL laneMaskAVX2<>(SB), RODATA|NOPTR, $64
+
 // func cpuid(leaf uint32, sub uint32) (a uint32, b uint32, c uint32, d uint32)
 // Requires: CPUID
 TEXT ·cpuid(SB), NOSPLIT, $0-24

@@ -66,6 +66,8 @@ type impl struct {
 	kernel kernelFunc
 	// packBT packs a full panel of a transposed B (nil: the Go loop).
 	packBT func(dst, src *float32, ld, kc int)
+	// packRuns packs a panel of an ImageB (nil: the Go loop).
+	packRuns func(dst, src *float32, rows, first, pieces *int32, kc int)
 }
 
 // kernelFunc computes an mr x nr tile of C; see the package doc (and

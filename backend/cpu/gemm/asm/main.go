@@ -59,6 +59,8 @@ func main() {
 	kernel(avx2)
 	packBT(avx512)
 	packBT(avx2)
+	packRuns(avx512)
+	packRuns(avx2)
 	cpuid()
 	Generate()
 }
@@ -280,6 +282,90 @@ func packBT(is isa) {
 	DECQ(kc)
 	JNZ(LabelRef("loop" + is.name))
 	Label("done" + is.name)
+	VZEROUPPER()
+	RET()
+}
+
+// packRuns writes kc rows of a panel of B whose elements are runs of an
+// image (a convolution's input read through its window), from tables the
+// caller builds and checks: row p reads at src + rows[2p] (elements) the
+// pieces first[rows[2p+1]] .. first[rows[2p+1]+1]-1 of pieces, each three
+// int32: the column in the row, the offset from the row's source, and the
+// lanes (AVX-512: a bit mask; AVX2: the byte offset of its lane mask in
+// the sliding table, 4*(8-lanes)). Columns no piece covers are left as
+// they are (the caller clears the panel first). A piece is loaded through
+// its mask, lanes beyond it zero, and stored whole: the zeros land on
+// padding, on columns a later piece of the row writes, or on the start of
+// the next row, written after it (masked stores are slow on some CPUs),
+// so up to one vector past the last row is written too: the caller leaves
+// room there.
+func packRuns(is isa) {
+	nr := is.vw * is.nv
+	TEXT("packRuns"+is.name, NOSPLIT, "func(dst, src *float32, rows, first, pieces *int32, kc int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("packRuns%s copies image runs into kc rows of a %d-wide panel (see asm/main.go).", is.name, nr))
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	rows := Load(Param("rows"), GP64())
+	first := Load(Param("first"), GP64())
+	pieces := Load(Param("pieces"), GP64())
+	kc := Load(Param("kc"), GP64())
+	var tab reg.GPVirtual
+	if is.vw == 8 {
+		lanes := GLOBL("laneMaskAVX2", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			v := uint32(0)
+			if i < 8 {
+				v = 0xffffffff
+			}
+			DATA(4*i, U32(v))
+		}
+		tab = GP64()
+		LEAQ(lanes, tab)
+	}
+	TESTQ(kc, kc)
+	JZ(LabelRef("rdone" + is.name))
+	Label("row" + is.name)
+	s := GP64()
+	MOVLQSX(Mem{Base: rows}, s)
+	LEAQ(Mem{Base: src, Index: s, Scale: 4}, s)
+	kid := GP64()
+	MOVLQSX(Mem{Base: rows, Disp: 4}, kid)
+	p, pe := GP64(), GP64()
+	MOVLQSX(Mem{Base: first, Index: kid, Scale: 4}, p)
+	MOVLQSX(Mem{Base: first, Index: kid, Scale: 4, Disp: 4}, pe)
+	// p and pe become pointers into pieces (12 bytes each).
+	LEAQ(Mem{Base: p, Index: p, Scale: 2}, p)
+	LEAQ(Mem{Base: pieces, Index: p, Scale: 4}, p)
+	LEAQ(Mem{Base: pe, Index: pe, Scale: 2}, pe)
+	LEAQ(Mem{Base: pieces, Index: pe, Scale: 4}, pe)
+	CMPQ(p, pe)
+	JGE(LabelRef("next" + is.name))
+	Label("piece" + is.name)
+	do, so, m := GP64(), GP64(), GP64()
+	MOVLQSX(Mem{Base: p}, do)
+	MOVLQSX(Mem{Base: p, Disp: 4}, so)
+	MOVLQSX(Mem{Base: p, Disp: 8}, m)
+	v := is.vec()
+	if is.vw == 16 {
+		KMOVW(m.As32(), reg.K1)
+		VMOVUPS_Z(Mem{Base: s, Index: so, Scale: 4}, reg.K1, v)
+		VMOVUPS(v, Mem{Base: dst, Index: do, Scale: 4})
+	} else {
+		mask := is.vec()
+		VMOVDQU(Mem{Base: tab, Index: m, Scale: 1}, mask)
+		VMASKMOVPS(Mem{Base: s, Index: so, Scale: 4}, mask, v)
+		VMOVUPS(v, Mem{Base: dst, Index: do, Scale: 4})
+	}
+	ADDQ(U8(12), p)
+	CMPQ(p, pe)
+	JL(LabelRef("piece" + is.name))
+	Label("next" + is.name)
+	ADDQ(U8(8), rows)
+	ADDQ(U32(4*nr), dst)
+	DECQ(kc)
+	JNZ(LabelRef("row" + is.name))
+	Label("rdone" + is.name)
 	VZEROUPPER()
 	RET()
 }
