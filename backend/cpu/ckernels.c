@@ -599,21 +599,6 @@ void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, 
 		}
 	}
 }
-// gt_rows_bias_relu is convEpilogueGo: dst row i = src row i + bias[i]
-// (0 without bias), then Go's max(v, 0) with relu.
-void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, int m, int n, const float *bias, int relu) {
-	for (int i = 0; i < m; i++) {
-		float b = bias ? bias[i] : 0.0f;
-		float *d = dst + i * ldd;
-		const float *s = src + i * lds;
-		if (relu) {
-			for (int j = 0; j < n; j++) d[j] = gt_relu(s[j] + b);
-		} else {
-			for (int j = 0; j < n; j++) d[j] = s[j] + b;
-		}
-	}
-}
-
 // gt_maxpool2x2_planes is the fused Conv+MaxPool's pooling (convPoolGo).
 void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W,
 		const float *bias, int epi, int relu) {

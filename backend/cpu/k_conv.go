@@ -808,7 +808,7 @@ func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.p
 
 // convPool is the fused epilogue and 2x2/2 max pooling of Conv's output:
 // planes of h x w (src planes lds apart) get bias[p] (bias nil: 0) and ReLU
-// with relu, as convEpilogueRows would write them (nothing at all without
+// with relu, as convEpilogueGo would write them (nothing at all without
 // bias or relu), and are pooled into dst (planes of h/2 x w/2, contiguous)
 // with MaxPool's arithmetic (Go's max over the four taps in row order).
 // float32 goes through convPoolC (one pass in C in the OpenBLAS build).
@@ -837,19 +837,9 @@ func convPoolGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int
 	}
 }
 
-// convEpilogueRows writes m rows of n: dst row i (rows ldd apart) gets
+// convEpilogueGo writes m rows of n: dst row i (rows ldd apart) gets
 // src row i (lds apart) + bias[i] (bias nil: + 0), then max(·, 0) with
-// relu. dst may be src. float32 goes through convEpilogueC (C in the
-// OpenBLAS build, where the loop vectorises).
-func convEpilogueRows[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
-	if d32, ok := any(dst).([]float32); ok {
-		convEpilogueC(d32, ldd, any(src).([]float32), lds, m, n, any(bias).([]float32), relu)
-		return
-	}
-	convEpilogueGo(dst, ldd, src, lds, m, n, bias, relu)
-}
-
-// convEpilogueGo is convEpilogueRows in Go.
+// relu. dst may be src.
 func convEpilogueGo[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
 	for i := 0; i < m; i++ {
 		var b T
