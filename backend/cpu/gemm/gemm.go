@@ -83,13 +83,7 @@ func (s *Scratch) SgemmSource(ta bool, m, n, k int, a []float32, lda int, src BS
 // packed matrix; j0 must be a multiple of the packing's panel width
 // (Blocking's nr when it was packed).
 func (s *Scratch) SgemmPacked(ta bool, m, n, k int, a []float32, lda int, b *PackedB, j0 int, beta float32, c []float32, ldc int, ep Epilogue) {
-	if m < 0 || n < 0 || k < 0 || j0 < 0 {
-		panic(fmt.Sprintf("gemm: negative size m=%d n=%d k=%d j0=%d", m, n, k, j0))
-	}
-	if k != b.k || j0+n > b.n {
-		panic(fmt.Sprintf("gemm: columns [%d, %d) of %d rows from a packed %dx%d B", j0, j0+n, k, b.k, b.n))
-	}
-	if m == 0 || n == 0 {
+	if checkColumns("a packed", m, n, k, j0, b.k, b.n) {
 		return
 	}
 	var bp bPanels
@@ -111,6 +105,18 @@ func (s *Scratch) SgemmPacked(ta bool, m, n, k int, a []float32, lda int, b *Pac
 	}
 	s.product(ta, m, n, k, 1, a, lda, bp, beta, c, ldc, &ep)
 	s.dense, s.packed = denseB{}, packedB{}
+}
+
+// checkColumns panics unless columns [j0, j0+n) of k rows lie inside a B
+// of bk x bn (what names its kind), and reports an empty product.
+func checkColumns(what string, m, n, k, j0, bk, bn int) (empty bool) {
+	if m < 0 || n < 0 || k < 0 || j0 < 0 {
+		panic(fmt.Sprintf("gemm: negative size m=%d n=%d k=%d j0=%d", m, n, k, j0))
+	}
+	if k != bk || j0+n > bn {
+		panic(fmt.Sprintf("gemm: columns [%d, %d) of %d rows from %s B of %dx%d", j0, j0+n, k, what, bk, bn))
+	}
+	return m == 0 || n == 0
 }
 
 // need panics unless a slice of length l holds rows x cols with stride ld.

@@ -164,13 +164,7 @@ func (v *imageB) panel(s *Scratch, im *impl, k0, kc, j0, n int) *float32 {
 // SgemmImage is Sgemm with op(B) taken from columns [j0, j0+n) of an
 // ImageB over src; j0 must be a multiple of Blocking's nr.
 func (s *Scratch) SgemmImage(ta bool, m, n, k int, a []float32, lda int, b *ImageB, src []float32, j0 int, beta float32, c []float32, ldc int, ep Epilogue) {
-	if m < 0 || n < 0 || k < 0 || j0 < 0 {
-		panic(fmt.Sprintf("gemm: negative size m=%d n=%d k=%d j0=%d", m, n, k, j0))
-	}
-	if k != b.k || j0+n > b.n {
-		panic(fmt.Sprintf("gemm: columns [%d, %d) of %d rows from an image B of %dx%d", j0, j0+n, k, b.k, b.n))
-	}
-	if m == 0 || n == 0 {
+	if checkColumns("an image", m, n, k, j0, b.k, b.n) {
 		return
 	}
 	if _, nr := Blocking(); j0%nr != 0 {
