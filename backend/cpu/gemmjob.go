@@ -108,24 +108,35 @@ func (j *gemmJob[T]) start(pool *Pool, w int, call *gemmCall[T]) {
 	j.call = gemmCall[T]{}
 }
 
-// split decides how package gemm's product is cut over p workers: by
-// column tiles, each worker packing only its own panels of B, unless row
-// tiles balance the work better and B is cheap to pack (not transposed:
-// a transposed B is gathered, and each row part would gather all of it).
-// It reports false when the product is better run whole.
+// split decides how package gemm's product is cut over p workers, each
+// part a contiguous run of tiles: by column tiles, each worker packing
+// only its own panels of B, or by row tiles, each packing all of B. It
+// estimates both in cycles, from the multiply-adds (32 a cycle with
+// AVX-512) and the packing (per element of B: a copy about 1/4 cycle,
+// an image's runs 1/2, a gather 1, a packed B nothing), and takes the
+// cheaper. It reports false when neither cut gives two parts.
 func (j *gemmJob[T]) split(c *gemmCall[T], p int) bool {
 	mr, nr := gemm.Blocking()
 	mt, nt := (c.m+mr-1)/mr, (c.n+nr-1)/nr
-	// The share of the workers' time spent working, each part a
-	// contiguous run of tiles.
-	eff := func(t int) float64 { return float64(t) / float64(p*((t+p-1)/p)) }
+	pack := 0.25
 	switch {
-	case nt >= p && (c.tb || j.packed != nil || c.img != nil || mt < p || eff(nt) >= eff(mt)):
+	case c.img != nil:
+		pack = 0.5
+	case j.packed != nil && c.alpha == 1:
+		pack = 0
+	case c.tb:
+		pack = 1
+	}
+	fma := float64(c.m) * float64(c.n) * float64(c.k) / 32
+	packAll := pack * float64(c.k) * float64(c.n)
+	share := func(t int) float64 { return float64((t+p-1)/p) / float64(t) }
+	cols := share(nt) * (fma + packAll)
+	rows := share(mt)*fma + packAll
+	switch {
+	case nt >= 2 && (cols <= rows || mt < 2):
 		j.byCols, j.tiles = true, nt
-	case mt >= p:
+	case mt >= 2:
 		j.byCols, j.tiles = false, mt
-	case nt >= 2:
-		j.byCols, j.tiles = true, nt
 	default:
 		return false
 	}
