@@ -1,9 +1,11 @@
 package cpu
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
@@ -319,5 +321,59 @@ func checkCIm2colMatchesGo(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestCPoolManyTasks runs tasks back to back, with a busy goroutine
+// competing for the cores so that the pool's worker is often preempted
+// between tasks: a worker delayed in one task's claim loop must not take
+// (and lose the count of) a part of the next, which hung the caller. Each
+// task's results are checked too.
+func TestCPoolManyTasks(t *testing.T) {
+	cp := testCPool(t)
+	stop := make(chan struct{})
+	go func() { // competes with the pool's thread for the cores
+		x := 0
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				for i := 0; i < 1000; i++ {
+					x += i
+				}
+			}
+		}
+	}()
+	defer close(stop)
+	done := make(chan error, 1)
+	go func() {
+		const planes, h, w = 4, 2, 4
+		x := make([]float32, planes*h*w)
+		y := make([]float32, planes*(h/2)*(w/2))
+		for i := range x {
+			x[i] = float32(i)
+		}
+		for it := 0; it < 200000; it++ {
+			clear(y)
+			cp.maxPool2x2(x, y, nil, planes, h, w, h/2, w/2)
+			for p := 0; p < planes; p++ {
+				for j := 0; j < w/2; j++ {
+					if want := float32(p*h*w + w + 2*j + 1); y[p*(w/2)+j] != want {
+						done <- fmt.Errorf("task %d: y[%d][%d] = %v, want %v", it, p, j, y[p*(w/2)+j], want)
+						return
+					}
+				}
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("200000 small tasks did not finish in 3 minutes: the pool hangs")
 	}
 }
