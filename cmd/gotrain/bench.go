@@ -139,6 +139,7 @@ func newBenchCmd() *cobra.Command {
 				what = "training (" + *strat + ", deterministic)"
 			}
 		}
+		fmt.Fprintln(stdout, cpu.KernelInfo())
 		fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
 			float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))
 		if *profile {
