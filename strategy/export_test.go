@@ -81,14 +81,8 @@ func WorkerGradients(s Strategy, b Batch, seed int64) (map[string]*tensor.Tensor
 	return out, nil
 }
 
-// Share is the part of a global batch b that a multi-worker strategy's
-// worker trains on, placed in b (Offset, Total).
-func Share(s Strategy, b Batch) (Batch, error) {
-	lo, hi := s.(*MultiWorker).Part(b.Size())
-	part, err := sliceInputs(b, lo, hi)
-	part.Offset, part.Total = lo, b.Size()
-	return part, err
-}
+// Share is MultiWorker.Share for a Strategy.
+func Share(s Strategy, b Batch) (Batch, error) { return s.(*MultiWorker).Share(b) }
 
 // UnitGradients runs the replicas on a batch and returns each unit's
 // gradient (the mean over its samples) and its weight in the batch's

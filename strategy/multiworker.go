@@ -158,6 +158,30 @@ func (m *MultiWorker) Part(n int) (lo, hi int) {
 	return s[0], s[1]
 }
 
+// Share returns this worker's part of a global batch b (Part), placed in
+// it (Offset, Total): what Step takes, for a caller that holds the whole
+// batch. It shares b's memory.
+func (m *MultiWorker) Share(b Batch) (Batch, error) {
+	lo, hi := m.Part(b.Size())
+	part, err := sliceInputs(b, lo, hi)
+	part.Offset, part.Total = lo, b.Size()
+	return part, err
+}
+
+// ReducedBytes is what a step reduces across the workers, in bytes: the
+// gradients (float32) and the BatchNorm statistics, not counting the few
+// bytes of each worker's losses.
+func (m *MultiWorker) ReducedBytes() int {
+	n := len(m.flat)
+	if len(m.e.tr.Buffers) > 0 && !m.e.tr.Collective {
+		for _, name := range m.e.tr.Buffers {
+			n += tensor.NumElements(m.e.reps[0].buffers[name].Shape())
+		}
+		n++
+	}
+	return 4 * n
+}
+
 // RequestStop asks the run to stop; every worker learns of it with the next
 // step (Stopping). It may be called from any goroutine (a signal handler).
 func (m *MultiWorker) RequestStop() { m.stopAsked.Store(true) }

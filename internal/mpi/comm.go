@@ -156,6 +156,7 @@ type job struct {
 	ctl      func() error
 	reqs     []*handle
 	deadline time.Time
+	posted   time.Time // when the MPI thread started it
 	done     chan error
 	pins     runtime.Pinner
 }
@@ -294,6 +295,7 @@ func (c *Comm) loop() {
 					continue
 				}
 				cur, polls = j, 0
+				cur.posted = time.Now()
 			case <-idle.C:
 			}
 			continue
@@ -312,24 +314,30 @@ func (c *Comm) loop() {
 			c.abandon(cur, c.Err())
 			cur = nil
 		default:
-			polls++
-			pause(polls)
+			waited := now.Sub(cur.posted)
+			if waited >= spinFor {
+				polls++
+			}
+			pause(polls, waited)
 		}
 	}
 }
 
-// pause waits between polls of a pending request: a few quick polls first,
-// then sleeps that grow to 200 us, so that a worker waiting for a slower
-// one neither burns the core the slower one computes on nor adds more
-// than a fraction of a millisecond to the step.
-func pause(polls int) {
-	switch {
-	case polls < 32:
-		runtime.Gosched()
-	default:
-		d := time.Duration(min(polls-31, 8)) * 25 * time.Microsecond
-		time.Sleep(d)
+// spinFor is how long a pending collective is polled back to back before
+// the MPI thread sleeps between polls: long enough for a collective whose
+// workers are all there to complete at full speed (MPI progresses only in
+// MPI calls, and a collective takes several rounds), short enough that a
+// worker waiting for a slower one does not burn the core it computes on.
+const spinFor = 200 * time.Microsecond
+
+// pause waits between polls of a pending request, polled since waited: not
+// at all at first, then sleeps that grow to 200 us, which adds at most a
+// fifth of a millisecond to a step that waits for a slower worker.
+func pause(polls int, waited time.Duration) {
+	if waited < spinFor {
+		return
 	}
+	time.Sleep(time.Duration(min(polls, 8)) * 25 * time.Microsecond)
 }
 
 func testAll(reqs []*handle) (bool, error) {
