@@ -255,11 +255,10 @@ func TestLoaderBatches(t *testing.T) {
 	}
 }
 
-// TestLoaderWorkers: with augmentation, 1 and 4 workers give identical
-// batches, and resuming at batch k gives the rest of the epoch.
-func TestLoaderWorkers(t *testing.T) {
-	d := synth(t, 50, 3, 8, 8, 5)
-	cfg, err := augment.ParseSpec("rotation=20,shift=0.1,zoom=0.1,hflip,cutout=3,seed=11")
+// augmenter makes the augmentation spec says for d's samples.
+func augmenter(t *testing.T, d *Dataset, spec string) *augment.Augmenter {
+	t.Helper()
+	cfg, err := augment.ParseSpec(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +266,14 @@ func TestLoaderWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// TestLoaderWorkers: with augmentation, 1 and 4 workers give identical
+// batches, and resuming at batch k gives the rest of the epoch.
+func TestLoaderWorkers(t *testing.T) {
+	d := synth(t, 50, 3, 8, 8, 5)
+	a := augmenter(t, d, "rotation=20,shift=0.1,zoom=0.1,hflip,cutout=3,seed=11")
 	mk := func(workers, prefetch int) *Loader {
 		return &Loader{Source: d, BatchSize: 8, Shuffle: true, Seed: 1, Transform: a, Workers: workers, Prefetch: prefetch}
 	}
@@ -361,14 +368,7 @@ func TestLoaderEpochFrom(t *testing.T) {
 // samples, and an empty share is a batch of no samples.
 func TestLoaderPart(t *testing.T) {
 	d := synth(t, 10, 3, 8, 8, 5)
-	cfg, err := augment.ParseSpec("rotation=20,shift=0.1,seed=5")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := augment.New(cfg, d.SampleShape())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := augmenter(t, d, "rotation=20,shift=0.1,seed=5")
 	// 10 samples in batches of 4: 4, 4, 2; three workers take 1, 1, 2 of
 	// a batch of 4, and 0, 1, 1 of the last.
 	share := func(w int) func(int) (int, int) {

@@ -16,6 +16,7 @@ import (
 	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/internal/mpi/mpitest"
+	"github.com/gotrain/gotrain/train"
 )
 
 // mpiGotrain runs gotrain (this test binary, as TestCLIChild) under mpirun
@@ -212,13 +213,26 @@ func TestMultiWorkerKilled(t *testing.T) {
 		t.Fatalf("mpirun ended with %v, and a message naming rank 1 is wanted:\n%s", err, j.Output())
 	}
 	t.Logf("the job ended %v after the kill", time.Since(began).Round(time.Millisecond))
-	st, err := checkpoint.LoadState(state, "")
+	resumeWorkers(t, out, loadState(t, state))
+}
+
+func loadState(t *testing.T, path string) *train.State {
+	t.Helper()
+	st, err := checkpoint.LoadState(path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, err := mpiRun(t, 2, trainArgs(t, out, "--epochs", strconv.Itoa(st.Epoch+1), "--strategy", "multiworker", "--resume", state)...)
+	return st
+}
+
+// resumeWorkers resumes a multi-worker run from its state in out, on 2
+// workers, for one epoch more than the state began.
+func resumeWorkers(t *testing.T, out string, st *train.State) {
+	t.Helper()
+	log, err := mpiRun(t, 2, trainArgs(t, out, "--epochs", strconv.Itoa(st.Epoch+2), "--strategy", "multiworker",
+		"--resume", filepath.Join(out, "state.ckpt"))...)
 	if err != nil || !strings.Contains(log, "resumed at epoch") {
-		t.Fatalf("resuming from the state the killed run left: %v\n%s", err, log)
+		t.Fatalf("resuming: %v\n%s", err, log)
 	}
 }
 
@@ -237,10 +251,7 @@ func TestMultiWorkerInterrupt(t *testing.T) {
 	// workers time on a loaded machine.
 	j := mpiGotrain(t, 2, []string{"odls_base_sigkill_timeout", "3"}, trainArgs(t, out, "--epochs", "100000", "--strategy", "multiworker")...)
 	waitState(t, j, state)
-	before, err := checkpoint.LoadState(state, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := loadState(t, state)
 	syscall.Kill(j.Pid(), syscall.SIGINT)
 	err, ended := j.Wait(60 * time.Second)
 	if !ended || err == nil {
@@ -252,17 +263,11 @@ func TestMultiWorkerInterrupt(t *testing.T) {
 			t.Errorf("the output does not say %q once:\n%s", want, o)
 		}
 	}
-	after, err := checkpoint.LoadState(state, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := loadState(t, state)
 	if after.Step <= before.Step {
 		t.Fatalf("the state is at step %d, as before the interrupt: no state was written at the stop", after.Step)
 	}
-	log, err := mpiRun(t, 2, trainArgs(t, out, "--epochs", strconv.Itoa(after.Epoch+2), "--strategy", "multiworker", "--resume", state)...)
-	if err != nil || !strings.Contains(log, "resumed at epoch") {
-		t.Fatalf("resuming: %v\n%s", err, log)
-	}
+	resumeWorkers(t, out, after)
 }
 
 // TestMultiWorkerFlags: under mpirun another strategy is refused, and the

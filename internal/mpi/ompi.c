@@ -146,22 +146,17 @@ void gtmpi_error_string(int code, char *out, int outlen) {
 	snprintf(out, outlen, "%s", buf);
 }
 
-void gtmpi_library_version(char *out, int outlen) {
+// mpi_string copies a string that get writes (MPI's string getters: at
+// most OMPI_MAX_STRING bytes and their length) into out.
+static void mpi_string(int (*get)(char *, int *), char *out, int outlen) {
 	char buf[OMPI_MAX_STRING + 1];
 	int n = 0;
-	if (p_get_library_version(buf, &n) != 0) {
+	if (get(buf, &n) != 0) {
 		n = 0;
 	}
 	buf[n < OMPI_MAX_STRING ? n : OMPI_MAX_STRING] = 0;
 	snprintf(out, outlen, "%s", buf);
 }
 
-void gtmpi_processor_name(char *out, int outlen) {
-	char buf[OMPI_MAX_STRING + 1];
-	int n = 0;
-	if (p_get_processor_name(buf, &n) != 0) {
-		n = 0;
-	}
-	buf[n < OMPI_MAX_STRING ? n : OMPI_MAX_STRING] = 0;
-	snprintf(out, outlen, "%s", buf);
-}
+void gtmpi_library_version(char *out, int outlen) { mpi_string(p_get_library_version, out, outlen); }
+void gtmpi_processor_name(char *out, int outlen) { mpi_string(p_get_processor_name, out, outlen); }
