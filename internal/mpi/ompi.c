@@ -35,8 +35,8 @@ static int (*p_get_processor_name)(char *, int *);
 
 static gtmpi_handle comm_world;
 static gtmpi_handle errors_return;
-static gtmpi_handle dtypes[4];
-static gtmpi_handle ops[2];
+static gtmpi_handle dtypes[3];
+static gtmpi_handle ops[1];
 
 static int sym(void **dst, const char *name, char *err, int errlen) {
 	*dst = dlsym(lib, name);
@@ -87,9 +87,7 @@ int gtmpi_load(const char *path, char *err, int errlen) {
 		{&dtypes[GTMPI_BYTE], "ompi_mpi_byte"},
 		{&dtypes[GTMPI_FLOAT], "ompi_mpi_float"},
 		{&dtypes[GTMPI_DOUBLE], "ompi_mpi_double"},
-		{&dtypes[GTMPI_INT64], "ompi_mpi_int64_t"},
 		{&ops[GTMPI_SUM], "ompi_mpi_op_sum"},
-		{&ops[GTMPI_MAX], "ompi_mpi_op_max"},
 	};
 	for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
 		if (sym(syms[i].dst, syms[i].name, err, errlen) != 0) {

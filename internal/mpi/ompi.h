@@ -16,8 +16,8 @@
 #define gtmpi_handle void *
 
 // Datatypes and reduction ops by gotrain's numbering.
-enum { GTMPI_BYTE = 0, GTMPI_FLOAT = 1, GTMPI_DOUBLE = 2, GTMPI_INT64 = 3 };
-enum { GTMPI_SUM = 0, GTMPI_MAX = 1 };
+enum { GTMPI_BYTE = 0, GTMPI_FLOAT = 1, GTMPI_DOUBLE = 2 };
+enum { GTMPI_SUM = 0 };
 
 // gtmpi_load opens the library at path and resolves every symbol; on failure
 // it writes a message to err and returns -1.
