@@ -19,10 +19,12 @@
 // Every MPI call of the process runs on one OS thread, which Init starts
 // and which initialises MPI at MPI_THREAD_FUNNELED. Collectives are
 // nonblocking (MPI_Iallreduce, MPI_Ibcast, ...): the thread posts them and
-// polls them with MPI_Test, back to back for 200 us (OpenMPI progresses a
-// collective's rounds only inside MPI calls) and then with pauses of up
-// to 200 us, so a worker that waits for a slower one leaves the cores to
-// it. Go memory that MPI holds while a request is pending is pinned
+// polls them with MPI_Test, back to back for 5 ms (OpenMPI progresses a
+// collective's rounds only inside MPI calls, and a worker usually waits a
+// few milliseconds for a slower one, its own threads idle) and then with
+// pauses of up to 200 us, so a worker that waits long for a straggler
+// leaves the cores to others (for 200 us only when mpirun started more
+// workers than the machine has slots). Go memory that MPI holds while a request is pending is pinned
 // (runtime.Pinner).
 //
 // # Faults

@@ -2,6 +2,7 @@ package mpi
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -113,15 +114,27 @@ func (c *Comm) loop() {
 }
 
 // spinFor is how long a pending collective is polled back to back before
-// the MPI thread sleeps between polls: long enough for a collective whose
-// workers are all there to complete at full speed (MPI progresses only in
-// MPI calls, and a collective takes several rounds), short enough that a
-// worker waiting for a slower one does not burn the core it computes on.
-const spinFor = 200 * time.Microsecond
+// the MPI thread sleeps between polls. MPI progresses a collective's rounds
+// only inside MPI calls, so a collective whose workers are all there runs
+// at full speed only while polled; and a worker that waits for a slower
+// one typically waits a few milliseconds, during which its own compute
+// threads are idle. A sleeping thread locked to MPI wakes a millisecond or
+// more late on a busy machine: measured on 2 workers of the seed CNN (a
+// shared 2-core AMD EPYC), 5 ms of polling trained 30-40% faster than
+// 200 us. Past it, a worker waiting for a straggler (or a hung one) sleeps.
+// When mpirun started more workers than the machine has slots
+// (oversubscribed), a waiting worker's polling would take a core from one
+// that computes: it polls for 200 us only, as OpenMPI then yields too.
+var spinFor = 5 * time.Millisecond
+
+func init() {
+	if os.Getenv("OMPI_MCA_mpi_oversubscribe") == "1" {
+		spinFor = 200 * time.Microsecond
+	}
+}
 
 // pause waits between polls of a pending request, polled since waited: not
-// at all at first, then sleeps that grow to 200 us, which adds at most a
-// fifth of a millisecond to a step that waits for a slower worker.
+// at all for spinFor, then sleeps that grow to 200 us.
 func pause(polls int, waited time.Duration) {
 	if waited < spinFor {
 		return
