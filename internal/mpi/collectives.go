@@ -128,9 +128,9 @@ func (c *Comm) Allgather(mine []byte) ([][]byte, error) {
 
 func (c *Comm) allgather(mine []byte, timeout time.Duration) ([][]byte, error) {
 	// Lengths first, then the bytes.
-	lens := make([]byte, 8*c.size)
-	putInt64(lens[8*c.rank:], int64(len(mine)))
-	if err := c.gatherv(lens[8*c.rank:8*c.rank+8], lens, fixed(c.size, 8), timeout); err != nil {
+	lens, myLen := make([]byte, 8*c.size), make([]byte, 8) // MPI forbids a send buffer inside the receive buffer
+	putInt64(myLen, int64(len(mine)))
+	if err := c.gatherv(myLen, lens, fixed(c.size, 8), timeout); err != nil {
 		return nil, err
 	}
 	counts := make([]int, c.size)
