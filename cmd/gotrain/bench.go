@@ -63,7 +63,7 @@ func newBenchCmd() *cobra.Command {
 				return err
 			}
 			timed = &timedWorld{World: w.comm}
-			if !w.lead() {
+			if !w.primary() {
 				stdout = io.Discard
 			}
 		}
@@ -169,7 +169,7 @@ func newBenchCmd() *cobra.Command {
 			}
 			if w != nil {
 				// Workers stop after the same step: worker 0's clock decides.
-				if done && w.lead() {
+				if done && w.primary() {
 					w.mw.RequestStop()
 				}
 				if w.mw.Stopping() {

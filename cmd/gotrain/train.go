@@ -607,8 +607,8 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 // train1 is one process's part of a training run (the only one, or a
 // worker of a multi-worker run); it reports whether Ctrl-C stopped it.
 func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
-	lead := w.lead()
-	if !lead {
+	primary := w.primary()
+	if !primary {
 		stdout = io.Discard // worker 0 prints for all
 	}
 	devices, threads := 1, f.Threads
@@ -632,7 +632,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if lead { // the output folder is worker 0's
+	if primary { // the output folder is worker 0's
 		if err := os.MkdirAll(f.Out, 0o755); err != nil {
 			return false, fmt.Errorf("--out %s: %w", f.Out, err)
 		}
@@ -653,7 +653,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	last := filepath.Join(f.Out, "last_model.onnx")
 	statePath := filepath.Join(f.Out, "state.ckpt")
 	for _, p := range []string{best, last, statePath} {
-		if !lead {
+		if !primary {
 			break
 		}
 		if err := checkpoint.CheckWritable(p); err != nil {
@@ -778,7 +778,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 		history: &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
 			Report: true, Defences: f.defences()},
 		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
-	if lead {
+	if primary {
 		cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
 	}
 	// Ctrl-C stops after the current step and writes a resumable state;
@@ -789,7 +789,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	if w != nil {
 		intr.Agree = w.agree
 		intr.ResumeCommand = fmt.Sprintf("mpirun -np %d %s", w.workers(), intr.ResumeCommand)
-		if !lead {
+		if !primary {
 			intr.Path = ""
 		}
 	}
@@ -838,7 +838,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	if intr.Interrupted() {
 		return true, fmt.Errorf("interrupted; the training state is in %s", statePath)
 	}
-	if !lead {
+	if !primary {
 		return false, nil // the files and the report are worker 0's
 	}
 	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {

@@ -45,9 +45,9 @@ func openWorld(f *trainFlags) (*world, error) {
 	return &world{comm: c}, nil
 }
 
-// lead reports whether this process writes the outputs and prints: the
+// primary reports whether this process writes the outputs and prints: the
 // only process, or worker 0.
-func (w *world) lead() bool { return w == nil || w.comm.Rank() == 0 }
+func (w *world) primary() bool { return w == nil || w.comm.Rank() == 0 }
 
 // workers is the number of worker processes.
 func (w *world) workers() int {
@@ -85,7 +85,7 @@ func (w *world) readShared(path string) ([]byte, error) {
 	}
 	var data []byte
 	var rerr error
-	if w.lead() {
+	if w.primary() {
 		data, rerr = os.ReadFile(path)
 		if rerr == nil && len(data) == 0 {
 			rerr = fmt.Errorf("%s: empty file", path)
@@ -115,7 +115,7 @@ func (w *world) end(err error, interrupted bool) error {
 	if err == nil {
 		return w.comm.Close()
 	}
-	if w.lead() {
+	if w.primary() {
 		return err
 	}
 	if interrupted {
