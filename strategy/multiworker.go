@@ -271,25 +271,31 @@ func (m *MultiWorker) Step(ctx context.Context, batch Batch, lr float64, step in
 
 // sumGrads puts this worker's weighted gradient sum in flat (zeros when it
 // has no samples) and all-reduces it, with a count of failed workers in
-// the last element.
+// the last element: a worker that failed (failed, or here) still takes
+// part, so that every worker's step fails.
 func (m *MultiWorker) sumGrads(ctx context.Context, units []unit, outs []map[string]backend.Buffer, total int, failed error) error {
 	flat := m.flat[:len(m.flat)-1]
-	clear(m.flat)
-	if failed != nil {
-		m.flat[len(m.flat)-1] = 1
-	} else if len(units) > 0 {
+	if failed == nil && len(units) > 0 {
 		grads, err := m.e.reduce(ctx, units, outs, total, nil)
-		if err != nil {
-			return err
+		if err == nil {
+			err = m.download(grads, flat)
 		}
-		if err := m.download(grads, flat); err != nil {
-			return err
-		}
+		failed = err
+	} else {
+		clear(flat)
+	}
+	m.flat[len(m.flat)-1] = 0
+	if failed != nil {
+		clear(flat)
+		m.flat[len(m.flat)-1] = 1
 	}
 	if err := m.world.AllreduceSum(m.flat); err != nil {
 		return fmt.Errorf("multi-worker: all-reduce of the gradients: %w", err)
 	}
-	if f := m.flat[len(m.flat)-1]; f != 0 && failed == nil {
+	if failed != nil {
+		return failed
+	}
+	if f := m.flat[len(m.flat)-1]; f != 0 {
 		return fmt.Errorf("multi-worker: %d other worker(s) failed this step (their messages say why)", int(f))
 	}
 	return nil
