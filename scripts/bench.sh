@@ -27,6 +27,16 @@ rounds=${BENCH_ROUNDS:-2}
 : > "$out/torch.jsonl"
 : > "$out/mem-go.txt"
 : > "$out/mem-torch.jsonl"
+: > "$out/mpi.txt"
+# Multi-worker training: 2 worker processes of 1 thread (mpirun) against 1
+# of 2 threads, on this machine; bin/gotrain is what `make build` made.
+have_mpi=0
+if command -v mpirun >/dev/null && [ -x bin/gotrain ]; then
+	have_mpi=1
+else
+	echo "bench: mpirun (openmpi-bin) or bin/gotrain is missing; the multi-worker rows stay empty" >&2
+fi
+mpi="mpirun --oversubscribe --allow-run-as-root --bind-to none"
 have_torch=0
 py=/usr/bin/python3
 if $py -c 'import torch' 2>/dev/null; then
@@ -59,6 +69,11 @@ for round in $(seq "$rounds"); do
 	go test -run '^$' -bench . -benchtime 3s ./bench ./data/augment | tee -a "$out/go.txt"
 	echo "bench: round $round of $rounds: gotrain with OPENBLAS_CORETYPE=Prescott ..."
 	(cd bench && env OPENBLAS_CORETYPE=Prescott "../$out/bench.test" -test.run '^$' -test.bench '^Benchmark(Infer|Train|TrainMirrored2)$' -test.benchtime 3s) | tee -a "$out/go-prescott.txt"
+	if [ "$have_mpi" = 1 ]; then
+		echo "bench: round $round of $rounds: multi-worker (mpirun) ..."
+		$mpi -np 1 bin/gotrain bench --train --strategy multiworker --threads 2 --batch 32 --seconds 3 | tee -a "$out/mpi.txt"
+		$mpi -np 2 bin/gotrain bench --train --strategy multiworker --threads 1 --batch 32 --seconds 3 | tee -a "$out/mpi.txt"
+	fi
 	if [ "$have_torch" = 1 ]; then
 		echo "bench: round $round of $rounds: PyTorch ..."
 		torch $py bench/torch_bench.py --threads 1 >> "$out/torch.jsonl"
@@ -81,5 +96,5 @@ if [ "$have_torch" = 1 ]; then
 	torch OPENBLAS_NUM_THREADS=1 "${malloc[@]}" $py bench/torch_bench.py --ddp --min-time 1 >> "$out/mem-torch.jsonl" || true
 fi
 echo
-go run ./bench/report -prescott "$out/go-prescott.txt" -mem-go "$out/mem-go.txt" -mem-torch "$out/mem-torch.jsonl" \
+go run ./bench/report -prescott "$out/go-prescott.txt" -mem-go "$out/mem-go.txt" -mem-torch "$out/mem-torch.jsonl" -mpi "$out/mpi.txt" \
 	"$out/go.txt" "$out/torch.jsonl" | tee "$out/table.md"

@@ -6,13 +6,16 @@
 // scripts/bench.sh runs several), and prints each workload with the ratios
 // gotrain/PyTorch and gotrain/ONNX Runtime.
 //
-//	go run ./bench/report [-prescott go-prescott.txt] [-mem-go mem.txt] [-mem-torch mem.jsonl] go-bench.txt torch.jsonl
+//	go run ./bench/report [-prescott go-prescott.txt] [-mem-go mem.txt] [-mem-torch mem.jsonl] [-mpi mpi.txt] go-bench.txt torch.jsonl
 //
 // -prescott adds a table of gotrain's figures from a run with
 // OPENBLAS_CORETYPE=Prescott (OpenBLAS's SSE3 kernel, which Debian's
 // OpenBLAS 0.3.21 falls back to on CPUs it does not know). -mem-go and
 // -mem-torch give the peak resident memory of each workload measured in a
-// process of its own (ru_maxrss on both sides).
+// process of its own (ru_maxrss on both sides). -mpi adds the multi-worker
+// table from the output of `gotrain bench --train --strategy multiworker`
+// under mpirun: workers of one thread against one worker of as many
+// threads, and the bytes all-reduced a step.
 package main
 
 import (
@@ -67,14 +70,21 @@ func main() {
 	prescott := flag.String("prescott", "", "go test -bench output of a run with OPENBLAS_CORETYPE=Prescott")
 	memGo := flag.String("mem-go", "", "go test -bench output of the memory pass (one benchmark per process)")
 	memTorch := flag.String("mem-torch", "", "torch_bench.py output of the memory pass (one workload per process)")
+	mpiRuns := flag.String("mpi", "", "gotrain bench --strategy multiworker output (mpirun runs)")
 	flag.Parse()
 	if flag.NArg() != 2 {
-		fmt.Fprintln(os.Stderr, "usage: report [-prescott FILE] [-mem-go FILE] [-mem-torch FILE] GO_BENCH_OUTPUT TORCH_JSONL")
+		fmt.Fprintln(os.Stderr, "usage: report [-prescott FILE] [-mem-go FILE] [-mem-torch FILE] [-mpi FILE] GO_BENCH_OUTPUT TORCH_JSONL")
 		os.Exit(2)
 	}
 	if err := run(flag.Arg(0), flag.Arg(1), *prescott, *memGo, *memTorch); err != nil {
 		fmt.Fprintln(os.Stderr, "report:", err)
 		os.Exit(1)
+	}
+	if *mpiRuns != "" {
+		if err := multiWorker(*mpiRuns); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
 	}
 }
 
@@ -246,4 +256,75 @@ func readTorch(path string) (map[string]torchLine, error) {
 		}
 	}
 	return best, sc.Err()
+}
+
+// mwLine and mwDetail are the two lines of a multi-worker bench run.
+var (
+	mwLine   = regexp.MustCompile(`^(\S+) training \(multiworker, (\d+) workers? x (\d+) threads?\), batch (\d+): ([\d.]+) samples/s`)
+	mwDetail = regexp.MustCompile(`all-reduced per step: (\d+) bytes; in collectives: ([\d.]+) ms/step.*all-reduce alone: ([\d.]+) us`)
+)
+
+// mwRun is the best of a configuration's rounds.
+type mwRun struct {
+	samples   float64
+	bytes     int
+	collMS    float64 // time in collectives a step, waits included
+	aloneUS   float64 // the all-reduce with every worker ready
+	haveAlone bool
+}
+
+// multiWorker prints the multi-worker table from the bench runs in path:
+// for each model and batch, workers of one thread against one worker of
+// as many threads.
+func multiWorker(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	runs := map[string]*mwRun{} // by "model/batch/workers/threads"
+	var last *mwRun
+	for _, line := range strings.Split(string(b), "\n") {
+		if m := mwLine.FindStringSubmatch(line); m != nil {
+			key := strings.Join(m[1:5], "/")
+			v, _ := strconv.ParseFloat(m[5], 64)
+			r := runs[key]
+			if r == nil {
+				r = &mwRun{}
+				runs[key] = r
+			}
+			r.samples = max(r.samples, v)
+			last = r
+			continue
+		}
+		if m := mwDetail.FindStringSubmatch(line); m != nil && last != nil {
+			last.bytes, _ = strconv.Atoi(m[1])
+			coll, _ := strconv.ParseFloat(m[2], 64)
+			alone, _ := strconv.ParseFloat(m[3], 64)
+			if !last.haveAlone || alone < last.aloneUS {
+				last.aloneUS, last.collMS, last.haveAlone = alone, coll, true
+			}
+		}
+	}
+	keys := make([]string, 0, len(runs))
+	for k := range runs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Println()
+	fmt.Println("| multi-worker training (Adam), global batch | 1 worker x N threads | N workers x 1 thread (mpirun) | workers / threads | all-reduced per step | that all-reduce alone | in collectives per step |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, k := range keys {
+		p := strings.Split(k, "/") // model, workers, threads, batch
+		if p[2] != "1" || p[1] == "1" {
+			continue
+		}
+		many := runs[k]
+		one, ok := runs[strings.Join([]string{p[0], "1", p[1], p[3]}, "/")]
+		if !ok {
+			continue
+		}
+		fmt.Printf("| %s, batch %s, N = %s | %.0f samples/s | %.0f samples/s | %.2fx | %d bytes | %.0f us | %.2f ms |\n",
+			strings.ToUpper(p[0]), p[3], p[1], one.samples, many.samples, many.samples/one.samples, many.bytes, many.aloneUS, many.collMS)
+	}
+	return nil
 }
