@@ -75,6 +75,17 @@ type Collective interface {
 	Reset()
 }
 
+// OuterCollective is implemented by collectives whose sums can reach beyond
+// the group: after the members' sum, each collective op hands it to outer
+// (once, from one member), which combines it in place with the sums of
+// other groups, such as the other worker processes of a multi-worker run;
+// every member then gets the combined sum. An error from outer fails the
+// op on every member.
+type OuterCollective interface {
+	Collective
+	SetOuter(outer func(sum []float32) error)
+}
+
 // Collectives is implemented by backends that can form replica groups.
 type Collectives interface {
 	NewCollective(devices []Device) (Collective, error)

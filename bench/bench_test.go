@@ -37,11 +37,14 @@ func randn(shape ...int) *tensor.Tensor {
 	return t
 }
 
-// reportPeak adds the process's peak Go memory (MB) to the benchmark.
+// reportPeak adds the process's peak resident memory (MB, getrusage's
+// ru_maxrss, as torch_bench.py measures PyTorch's) to the benchmark. It is
+// the peak of the whole process so far, so scripts/bench.sh runs each
+// benchmark in a process of its own to measure it.
 func reportPeak(b *testing.B) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	b.ReportMetric(float64(ms.Sys)/(1<<20), "MB-sys")
+	if mb := peakRSSMB(); mb > 0 {
+		b.ReportMetric(mb, "MB-peak-rss")
+	}
 }
 
 func BenchmarkInfer(b *testing.B) {

@@ -8,13 +8,18 @@ and the MLP 784-512-256-10. Inference at batch 256 (no_grad); training with
 Adam and mean cross-entropy at the given batch sizes; and, with --ddp,
 DistributedDataParallel with 2 processes on the gloo backend.
 
-Prints one JSON object per line: {"name", "samples_per_sec", "threads", "env"}.
-The environment (OPENBLAS_NUM_THREADS, malloc thresholds) is set by the
-caller, since it must be in place before the process starts.
+Prints one JSON object per line: {"name", "samples_per_sec", "threads", "env",
+"peak_rss_mb"}. peak_rss_mb is getrusage's ru_maxrss of the process so far
+(with --ddp, the sum over the parent and its two workers), so it is one
+workload's peak only when --only runs that workload alone, as
+scripts/bench.sh's memory pass does. The environment (OPENBLAS_NUM_THREADS,
+OPENBLAS_CORETYPE, malloc thresholds) is set by the caller, since it must be
+in place before the process starts.
 """
 import argparse
 import json
 import os
+import resource
 import time
 
 import torch
@@ -103,6 +108,7 @@ def ddp_worker(rank, world, name, batch, min_time, port, q):
     if rank == 0:
         q.put(n * batch / el)
     dist.destroy_process_group()
+    q.put(("rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
 
 
 def ddp(name, batch, min_time):
@@ -115,7 +121,18 @@ def ddp(name, batch, min_time):
         p.start()
     for p in procs:
         p.join()
-    return q.get()
+    rate, rss = None, 0
+    while not q.empty():
+        v = q.get()
+        if isinstance(v, tuple):
+            rss += v[1]
+        else:
+            rate = v
+    return rate, rss
+
+
+def peak_rss_mb(children_kb=0):
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss + children_kb) / 1024
 
 
 def main():
@@ -126,7 +143,7 @@ def main():
     ap.add_argument("--only", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    env = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ}
+    env = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_") if k in os.environ}
     jobs = [
         ("infer/cnn/256", lambda: infer("cnn", 256, a.min_time)),
         ("infer/mlp/256", lambda: infer("mlp", 256, a.min_time)),
@@ -139,7 +156,11 @@ def main():
     for name, fn in jobs:
         if a.only and a.only not in name:
             continue
-        print(json.dumps({"name": name, "samples_per_sec": fn(), "threads": a.threads, "env": env}), flush=True)
+        rate, children = fn(), 0
+        if isinstance(rate, tuple):
+            rate, children = rate
+        print(json.dumps({"name": name, "samples_per_sec": rate, "threads": a.threads, "env": env,
+                          "peak_rss_mb": peak_rss_mb(children)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -442,3 +442,63 @@ func TestInterruptOnSIGINT(t *testing.T) {
 		t.Errorf("state at step %d epoch %d, want 6, 1", s.Step, s.Epoch)
 	}
 }
+
+// TestInterruptAgree: with Agree, a signal only asks for the stop, and a
+// run stops where Agree decides; here the decision comes one batch after
+// the request, as a multi-worker step carries it. A worker that got no
+// signal stops at the same batch and writes the state; one with no Path
+// writes nothing.
+func TestInterruptAgree(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name      string
+		signalled bool // this worker got the signal
+		path      string
+	}{{"signalled, no state", true, ""}, {"other worker, writes the state", false, filepath.Join(dir, "state.ckpt")}} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			asked, decided := false, false
+			in := &Interrupt{Path: c.path, ResumeCommand: "mpirun -np 2 gotrain train", Out: &out, Signals: []os.Signal{syscall.SIGUSR2},
+				Agree: func(sig bool) bool {
+					if sig != (c.signalled && asked) {
+						t.Errorf("Agree(%v) after the signal was %v", sig, asked)
+					}
+					return decided
+				}}
+			f := newFakeFit(t, in)
+			f.batches = 4
+			f.batchLog = func(e, b int) train.Logs {
+				if asked {
+					decided = true // the step after the request carries it to every worker
+				}
+				if e == 1 && b == 1 {
+					asked = true
+					if c.signalled {
+						in.Trigger()
+					}
+				}
+				return train.Logs{"loss": 1}
+			}
+			ran, err := f.run(0, seq("val_loss", 1, 1, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !in.Interrupted() || ran != 2 || f.step != 7 {
+				t.Fatalf("interrupted=%v after %d epochs, %d steps; want true, 2, 7 (the batch after the request)", in.Interrupted(), ran, f.step)
+			}
+			if c.path == "" {
+				if out.Len() > 0 {
+					t.Errorf("a worker without the state printed %q", out.String())
+				}
+				return
+			}
+			s, err := LoadState(c.path, ModelHash(f.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Step != 7 {
+				t.Errorf("state at step %d, want 7", s.Step)
+			}
+		})
+	}
+}

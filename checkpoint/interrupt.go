@@ -28,11 +28,22 @@ const InterruptReason = "interrupted"
 // The file holds the Stateful callbacks' states as the loop collects them;
 // the loop's Snapshot must be taken before OnTrainEnd, which may change the
 // weights (EarlyStopping's restore).
+//
+// In a multi-worker run the stop is the workers' common decision: with
+// Agree set, a signal only asks for it, and the run stops when Agree says
+// so, which must be after the same batch on every worker (a signal may
+// reach one worker, or reach them at different batches). Only one worker
+// writes the state: on the others Path is "".
 type Interrupt struct {
-	Path          string    // where the state goes
+	Path          string    // where the state goes; "" for none (see Agree)
 	ResumeCommand string    // the command that restarts this run, without --resume
 	Out           io.Writer // where the message goes; nil for os.Stderr
 	Signals       []os.Signal
+	// Agree, when set, is called at every batch's end and epoch's end with
+	// whether a signal has arrived at this process, and returns whether
+	// the run stops there (strategy.MultiWorker's RequestStop and
+	// Stopping make such a decision).
+	Agree func(signalled bool) bool
 
 	ch      chan os.Signal
 	done    chan struct{}
@@ -49,8 +60,10 @@ func (in *Interrupt) Interrupted() bool { return in.handled }
 func (in *Interrupt) Trigger() { in.got.Store(true) }
 
 func (in *Interrupt) OnTrainBegin(c *train.Context) error {
-	if err := CheckWritable(in.Path); err != nil {
-		return fmt.Errorf("interrupt checkpoint: %w", err)
+	if in.Path != "" {
+		if err := CheckWritable(in.Path); err != nil {
+			return fmt.Errorf("interrupt checkpoint: %w", err)
+		}
 	}
 	in.handled = false
 	in.got.Store(false)
@@ -83,11 +96,18 @@ func (in *Interrupt) OnEpochEnd(c *train.Context, epoch int, _ train.Logs) error
 }
 
 func (in *Interrupt) poll(c *train.Context) error {
-	if in.handled || !in.got.Load() {
+	stop := in.got.Load()
+	if in.Agree != nil {
+		stop = in.Agree(stop)
+	}
+	if in.handled || !stop {
 		return nil
 	}
 	in.handled = true
 	c.StopTraining(InterruptReason)
+	if in.Path == "" {
+		return nil
+	}
 	s, err := c.Snapshot()
 	if err != nil {
 		return fmt.Errorf("interrupted, but the training state could not be captured: %w", err)

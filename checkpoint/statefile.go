@@ -211,6 +211,18 @@ func readStateFile(path string) ([]byte, error) {
 	return data, nil
 }
 
+// ParseState reads a training state from a state file's bytes, as
+// LoadState reads the file; name says where they came from in errors. It
+// serves states that reach a process by other means than its own file
+// system, such as worker 0's broadcast in a multi-worker run.
+func ParseState(data []byte, name string) (*train.State, error) {
+	s, err := parseState(data)
+	if err != nil {
+		return nil, fmt.Errorf("load state %s: %w", name, err)
+	}
+	return s, nil
+}
+
 func parseState(data []byte) (*train.State, error) {
 	n := min(len(data), len(Magic))
 	if string(data[:n]) != Magic[:n] {

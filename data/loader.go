@@ -70,15 +70,24 @@ type Loader struct {
 	Workers       int   // goroutines reading and transforming (0: GOMAXPROCS)
 	Prefetch      int   // batches ready or in the making ahead of the caller (0: 2)
 	SampleShape   []int // the shape of one sample in a batch (nil: the source's image shape)
+	// Part, when set, makes every batch hold only the samples [lo, hi)
+	// of its global batch of size samples, where lo, hi = Part(size): one
+	// worker's share in multi-worker training, so that a worker reads and
+	// transforms only its own samples. Batch.Offset and Batch.Total place
+	// the share in its global batch. A share may be empty.
+	Part func(size int) (lo, hi int)
 }
 
 // Batch is one batch: X is [B, sample shape...], Y the labels [B], Indices
 // the samples' indices in the Source and Number the batch's position in
-// its epoch.
+// its epoch. With Loader.Part it is a share of a global batch of Total
+// samples, starting at sample Offset; otherwise Offset is 0 and Total B.
 type Batch struct {
 	X, Y    *tensor.Tensor
 	Indices []int
 	Number  int
+	Offset  int
+	Total   int
 	free    chan<- *Batch
 }
 
@@ -277,9 +286,17 @@ type producer struct {
 func (p *producer) build(ctx context.Context, k, lo int) (*Batch, error) {
 	l := p.l
 	hi := min(lo+l.BatchSize, len(p.order))
+	total, off := hi-lo, 0
+	if l.Part != nil {
+		plo, phi := l.Part(total)
+		if plo < 0 || plo > phi || phi > total {
+			return nil, fmt.Errorf("data: batch %d: share [%d, %d) of a batch of %d samples", k, plo, phi, total)
+		}
+		off, lo, hi = plo, lo+plo, lo+phi
+	}
 	bs := hi - lo
 	b := p.batch(bs)
-	b.Number = k
+	b.Number, b.Offset, b.Total = k, off, total
 	copy(b.Indices, p.order[lo:hi])
 	y := b.Y.Int64s()
 	for j, i := range b.Indices {

@@ -255,11 +255,10 @@ func TestLoaderBatches(t *testing.T) {
 	}
 }
 
-// TestLoaderWorkers: with augmentation, 1 and 4 workers give identical
-// batches, and resuming at batch k gives the rest of the epoch.
-func TestLoaderWorkers(t *testing.T) {
-	d := synth(t, 50, 3, 8, 8, 5)
-	cfg, err := augment.ParseSpec("rotation=20,shift=0.1,zoom=0.1,hflip,cutout=3,seed=11")
+// augmenter makes the augmentation spec says for d's samples.
+func augmenter(t *testing.T, d *Dataset, spec string) *augment.Augmenter {
+	t.Helper()
+	cfg, err := augment.ParseSpec(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +266,14 @@ func TestLoaderWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a
+}
+
+// TestLoaderWorkers: with augmentation, 1 and 4 workers give identical
+// batches, and resuming at batch k gives the rest of the epoch.
+func TestLoaderWorkers(t *testing.T) {
+	d := synth(t, 50, 3, 8, 8, 5)
+	a := augmenter(t, d, "rotation=20,shift=0.1,zoom=0.1,hflip,cutout=3,seed=11")
 	mk := func(workers, prefetch int) *Loader {
 		return &Loader{Source: d, BatchSize: 8, Shuffle: true, Seed: 1, Transform: a, Workers: workers, Prefetch: prefetch}
 	}
@@ -353,6 +360,75 @@ func TestLoaderEpochFrom(t *testing.T) {
 		if _, err := l.EpochFrom(context.Background(), 0, skip, 0); err == nil || !strings.Contains(err.Error(), "sample") {
 			t.Errorf("skip %d: %v", skip, err)
 		}
+	}
+}
+
+// TestLoaderPart: the shares of three workers, each loaded with Part, put
+// together are the batches of the whole, each worker reads only its own
+// samples, and an empty share is a batch of no samples.
+func TestLoaderPart(t *testing.T) {
+	d := synth(t, 10, 3, 8, 8, 5)
+	a := augmenter(t, d, "rotation=20,shift=0.1,seed=5")
+	// 10 samples in batches of 4: 4, 4, 2; three workers take 1, 1, 2 of
+	// a batch of 4, and 0, 1, 1 of the last.
+	share := func(w int) func(int) (int, int) {
+		return func(n int) (int, int) { return w * n / 3, (w + 1) * n / 3 }
+	}
+	whole := epochBatches(t, &Loader{Source: d, BatchSize: 4, Shuffle: true, Seed: 2, Transform: a}, 1, 0)
+	parts := make([][][]float32, 3)
+	index := make([][][]float32, 3)
+	for w := range parts {
+		src := &failing{Dataset: d, bad: -1}
+		l := &Loader{Source: src, BatchSize: 4, Shuffle: true, Seed: 2, Transform: a, Part: share(w)}
+		it, err := l.Epoch(context.Background(), 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; ; k++ {
+			b, err := it.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			total := min(4, 10-4*k)
+			lo, hi := share(w)(total)
+			if b.Total != total || b.Offset != lo || b.X.Shape()[0] != hi-lo || len(b.Indices) != hi-lo {
+				t.Fatalf("worker %d batch %d: offset %d total %d shape %v, want [%d, %d) of %d", w, k, b.Offset, b.Total, b.X.Shape(), lo, hi, total)
+			}
+			parts[w] = append(parts[w], append([]float32{}, b.X.Float32s()...))
+			var idx []float32
+			for _, i := range b.Indices {
+				idx = append(idx, float32(i))
+			}
+			index[w] = append(index[w], idx)
+		}
+		it.Close()
+		if want := []int{2, 3, 5}[w]; src.reads.Load() != int64(want) {
+			t.Errorf("worker %d read %d samples, want its %d", w, src.reads.Load(), want)
+		}
+	}
+	for k := range whole {
+		var joined []float32
+		for w := range parts {
+			joined = append(joined, parts[w][k]...)
+		}
+		for w := range parts {
+			joined = append(joined, index[w][k]...) // epochBatches appends the indices
+		}
+		if !slices.Equal(joined, whole[k]) {
+			t.Fatalf("batch %d: the workers' shares do not make the whole batch", k)
+		}
+	}
+	bad := &Loader{Source: d, BatchSize: 4, Part: func(n int) (int, int) { return 1, n + 1 }}
+	it, err := bad.Epoch(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	if _, err := it.Next(); err == nil || !strings.Contains(err.Error(), "share [1, 5) of a batch of 4") {
+		t.Errorf("a share outside the batch: %v", err)
 	}
 }
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what gotrain's make targets need, when it is missing: Debian
 # packages (OpenBLAS, ONNX's test data, PyTorch and ONNX for the reference
-# checks, Fashion-MNIST, scikit-learn's digits) and ONNX Runtime's CPU
-# library from the npm package onnxruntime-node; g++ for the CUDA kernels' host
-# emulator (backend/cuda/internal/emu). Safe to run repeatedly.
+# checks, Fashion-MNIST, scikit-learn's digits, OpenMPI for multi-worker
+# training and its tests) and ONNX Runtime's CPU library from the npm
+# package onnxruntime-node; g++ for the CUDA kernels' host emulator
+# (backend/cuda/internal/emu). Safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-want=(libopenblas-dev libonnx-testdata python3-torch python3-onnx python3-numpy dataset-fashion-mnist python3-sklearn g++)
+want=(libopenblas-dev libonnx-testdata python3-torch python3-onnx python3-numpy dataset-fashion-mnist python3-sklearn g++ openmpi-bin libopenmpi-dev)
 if [ "${1:-}" = "--min" ]; then
 	want=(libopenblas-dev)
 fi

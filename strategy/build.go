@@ -25,8 +25,9 @@ type Kind struct {
 var (
 	kindsMu sync.Mutex
 	kinds   = map[string]Kind{
-		"single":   {New: NewSingleDevice},
-		"mirrored": {New: NewMirrored, Group: true},
+		"single":      {New: NewSingleDevice},
+		"mirrored":    {New: NewMirrored, Group: true},
+		"multiworker": {New: newMultiWorker, Group: true},
 	}
 )
 
@@ -69,8 +70,9 @@ func lookup(name string) (Kind, error) {
 
 // BuildConfig says what Build assembles.
 type BuildConfig struct {
-	// Strategy is the strategy's name: "single" (the default) or
-	// "mirrored", or any other that Register added (see Names).
+	// Strategy is the strategy's name: "single" (the default),
+	// "mirrored", "multiworker" (with World), or any other that Register
+	// added (see Names).
 	Strategy string
 	Backend  backend.Backend
 	// Training shapes the training graph: loss, label smoothing,
@@ -88,6 +90,8 @@ type BuildConfig struct {
 	CheckReplicas bool
 	Deterministic bool
 	ShardSize     int
+	// World is the worker processes of a "multiworker" run.
+	World World
 }
 
 // Setup is an assembled training run.
@@ -130,7 +134,7 @@ func Build(m *graph.Model, c BuildConfig) (*Setup, error) {
 		}
 	}
 	st, err := kind.New(Config{Backend: c.Backend, Training: tr, Update: up, Init: init, Replicas: c.Replicas,
-		CheckReplicas: c.CheckReplicas, Deterministic: c.Deterministic, ShardSize: c.ShardSize})
+		CheckReplicas: c.CheckReplicas, Deterministic: c.Deterministic, ShardSize: c.ShardSize, World: c.World})
 	if err != nil {
 		return nil, err
 	}

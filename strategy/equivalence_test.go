@@ -56,6 +56,39 @@ func rel(a, b *tensor.Tensor) float64 {
 	return math.Sqrt(d2 / math.Max(n2, 1e-300))
 }
 
+// gradientBound returns one device's gradient of batch b at base's
+// weights and, per parameter, the bound on how far another grouping of
+// its float32 sums may move it (see TestOneStepGradients).
+func gradientBound(t *testing.T, base spec, b strategy.Batch) (map[string]*tensor.Tensor, map[string]float64) {
+	t.Helper()
+	n := b.Size()
+	want := gradients(t, base.mustBuild(t), b)
+	per := base
+	per.deterministic, per.shard = true, 1
+	samples, weights, err := strategy.UnitGradients(per.mustBuild(t), b, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) != n {
+		t.Fatalf("%d per-sample gradients for %d samples", len(samples), n)
+	}
+	bound := map[string]float64{}
+	for name, g := range want {
+		var a2, g2 float64
+		for i := 0; i < g.Len(); i++ {
+			var a float64
+			for s := range samples {
+				a += weights[s] * math.Abs(samples[s][name].AsFloat64(i))
+			}
+			a2 += a * a
+			g2 += g.AsFloat64(i) * g.AsFloat64(i)
+		}
+		kappa := math.Sqrt(a2 / g2)
+		bound[name] = 2 * 3 * unitRoundoff * math.Sqrt(float64(n*576)) * kappa
+	}
+	return want, bound
+}
+
 // TestOneStepGradients compares, at the same weights, the gradient of one
 // batch on one device with the gradient that 2, 3 and 4 mirrored replicas
 // reduce, on shared and on private memory, for batches that split evenly,
@@ -94,30 +127,7 @@ func TestOneStepGradients(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/dropout=%g/batch=%d", c.model, c.dropout, n), func(t *testing.T) {
 				base := spec{model: c.model, dropout: c.dropout, oc: optim.Config{Name: "sgd", LR: 0.1}, smooth: true}
 				b := batch(n, 5)
-				want := gradients(t, base.mustBuild(t), b)
-				per := base
-				per.deterministic, per.shard = true, 1
-				samples, weights, err := strategy.UnitGradients(per.mustBuild(t), b, 77)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(samples) != n {
-					t.Fatalf("%d per-sample gradients for %d samples", len(samples), n)
-				}
-				bound := map[string]float64{}
-				for name, g := range want {
-					var a2, g2 float64
-					for i := 0; i < g.Len(); i++ {
-						var a float64
-						for s := range samples {
-							a += weights[s] * math.Abs(samples[s][name].AsFloat64(i))
-						}
-						a2 += a * a
-						g2 += g.AsFloat64(i) * g.AsFloat64(i)
-					}
-					kappa := math.Sqrt(a2 / g2)
-					bound[name] = 2 * 3 * unitRoundoff * math.Sqrt(float64(n*576)) * kappa
-				}
+				want, bound := gradientBound(t, base, b)
 				for _, r := range []int{2, 3, 4} {
 					for _, private := range []bool{false, true} {
 						sp := base

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -19,7 +20,7 @@ func Gradients(s Strategy, b Batch, seed int64) (map[string]*tensor.Tensor, erro
 	if err != nil {
 		return nil, err
 	}
-	grads, _, err := e.reduce(ctx, units, outs, b.Size())
+	grads, err := e.reduce(ctx, units, outs, b.Size(), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -34,6 +35,54 @@ func Gradients(s Strategy, b Batch, seed int64) (map[string]*tensor.Tensor, erro
 	}
 	return out, nil
 }
+
+// WorkerGradients is Gradients for a worker of a multi-worker run: b is
+// the global batch, of which the worker computes its share (Part); the
+// gradient is reduced across the workers. BatchNorm statistics are updated
+// and averaged over the workers as in a step.
+func WorkerGradients(s Strategy, b Batch, seed int64) (map[string]*tensor.Tensor, error) {
+	m := s.(*MultiWorker)
+	e := m.e
+	ctx := context.Background()
+	n := b.Size()
+	lo, hi := m.Part(n)
+	part, err := sliceInputs(b, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	part.Offset, part.Total = lo, n
+	var units []unit
+	var outs []map[string]backend.Buffer
+	if hi > lo {
+		if units, outs, err = e.run(ctx, part, seed); err != nil {
+			return nil, err
+		}
+	}
+	if e.cfg.Deterministic {
+		err = m.foldGrads(ctx, units, outs, n, nil)
+	} else {
+		err = m.sumGrads(ctx, units, outs, n, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := e.syncStats(ctx, units); err != nil {
+		return nil, err
+	}
+	if err := m.syncStats(len(units) > 0); err != nil {
+		return nil, err
+	}
+	out := map[string]*tensor.Tensor{}
+	for i, g := range m.grads {
+		t := tensor.New(tensor.Float32, g.shape...)
+		copy(t.Float32s(), m.flat[g.lo:g.hi])
+		out[e.tr.Params[i]] = t
+	}
+	return out, nil
+}
+
+// Share is MultiWorker.Share for a Strategy.
+func Share(s Strategy, b Batch) (Batch, error) { return s.(*MultiWorker).Share(b) }
 
 // UnitGradients runs the replicas on a batch and returns each unit's
 // gradient (the mean over its samples) and its weight in the batch's

@@ -47,6 +47,18 @@ import (
 type Batch struct {
 	Inputs map[string]*tensor.Tensor // by the model's input name; dim 0 is the batch
 	Labels *tensor.Tensor
+	// Offset and Total place the batch in a global batch of which it is a
+	// share (one worker's, in multi-worker training): its samples are
+	// [Offset, Offset+Size()) of Total. Total 0: the batch is whole.
+	Offset, Total int
+}
+
+// total is the size of the global batch.
+func (b Batch) total() int {
+	if b.Total > 0 {
+		return b.Total
+	}
+	return b.Size()
 }
 
 // Size is the number of samples.
@@ -119,6 +131,13 @@ type Config struct {
 	// statistics depend on the split.
 	Deterministic bool
 	ShardSize     int
+	// World is the worker processes of a multi-worker run (MultiWorker);
+	// the other strategies ignore it.
+	World World
+
+	// outer, set by MultiWorker, extends sync BatchNorm's collectives to
+	// the other workers.
+	outer func([]float32) error
 }
 
 type replica struct {
@@ -172,7 +191,7 @@ type engine struct {
 	params   map[string]backend.Buffer // master copies, on the first device
 	state    map[string]backend.Buffer
 	update   backend.Executable
-	reduces  map[int]*reduction // gradient reduction by unit count
+	reduces  map[reductionKey]*reduction
 	group    backend.Collective // sync BatchNorm's replica group, or nil
 	outIndex map[string]int
 	// in holds the update's and the reduction's scalar inputs on the first
@@ -293,13 +312,20 @@ func newEngine(cfg Config) (*engine, error) {
 	for i, nb := range e.tr.NewBuffers {
 		inPlace[nb] = e.tr.Buffers[i]
 	}
-	if e.tr.Collective && cfg.Replicas > 1 {
+	if e.tr.Collective && (cfg.Replicas > 1 || cfg.outer != nil) {
 		cb, ok := cfg.Backend.(backend.Collectives)
 		if !ok {
 			return nil, fmt.Errorf("strategy: sync BatchNorm needs a backend with collectives; %s has none", cfg.Backend.Name())
 		}
 		if e.group, err = cb.NewCollective(devs[:cfg.Replicas]); err != nil {
 			return nil, err
+		}
+		if cfg.outer != nil {
+			og, ok := e.group.(backend.OuterCollective)
+			if !ok {
+				return nil, fmt.Errorf("strategy: sync BatchNorm across workers needs collectives that reach other processes; backend %s's do not", cfg.Backend.Name())
+			}
+			og.SetOuter(cfg.outer)
 		}
 	}
 	for r := 0; r < cfg.Replicas; r++ {
@@ -331,7 +357,11 @@ func newEngine(cfg Config) (*engine, error) {
 			return nil, fmt.Errorf("strategy: compiling the training graph: %w", err)
 		}
 		if r == 0 {
-			rep.eval, err = cfg.Backend.Compile(e.tr.Eval, devs[r], backend.CompileOptions{})
+			eo := backend.CompileOptions{}
+			if cfg.Deterministic {
+				eo.Threads = 1 // as training: evaluations must not depend on a thread count either
+			}
+			rep.eval, err = cfg.Backend.Compile(e.tr.Eval, devs[r], eo)
 			if err != nil {
 				return nil, fmt.Errorf("strategy: compiling the evaluation graph: %w", err)
 			}
@@ -344,7 +374,7 @@ func newEngine(cfg Config) (*engine, error) {
 		return nil, fmt.Errorf("strategy: compiling the optimizer update: %w", err)
 	}
 	if cfg.Replicas > 1 {
-		if _, err := e.reducer(cfg.Replicas); err != nil {
+		if _, err := e.reducer(cfg.Replicas, false); err != nil {
 			return nil, err
 		}
 	}
@@ -363,8 +393,11 @@ const bucketElems = 1 << 15
 // reduceModel builds sum_r w_r * g_r for every gradient, r in fixed order.
 // Inputs are "g<r>:<grad>" and the weights "w<r>" (float32 scalars);
 // outputs "sum:<grad>". Small gradients are flattened into one bucket per
-// replica, reduced once, and split back.
-func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
+// replica, reduced once, and split back. With prefix the sum starts from
+// the inputs "p:<grad>": Sum folds its inputs in one by one from the first,
+// so p + w_0 g_0 + w_1 g_1 computes what one sum over earlier units and
+// these would, bit for bit (multi-worker's ordered reduction).
+func reduceModel(tr *graph.Training, replicas int, prefix bool) (*graph.Model, error) {
 	b := graph.NewBuilder("allreduce", 17)
 	w := make([]string, replicas)
 	for r := range w {
@@ -388,26 +421,39 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 			sizes = append(sizes, int64(tensor.NumElements(shape)))
 			continue
 		}
-		parts := make([]string, replicas)
-		for r := range parts {
-			parts[r] = b.Op("Mul", in(r, g), w[r]).Out()
+		var parts []string
+		if prefix {
+			parts = append(parts, b.Input(reducePrefixName(g), t.DType, t.Shape...))
+		}
+		for r := range replicas {
+			parts = append(parts, b.Op("Mul", in(r, g), w[r]).Out())
 		}
 		b.Op("Sum", parts...).Named("sum:" + g)
 		b.Output("sum:" + g)
 	}
 	if len(bucket) > 0 {
 		flat := b.Const(tensor.MustFromSlice([]int64{-1}, 1))
-		parts := make([]string, replicas)
-		for r := range parts {
+		concat := func(pieces []string) string {
+			if len(pieces) == 1 {
+				return pieces[0]
+			}
+			return b.Op("Concat", pieces...).With(graph.AInt("axis", 0)).Out()
+		}
+		var parts []string
+		if prefix {
+			pieces := make([]string, len(bucket))
+			for i, g := range bucket {
+				t := types[g]
+				pieces[i] = b.Op("Reshape", b.Input(reducePrefixName(g), t.DType, t.Shape...), flat).Out()
+			}
+			parts = append(parts, concat(pieces))
+		}
+		for r := range replicas {
 			pieces := make([]string, len(bucket))
 			for i, g := range bucket {
 				pieces[i] = b.Op("Reshape", in(r, g), flat).Out()
 			}
-			cat := pieces[0]
-			if len(pieces) > 1 {
-				cat = b.Op("Concat", pieces...).With(graph.AInt("axis", 0)).Out()
-			}
-			parts[r] = b.Op("Mul", cat, w[r]).Out()
+			parts = append(parts, b.Op("Mul", concat(pieces), w[r]).Out())
 		}
 		sum := b.Op("Sum", parts...).Out()
 		outs := []string{sum}
@@ -428,10 +474,19 @@ func reduceModel(tr *graph.Training, replicas int) (*graph.Model, error) {
 	return b.Model()
 }
 
-// reduceWeightName and reduceGradName name the reduction's inputs: unit
-// u's weight and its gradient g.
+// reduceWeightName, reduceGradName and reducePrefixName name the
+// reduction's inputs: unit u's weight and its gradient g, and the value
+// the sum of g starts from.
 func reduceWeightName(u int) string         { return fmt.Sprintf("w%d", u) }
 func reduceGradName(u int, g string) string { return fmt.Sprintf("g%d:%s", u, g) }
+func reducePrefixName(g string) string      { return "p:" + g }
+
+// reductionKey identifies a compiled reduction: its unit count and whether
+// its sums start from a prefix.
+type reductionKey struct {
+	units  int
+	prefix bool
+}
 
 func (e *engine) Replicas() int { return len(e.reps) }
 
@@ -451,12 +506,14 @@ func shards(n, size int) [][2]int {
 	return out
 }
 
-// reducer returns the gradient reduction over k units, compiled on first use.
-func (e *engine) reducer(k int) (*reduction, error) {
-	if red, ok := e.reduces[k]; ok {
+// reducer returns the gradient reduction over k units (after a prefix),
+// compiled on first use.
+func (e *engine) reducer(k int, prefix bool) (*reduction, error) {
+	key := reductionKey{k, prefix}
+	if red, ok := e.reduces[key]; ok {
 		return red, nil
 	}
-	rm, err := reduceModel(e.tr, k)
+	rm, err := reduceModel(e.tr, k, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -472,9 +529,9 @@ func (e *engine) reducer(k int) (*reduction, error) {
 		}
 	}
 	if e.reduces == nil {
-		e.reduces = map[int]*reduction{}
+		e.reduces = map[reductionKey]*reduction{}
 	}
-	e.reduces[k] = red
+	e.reduces[key] = red
 	return red, nil
 }
 
@@ -601,7 +658,12 @@ func (e *engine) Step(ctx context.Context, batch Batch, lr float64, step int64, 
 	if err != nil {
 		return StepResult{}, e.restoreStats(err)
 	}
-	grads, res, err := e.reduce(ctx, units, outs, batch.Size())
+	terms, err := e.terms(units, outs, batch.total())
+	if err != nil {
+		return StepResult{}, err
+	}
+	res := sumTerms(terms, batch.total())
+	grads, err := e.reduce(ctx, units, outs, batch.total(), nil)
 	if err != nil {
 		return res, err
 	}
@@ -694,61 +756,82 @@ func (e *engine) weight(un unit, n int) float64 {
 	return float64(un.hi-un.lo) / float64(n)
 }
 
-// reduce returns the batch's loss, metric and gradient from its units'
-// outputs: their weighted sums, in unit order.
-func (e *engine) reduce(ctx context.Context, units []unit, outs []map[string]backend.Buffer, n int) (map[string]backend.Buffer, StepResult, error) {
-	// Loss and metric: batch-weighted mean and sum over units, in order.
-	var res StepResult
-	res.Samples = n
-	weight := func(u int) float64 { return e.weight(units[u], n) }
+// term is a unit's part of a step's loss and metric: its mean loss times
+// its weight, and its count of correct answers.
+type term struct{ loss, correct float64 }
+
+// terms returns the units' terms, weighted as shares of n samples.
+func (e *engine) terms(units []unit, outs []map[string]backend.Buffer, n int) ([]term, error) {
+	terms := make([]term, len(units))
 	for u := range units {
 		lt, err := e.b.Download(outs[u][e.tr.Loss])
 		if err != nil {
-			return nil, res, err
+			return nil, err
 		}
-		res.Loss += weight(u) * scalarF(lt)
+		terms[u].loss = e.weight(units[u], n) * scalarF(lt)
 		if e.tr.Correct != "" {
 			ct, err := e.b.Download(outs[u][e.tr.Correct])
 			if err != nil {
-				return nil, res, err
+				return nil, err
 			}
-			res.Correct += scalarF(ct)
+			terms[u].correct = scalarF(ct)
 		}
 	}
-	// Gradients: the batch-weighted mean over units, in unit order.
+	return terms, nil
+}
+
+// sumTerms is a batch's result: the batch-weighted mean loss and the
+// correct answers of its units, summed in unit order.
+func sumTerms(terms []term, samples int) StepResult {
+	res := StepResult{Samples: samples}
+	for _, t := range terms {
+		res.Loss += t.loss
+		res.Correct += t.correct
+	}
+	return res
+}
+
+// reduce returns the batch's gradient from its units' outputs: their sum
+// weighted by the units' shares of n samples, in unit order. With prefix
+// (the ordered reduction of a multi-worker run) the sum starts from
+// prefix's values. A lone unit of weight 1 is its own sum.
+func (e *engine) reduce(ctx context.Context, units []unit, outs []map[string]backend.Buffer, n int, prefix map[string]backend.Buffer) (map[string]backend.Buffer, error) {
 	grads := map[string]backend.Buffer{}
-	if len(units) == 1 {
+	if len(units) == 1 && prefix == nil && (e.tr.LossScale != "" || e.weight(units[0], n) == 1) {
 		for _, g := range e.tr.Grads {
 			grads[g] = outs[0][g]
 		}
-		return grads, res, nil
+		return grads, nil
 	}
-	red, err := e.reducer(len(units))
+	red, err := e.reducer(len(units), prefix != nil)
 	if err != nil {
-		return nil, res, err
+		return nil, err
 	}
 	for u := range units {
-		w := float32(weight(u))
+		w := float32(e.weight(units[u], n))
 		if e.tr.LossScale != "" {
 			w = 1 // the graphs weighted their losses already
 		}
 		buf, err := e.in.put(red.weights[u], tensor.Scalar(w))
 		if err != nil {
-			return nil, res, err
+			return nil, err
 		}
 		red.feeds[red.weights[u]] = buf
 		for i, g := range e.tr.Grads {
 			red.feeds[red.grads[u][i]] = outs[u][g]
 		}
 	}
+	for g, buf := range prefix {
+		red.feeds[reducePrefixName(g)] = buf
+	}
 	sums, err := red.exe.Run(ctx, red.feeds)
 	if err != nil {
-		return nil, res, fmt.Errorf("all-reduce: %w", err)
+		return nil, fmt.Errorf("all-reduce: %w", err)
 	}
 	for _, g := range e.tr.Grads {
 		grads[g] = sums["sum:"+g]
 	}
-	return grads, res, nil
+	return grads, nil
 }
 
 func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, share [2]int, seed int64) (map[string]backend.Buffer, error) {
@@ -786,7 +869,7 @@ func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, shar
 		}
 	}
 	if e.tr.LossScale != "" {
-		w := float32(share[1]-share[0]) / float32(batch.Size())
+		w := float32(share[1]-share[0]) / float32(batch.total())
 		if e.tr.SumLoss {
 			w = 1
 		}
@@ -798,7 +881,8 @@ func (e *engine) runReplica(ctx context.Context, rep *replica, batch Batch, shar
 		if err := put(e.tr.Seed, tensor.Scalar(seed)); err != nil {
 			return nil, err
 		}
-		if err := put(e.tr.Offset, tensor.Scalar(int64(share[0]))); err != nil {
+		// Dropout masks depend on the sample's index in the global batch.
+		if err := put(e.tr.Offset, tensor.Scalar(int64(batch.Offset+share[0]))); err != nil {
 			return nil, err
 		}
 	}

@@ -30,15 +30,31 @@ type spec struct {
 	// smooth replaces ReLU with Tanh and max pooling with average pooling,
 	// so that no rounding difference can flip a branch of the forward pass.
 	smooth bool
+	// world makes the strategy a worker of a multi-worker run, with
+	// replicas local replicas (0: one).
+	world strategy.World
+	// threads is the backend's thread count (0: one per device, at least 2).
+	threads int
+	// seed draws the initial weights (0: 3).
+	seed uint64
 }
 
 // build makes the strategy a spec describes, with the replicas' copies of
 // the weights checked at every step.
 func (s spec) build(t *testing.T) (strategy.Strategy, error) {
 	t.Helper()
-	m, err := models.Build(s.model, models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: 3, Dropout: s.dropout})
+	return s.make()
+}
+
+// make is build for a process that is not a test (a worker under mpirun).
+func (s spec) make() (strategy.Strategy, error) {
+	seed := s.seed
+	if seed == 0 {
+		seed = 3
+	}
+	m, err := models.Build(s.model, models.Options{Input: []int{1, 12, 12}, Classes: 5, Seed: seed, Dropout: s.dropout})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if s.smooth {
 		for _, n := range m.Graph.Nodes {
@@ -51,11 +67,18 @@ func (s spec) build(t *testing.T) (strategy.Strategy, error) {
 		}
 	}
 	devices := max(s.replicas, 1)
-	bc := strategy.BuildConfig{Strategy: "single", Backend: cpu.New(cpu.Options{Devices: devices, Threads: max(devices, 2), PrivateMemory: s.private}),
+	threads := s.threads
+	if threads == 0 {
+		threads = max(devices, 2)
+	}
+	bc := strategy.BuildConfig{Strategy: "single", Backend: cpu.New(cpu.Options{Devices: devices, Threads: threads, PrivateMemory: s.private}),
 		Training: graph.TrainingOptions{Loss: graph.CrossEntropy, SyncBatchNorm: s.sync}, Optim: s.oc,
 		CheckReplicas: true, Replicas: s.replicas, Deterministic: s.deterministic, ShardSize: s.shard}
 	if s.replicas > 0 {
 		bc.Strategy = "mirrored"
+	}
+	if s.world != nil {
+		bc.Strategy, bc.World = "multiworker", s.world
 	}
 	su, err := strategy.Build(m, bc)
 	if err != nil {

@@ -48,9 +48,12 @@ type Config struct {
 	TopK int
 	// Freeze lists parameters (names or globs) kept constant.
 	Freeze []string
-	// Strategy names the strategy: "single" (default) or "mirrored" (see
-	// strategy.Names).
+	// Strategy names the strategy: "single" (default), "mirrored" or
+	// "multiworker" (see strategy.Names).
 	Strategy string
+	// World is the worker processes of a "multiworker" run; Replicas then
+	// counts each worker's local replicas.
+	World    strategy.World
 	Replicas int
 	Backend  backend.Backend
 	// Transform augments training samples (nil: none).
@@ -145,7 +148,8 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	su, err := strategy.Build(m, strategy.BuildConfig{Strategy: cfg.Strategy, Backend: cfg.Backend,
 		Training: graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
 			SyncBatchNorm: cfg.SyncBatchNorm, ClassLabels: true},
-		Optim: cfg.Optim, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas, Deterministic: cfg.Deterministic, ShardSize: cfg.ShardSize})
+		Optim: cfg.Optim, Replicas: cfg.Replicas, CheckReplicas: cfg.CheckReplicas, Deterministic: cfg.Deterministic, ShardSize: cfg.ShardSize,
+		World: cfg.World})
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +234,7 @@ func (t *Trainer) Fit(ctx context.Context, trainSet, val data.Source) (*Result, 
 		}
 	}
 	input, _ := t.inputName()
-	loader := &data.Loader{Source: trainSet, BatchSize: cfg.BatchSize, Shuffle: !cfg.NoShuffle, Seed: cfg.Seed, DropRemainder: cfg.DropRemainder,
+	loader := &data.Loader{Source: trainSet, BatchSize: cfg.BatchSize, Shuffle: !cfg.NoShuffle, Seed: cfg.Seed, DropRemainder: cfg.DropRemainder, Part: t.part(),
 		Transform: cfg.Transform, Workers: cfg.Workers, Prefetch: cfg.Prefetch, SampleShape: t.sampleShape(input)}
 	nb := loader.NumBatches()
 	if nb == 0 {
@@ -334,6 +338,15 @@ func (t *Trainer) checkShares(n int) error {
 	return nil
 }
 
+// part is the share of every global batch that this process trains on:
+// all of it, except for a worker of a multi-worker run.
+func (t *Trainer) part() func(int) (int, int) {
+	if p, ok := t.Strategy.(interface{ Part(n int) (lo, hi int) }); ok {
+		return p.Part
+	}
+	return nil
+}
+
 func (t *Trainer) sampleShape(input string) []int {
 	in := t.Model.Graph.Input(input)
 	if in == nil || !in.RankKnown {
@@ -400,7 +413,7 @@ func (t *Trainer) runEpoch(ctx context.Context, loader *data.Loader, input strin
 		step := t.step + 1
 		lr := t.LR(step, epoch)
 		seed := int64(augment.Mix(t.cfg.Seed ^ augment.Mix(uint64(step))))
-		r, err := t.Strategy.Step(ctx, strategy.Batch{Inputs: map[string]*tensor.Tensor{input: b.X}, Labels: b.Y}, lr, step, seed)
+		r, err := t.Strategy.Step(ctx, strategy.Batch{Inputs: map[string]*tensor.Tensor{input: b.X}, Labels: b.Y, Offset: b.Offset, Total: b.Total}, lr, step, seed)
 		b.Release()
 		if err != nil {
 			return nil, false, fmt.Errorf("epoch %d, step %d: %w", epoch+1, step, err)

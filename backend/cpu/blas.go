@@ -8,10 +8,12 @@ import (
 // Both builds give a full blas.Float32.
 var _ blas.Float32 = blas32
 
-// Matrix products go through blas32, a gonum blas.Float32 chosen at build
-// time: OpenBLAS through cgo when cgo is on and the noopenblas tag is off
+// float32 products run on package gemm (gemmjob.go) unless kernels.go
+// chose the build's BLAS: blas32, a gonum blas.Float32 chosen at build
+// time, OpenBLAS through cgo when cgo is on and the noopenblas tag is off
 // (blas_openblas.go), gonum's pure-Go implementation otherwise
-// (blas_gonum.go). Both are row-major, as gonum's interface is.
+// (blas_gonum.go). Both are row-major, as gonum's interface is. float64
+// products always run on gonum (dgemm).
 //
 // OpenBLAS runs single-threaded: its own thread pool would fight the
 // executable's Pool (and a mirrored strategy's replicas, each with its

@@ -25,6 +25,10 @@ func init() {
 	C.openblas_set_num_threads(1)
 }
 
+// openblasCore is the name of the CPU core OpenBLAS chose its kernels for
+// (it reads OPENBLAS_CORETYPE when the library loads).
+func openblasCore() string { return C.GoString(C.openblas_get_corename()) }
+
 // openBLAS is gonum's pure-Go BLAS with the level-3 product that dominates
 // every model's time, sgemm, replaced by OpenBLAS's.
 type openBLAS struct{ gonum.Implementation }

@@ -30,7 +30,11 @@ struct gt_pool {
 	pthread_cond_t cv;
 	int sleepers, quit;
 	atomic_uint gen;       // bumped for each task
-	atomic_int next;       // next part to claim
+	// The task's generation (high 32 bits) and the next part to claim
+	// (low 32): a worker claims a part only of the task it was woken for,
+	// so one delayed in the previous task's claim loop cannot take a part
+	// of the next before the caller has counted that task's parts.
+	atomic_ullong ticket;
 	atomic_int pending;    // parts not yet finished
 	gt_fn fn;
 	const void *arg;
@@ -51,11 +55,14 @@ static inline void gt_relax(void) {
 #endif
 }
 
-// gt_claim runs parts until none is left.
-static void gt_claim(gt_pool *p) {
+// gt_claim runs parts of task gen until none is left (or another task
+// has begun).
+static void gt_claim(gt_pool *p, unsigned gen) {
 	for (;;) {
-		int i = atomic_fetch_add(&p->next, 1);
-		if (i >= p->parts) return;
+		unsigned long long t = atomic_load(&p->ticket);
+		if ((unsigned)(t >> 32) != gen || (int)(unsigned)t >= p->parts) return;
+		if (!atomic_compare_exchange_weak(&p->ticket, &t, t + 1)) continue;
+		int i = (int)(unsigned)t;
 		p->fn(p->arg, i, p->parts);
 		atomic_fetch_sub(&p->pending, 1);
 	}
@@ -87,7 +94,7 @@ static void *gt_worker(void *arg) {
 			}
 		}
 		seen = atomic_load(&p->gen);
-		gt_claim(p);
+		gt_claim(p, seen);
 	}
 }
 
@@ -132,13 +139,15 @@ static void gt_pool_run(gt_pool *p, gt_fn fn, const void *arg, int parts) {
 	p->fn = fn;
 	p->arg = arg;
 	p->parts = parts;
-	atomic_store(&p->next, 0);
 	atomic_store(&p->pending, parts);
-	atomic_fetch_add(&p->gen, 1);
+	// The ticket opens the task's parts; gen then wakes the workers.
+	unsigned gen = atomic_load(&p->gen) + 1;
+	atomic_store(&p->ticket, (unsigned long long)gen << 32);
+	atomic_store(&p->gen, gen);
 	pthread_mutex_lock(&p->mu);
 	if (p->sleepers > 0) pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
-	gt_claim(p);
+	gt_claim(p, gen);
 	while (atomic_load(&p->pending) > 0) gt_relax();
 	pthread_mutex_unlock(&p->run);
 }
@@ -599,21 +608,6 @@ void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, 
 		}
 	}
 }
-// gt_rows_bias_relu is convEpilogueGo: dst row i = src row i + bias[i]
-// (0 without bias), then Go's max(v, 0) with relu.
-void gt_rows_bias_relu(float *dst, long ldd, const float *src, long lds, int m, int n, const float *bias, int relu) {
-	for (int i = 0; i < m; i++) {
-		float b = bias ? bias[i] : 0.0f;
-		float *d = dst + i * ldd;
-		const float *s = src + i * lds;
-		if (relu) {
-			for (int j = 0; j < n; j++) d[j] = gt_relu(s[j] + b);
-		} else {
-			for (int j = 0; j < n; j++) d[j] = s[j] + b;
-		}
-	}
-}
-
 // gt_maxpool2x2_planes is the fused Conv+MaxPool's pooling (convPoolGo).
 void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W,
 		const float *bias, int epi, int relu) {

@@ -126,21 +126,6 @@ func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) {
 	C.gt_col2im_dense2d(f32ptr(col), f32ptr(x), C.int(g.c), C.int(g.img[1]), C.int(g.img[2]), C.int(g.k[1]), C.int(g.k[2]), C.int(g.col[1]), C.int(g.col[2]), C.long(ld))
 }
 
-// convEpilogueC is convEpilogueGo on float32, in C.
-func convEpilogueC(dst []float32, ldd int, src []float32, lds, m, n int, bias []float32, relu bool) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if len(dst) < (m-1)*ldd+n || len(src) < (m-1)*lds+n || (bias != nil && len(bias) < m) {
-		panic(fmt.Sprintf("cpu: conv epilogue: dst[%d], src[%d] or bias[%d] too short for %d rows of %d", len(dst), len(src), len(bias), m, n))
-	}
-	var pb *C.float
-	if bias != nil {
-		pb = f32ptr(bias)
-	}
-	C.gt_rows_bias_relu(f32ptr(dst), C.long(ldd), f32ptr(src), C.long(lds), C.int(m), C.int(n), pb, cbool(relu))
-}
-
 // convPoolC is convPoolGo on float32, in C: the epilogue and the pooling
 // in one pass, src left as it was.
 func convPoolC(src []float32, lds int, dst []float32, planes, h, w int, bias []float32, relu bool) {

@@ -1,10 +1,11 @@
-// Package cpu is gotrain's CPU backend: Go kernels, with matrix products
-// through gonum's blas.Float32 interface (OpenBLAS via cgo when built with
-// cgo, gonum's pure-Go BLAS otherwise). The OpenBLAS build also runs a few
-// hot loops in C (ckernels.c: large split products, the Adam update, max
-// pooling, im2col), most on a per-device pool of POSIX threads (cpool.go
-// says why); its loops compute exactly what the Go loops they stand in for
-// compute, and the pure-Go build runs the Go loops.
+// Package cpu is gotrain's CPU backend: Go kernels, with float32 matrix
+// products on package gemm's micro-kernels (AVX-512, AVX2 or Go, chosen
+// from CPUID; kernels.go, KernelInfo) in both builds, and OpenBLAS as the
+// fallback on CPUs without AVX2 when built with cgo. The cgo build also
+// runs a few hot loops in C (ckernels.c: the Adam update, max pooling,
+// im2col), most on a per-device pool of POSIX threads (cpool.go says why);
+// its loops compute exactly what the Go loops they stand in for compute,
+// and the pure-Go build runs the Go loops.
 //
 // The backend offers one device per replica slot; each device owns a share
 // of the cores, and every executable compiled for it runs its kernels on a

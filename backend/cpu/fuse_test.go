@@ -18,7 +18,9 @@ import (
 // (small feature maps) and per-image (large ones, grouped) paths, odd
 // sizes whose last row and column the pool drops, with and without ReLU
 // and bias, float32 and float64. It also checks that the fusion happened.
-func TestFusedConvMaxPool(t *testing.T) { bothCPaths(t, checkFusedConvMaxPool) }
+func TestFusedConvMaxPool(t *testing.T) {
+	eachGEMM(t, func(t *testing.T) { bothCPaths(t, checkFusedConvMaxPool) })
+}
 
 func checkFusedConvMaxPool(t *testing.T) {
 	cases := []struct {
@@ -130,7 +132,9 @@ func elem(t *tensor.Tensor, i int) uint64 {
 // stored transposed (which the kernel transposes once at compile time)
 // computes what the same Gemm computes with B fed at run time, for a
 // product large enough to be split over threads and a small one.
-func TestGemmConstantTransposedB(t *testing.T) {
+func TestGemmConstantTransposedB(t *testing.T) { eachGEMM(t, checkGemmConstantTransposedB) }
+
+func checkGemmConstantTransposedB(t *testing.T) {
 	for _, sz := range [][3]int{{64, 96, 80}, {3, 5, 4}} {
 		m, n, k := sz[0], sz[1], sz[2]
 		r := rand.New(rand.NewPCG(21, 22))

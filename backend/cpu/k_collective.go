@@ -21,7 +21,8 @@ func init() {
 // ops meet in the same order. On a backend with private memory no member
 // reads another's buffers: each copies its input into the group's own
 // staging memory, as a transfer between devices would, and every member
-// sums from there.
+// sums from there. With an outer sum (SetOuter), member 0 sums, hands the
+// sum to outer, and the others copy the result.
 type Group struct {
 	n       int
 	mu      sync.Mutex
@@ -31,6 +32,8 @@ type Group struct {
 	ins     [][]float32
 	stage   [][]float32 // private memory: the members' inputs, copied
 	err     error
+	outer   func([]float32) error
+	shared  []float32 // member 0's result (a copy on private memory), with an outer sum
 }
 
 // NewCollective makes a group of the given devices (one member each).
@@ -53,6 +56,14 @@ func (b *Backend) NewCollective(devices []backend.Device) (backend.Collective, e
 
 // Size is the number of members.
 func (g *Group) Size() int { return g.n }
+
+// SetOuter makes every collective op combine the group's sum with others'
+// through outer (see backend.OuterCollective). Call it before any op runs.
+func (g *Group) SetOuter(outer func([]float32) error) {
+	g.mu.Lock()
+	g.outer = outer
+	g.mu.Unlock()
+}
 
 // Abort fails every pending and future collective op until Reset.
 func (g *Group) Abort(err error) {
@@ -106,14 +117,42 @@ func (g *Group) allReduce(rank int, in, out []float32) error {
 	if err := g.barrier(); err != nil {
 		return err
 	}
-	for i := range out {
-		var s float32
-		for r := 0; r < g.n; r++ {
-			s += g.ins[r][i]
+	if g.outer == nil || rank == 0 {
+		for i := range out {
+			var s float32
+			for r := 0; r < g.n; r++ {
+				s += g.ins[r][i]
+			}
+			out[i] = s
 		}
-		out[i] = s
 	}
-	return g.barrier()
+	if g.outer == nil {
+		return g.barrier()
+	}
+	if rank == 0 {
+		// The others wait at the barrier meanwhile (cond.Wait releases mu).
+		outer := g.outer
+		g.mu.Unlock()
+		err := outer(out)
+		g.mu.Lock()
+		if err != nil && g.err == nil {
+			// As Abort: the others may have left the first barrier already.
+			g.err = fmt.Errorf("all-reduce beyond the group: %w", err)
+			g.cond.Broadcast()
+		}
+		if g.stage != nil {
+			g.shared = append(g.shared[:0], out...) // no member reads another's memory
+		} else {
+			g.shared = out
+		}
+	}
+	if err := g.barrier(); err != nil {
+		return err
+	}
+	if rank != 0 {
+		copy(out, g.shared)
+	}
+	return g.barrier() // member 0's result stays unchanged until every member has it
 }
 
 func allReduceFactory(p *Prep) (Kernel, error) {

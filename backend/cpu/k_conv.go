@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"github.com/gotrain/gotrain/backend/cpu/gemm"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -369,6 +370,9 @@ type convPlan struct {
 	// pool: Conv's output is max-pooled 2x2/2 before it is written (a
 	// MaxPool fused by fuse.go); each image's full output lives in scratch.
 	pool bool
+	// implicit: Conv's forward product reads its B straight from X
+	// (package gemm's ImageB) instead of an im2col buffer.
+	implicit bool
 }
 
 func convFactory(kind convKind) Factory {
@@ -454,6 +458,9 @@ func convFactory(kind convKind) Factory {
 			pl.bimg = min((batchCols+pl.geom.colVol-1)/pl.geom.colVol, (pl.units+pl.nw-1)/pl.nw)
 		}
 		dt := p.In[xi].DType
+		// Implicit GEMM where the columns' runs are contiguous in X: the
+		// innermost spatial stride is 1.
+		pl.implicit = kind == convForward && dt == tensor.Float32 && ownGEMM && !pl.geom.identity && pl.geom.s[2] == 1
 		for _, t := range p.In {
 			if t != nil && t.DType != dt {
 				return nil, Errorf(p, "inputs mix dtypes %v and %v", dt, t.DType)
@@ -483,15 +490,27 @@ type convRunner[T float32 | float64] struct {
 	// job splits one product over the pool in the few-units case (where
 	// units run in turn on the caller), made once for the same reason.
 	job *gemmJob[T]
+	// ib[nb] reads the columns of nb images straight from X (implicit).
+	ib []*gemm.ImageB
 	// The current call's data.
 	x, w, b, y []T // Conv: X, W, B, Y; ConvTranspose: X, W, B, Y; ConvGrad: X, W, -, dY
 	dx, dw, db []T
 }
 
 func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
-	r := &convRunner[T]{pl: pl, pool: p.Pool, job: newGemmJob[T]()}
+	r := &convRunner[T]{pl: pl, pool: p.Pool, job: newGemmJob[T](p.Pool)}
 	g := pl.geom
-	if !g.identity {
+	if pl.implicit {
+		r.ib = make([]*gemm.ImageB, pl.bimg+1)
+		for nb := 1; nb <= pl.bimg && pl.implicit; nb++ {
+			var err error
+			if r.ib[nb], err = newConvImageB(g, nb, pl.cin*g.imgVol); err != nil {
+				// Offsets beyond the tables' 32 bits: im2col instead.
+				pl.implicit, r.ib = false, nil
+			}
+		}
+	}
+	if !g.identity && !pl.implicit {
 		r.cols = make([][]T, pl.nw)
 		for i := range r.cols {
 			r.cols[i] = make([]T, g.colLen*pl.bimg)
@@ -620,23 +639,25 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				y = r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
 			}
 			w := r.w[gi*mg*g.rows:][:mg*g.rows]
-			src := x
-			if !g.identity {
-				im2col(g, x, col, g.colVol)
-				src = col
-			}
-			r.job.run(pool, false, false, mg, g.colVol, g.rows, 1, w, g.rows, src, g.colVol, 0, y, g.colVol)
-			// Bias and ReLU in one pass over Y, rather than a fill before
-			// the product (which then reads it back) and a pass after.
+			// Bias and ReLU as the product's epilogue, while each tile of Y
+			// is in registers.
 			var b []T
 			if r.b != nil {
 				b = r.b[gi*mg : (gi+1)*mg]
 			}
+			ep := epilogue[T]{row: b, relu: pl.relu}
+			switch {
+			case pl.implicit:
+				r.job.runImage(pool, worker, mg, g.colVol, g.rows, w, g.rows, r.ib[1], r.x[(n*pl.cin+gi*cg)*g.imgVol:], 0, y, g.colVol, ep)
+			case g.identity:
+				r.job.run(pool, worker, false, false, mg, g.colVol, g.rows, 1, w, g.rows, x, g.colVol, 0, y, g.colVol, ep)
+			default:
+				im2col(g, x, col, g.colVol)
+				r.job.run(pool, worker, false, false, mg, g.colVol, g.rows, 1, w, g.rows, col, g.colVol, 0, y, g.colVol, ep)
+			}
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], b, pl.relu)
-			} else if r.b != nil || pl.relu {
-				convEpilogueRows(y, g.colVol, y, g.colVol, mg, g.colVol, b, pl.relu)
+				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], nil, false)
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -651,10 +672,10 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				clear(y)
 			}
 			if g.identity {
-				r.job.run(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol)
+				r.job.run(pool, worker, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 1, y, g.colVol, epilogue[T]{})
 				continue
 			}
-			r.job.run(pool, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol)
+			r.job.run(pool, worker, true, false, g.rows, g.colVol, cg, 1, w, g.rows, x, g.colVol, 0, col, g.colVol, epilogue[T]{})
 			col2im(g, col, y)
 		case convGrad:
 			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
@@ -667,15 +688,15 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 					src = col
 				}
 				dw := r.parts[worker][gi*mg*g.rows:][:mg*g.rows]
-				r.job.run(pool, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows)
+				r.job.run(pool, worker, false, true, mg, g.rows, g.colVol, 1, dy, g.colVol, src, g.colVol, 1, dw, g.rows, epilogue[T]{})
 			}
 			if pl.wantDX {
 				dx := r.dx[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
 				if g.identity {
-					r.job.run(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol)
+					r.job.run(pool, worker, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, dx, g.colVol, epilogue[T]{})
 					continue
 				}
-				r.job.run(pool, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol)
+				r.job.run(pool, worker, true, false, g.rows, g.colVol, mg, 1, w, g.rows, dy, g.colVol, 0, col, g.colVol, epilogue[T]{})
 				clear(dx)
 				col2im(g, col, dx)
 			}
@@ -683,33 +704,65 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 	}
 }
 
+// newConvImageB describes the im2col matrix of nb images (imgStride
+// elements apart) as a package gemm ImageB over X: row (c, kd, kh, kw) of
+// column (image, od, oh, ow) reads X[image][c][od*sd-pd+kd*dd][...][...],
+// or zero in the padding.
+func newConvImageB(g *colGeom, nb, imgStride int) (*gemm.ImageB, error) {
+	rowOff, kind := make([]int, g.rows), make([]int, g.rows)
+	for p := range rowOff {
+		rowOff[p], kind[p] = (p/g.kvol)*g.imgVol, p%g.kvol
+	}
+	colOff := make([][]int, g.kvol)
+	for t := range colOff {
+		kd, kh, kw := t/(g.k[1]*g.k[2]), t/g.k[2]%g.k[1], t%g.k[2]
+		offs := make([]int, nb*g.colVol)
+		for j := range offs {
+			b, pos := j/g.colVol, j%g.colVol
+			od, oh, ow := pos/(g.col[1]*g.col[2]), pos/g.col[2]%g.col[1], pos%g.col[2]
+			id := od*g.s[0] - g.p[0] + kd*g.d[0]
+			ih := oh*g.s[1] - g.p[1] + kh*g.d[1]
+			iw := ow*g.s[2] - g.p[2] + kw*g.d[2]
+			if id < 0 || id >= g.img[0] || ih < 0 || ih >= g.img[1] || iw < 0 || iw >= g.img[2] {
+				offs[j] = -1
+				continue
+			}
+			offs[j] = b*imgStride + (id*g.img[1]+ih)*g.img[2] + iw
+		}
+		colOff[t] = offs
+	}
+	return gemm.NewImageB(g.rows, nb*g.colVol, rowOff, kind, colOff)
+}
+
 // runBatched is Conv's forward pass over images [n0, n1) (one group),
 // bimg images per product: their columns side by side in one col buffer,
 // the product scattered back into NCHW with the bias added.
 func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 	pl, g := r.pl, r.geom()
-	col, tmp := r.cols[worker], r.outs[worker]
+	tmp := r.outs[worker]
 	for n := n0; n < n1; n += pl.bimg {
 		nb := min(pl.bimg, n1-n)
 		ld := nb * g.colVol
-		for b := 0; b < nb; b++ {
-			im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
+		ep := epilogue[T]{row: r.b, relu: pl.relu}
+		if pl.implicit {
+			r.job.runImage(nil, worker, pl.cout, ld, g.rows, r.w, g.rows, r.ib[nb], r.x[n*pl.cin*g.imgVol:], 0, tmp, ld, ep)
+		} else {
+			col := r.cols[worker]
+			for b := 0; b < nb; b++ {
+				im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
+			}
+			r.job.run(nil, worker, false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld, ep)
 		}
-		gemmT(false, false, pl.cout, ld, g.rows, 1, r.w, g.rows, col, ld, 0, tmp, ld)
 		for b := 0; b < nb; b++ {
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2], r.b, pl.relu)
+				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2], nil, false)
 				continue
 			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
-			if r.b == nil && !pl.relu {
-				for m := 0; m < pl.cout; m++ {
-					copy(y[m*g.colVol:(m+1)*g.colVol], tmp[m*ld+b*g.colVol:][:g.colVol])
-				}
-				continue
+			for m := 0; m < pl.cout; m++ {
+				copy(y[m*g.colVol:(m+1)*g.colVol], tmp[m*ld+b*g.colVol:][:g.colVol])
 			}
-			convEpilogueRows(y, g.colVol, tmp[b*g.colVol:], ld, pl.cout, g.colVol, r.b, pl.relu)
 		}
 	}
 }
@@ -735,10 +788,10 @@ func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
 			for b := 0; b < nb; b++ {
 				im2col(g, r.x[(n+b)*pl.cin*g.imgVol:][:g.imageLen], col[b*g.colVol:], ld)
 			}
-			gemmT(false, true, pl.cout, g.rows, ld, 1, dyc, ld, col, ld, 1, r.parts[worker], g.rows)
+			r.job.run(nil, worker, false, true, pl.cout, g.rows, ld, 1, dyc, ld, col, ld, 1, r.parts[worker], g.rows, epilogue[T]{})
 		}
 		if pl.wantDX {
-			gemmT(true, false, g.rows, ld, pl.cout, 1, r.w, g.rows, dyc, ld, 0, col, ld)
+			r.job.run(nil, worker, true, false, g.rows, ld, pl.cout, 1, r.w, g.rows, dyc, ld, 0, col, ld, epilogue[T]{})
 			for b := 0; b < nb; b++ {
 				dx := r.dx[(n+b)*pl.cin*g.imgVol:][:g.imageLen]
 				clear(dx)
@@ -755,7 +808,7 @@ func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.p
 
 // convPool is the fused epilogue and 2x2/2 max pooling of Conv's output:
 // planes of h x w (src planes lds apart) get bias[p] (bias nil: 0) and ReLU
-// with relu, as convEpilogueRows would write them (nothing at all without
+// with relu, as convEpilogueGo would write them (nothing at all without
 // bias or relu), and are pooled into dst (planes of h/2 x w/2, contiguous)
 // with MaxPool's arithmetic (Go's max over the four taps in row order).
 // float32 goes through convPoolC (one pass in C in the OpenBLAS build).
@@ -784,19 +837,9 @@ func convPoolGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int
 	}
 }
 
-// convEpilogueRows writes m rows of n: dst row i (rows ldd apart) gets
+// convEpilogueGo writes m rows of n: dst row i (rows ldd apart) gets
 // src row i (lds apart) + bias[i] (bias nil: + 0), then max(·, 0) with
-// relu. dst may be src. float32 goes through convEpilogueC (C in the
-// OpenBLAS build, where the loop vectorises).
-func convEpilogueRows[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
-	if d32, ok := any(dst).([]float32); ok {
-		convEpilogueC(d32, ldd, any(src).([]float32), lds, m, n, any(bias).([]float32), relu)
-		return
-	}
-	convEpilogueGo(dst, ldd, src, lds, m, n, bias, relu)
-}
-
-// convEpilogueGo is convEpilogueRows in Go.
+// relu. dst may be src.
 func convEpilogueGo[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
 	for i := 0; i < m; i++ {
 		var b T

@@ -329,7 +329,9 @@ func convInputs(rng *rand.Rand, c convCase, dt tensor.DType, biasLen int) []*ten
 // 1e-4 tolerances leave room and still catch any misplaced element.
 const convAtol32, convRtol32 = 1e-4, 1e-4
 
-func TestConvMatchesReference(t *testing.T) {
+func TestConvMatchesReference(t *testing.T) { eachGEMM(t, checkConvMatchesReference) }
+
+func checkConvMatchesReference(t *testing.T) {
 	for _, threads := range []int{1, 2, 3} {
 		for _, c := range convCases {
 			for _, dt := range []tensor.DType{tensor.Float32, tensor.Float64} {
@@ -381,7 +383,9 @@ var convTransposeCases = []convCase{
 	{name: "same_lower", x: []int{1, 2, 3, 3}, w: []int{2, 2, 3, 3}, strides: []int{2, 2}, autoPad: "SAME_LOWER", refPads: []int{1, 1, 0, 0}},
 }
 
-func TestConvTransposeMatchesReference(t *testing.T) {
+func TestConvTransposeMatchesReference(t *testing.T) { eachGEMM(t, checkConvTransposeMatchesReference) }
+
+func checkConvTransposeMatchesReference(t *testing.T) {
 	for _, threads := range []int{1, 2} {
 		for _, c := range convTransposeCases {
 			t.Run(fmt.Sprintf("%s/threads%d", c.name, threads), func(t *testing.T) {
@@ -424,7 +428,9 @@ func convGradNode(c convCase, outs ...string) *graph.Node {
 	return n
 }
 
-func TestConvGradMatchesReference(t *testing.T) {
+func TestConvGradMatchesReference(t *testing.T) { eachGEMM(t, checkConvGradMatchesReference) }
+
+func checkConvGradMatchesReference(t *testing.T) {
 	for _, threads := range []int{1, 2, 3} {
 		for _, c := range convCases {
 			t.Run(fmt.Sprintf("%s/threads%d", c.name, threads), func(t *testing.T) {

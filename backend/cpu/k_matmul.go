@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"github.com/gotrain/gotrain/backend/cpu/gemm"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -27,118 +28,6 @@ func gemmT[T float32 | float64](ta, tb bool, m, n, k int, alpha T, a []T, lda in
 		sgemm(ta, tb, m, n, k, float32(alpha), av, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 	case []float64:
 		dgemm(ta, tb, m, n, k, float64(alpha), av, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
-	}
-}
-
-// gemmJob is a product split over a pool by rows or columns. A kernel
-// keeps one from its factory so that running it allocates nothing: the
-// pool's chunk functions are bound to the job once.
-type gemmJob[T float32 | float64] struct {
-	ta, tb        bool
-	m, n, k       int
-	alpha, beta   T
-	a, b, c       []T
-	lda, ldb, ldc int
-	bias          []T
-	relu          bool
-	rowsFn        func(lo, hi int)
-	colsFn        func(lo, hi int)
-	epiFn         func(lo, hi int)
-}
-
-func newGemmJob[T float32 | float64]() *gemmJob[T] {
-	j := &gemmJob[T]{}
-	j.rowsFn, j.colsFn, j.epiFn = j.rows, j.cols, j.epilogue
-	return j
-}
-
-// run is gemmT split over pool (nil: run on the caller): float32 products
-// through the pool's cPool when the build has one, otherwise by row
-// blocks of C when m >= n, else by column blocks, on the pool's workers.
-func (j *gemmJob[T]) run(pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	j.runBias(pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, false)
-}
-
-// runBias is run followed by C[i][j] += bias[j] (bias nil: none) and, with
-// relu, C = max(C, 0): Gemm's bias and a fused ReLU, applied to each part
-// of C by the thread that computed it.
-func (j *gemmJob[T]) runBias(pool *Pool, ta, tb bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int, bias []T, relu bool) {
-	if pool == nil || pool.Size() == 1 || m*n*k < pgemmMinWork {
-		gemmT(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-		if bias != nil || relu {
-			gemmEpilogue(c[:(m-1)*ldc+n], n, ldc, bias, relu)
-		}
-		return
-	}
-	if a32, ok := any(a).([]float32); ok && k > 0 && alpha != 0 {
-		if cp := pool.cpool(); cp != nil {
-			cp.sgemm(ta, tb, m, n, k, float32(alpha), a32, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc, any(bias).([]float32), relu)
-			return
-		}
-	}
-	j.ta, j.tb, j.m, j.n, j.k, j.alpha, j.beta = ta, tb, m, n, k, alpha, beta
-	j.a, j.b, j.c, j.lda, j.ldb, j.ldc = a, b, c, lda, ldb, ldc
-	j.bias, j.relu = bias, relu
-	if m >= n {
-		pool.For(m, 16, j.rowsFn)
-	} else {
-		pool.For(n, 64, j.colsFn)
-		if bias != nil || relu {
-			pool.For(m, 16, j.epiFn)
-		}
-	}
-	j.a, j.b, j.c, j.bias = nil, nil, nil, nil
-}
-
-func (j *gemmJob[T]) rows(lo, hi int) {
-	var aa []T
-	if j.ta {
-		aa = j.a[lo:]
-	} else {
-		aa = j.a[lo*j.lda:]
-	}
-	gemmT(j.ta, j.tb, hi-lo, j.n, j.k, j.alpha, aa, j.lda, j.b, j.ldb, j.beta, j.c[lo*j.ldc:], j.ldc)
-	if j.bias != nil || j.relu {
-		j.epilogue(lo, hi)
-	}
-}
-
-func (j *gemmJob[T]) cols(lo, hi int) {
-	var bb []T
-	if j.tb {
-		bb = j.b[lo*j.ldb:]
-	} else {
-		bb = j.b[lo:]
-	}
-	gemmT(j.ta, j.tb, j.m, hi-lo, j.k, j.alpha, j.a, j.lda, bb, j.ldb, j.beta, j.c[lo:], j.ldc)
-}
-
-// epilogue applies the bias and ReLU to rows [lo, hi) of C.
-func (j *gemmJob[T]) epilogue(lo, hi int) {
-	gemmEpilogue(j.c[lo*j.ldc:(hi-1)*j.ldc+j.n], j.n, j.ldc, j.bias, j.relu)
-}
-
-// gemmEpilogue sets each n-wide row of c (rows ldc apart) to row + bias
-// (bias nil: row), then max(·, 0) with relu.
-func gemmEpilogue[T float32 | float64](c []T, n, ldc int, bias []T, relu bool) {
-	for i := 0; i*ldc < len(c); i++ {
-		row := c[i*ldc : i*ldc+n]
-		switch {
-		case bias != nil && relu:
-			bias := bias[:n]
-			for x, v := range row {
-				row[x] = max(v+bias[x], 0)
-			}
-		case bias != nil:
-			bias := bias[:n]
-			for x := range row {
-				row[x] += bias[x]
-			}
-		default:
-			for x, v := range row {
-				row[x] = max(v, 0)
-			}
-		}
 	}
 }
 
@@ -269,33 +158,39 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 	}
 	alpha, beta := T(pl.alpha), T(pl.beta)
 	relu := p.Node.AttrString(fusedActivation, "") == "Relu" // set by fuse.go
-	job := newGemmJob[T]()
-	// A constant B stored transposed (an inference model's weights, [n, k]
-	// with transB=1) is transposed once here: OpenBLAS's product runs 3-4%
-	// faster on the MLP's layers with B as [k, n] than with transB.
+	job := newGemmJob[T](pool)
+	// A constant B (an inference model's weights) is prepared once here:
+	// package gemm packs it in the panels its kernel reads; for OpenBLAS a
+	// B stored transposed ([n, k] with transB=1) is transposed, since its
+	// product runs 3-4% faster on the MLP's layers with B as [k, n].
 	// Constants are the executable's own: fixed when it was compiled.
 	ta, tb := pl.ta, pl.tb
 	var bConst []T
-	if c := p.In[1].Value; tb && c != nil {
+	if c := p.In[1].Value; c != nil {
 		src := mmData[T](c)
-		bConst = make([]T, len(src))
-		for j := 0; j < pl.n; j++ {
-			for q := 0; q < pl.k; q++ {
-				bConst[q*pl.n+j] = src[j*pl.k+q]
+		if b32, ok := any(src).([]float32); ok && ownGEMM {
+			job.packed = gemm.PackB(tb, pl.k, pl.n, b32, ldb)
+		} else if tb {
+			bConst = make([]T, len(src))
+			for j := 0; j < pl.n; j++ {
+				for q := 0; q < pl.k; q++ {
+					bConst[q*pl.n+j] = src[j*pl.k+q]
+				}
 			}
+			tb, ldb = false, pl.n
 		}
-		tb, ldb = false, pl.n
 	}
 	return func(in, out []*tensor.Tensor) error {
 		a, b, y := mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
 		if bConst != nil {
 			b = bConst
 		}
-
+		ep := epilogue[T]{relu: relu}
 		if pl.hasC && pl.cRow == 0 && pl.cCol == 1 && beta == 1 {
 			// A bias row, the common case: added after the product, with
-			// the ReLU, on each part of Y while it is in cache.
-			job.runBias(pool, ta, tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, 0, y, pl.n, mmData[T](in[2])[:pl.n], relu)
+			// the ReLU, while each tile of Y is in registers.
+			ep.col = mmData[T](in[2])[:pl.n]
+			job.run(pool, 0, ta, tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, 0, y, pl.n, ep)
 			return nil
 		}
 		var gb T
@@ -309,7 +204,7 @@ func gemmFloat[T float32 | float64](p *Prep, pl *gemmPlan) Kernel {
 			}
 			gb = 1
 		}
-		job.runBias(pool, ta, tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n, nil, relu)
+		job.run(pool, 0, ta, tb, pl.m, pl.n, pl.k, alpha, a, lda, b, ldb, gb, y, pl.n, ep)
 		return nil
 	}
 }
@@ -460,23 +355,26 @@ func matmulFloat[T float32 | float64](p *Prep, pl *matmulPlan) Kernel {
 	perBatch := nb >= pool.Size() && m*n*k < 1<<18
 	// The job and the chunk function are made once and read the call's
 	// slices through these variables, so a run allocates nothing.
-	job := newGemmJob[T]()
+	job := newGemmJob[T](pool)
 	var a, b, y []T
+	workers := max(1, pool.Size())
 	batches := func(lo, hi int) {
-		for bi := lo; bi < hi; bi++ {
-			gemmT(false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n)
+		for w := lo; w < hi; w++ {
+			for bi := w * nb / workers; bi < (w+1)*nb/workers; bi++ {
+				job.run(nil, w, false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n, epilogue[T]{})
+			}
 		}
 	}
 	return func(in, out []*tensor.Tensor) error {
 		a, b, y = mmData[T](in[0]), mmData[T](in[1]), mmData[T](out[0])
 		switch {
 		case pl.flat:
-			job.run(pool, false, false, nb*m, n, k, 1, a, k, b, n, 0, y, n)
+			job.run(pool, 0, false, false, nb*m, n, k, 1, a, k, b, n, 0, y, n, epilogue[T]{})
 		case perBatch:
-			pool.For(nb, 1, batches)
+			pool.For(workers, 1, batches)
 		default:
 			for bi := 0; bi < nb; bi++ {
-				job.run(pool, false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n)
+				job.run(pool, 0, false, false, m, n, k, 1, a[pl.aOff[bi]:], k, b[pl.bOff[bi]:], n, 0, y[bi*m*n:], n, epilogue[T]{})
 			}
 		}
 		a, b, y = nil, nil, nil

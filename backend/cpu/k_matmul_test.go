@@ -89,7 +89,9 @@ func refGemm(a, b []float64, as, bs []int, ta, tb bool, alpha, beta float64, c [
 	return y, []int{m, n}
 }
 
-func TestGemmMatchesReference(t *testing.T) {
+func TestGemmMatchesReference(t *testing.T) { eachGEMM(t, checkGemmMatchesReference) }
+
+func checkGemmMatchesReference(t *testing.T) {
 	type gc struct {
 		m, n, k     int
 		ta, tb      bool
@@ -151,7 +153,9 @@ func TestGemmMatchesReference(t *testing.T) {
 	}
 }
 
-func TestMatMulMatchesReference(t *testing.T) {
+func TestMatMulMatchesReference(t *testing.T) { eachGEMM(t, checkMatMulMatchesReference) }
+
+func checkMatMulMatchesReference(t *testing.T) {
 	cases := []struct{ a, b, want []int }{
 		{[]int{4}, []int{4}, []int{}},
 		{[]int{3}, []int{3, 5}, []int{5}},

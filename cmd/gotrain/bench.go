@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +28,7 @@ func newBenchCmd() *cobra.Command {
 		Short: "measure a model's inference or training throughput",
 		Example: `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
   gotrain bench --model m.onnx --batch 256 --profile
+  mpirun -np 2 --bind-to none gotrain bench --train --strategy multiworker --threads 1
   gotrain bench --backend cuda --model cnn --batch 256 --train`,
 	}
 	fs := cmd.Flags()
@@ -35,8 +38,8 @@ func newBenchCmd() *cobra.Command {
 	classes := fs.Int("classes", 10, "classes for a built-in model")
 	batchSize := fs.Int("batch", 32, "batch size")
 	trainMode := fs.Bool("train", false, "time training steps (Adam) instead of inference")
-	strat := fs.String("strategy", "single", "single or mirrored (with --train)")
-	replicas := fs.Int("replicas", 2, "mirrored replicas")
+	strat := fs.String("strategy", "single", "single, mirrored, or multiworker under mpirun (with --train; --batch is the global batch)")
+	replicas := fs.Int("replicas", 2, "mirrored replicas (multiworker: 1 a worker)")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	seconds := fs.Float64("seconds", 3, "how long to measure")
 	profile := fs.Bool("profile", false, "print the time spent per op type")
@@ -46,8 +49,25 @@ func newBenchCmd() *cobra.Command {
 		if *batchSize < 1 || *seconds <= 0 || *replicas < 1 || *threads < 0 {
 			return usagef("--batch, --seconds and --replicas must be positive, --threads not negative")
 		}
-		if *strat != "single" && *strat != "mirrored" {
-			return usagef("--strategy %q: expected single or mirrored", *strat)
+		if *strat != "single" && *strat != "mirrored" && *strat != "multiworker" {
+			return usagef("--strategy %q: expected single, mirrored or multiworker", *strat)
+		}
+		if *strat == "multiworker" && !*trainMode {
+			return usagef("--strategy multiworker: needs --train")
+		}
+		var w *world
+		var timed *timedWorld
+		if *strat == "multiworker" {
+			f := defaultTrainFlags()
+			f.Strategy = *strat
+			var err error
+			if w, err = openWorld(&f); err != nil {
+				return err
+			}
+			timed = &timedWorld{World: w.comm}
+			if !w.primary() {
+				stdout = io.Discard
+			}
 		}
 		m, err := loadModel(*model, *input, *classes, nil, 1)
 		if err != nil {
@@ -85,8 +105,12 @@ func newBenchCmd() *cobra.Command {
 		}
 		var step func() error
 		if *trainMode {
-			su, err := strategy.Build(m, strategy.BuildConfig{Strategy: *strat, Backend: b, Training: graph.TrainingOptions{Loss: graph.CrossEntropy},
-				Optim: optim.Config{Name: "adam", LR: 1e-3}, Replicas: devices, Deterministic: *det})
+			bc := strategy.BuildConfig{Strategy: *strat, Backend: b, Training: graph.TrainingOptions{Loss: graph.CrossEntropy},
+				Optim: optim.Config{Name: "adam", LR: 1e-3}, Replicas: devices, Deterministic: *det}
+			if timed != nil {
+				bc.World = timed
+			}
+			su, err := strategy.Build(m, bc)
 			if err != nil {
 				return err
 			}
@@ -103,6 +127,12 @@ func newBenchCmd() *cobra.Command {
 				y.Int64s()[i] = int64(i) % classesOut
 			}
 			batch := strategy.Batch{Inputs: map[string]*tensor.Tensor{in.Name: x}, Labels: y}
+			if w != nil {
+				w.mw = st.(*strategy.MultiWorker)
+				if batch, err = w.mw.Share(batch); err != nil {
+					return err
+				}
+			}
 			n := int64(0)
 			step = func() error {
 				n++
@@ -134,13 +164,29 @@ func newBenchCmd() *cobra.Command {
 		}
 		cpu.EnableProfile(*profile)
 		defer cpu.EnableProfile(false)
+		if timed != nil {
+			timed.spent = 0
+		}
 		began := time.Now()
 		steps := 0
-		for time.Since(began).Seconds() < *seconds {
+		for {
 			if err := step(); err != nil {
 				return err
 			}
 			steps++
+			done := time.Since(began).Seconds() >= *seconds
+			if w == nil && done {
+				break
+			}
+			if w != nil {
+				// Workers stop after the same step: worker 0's clock decides.
+				if done && w.primary() {
+					w.mw.RequestStop()
+				}
+				if w.mw.Stopping() {
+					break
+				}
+			}
 		}
 		if err := sync(); err != nil {
 			return err
@@ -153,11 +199,30 @@ func newBenchCmd() *cobra.Command {
 				what = "training (" + *strat + ", deterministic)"
 			}
 		}
+		if *be == "cpu" {
+			fmt.Fprintln(stdout, cpu.KernelInfo())
+		}
+		if w != nil {
+			if d, ok := b.Devices()[0].(*cpu.Device); ok {
+				what = fmt.Sprintf("training (multiworker, %s x %s)", plural(w.workers(), "worker"), plural(d.Threads(), "thread"))
+			} else {
+				what = fmt.Sprintf("training (multiworker, %s)", plural(w.workers(), "worker"))
+			}
+		}
 		if *be != "cpu" {
 			what += " on " + *be
 		}
 		fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
 			float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))
+		if w != nil {
+			alone, err := allreduceAlone(w, w.mw.ReducedBytes())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "  all-reduced per step: %d bytes; in collectives: %.2f ms/step (%.0f%%, waits for the slower worker included); that all-reduce alone: %.0f us (best of 21)\n",
+				w.mw.ReducedBytes(), timed.spent.Seconds()*1000/float64(steps), 100*timed.spent.Seconds()/el.Seconds(), alone.Seconds()*1e6)
+			return w.end(nil, false)
+		}
 		if *profile {
 			for _, t := range cpu.ProfileTable() {
 				fmt.Fprintf(stdout, "  %-28s %8.3f ms/step  %5.1f%%\n", t.Op, t.Total.Seconds()*1000/float64(steps), 100*t.Total.Seconds()/el.Seconds())
@@ -167,3 +232,46 @@ func newBenchCmd() *cobra.Command {
 	}
 	return cmd
 }
+
+// allreduceAlone times an all-reduce of n bytes with every worker ready
+// (after a barrier): the best of 21, what it costs when nothing else on
+// the machine gets in the way.
+func allreduceAlone(w *world, n int) (time.Duration, error) {
+	buf := make([]float32, n/4)
+	var times []time.Duration
+	for range 21 {
+		if err := w.comm.Barrier(); err != nil {
+			return 0, err
+		}
+		t := time.Now()
+		if err := w.comm.AllreduceSum(buf); err != nil {
+			return 0, err
+		}
+		times = append(times, time.Since(t))
+	}
+	return slices.Min(times), nil
+}
+
+// timedWorld measures the time a worker spends in collectives (waiting
+// for the others included).
+type timedWorld struct {
+	strategy.World
+	spent time.Duration
+}
+
+func (t *timedWorld) AllreduceSum(buf []float32) error {
+	defer t.since(time.Now())
+	return t.World.AllreduceSum(buf)
+}
+
+func (t *timedWorld) Fold(n int, f func([]float32) ([]float32, error)) ([]float32, error) {
+	defer t.since(time.Now())
+	return t.World.Fold(n, f)
+}
+
+func (t *timedWorld) Allgather(b []byte) ([][]byte, error) {
+	defer t.since(time.Now())
+	return t.World.Allgather(b)
+}
+
+func (t *timedWorld) since(start time.Time) { t.spent += time.Since(start) }

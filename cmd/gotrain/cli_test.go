@@ -443,7 +443,7 @@ func TestAugmentSeed(t *testing.T) {
 func TestVersion(t *testing.T) {
 	r := gotrain(t, "version")
 	r.expect(t, 0)
-	for _, want := range []string{"gotrain:", "module:    github.com/gotrain/gotrain", "go:        " + runtime.Version(), "cgo:", "tags:", "blas:      " + cpu.BLASName()} {
+	for _, want := range []string{"gotrain:", "module:    github.com/gotrain/gotrain", "go:        " + runtime.Version(), "cgo:", "tags:", "kernels:   " + cpu.KernelInfo().Path, "gemm:      " + cpu.KernelInfo().GEMM} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("version output lacks %q:\n%s", want, r.stdout)
 		}

@@ -33,7 +33,7 @@ func registerTrainCompletions(cmd *cobra.Command) {
 		"val-data":             orFiles(append([]string{"test"}, data.BuiltinNames()...)...),
 		"optimizer":            fixed("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"),
 		"decay-mode":           fixed("l2", "decoupled"),
-		"strategy":             fixed("single", "mirrored"),
+		"strategy":             fixed("single", "mirrored", "multiworker"),
 		"backend":              fixed(backend.Names()...),
 		"loss":                 fixed("cross_entropy", "cross_entropy_onehot", "bce", "mse", "l1", "graph"),
 		"reduction":            fixed("mean", "sum"),

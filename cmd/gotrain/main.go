@@ -122,6 +122,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	root.SetArgs(append([]string{}, args...))
 	cmd, err := root.ExecuteC()
+	var quiet quietError
+	if errors.As(err, &quiet) {
+		return 1 // another process reports it
+	}
 	if err != nil {
 		name := "gotrain"
 		if cmd != nil {
@@ -149,6 +153,10 @@ func isOneOf(s string, list []string) bool {
 	}
 	return false
 }
+
+// quietError ends the process with status 1 without a message: another
+// process says what happened (worker 0 of a multi-worker run).
+type quietError struct{ error }
 
 // usageError marks bad flags or arguments (exit status 2).
 type usageError struct{ error }

@@ -208,7 +208,7 @@ func TestUsageErrors(t *testing.T) {
 		{"epochs 0", []string{"train", "--model", "mlp", "--epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"batch size -1", []string{"train", "--model", "mlp", "--batch-size", "-1"}, []string{"--batch-size -1"}},
 		{"decay mode", []string{"train", "--model", "mlp", "--decay-mode", "l3"}, []string{`--decay-mode "l3"`, "l2 or decoupled"}},
-		{"strategy", []string{"train", "--model", "mlp", "--strategy", "ring"}, []string{`--strategy "ring"`, "single or mirrored"}},
+		{"strategy", []string{"train", "--model", "mlp", "--strategy", "ring"}, []string{`--strategy "ring"`, "single, mirrored or multiworker"}},
 		{"augment key", []string{"train", "--model", "mlp", "--augment", "rotation=10,blur=2"}, []string{"--augment", `"blur"`}},
 		{"early stopping form", []string{"train", "--model", "mlp", "--early-stopping", "val_loss"}, []string{`--early-stopping "val_loss"`, "MONITOR:PATIENCE"}},
 		{"early stopping monitor", []string{"train", "--model", "mlp", "--early-stopping", "val_los:3"}, []string{`monitor "val_los"`}},

@@ -27,6 +27,9 @@ import (
 //   - --strategy and --replicas may change only when both runs are
 //     --deterministic with the same --shard-size, where the result does not
 //     depend on them.
+//   - The number of workers of a multiworker run (mpirun -np) is not a
+//     setting: it may change, and in deterministic mode the run goes on bit
+//     for bit as it would have.
 //   - Everything that defines the data, the model, the loss or the
 //     optimizer's state is refused, naming the setting (resumeRefused); so
 //     is training data whose content differs under the same name (its hash
@@ -58,15 +61,20 @@ type resumed struct {
 	changes []string // "--lr 0.001 -> 0.0005"
 }
 
-// openResume reads --resume and refuses a resume that cannot continue the
+// openResume reads --resume with read (os.ReadFile, or worker 0's copy
+// in a multi-worker run) and refuses a resume that cannot continue the
 // stored run (see resumeRefused), naming the settings; it returns nil
 // without --resume. f is this run's configuration, with --replicas
 // resolved.
-func openResume(f *trainFlags) (*resumed, error) {
+func openResume(f *trainFlags, read func(path string) ([]byte, error)) (*resumed, error) {
 	if f.Resume == "" {
 		return nil, nil
 	}
-	st, err := checkpoint.LoadState(f.Resume, "")
+	data, err := read(f.Resume)
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	st, err := checkpoint.ParseState(data, f.Resume)
 	if err != nil {
 		return nil, err
 	}

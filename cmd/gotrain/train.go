@@ -22,8 +22,10 @@ import (
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/data/augment"
 	"github.com/gotrain/gotrain/graph"
+	"github.com/gotrain/gotrain/internal/mpi"
 	"github.com/gotrain/gotrain/models"
 	"github.com/gotrain/gotrain/optim"
+	"github.com/gotrain/gotrain/strategy"
 	"github.com/gotrain/gotrain/train"
 )
 
@@ -69,13 +71,14 @@ type trainFlags struct {
 	Deterministic  bool    `json:"deterministic"`
 	ShardSize      int     `json:"shard_size"`
 	SyncBatchNorm  bool    `json:"sync_batchnorm"`
+	WorkerTimeout  float64 `json:"worker_timeout"`
 
 	args []string // the command line, for the resume hint
 }
 
 func defaultTrainFlags() trainFlags {
 	return trainFlags{Data: "mnist", Scale: "auto", ValSplit: 0.1, Epochs: 10, BatchSize: 32, Shuffle: true, Optimizer: "adam",
-		DecayMode: "l2", Loss: "cross_entropy", Out: "out", SaveBestOnly: true, Strategy: "single", Backend: "cpu", Seed: 1}
+		DecayMode: "l2", Loss: "cross_entropy", Out: "out", SaveBestOnly: true, Strategy: "single", Backend: "cpu", Seed: 1, WorkerTimeout: 60}
 }
 
 func newTrainCmd(cmdline []string) *cobra.Command {
@@ -163,8 +166,8 @@ func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.StringVar(&f.Out, "out", f.Out, "output folder: best_model.onnx, last_model.onnx, history.csv/json, curves.png, state.ckpt")
 	fs.BoolVar(&f.SaveBestOnly, "save-best-only", f.SaveBestOnly, "write best_model.onnx only when the validation loss improves")
 	fs.StringVar(&f.Resume, "resume", f.Resume, "continue from a training-state file (state.ckpt)")
-	fs.StringVar(&f.Strategy, "strategy", f.Strategy, "single or mirrored")
-	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core)")
+	fs.StringVar(&f.Strategy, "strategy", f.Strategy, "single, mirrored, or multiworker (one of the processes of 'mpirun -np N gotrain train ...': see README)")
+	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core, or one per GPU); multiworker: each worker's local replicas (0: one)")
 	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu, or cuda in a build with CUDA (make build-cuda)")
 	fs.IntVar(&f.Threads, "threads", f.Threads, "worker threads (0: all cores)")
 	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (initial weights of a built-in model, data order, augmentation, dropout)")
@@ -173,7 +176,8 @@ func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.IntVar(&f.TopK, "top-k", f.TopK, "also report top-K validation accuracy (0: 5 when there are at least 10 classes)")
 	fs.BoolVar(&f.Deterministic, "deterministic", f.Deterministic, "bit-identical results whatever the strategy and replica count (slower: see README)")
 	fs.IntVar(&f.ShardSize, "shard-size", f.ShardSize, "micro-shard size of --deterministic (0: 8)")
-	fs.BoolVar(&f.SyncBatchNorm, "sync-batchnorm", f.SyncBatchNorm, "mirrored: compute BatchNorm statistics over all replicas")
+	fs.BoolVar(&f.SyncBatchNorm, "sync-batchnorm", f.SyncBatchNorm, "mirrored, multiworker: compute BatchNorm statistics over all replicas (of all workers)")
+	fs.Float64Var(&f.WorkerTimeout, "worker-timeout", f.WorkerTimeout, "multiworker: seconds a worker waits in a collective for a live worker that does not arrive (a worker silent for 10 s counts as lost)")
 }
 
 // validate checks every setting before any work starts.
@@ -199,8 +203,10 @@ func (f *trainFlags) validate() error {
 		return usagef("--weight-decay %g: must not be negative", f.WeightDecay)
 	case f.DecayMode != "l2" && f.DecayMode != "decoupled":
 		return usagef("--decay-mode %q: expected l2 or decoupled", f.DecayMode)
-	case f.Strategy != "single" && f.Strategy != "mirrored":
-		return usagef("--strategy %q: expected single or mirrored", f.Strategy)
+	case f.Strategy != "single" && f.Strategy != "mirrored" && f.Strategy != "multiworker":
+		return usagef("--strategy %q: expected single, mirrored or multiworker", f.Strategy)
+	case !(f.WorkerTimeout > 0):
+		return usagef("--worker-timeout %g: must be positive (seconds)", f.WorkerTimeout)
 	case f.Replicas < 0:
 		return usagef("--replicas %d: must not be negative", f.Replicas)
 	case f.Threads < 0:
@@ -256,7 +262,7 @@ func (f *trainFlags) validate() error {
 			return err
 		}
 	}
-	if f.Resume != "" {
+	if rank, _, _ := mpi.Launched(); f.Resume != "" && rank == 0 { // worker 0 reads it for all
 		if _, err := os.Stat(f.Resume); err != nil {
 			return usagef("--resume: %v", err)
 		}
@@ -590,115 +596,141 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
-	devices := 1
-	if f.Strategy == "mirrored" {
+	w, err := openWorld(&f)
+	if err != nil {
+		return err
+	}
+	interrupted, err := train1(f, w, stdout)
+	return w.end(err, interrupted)
+}
+
+// train1 is one process's part of a training run (the only one, or a
+// worker of a multi-worker run); it reports whether Ctrl-C stopped it.
+func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
+	primary := w.primary()
+	if !primary {
+		stdout = io.Discard // worker 0 prints for all
+	}
+	devices, threads := 1, f.Threads
+	switch f.Strategy {
+	case "mirrored":
 		devices = f.Replicas
 		if devices == 0 && f.Backend == "cpu" {
 			devices = max(1, threadsOf(f.Threads))
 		}
 		// Elsewhere 0 leaves it to the backend: one device per GPU.
+	case "multiworker":
+		devices = max(1, f.Replicas)
+		if threads == 0 {
+			threads = workerThreads()
+		}
 	}
-	b, err := openBackend(f.Backend, devices, f.Threads)
+	b, err := openBackend(f.Backend, devices, threads)
 	if err != nil {
-		return err
+		return false, err
 	}
 	oc, err := f.optimConfig()
 	if err != nil {
-		return err
+		return false, err
 	}
-	if err := os.MkdirAll(f.Out, 0o755); err != nil {
-		return fmt.Errorf("--out %s: %w", f.Out, err)
+	if primary { // the output folder is worker 0's
+		if err := os.MkdirAll(f.Out, 0o755); err != nil {
+			return false, fmt.Errorf("--out %s: %w", f.Out, err)
+		}
+		lock, err := lockOut(f.Out, stdout)
+		if err != nil {
+			return false, err
+		}
+		defer lock.Unlock()
 	}
-	lock, err := lockOut(f.Out, stdout)
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-	if f.Strategy == "mirrored" {
+	if f.Strategy == "mirrored" || f.Strategy == "multiworker" {
 		f.Replicas = devices // stored resolved, so that a resume can compare it
 	}
-	resume, err := openResume(&f)
+	resume, err := openResume(&f, w.readShared)
 	if err != nil {
-		return err
+		return false, err
 	}
 	best := filepath.Join(f.Out, "best_model.onnx")
 	last := filepath.Join(f.Out, "last_model.onnx")
 	statePath := filepath.Join(f.Out, "state.ckpt")
 	for _, p := range []string{best, last, statePath} {
+		if !primary {
+			break
+		}
 		if err := checkpoint.CheckWritable(p); err != nil {
-			return fmt.Errorf("--out: %w", err)
+			return false, fmt.Errorf("--out: %w", err)
 		}
 	}
 	trainSet, test, err := loadData(f.Data, f.Resize)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := setClasses(f.Classes, trainSet, test); err != nil {
-		return err
+		return false, err
 	}
 	loaded := trainSet // label errors name samples by their place in the file
 	// One input scale for the run; validation and test data as the
 	// training data.
 	scale, err := newRunScale(f.Scale, trainSet)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, d := range []*data.Dataset{trainSet, test} {
 		if err := scale.apply(d); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if f.Subset > 0 {
 		if trainSet, err = trainSet.StratifiedSubset(f.Subset, f.Seed); err != nil {
-			return err
+			return false, err
 		}
 	}
 	var val *data.Dataset
 	switch {
 	case f.ValData == "test":
 		if test == nil {
-			return usagef("--val-data test: dataset %q has no test split", f.Data)
+			return false, usagef("--val-data test: dataset %q has no test split", f.Data)
 		}
 		val = test
 	case f.ValData != "":
 		if val, _, err = loadData(f.ValData, f.Resize); err != nil {
-			return err
+			return false, err
 		}
 		if err := setClasses(f.Classes, val); err != nil {
-			return err
+			return false, err
 		}
 		if err := scale.apply(val); err != nil {
-			return err
+			return false, err
 		}
 	case f.ValSplit > 0:
 		if trainSet, val, err = trainSet.Split(f.ValSplit, f.Seed); err != nil {
-			return err
+			return false, err
 		}
 	}
 	m, err := loadModel(f.Model, f.Input, f.Classes, trainSet, f.Seed)
 	if err != nil {
-		return err
+		return false, err
 	}
 	in := m.Graph.Inputs
 	if len(in) != 1 {
-		return fmt.Errorf("model %s has %d inputs; training feeds models with one image input", f.Model, len(in))
+		return false, fmt.Errorf("model %s has %d inputs; training feeds models with one image input", f.Model, len(in))
 	}
 	// Lay the data out as the model expects.
 	fit, _, err := trainSet.ForInput(intShape(in[0].Shape))
 	if err != nil {
-		return misfit(f.Model, in[0], trainSet)
+		return false, misfit(f.Model, in[0], trainSet)
 	}
 	trainSet = fit
 	if val != nil {
 		if val, _, err = val.ForInput(intShape(in[0].Shape)); err != nil {
-			return fmt.Errorf("validation data: %w", err)
+			return false, fmt.Errorf("validation data: %w", err)
 		}
 	}
 	if err := checkClasses(f.Model, m, loaded, graph.Loss(f.Loss)); err != nil {
-		return err
+		return false, err
 	}
 	if f.TopK > trainSet.Classes {
-		return usagef("--top-k %d: the data has only %d classes", f.TopK, trainSet.Classes)
+		return false, usagef("--top-k %d: the data has only %d classes", f.TopK, trainSet.Classes)
 	}
 	// A cosine schedule without total=N decays over the whole run.
 	oc.Schedule.SetTotal(int64(f.Epochs * ((trainSet.Len() + f.BatchSize - 1) / f.BatchSize)))
@@ -711,7 +743,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		ss := trainSet.SampleShape()
 		a, err := augment.New(ac, ss)
 		if err != nil {
-			return usagef("--augment: %v", err)
+			return false, usagef("--augment: %v", err)
 		}
 		tf = a
 	}
@@ -747,10 +779,21 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		history: &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
 			Report: true, Defences: f.defences()},
 		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
-	cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
+	if primary {
+		cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
+	}
 	// Ctrl-C stops after the current step and writes a resumable state;
-	// it goes last so the other callbacks' state is in that file.
+	// it goes last so the other callbacks' state is in that file. Workers
+	// of a multi-worker run stop together, after the same step, and worker
+	// 0 writes the state.
 	intr := &checkpoint.Interrupt{Path: statePath, Out: log, ResumeCommand: resumeCommand(f.args)}
+	if w != nil {
+		intr.Agree = w.agree
+		intr.ResumeCommand = fmt.Sprintf("mpirun -np %d %s", w.workers(), intr.ResumeCommand)
+		if !primary {
+			intr.Path = ""
+		}
+	}
 	cbs = append(cbs, intr)
 	defer intr.Close()
 	topK := f.TopK
@@ -759,34 +802,48 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	}
 	ctx := context.Background()
 	cfg := train.Config{Epochs: f.Epochs, BatchSize: f.BatchSize, Seed: f.Seed, Optim: oc, Loss: graph.Loss(f.Loss),
-		LabelSmoothing: f.LabelSmoothing, Reduction: f.Reduction, TopK: topK, Strategy: f.Strategy, Replicas: f.Replicas,
+		LabelSmoothing: f.LabelSmoothing, Reduction: f.Reduction, TopK: topK, Strategy: f.Strategy, Replicas: f.Replicas, World: w.strategyWorld(),
 		Backend: b, Transform: tf, Deterministic: f.Deterministic, ShardSize: f.ShardSize, SyncBatchNorm: f.SyncBatchNorm,
 		NoShuffle: !f.Shuffle, Callbacks: cbs, ConfigJSON: cfgJSON, ModelHash: checkpoint.ModelHash(m), Progress: epochs.progress}
 	if f.Freeze != "" {
 		cfg.Freeze = strings.Split(f.Freeze, ",")
 	}
 	if cfg.DataHash, err = checkpoint.DataHash(trainSet); err != nil {
-		return err
+		return false, err
 	}
 	if cfg.Resume, err = resume.start(cfg.ModelHash, stdout); err != nil {
-		return err
+		return false, err
 	}
 	if cfg.Resume != nil {
 		epochs.resumed(f.Resume, cfg.Resume)
 	}
-	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
-		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())
+	how := f.Strategy + " strategy"
+	if w != nil {
+		how = fmt.Sprintf("multiworker strategy (%d workers of %s)", w.workers(), plural(f.Replicas, "replica"))
+	}
+	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s on %s\n",
+		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, how, b.Name())
 	fmt.Fprintln(stdout, scale)
 	began := time.Now()
-	res, err := train.Fit(ctx, m, trainSet, sourceOf(val), cfg)
+	trainer, err := train.NewTrainer(m, cfg)
 	if err != nil {
-		return err
+		return false, err
+	}
+	if w != nil {
+		w.mw = trainer.Strategy.(*strategy.MultiWorker)
+	}
+	res, err := trainer.Fit(ctx, trainSet, sourceOf(val))
+	if err != nil {
+		return false, err
 	}
 	if intr.Interrupted() {
-		return fmt.Errorf("interrupted; the training state is in %s", statePath)
+		return true, fmt.Errorf("interrupted; the training state is in %s", statePath)
+	}
+	if !primary {
+		return false, nil // the files and the report are worker 0's
 	}
 	if err := checkpoint.Export(m, res.Weights, meta, last); err != nil {
-		return err
+		return false, err
 	}
 	bestEpoch, bestVal := 0, 0.0
 	for i, l := range res.History {
@@ -799,7 +856,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		stopEpoch = res.Epochs
 	}
 	if err := plotCurves(outs.curves, res.History, curveMarks{Monitor: monitor, Best: bestEpoch, Stop: stopEpoch}); err != nil {
-		return err
+		return false, err
 	}
 	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, num(bestVal), bestEpoch)
 	printReport(stdout, checkpoint.Overfitting(res.History, f.defences()), lenOf(val))
@@ -807,7 +864,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
-	return nil
+	return false, nil
 }
 
 // misfit explains a model input the data does not fit, with both shapes

@@ -86,12 +86,18 @@ func versionInfo() [][2]string {
 	return append(out, kernelInfo()...)
 }
 
-// kernelInfo describes the CPU backend's kernel path: the BLAS behind its
-// matrix products (OpenBLAS through cgo, or gonum's pure Go) and the cores
-// it uses.
+// kernelInfo describes the CPU backend's kernel path: the CPU, the
+// instruction path its matrix products take (chosen from CPUID), the GEMM
+// implementation behind them, any warning about it, and the cores used.
 func kernelInfo() [][2]string {
-	return [][2]string{
-		{"blas", cpu.BLASName()},
-		{"cpus", fmt.Sprintf("%d (GOMAXPROCS)", runtime.GOMAXPROCS(0))},
+	k := cpu.KernelInfo()
+	out := [][2]string{
+		{"cpu", k.CPU},
+		{"kernels", k.Path},
+		{"gemm", k.GEMM},
 	}
+	if k.Warning != "" {
+		out = append(out, [2]string{"warning", k.Warning})
+	}
+	return append(out, [2]string{"cpus", fmt.Sprintf("%d (GOMAXPROCS)", runtime.GOMAXPROCS(0))})
 }
