@@ -193,7 +193,9 @@ func warmRunAllocatesNothing(t *testing.T, nb namedBackend) {
 			}
 		}
 		raw := d.Stats().RawAllocs
-		if a := testing.AllocsPerRun(3, func() {
+		// Over 20 runs, allocations by other goroutines (cleanups of what
+		// earlier tests dropped) stay under one a run; see harness_test.go.
+		if a := testing.AllocsPerRun(20, func() {
 			if _, err := exe.Run(ctx, feeds); err != nil {
 				t.Fatal(err)
 			}
