@@ -201,9 +201,16 @@ taken from --class-names.`,
 		if err != nil {
 			return err
 		}
-		shape := intShape(m.Graph.Inputs[0].Shape)
+		if len(m.Graph.Inputs) != 1 || len(m.Graph.Outputs) == 0 {
+			return fmt.Errorf("model %s has %d inputs and %d outputs; predict feeds classifiers with one input (gotrain run feeds any model)", *model, len(m.Graph.Inputs), len(m.Graph.Outputs))
+		}
+		in := m.Graph.Inputs[0]
+		if in.DType != tensor.Float32 {
+			return fmt.Errorf("model input %q is %v; predict feeds float32 images and features (gotrain run feeds any dtype)", in.Name, &in.Type)
+		}
+		shape := intShape(in.Shape)
 		if len(shape) != 4 && len(shape) != 2 {
-			return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W] and flat-input models [N,F]", m.Graph.Inputs[0].Name, m.Graph.Inputs[0].Shape)
+			return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W] and flat-input models [N,F]", in.Name, in.Shape)
 		}
 		names, err := classNamesFor(m, *classNames)
 		if err != nil {
@@ -233,7 +240,7 @@ taken from --class-names.`,
 		}
 		fmt.Fprintf(stdout, "input scale: %s (%s)\n", sc, from)
 		for _, path := range args {
-			x, raw, err := readSample(path, shape)
+			x, raw, err := readSample(path, in, shape)
 			if err != nil {
 				return err
 			}
@@ -323,34 +330,34 @@ func classNamesFor(m *graph.Model, spec string) ([]string, error) {
 	return f.Names, nil
 }
 
-// readSample reads one image (resized, scaled to [0,1]) or an NPY sample
-// as a batch of one, for a model input of shape [N,C,H,W] or [N,F].
 // readSample reads one image (resized, values 0..255) or an NPY sample of
 // any numeric dtype as a float32 batch of one, unscaled, and says what its
-// values are. shape is the model input's: [N, C, H, W], or [N, F] for a
-// flat-input model, which takes .npy files only.
-func readSample(path string, shape []int) (*tensor.Tensor, data.RawKind, error) {
+// values are. shape is the model input in's dims (-1 where symbolic):
+// [N, C, H, W], or [N, F] for a flat-input model, which takes .npy files
+// only. An .npy sample gives symbolic dims their sizes; an image cannot.
+func readSample(path string, in *graph.ValueInfo, shape []int) (*tensor.Tensor, data.RawKind, error) {
 	want := shape[1:]
-	n := 1
-	for _, d := range want {
-		n *= d
-	}
 	if strings.HasSuffix(path, ".npy") {
 		t, err := tensor.ReadNPYFile(path)
 		if err != nil {
 			return nil, 0, err
 		}
-		if !(t.DType().IsFloat() || t.DType().IsInt()) || t.Len() != n {
-			return nil, 0, fmt.Errorf("%s: expected %d numbers (%s), got %v%v", path, n, dimsString(want), t.DType(), t.Shape())
+		dims, ok := sampleDims(want, t.Shape())
+		if !(t.DType().IsFloat() || t.DType().IsInt()) || !ok {
+			return nil, 0, fmt.Errorf("%s: expected one sample of %s numbers (model input %q is %v), got %v%v", path, dimsString(want), in.Name, in.Shape, t.DType(), t.Shape())
 		}
 		raw := data.RawKindOf(t)
 		x := make([]float32, t.Len())
 		for i := range x {
 			x[i] = float32(t.AsFloat64(i))
 		}
-		xt, err := tensor.FromSlice(x, append([]int{1}, want...)...)
+		xt, err := tensor.FromSlice(x, append([]int{1}, dims...)...)
 		return xt, raw, err
 	}
+	if slices.Contains(want, -1) {
+		return nil, 0, fmt.Errorf("%s: model input %q is %v: with sizes left open, predict cannot tell what size to read an image at; give the sample as an .npy file", path, in.Name, in.Shape)
+	}
+	n := tensor.NumElements(want)
 	if len(shape) == 2 {
 		return nil, 0, fmt.Errorf("%s: the model takes %d features, not an image: give an .npy file of %d values", path, n, n)
 	}
@@ -366,13 +373,40 @@ func readSample(path string, shape []int) (*tensor.Tensor, data.RawKind, error) 
 	return xt, data.RawBytes, err
 }
 
-// dimsString writes dims as 3x32x32.
+// dimsString writes dims as 3x32x32, a symbolic dim (-1) as "?".
 func dimsString(d []int) string {
 	parts := make([]string, len(d))
 	for i, v := range d {
 		parts[i] = strconv.Itoa(v)
+		if v < 0 {
+			parts[i] = "?"
+		}
 	}
 	return strings.Join(parts, "x")
+}
+
+// sampleDims is the shape of one sample read from an array of shape got
+// for a model input whose sample dims are want (-1 where symbolic): got
+// itself, or without a leading batch of 1, when its dims match want's
+// known ones; or, when want is fully known, want for any array of as many
+// values (a flat .npy for an image model).
+func sampleDims(want, got []int) ([]int, bool) {
+	if len(got) == len(want)+1 && got[0] == 1 {
+		got = got[1:]
+	}
+	if len(got) == len(want) {
+		match := true
+		for i, d := range want {
+			match = match && (d < 0 || d == got[i])
+		}
+		if match {
+			return got, true
+		}
+	}
+	if n, ok := tensor.MulDims(want); ok && n == int64(tensor.NumElements(got)) {
+		return want, true
+	}
+	return nil, false
 }
 
 func newRunCmd() *cobra.Command {
