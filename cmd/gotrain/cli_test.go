@@ -344,7 +344,8 @@ func TestPredictClassNames(t *testing.T) {
 	names := regexp.MustCompile(`^` + regexp.QuoteMeta(img) + `: \d "(blob|stripe)" \([0-9.]+\), \d "(blob|stripe)" \([0-9.]+\)$`)
 	r := gotrain(t, "predict", "--model", filepath.Join(out, "best_model.onnx"), img)
 	r.expect(t, 0)
-	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 2 || !names.MatchString(l[1]) {
+	// A header saying what the numbers are, the input scale, the file.
+	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 3 || !names.MatchString(l[2]) {
 		t.Errorf("predict output:\n%s\nwant a line naming both classes", r.stdout)
 	}
 	bare := exportModel(t, dir, "mlp", "--input", "3x8x8", "--classes", "2")
@@ -355,7 +356,7 @@ func TestPredictClassNames(t *testing.T) {
 	}
 	r = gotrain(t, "predict", "--model", bare, "--class-names", photos, img)
 	r.expect(t, 0)
-	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 2 || !names.MatchString(l[1]) {
+	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 3 || !names.MatchString(l[2]) {
 		t.Errorf("predict --class-names output:\n%s", r.stdout)
 	}
 	gotrain(t, "predict", "--model", bare, "--class-names", filepath.Join(dir, "nowhere"), img).expect(t, 2, "--class-names", "nowhere")
@@ -489,5 +490,24 @@ func TestEpochNumbers(t *testing.T) {
 	}
 	if s := formatLogs(train.Logs{"val_accuracy": 0.5, "loss": 1, "val_loss": 2, "accuracy": 0.25, "top5_accuracy": 1, "lr": 0.1}, false); s != "loss: 1.000 - accuracy: 0.2500 - top5_accuracy: 1.000 - val_loss: 2.000 - val_accuracy: 0.5000" {
 		t.Errorf("formatLogs: %q", s)
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		what string
+		want string
+	}{
+		{1, "epoch", "1 epoch"},
+		{2, "epoch", "2 epochs"},
+		{0, "epoch", "0 epochs"},
+		{1, "batch", "1 batch"},
+		{3, "batch", "3 batches"},
+		{2, "input", "2 inputs"},
+	} {
+		if got := plural(c.n, c.what); got != c.want {
+			t.Errorf("plural(%d, %q) = %q, want %q", c.n, c.what, got, c.want)
+		}
 	}
 }

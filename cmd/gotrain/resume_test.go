@@ -121,6 +121,7 @@ func TestResumeConfigChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	absent := map[string][]string{"the same scale, spelled out": {"--scale"}} // not in stdout
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -136,8 +137,14 @@ func TestResumeConfigChanges(t *testing.T) {
 		{"validation split", []string{"--val-split", "0.2"}, 2, []string{"--val-split 0.1 -> 0.2"}},
 		{"strategy", []string{"--strategy", "mirrored", "--replicas", "2"}, 2, []string{"--strategy single -> mirrored (the result depends on it"}},
 		{"fewer epochs", []string{"--epochs", "1"}, 2, []string{"--epochs 1: the state in " + state + " is at epoch 2 already"}},
+		// The state stores the scale auto resolved to (1/16 for digits):
+		// naming that scale changes nothing, another one is refused
+		// before training.
+		{"the same scale, spelled out", []string{"--scale", "1/16"}, 0, []string{"changed since the state was written: --epochs 2 -> 3, --out "}},
+		{"another scale", []string{"--scale", "none"}, 2, []string{"--resume " + state, "input scale 1/16", "--scale none", "resume with --scale 1/16"}},
 		// Last, as it goes on in the first run's folder.
-		{"in place", nil, 0, []string{fmt.Sprintf("resumed at epoch 3, step %d from %s\nchanged since the state was written: --epochs 2 -> 3\n", st.Step, state)}},
+		{"in place", nil, 0, []string{fmt.Sprintf("resumed at epoch 3, step %d from %s\nchanged since the state was written: --epochs 2 -> 3\n", st.Step, state),
+			fmt.Sprintf("Epoch 3/3 (resumed from %s: 2 epochs done, step %d)", state, st.Step)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			epochs := []string{"--epochs", "3"}
@@ -158,6 +165,11 @@ func TestResumeConfigChanges(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(r.stdout, w) {
 					t.Errorf("output does not say %q:\n%s", w, r.stdout)
+				}
+			}
+			for _, w := range absent[tc.name] {
+				if strings.Contains(r.stdout, w) {
+					t.Errorf("output says %q:\n%s", w, r.stdout)
 				}
 			}
 		})

@@ -642,6 +642,9 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := resume.checkScale(scale, f.Scale); err != nil {
+		return err
+	}
 	for _, d := range []*data.Dataset{trainSet, test} {
 		if err := scale.apply(d); err != nil {
 			return err
