@@ -210,6 +210,11 @@ func TestNoValidation(t *testing.T) {
 	if strings.Contains(r.stdout, "val_loss: ") {
 		t.Errorf("validation metrics without validation data:\n%s", r.stdout)
 	}
+	// The report suggests only flags that work together: early stopping on
+	// val_loss needs validation data.
+	if !strings.Contains(r.stdout, "early stopping (--val-split 0.1 --early-stopping val_loss:5)") {
+		t.Errorf("the report's early-stopping suggestion does not hold validation data out:\n%s", r.stdout)
+	}
 }
 
 // writeHistory writes a run folder's history.json: with the report as

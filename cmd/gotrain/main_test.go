@@ -192,6 +192,7 @@ func TestEveryCommandHasExamples(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	td := func(name string) string { return filepath.Join("testdata", name) }
+	mlpFile := exportModel(t, dir, "mlp", "--input", "1x8x8")
 	for _, c := range []struct {
 		name string
 		args []string
@@ -276,6 +277,28 @@ func TestUsageErrors(t *testing.T) {
 		{"compare missing run", []string{"compare", filepath.Join(dir, "nowhere")}, []string{"nowhere", "history.json"}},
 		{"version argument", []string{"version", "x"}, []string{`unexpected argument "x"`}},
 		{"completion shell", []string{"completion", "tcsh"}, []string{`unknown command "tcsh"`}},
+		// NaN passes a range check written as two comparisons.
+		{"val split NaN", []string{"train", "--model", "mlp", "--val-split", "NaN"}, []string{"--val-split NaN"}},
+		{"label smoothing NaN", []string{"train", "--model", "mlp", "--label-smoothing", "NaN"}, []string{"--label-smoothing NaN"}},
+		// Settings that would be ignored are refused, naming what they need.
+		{"label smoothing of mse", []string{"train", "--model", "mlp", "--loss", "mse", "--label-smoothing", "0.1"}, []string{"--label-smoothing 0.1", "cross-entropy", "--loss mse"}},
+		{"resize of a built-in dataset", []string{"train", "--model", "mlp", "--data", "digits", "--resize", "16x16"}, []string{"--resize 16x16", "image folder", `--data "digits"`}},
+		{"input of a model file", []string{"train", "--model", mlpFile, "--input", "1x16x16"}, []string{"--input 1x16x16", "built-in model", "mlp.onnx"}},
+		{"sync batchnorm on one device", []string{"train", "--model", "mlp", "--sync-batchnorm"}, []string{"--sync-batchnorm", "--strategy mirrored"}},
+		{"shard size without deterministic", []string{"train", "--model", "mlp", "--shard-size", "4"}, []string{"--shard-size 4", "--deterministic"}},
+		{"decay of biases without decay", []string{"train", "--model", "mlp", "--decay-bias-norm"}, []string{"--decay-bias-norm", "--weight-decay"}},
+		{"decoupled decay without decay", []string{"train", "--model", "mlp", "--decay-mode", "decoupled"}, []string{"--decay-mode decoupled", "--weight-decay"}},
+		{"top-k without validation", []string{"train", "--model", "mlp", "--val-split", "0", "--top-k", "3"}, []string{"--top-k 3", "--val-split 0"}},
+		{"max memory", []string{"train", "--model", "mlp", "--max-memory", "0"}, []string{`invalid value "0" for --max-memory`, "positive size"}},
+		{"models export classes", []string{"models", "export", "cnn", "--classes", "1", "-o", filepath.Join(dir, "c.onnx")}, []string{"--classes 1"}},
+		{"models export dropout", []string{"models", "export", "cnn", "--dropout", "1.5", "-o", filepath.Join(dir, "c.onnx")}, []string{"--dropout 1.5"}},
+		{"models export dropout NaN", []string{"models", "export", "cnn", "--dropout", "NaN", "-o", filepath.Join(dir, "c.onnx")}, []string{"--dropout NaN"}},
+		{"models export unknown model", []string{"models", "export", "alexnet", "-o", filepath.Join(dir, "c.onnx")}, []string{`"alexnet"`, "cnn, lenet5"}},
+		{"bench batch", []string{"bench", "--batch", "0"}, []string{"--batch 0"}},
+		{"bench seconds NaN", []string{"bench", "--seconds", "NaN"}, []string{"--seconds NaN"}},
+		{"bench threads", []string{"bench", "--threads", "-1"}, []string{"--threads -1"}},
+		{"bench classes", []string{"bench", "--classes", "1"}, []string{"--classes 1"}},
+		{"bench strategy without train", []string{"bench", "--strategy", "mirrored"}, []string{"--strategy mirrored", "--train"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))
@@ -340,7 +363,7 @@ func TestModelsListExportInspect(t *testing.T) {
 			t.Errorf("inspect output lacks %q:\n%s", s, r.stdout)
 		}
 	}
-	gotrain(t, "models", "export", "transformer", "-o", filepath.Join(dir, "t.onnx")).expect(t, 1, `"transformer"`)
+	gotrain(t, "models", "export", "transformer", "-o", filepath.Join(dir, "t.onnx")).expect(t, 2, `"transformer"`)
 }
 
 // mlpForward computes the exported MLP in float64 from its initializers:

@@ -28,7 +28,8 @@ func saveModel(t *testing.T, dir, name string, build func(b *graph.Builder)) str
 // TestPredictOddModels: predict on models it cannot feed as it feeds a
 // classifier (no input, several, an integer input, height and width left
 // symbolic) says why, naming the model's input, and never panics; an .npy
-// sample gives a symbolic dim its size.
+// sample gives a symbolic dim its size. bench on a model without an input
+// says so too.
 func TestPredictOddModels(t *testing.T) {
 	dir := t.TempDir()
 	noInput := saveModel(t, dir, "noinput", func(b *graph.Builder) {
@@ -73,6 +74,7 @@ func TestPredictOddModels(t *testing.T) {
 			r.expect(t, c.code, c.want...)
 		})
 	}
+	gotrain(t, "bench", "--model", noInput, "--seconds", "0.1").expect(t, 1, "noinput.onnx", "0 inputs")
 	r := gotrain(t, "predict", "--model", symHW, npy)
 	r.expect(t, 0)
 	// The channel means of x.npy are 2.5, 6.5 and 10.5: the last is the

@@ -661,6 +661,9 @@ func newModelsExportCmd() *cobra.Command {
 		if name == "" || *out == "" {
 			return usagef("models export NAME -o FILE.onnx (models: %v)", models.Names())
 		}
+		if err := checkZooFlags(name, *classes, *dropout); err != nil {
+			return err
+		}
 		shape, err := parseInput(*input)
 		if err != nil {
 			return err
@@ -685,6 +688,22 @@ func newModelsExportCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// checkZooFlags checks a built-in model's name, --classes and --dropout
+// (models.Build checks them too, but as a library it cannot say a flag
+// is wrong, which is a usage error).
+func checkZooFlags(name string, classes int, dropout float64) error {
+	if !slices.Contains(models.Names(), name) {
+		return usagef("model %q: not a built-in model (%s)", name, strings.Join(models.Names(), ", "))
+	}
+	if classes < 2 {
+		return usagef("--classes %d: a classifier needs at least 2", classes)
+	}
+	if !(dropout >= 0 && dropout < 1) { // NaN included
+		return usagef("--dropout %g: must be in [0, 1)", dropout)
+	}
+	return nil
 }
 
 func newConformanceCmd() *cobra.Command {

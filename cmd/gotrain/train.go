@@ -191,7 +191,7 @@ func (f *trainFlags) validate() error {
 		return usagef("--epochs %d: must be at least 1", f.Epochs)
 	case f.BatchSize < 1:
 		return usagef("--batch-size %d: must be at least 1", f.BatchSize)
-	case f.ValSplit < 0 || f.ValSplit >= 1:
+	case !(f.ValSplit >= 0 && f.ValSplit < 1): // NaN included
 		return usagef("--val-split %g: must be in [0, 1)", f.ValSplit)
 	case f.LR < 0:
 		return usagef("--lr %g: must not be negative", f.LR)
@@ -209,13 +209,16 @@ func (f *trainFlags) validate() error {
 		return usagef("--subset %d: must not be negative", f.Subset)
 	case f.Classes < 0:
 		return usagef("--classes %d: must not be negative", f.Classes)
-	case f.LabelSmoothing < 0 || f.LabelSmoothing >= 1:
+	case !(f.LabelSmoothing >= 0 && f.LabelSmoothing < 1):
 		return usagef("--label-smoothing %g: must be in [0, 1)", f.LabelSmoothing)
 	case f.Momentum < 0 || f.Momentum >= 1:
 		return usagef("--momentum %g: must be in [0, 1)", f.Momentum)
 	}
 	if f.Strategy == "single" && f.Replicas > 1 {
 		return usagef("--replicas %d needs --strategy mirrored", f.Replicas)
+	}
+	if err := f.checkUnused(); err != nil {
+		return err
 	}
 	if _, err := os.Stat(f.Model); err != nil && strings.HasSuffix(f.Model, ".onnx") {
 		return usagef("--model: %v", err)
@@ -235,6 +238,9 @@ func (f *trainFlags) validate() error {
 	if f.Resize != "" {
 		if _, _, err := parseHW(f.Resize); err != nil {
 			return err
+		}
+		if !isFolder(f.Data) {
+			return usagef("--resize %s resizes the images of an image folder; --data %q is not one (its samples have one size)", f.Resize, f.Data)
 		}
 	}
 	if _, err := data.ParseScale(f.Scale); err != nil {
@@ -286,6 +292,37 @@ func (f *trainFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// checkUnused refuses settings that this run would ignore, naming what
+// they need: a setting that silently does nothing is a run other than the
+// one the user asked for.
+func (f *trainFlags) checkUnused() error {
+	loss := graph.Loss(f.Loss)
+	noVal := f.ValSplit == 0 && f.ValData == ""
+	switch {
+	case f.LabelSmoothing != 0 && loss != graph.CrossEntropy && loss != graph.CrossEntropyOneHot:
+		return usagef("--label-smoothing %g applies to cross-entropy (cross_entropy, cross_entropy_onehot), not to --loss %s", f.LabelSmoothing, f.Loss)
+	case f.Input != "" && isModelFile(f.Model):
+		return usagef("--input %s shapes a built-in model; %s is an ONNX file, whose input shape is its own", f.Input, f.Model)
+	case f.SyncBatchNorm && f.Strategy != "mirrored":
+		return usagef("--sync-batchnorm computes BatchNorm statistics over mirrored replicas: it needs --strategy mirrored")
+	case f.ShardSize != 0 && !f.Deterministic:
+		return usagef("--shard-size %d is the micro-shard size of --deterministic, which is off", f.ShardSize)
+	case f.DecayBiasNorm && f.WeightDecay == 0:
+		return usagef("--decay-bias-norm says which parameters weight decay shrinks; it needs --weight-decay")
+	case f.DecayMode == "decoupled" && f.WeightDecay == 0:
+		return usagef("--decay-mode decoupled says how weight decay is applied; it needs --weight-decay")
+	case f.TopK != 0 && noVal:
+		return usagef("--top-k %d is a validation metric, but --val-split 0 and no --val-data leave no validation data", f.TopK)
+	}
+	return nil
+}
+
+// isFolder says whether path is an existing folder.
+func isFolder(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // plateauKeys are the options of --reduce-lr-on-plateau after
@@ -636,6 +673,11 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	loaded := trainSet // label errors name samples by their place in the file
+	features := isFeatures(trainSet)
+	if f.Augment != "" && features {
+		return usagef("--augment %s: the samples of %s are %d features each (an [N, F] array), not images; augmentation warps images",
+			f.Augment, trainSet.Source, trainSet.SampleShape().Size())
+	}
 	// One input scale for the run; validation and test data as the
 	// training data.
 	scale, err := newRunScale(f.Scale, trainSet)
@@ -747,7 +789,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	}
 	outs := runOutputs{best: &checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: log},
 		history: &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
-			Report: true, Defences: f.defences()},
+			Report: true, Defences: f.defences(features)},
 		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
 	cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
 	// Ctrl-C stops after the current step and writes a resumable state;
@@ -804,12 +846,19 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, num(bestVal), bestEpoch)
-	printReport(stdout, checkpoint.Overfitting(res.History, f.defences()), lenOf(val))
+	printReport(stdout, checkpoint.Overfitting(res.History, f.defences(features)), lenOf(val))
 	fmt.Fprintln(stdout)
 	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
 	return nil
+}
+
+// isFeatures says whether d's samples are feature vectors rather than
+// images: an [N, F] array is loaded as N images of 1x1xF.
+func isFeatures(d *data.Dataset) bool {
+	s := d.SampleShape()
+	return s.C == 1 && s.H == 1
 }
 
 // misfit explains a model input the data does not fit, with both shapes
