@@ -945,8 +945,12 @@ func TestTrainUnevenLastBatch(t *testing.T) {
 	}
 	vgg := exportModel(t, dir, "vgg", "--input", set.shape)
 	r := gotrain(t, append([]string{"train", "--model", vgg, "--sync-batchnorm", "--out", filepath.Join(dir, "vgg-run")}, common...)...)
-	r.expect(t, 1, "sync BatchNorm", "--replicas", "--batch-size", "last batch of 2")
-	if strings.Contains(r.stdout, "epoch 1/") {
-		t.Errorf("training started:\n%s", r.stdout)
+	// A usage error, in the CLI's terms: DropRemainder is the Go API's.
+	r.expect(t, 2, "--sync-batchnorm", "--replicas 3", "--batch-size 32", "98 training samples", "last batch of 2")
+	if strings.Contains(r.stdout, "epoch 1/") || strings.Contains(r.stderr, "DropRemainder") {
+		t.Errorf("training started, or the error names the Go API:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
+	// A model without BatchNorm would ignore --sync-batchnorm.
+	gotrain(t, append([]string{"train", "--model", mlp, "--sync-batchnorm", "--out", filepath.Join(dir, "mlp-sync")}, common...)...).
+		expect(t, 2, "--sync-batchnorm", "mlp.onnx", "no BatchNormalization")
 }

@@ -744,6 +744,9 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if f.TopK > trainSet.Classes {
 		return usagef("--top-k %d: the data has only %d classes", f.TopK, trainSet.Classes)
 	}
+	if err := checkSyncBatchNorm(f, m, trainSet.Len()); err != nil {
+		return err
+	}
 	// A cosine schedule without total=N decays over the whole run.
 	oc.Schedule.SetTotal(int64(f.Epochs * ((trainSet.Len() + f.BatchSize - 1) / f.BatchSize)))
 	var tf data.Transform
@@ -850,6 +853,28 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout)
 	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
+	}
+	return nil
+}
+
+// checkSyncBatchNorm refuses --sync-batchnorm where it would do nothing (a
+// model without BatchNorm) or cannot run: its collective needs a sample on
+// every replica, in every batch of an epoch of n samples. (train checks
+// the batches too, in the Go API's terms.)
+func checkSyncBatchNorm(f trainFlags, m *graph.Model, n int) error {
+	if !f.SyncBatchNorm {
+		return nil
+	}
+	if !slices.ContainsFunc(m.Graph.Nodes, func(nd *graph.Node) bool { return nd.OpType == "BatchNormalization" }) {
+		return usagef("--sync-batchnorm: model %s has no BatchNormalization, whose statistics it would compute over the replicas", f.Model)
+	}
+	r, bs := f.Replicas, f.BatchSize
+	if bs < r {
+		return usagef("--sync-batchnorm needs a sample on each of the --replicas %d replicas, but --batch-size %d is smaller", r, bs)
+	}
+	if rem := n % bs; rem != 0 && rem < r {
+		return usagef("--sync-batchnorm needs a sample on each of the --replicas %d replicas, but %d training samples in batches of --batch-size %d leave a last batch of %d: "+
+			"change --batch-size, --replicas or the number of training samples (--subset, --val-split)", r, n, bs, rem)
 	}
 	return nil
 }
