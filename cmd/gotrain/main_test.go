@@ -894,6 +894,9 @@ func TestUnsupportedOp(t *testing.T) {
 	if strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("want one error line, got:\n%s", r.stderr)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("run made its --output-dir for outputs it could not compute")
+	}
 }
 
 // TestTrainMirrored trains with the default command (no "train") under the

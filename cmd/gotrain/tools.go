@@ -438,7 +438,7 @@ func newRunCmd() *cobra.Command {
 			name, file, ok := strings.Cut(spec, "=")
 			if !ok {
 				if i >= len(m.Graph.Inputs) {
-					return usagef("input %q: the model has only %d inputs", spec, len(m.Graph.Inputs))
+					return usagef("input %q: the model has only %s", spec, plural(len(m.Graph.Inputs), "input"))
 				}
 				name, file = m.Graph.Inputs[i].Name, spec
 			}
@@ -462,9 +462,6 @@ func newRunCmd() *cobra.Command {
 		if err := scaleRunInput(*scale, m, feeds, stdout); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(*outDir, 0o755); err != nil {
-			return err
-		}
 		b, err := openBackend("cpu", 1, 0)
 		if err != nil {
 			return err
@@ -480,6 +477,10 @@ func newRunCmd() *cobra.Command {
 		res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], feeds)
 		if err != nil {
 			return err
+		}
+		// Made only now, so that a model that cannot run leaves no folder.
+		if err := os.MkdirAll(*outDir, 0o755); err != nil {
+			return fmt.Errorf("--output-dir: %w", err)
 		}
 		files := outputFiles(outputNames(m))
 		for i, o := range m.Graph.Outputs {

@@ -821,8 +821,8 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if cfg.Resume != nil {
 		epochs.resumed(f.Resume, cfg.Resume)
 	}
-	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s strategy on %s\n",
-		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, f.Strategy, b.Name())
+	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %s, batch %d, %s, %s strategy on %s\n",
+		f.Model, f.Data, trainSet.Len(), lenOf(val), plural(f.Epochs, "epoch"), f.BatchSize, f.Optimizer, f.Strategy, b.Name())
 	fmt.Fprintln(stdout, scale)
 	began := time.Now()
 	res, err := train.Fit(ctx, m, trainSet, sourceOf(val), cfg)
@@ -848,7 +848,7 @@ func runTrain(f trainFlags, stdout, stderr io.Writer) error {
 	if err := plotCurves(outs.curves, res.History, curveMarks{Monitor: monitor, Best: bestEpoch, Stop: stopEpoch}); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, num(bestVal), bestEpoch)
+	fmt.Fprintf(stdout, "\ndone in %s: %s (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), plural(res.Epochs, "epoch"), res.StopReason, monitor, num(bestVal), bestEpoch)
 	printReport(stdout, checkpoint.Overfitting(res.History, f.defences(features)), lenOf(val))
 	fmt.Fprintln(stdout)
 	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
@@ -905,7 +905,7 @@ func checkClasses(model string, m *graph.Model, d *data.Dataset, loss graph.Loss
 	}
 	if err := checkLabelRange(model, m, d); err != nil {
 		if d.Classes > 1 {
-			err = fmt.Errorf("%w; if the label is right, export the model for the data's %d classes (--classes %d, or --classes %d with a built-in model)", err, d.Classes, d.Classes, d.Classes)
+			err = fmt.Errorf("%w; if the label is right, the model needs the data's %d classes (--classes %d with a built-in model; an ONNX file exported for them)", err, d.Classes, d.Classes)
 		}
 		return err
 	}
