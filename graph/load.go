@@ -263,16 +263,26 @@ func (s *scope) has(name string) bool {
 // graphs (nil for the main graph).
 func (l *loader) graph(gp *onnxpb.GraphProto, outer *scope, level int) (*Graph, error) {
 	if level > maxGraphNesting {
-		return nil, fmt.Errorf("graph %q: subgraphs nest deeper than %d levels", gp.GetName(), maxGraphNesting)
+		return nil, &nestingError{graph: gp.GetName()}
 	}
 	g, err := l.graphBody(gp, outer, level)
+	var ne *nestingError
 	if err != nil {
-		if level == 0 || gp.GetName() == "" {
+		if level == 0 || gp.GetName() == "" || errors.As(err, &ne) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("subgraph %q: %w", gp.GetName(), err)
 	}
 	return g, nil
+}
+
+// nestingError is subgraphs nested past maxGraphNesting. It goes up
+// unwrapped: the path down to it would repeat a node and a subgraph
+// name for each of the hundreds of levels.
+type nestingError struct{ graph string }
+
+func (e *nestingError) Error() string {
+	return fmt.Sprintf("subgraphs nest deeper than %d levels (graph %q is below that)", maxGraphNesting, e.graph)
 }
 
 func (l *loader) graphBody(gp *onnxpb.GraphProto, outer *scope, level int) (*Graph, error) {
@@ -461,7 +471,8 @@ func (l *loader) node(np *onnxpb.NodeProto, index int, sc *scope, level int) (*N
 		if err != nil {
 			var ue *UnsupportedOpError
 			var te *UnsupportedTypeError
-			if errors.As(err, &ue) || errors.As(err, &te) {
+			var ne *nestingError
+			if errors.As(err, &ue) || errors.As(err, &te) || errors.As(err, &ne) {
 				return nil, err
 			}
 			return nil, Errorf(n, "attribute %q: %v", ap.GetName(), err)
