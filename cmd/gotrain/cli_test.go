@@ -290,6 +290,25 @@ func TestCompare(t *testing.T) {
 			t.Errorf("run %d's colour %v is not in the figure", i, plotutil.Color(i))
 		}
 	}
+
+	// A run without validation data has no curve, and compare says so;
+	// with no curve at all it draws no (empty) figure.
+	noVal := []train.Logs{{"loss": 1, "accuracy": 0.5}, {"loss": 0.5, "accuracy": 0.8}}
+	writeHistory(t, filepath.Join(dir, "noval"), noVal, nil, true)
+	r = gotrain(t, "compare", filepath.Join(dir, "plain"), filepath.Join(dir, "noval"), "--out", fig)
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "noval: no validation data, so no curve") || !strings.Contains(r.stdout, "validation curves: "+fig) {
+		t.Errorf("compare with a run without validation:\n%s", r.stdout)
+	}
+	none := filepath.Join(dir, "none.png")
+	r = gotrain(t, "compare", filepath.Join(dir, "noval"), "--out", none)
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "validation curves: none drawn: no run has validation data") {
+		t.Errorf("compare of runs without validation:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Errorf("compare drew %s with no curve in it", none)
+	}
 }
 
 func hasColour(im image.Image, c color.Color) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gotrain/gotrain/checkpoint"
+	"github.com/gotrain/gotrain/train"
 )
 
 func newCompareCmd() *cobra.Command {
@@ -61,13 +62,36 @@ runs are drawn in one PNG: how to see which defence helped.`,
 		}
 		labels(runs)
 		printCompare(stdout, runs, reports)
+		fmt.Fprintln(stdout)
+		curves := 0
+		for _, r := range runs {
+			if hasMetric(r.History, "val_loss") {
+				curves++
+			} else {
+				fmt.Fprintf(stdout, "%s: no validation data, so no curve\n", r.Label)
+			}
+		}
+		if curves == 0 {
+			fmt.Fprintln(stdout, "validation curves: none drawn: no run has validation data")
+			return nil
+		}
 		if err := plotCompare(*out, runs); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nvalidation curves: %s\n", *out)
+		fmt.Fprintf(stdout, "validation curves: %s\n", *out)
 		return nil
 	}
 	return cmd
+}
+
+// hasMetric says whether any epoch of h logged key.
+func hasMetric(h []train.Logs, key string) bool {
+	for _, l := range h {
+		if _, ok := l[key]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // labels shortens the runs' labels to their folder names where those are
