@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,6 +187,10 @@ func TestResumeDeterministicReplicas(t *testing.T) {
 	r.expect(t, 0)
 	if want := "--replicas 0 -> 2, --strategy single -> mirrored"; !strings.Contains(r.stdout, want) {
 		t.Errorf("output does not say %q:\n%s", want, r.stdout)
+	}
+	// Numbers in messages have 4 significant digits, as the epoch lines.
+	if !regexp.MustCompile(`the best so far \(val_loss 0\.\d{4}, epoch 1\)`).MatchString(r.stdout) {
+		t.Errorf("ModelCheckpoint's message on the best so far:\n%s", r.stdout)
 	}
 }
 
