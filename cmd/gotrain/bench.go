@@ -60,10 +60,12 @@ func newBenchCmd() *cobra.Command {
 				return usagef("--%s %s applies to training steps: it needs --train", name, fs.Lookup(name).Value)
 			}
 		}
-		if !isModelFile(*model) {
-			if err := checkZooFlags(*model, *classes, 0); err != nil {
+		if isModelFile(*model) {
+			if err := checkModelPath(*model); err != nil {
 				return err
 			}
+		} else if err := checkZooFlags(*model, *classes, 0); err != nil {
+			return err
 		}
 		m, err := loadModel(*model, *input, *classes, nil, 1)
 		if err != nil {

@@ -299,6 +299,13 @@ func TestUsageErrors(t *testing.T) {
 		{"bench threads", []string{"bench", "--threads", "-1"}, []string{"--threads -1"}},
 		{"bench classes", []string{"bench", "--classes", "1"}, []string{"--classes 1"}},
 		{"bench strategy without train", []string{"bench", "--strategy", "mirrored"}, []string{"--strategy mirrored", "--train"}},
+		// A --model that is not there is a bad flag for every command, as for train.
+		{"eval missing model", []string{"eval", "--model", filepath.Join(dir, "nope.onnx"), "--data", "digits"}, []string{"--model", "nope.onnx"}},
+		{"predict missing model", []string{"predict", "--model", filepath.Join(dir, "nope.onnx"), "a.png"}, []string{"--model", "nope.onnx"}},
+		{"run missing model", []string{"run", "--model", filepath.Join(dir, "nope.onnx"), "--input", "x.npy"}, []string{"--model", "nope.onnx"}},
+		{"inspect missing model", []string{"inspect", "--model", filepath.Join(dir, "nope.onnx")}, []string{"--model", "nope.onnx"}},
+		{"inspect a folder", []string{"inspect", "--model", dir}, []string{"--model", "is a folder"}},
+		{"bench missing model", []string{"bench", "--model", filepath.Join(dir, "nope.onnx")}, []string{"--model", "nope.onnx"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))

@@ -115,7 +115,7 @@ func newEvalCmd() *cobra.Command {
 		if len(args) > 0 {
 			return usagef("unexpected argument %q", args[0])
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ taken from --class-names.`,
 		if err := checkScaleFlag(*scale); err != nil {
 			return err
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
@@ -280,6 +280,28 @@ taken from --class-names.`,
 		return nil
 	}
 	return cmd
+}
+
+// loadModelFlag loads --model's ONNX file. A path that is not there, or
+// is a folder, is a bad flag (exit 2), as train says; a file that does not
+// load is a failure.
+func loadModelFlag(path string) (*graph.Model, error) {
+	if err := checkModelPath(path); err != nil {
+		return nil, err
+	}
+	return graph.Load(path)
+}
+
+// checkModelPath checks that --model names a file.
+func checkModelPath(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return usagef("--model: %v", err)
+	}
+	if st.IsDir() {
+		return usagef("--model %s is a folder; expected an .onnx file", path)
+	}
+	return nil
 }
 
 // softmax is exp(x - max) normalized, in float64.
@@ -429,7 +451,7 @@ func newRunCmd() *cobra.Command {
 		if err := checkScaleFlag(*scale); err != nil {
 			return err
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
@@ -551,7 +573,7 @@ func newInspectCmd() *cobra.Command {
 		if *model == "" {
 			return usagef("--model is required")
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
