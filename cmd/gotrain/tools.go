@@ -60,14 +60,27 @@ func classify(ctx context.Context, b backend.Backend, m *graph.Model, d *data.Da
 			return nil, err
 		}
 		y := res[out]
-		k := y.Shape()[len(y.Shape())-1]
+		n, sh := batch.X.Shape()[0], y.Shape()
+		k := 1 // [N]: one score per sample
+		if len(sh) == 2 {
+			k = sh[1]
+		}
+		if len(sh) < 1 || len(sh) > 2 || sh[0] != n || k < 1 || y.DType() != tensor.Float32 {
+			return nil, fmt.Errorf("model output %q is %v%v for a batch of %d: eval needs class scores [N, K], or one score per sample ([N] or [N, 1])", out, y.DType(), sh, n)
+		}
 		f := y.Float32s()
-		for i := 0; i < y.Shape()[0]; i++ {
+		for i := range n {
 			rows = append(rows, append([]float32{}, f[i*k:(i+1)*k]...))
 		}
 		batch.Release()
 	}
 	return rows, nil
+}
+
+// endsIn says whether the model's first output is made by an op of type op.
+func endsIn(m *graph.Model, op string) bool {
+	out := m.Graph.Outputs[0].Name
+	return slices.ContainsFunc(m.Graph.Nodes, func(n *graph.Node) bool { return n.OpType == op && slices.Contains(n.Outputs, out) })
 }
 
 func argmax(r []float32) int {
@@ -157,9 +170,24 @@ func newEvalCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// One score per sample is a binary classifier's: a logit, class 1
+		// when positive, or after a Sigmoid a probability, class 1 above 0.5.
+		threshold := float32(0)
+		if endsIn(m, "Sigmoid") {
+			threshold = 0.5
+		}
+		if len(rows[0]) == 1 {
+			if i := d.FirstLabelFrom(2); i >= 0 {
+				return fmt.Errorf("%s: label %d of sample %d: model %s gives one score per sample (a binary classifier), for labels 0 and 1", d.LabelFile(), d.Label(i), i, *model)
+			}
+		}
 		correct := 0
 		for i, r := range rows {
-			if int64(argmax(r)) == d.Label(i) {
+			pred := argmax(r)
+			if len(r) == 1 && r[0] > threshold {
+				pred = 1
+			}
+			if int64(pred) == d.Label(i) {
 				correct++
 			}
 		}
@@ -216,15 +244,22 @@ taken from --class-names.`,
 		if err != nil {
 			return err
 		}
-		out := m.Graph.Outputs[0].Name
-		isSoftmax := false
-		for _, n := range m.Graph.Nodes {
-			isSoftmax = isSoftmax || (n.OpType == "Softmax" && slices.Contains(n.Outputs, out))
+		out := m.Graph.Outputs[0]
+		if out.DType != tensor.Float32 {
+			return fmt.Errorf("model output %q is %v; predict reads float32 class scores (gotrain run writes any output)", out.Name, &out.Type)
 		}
-		if isSoftmax {
-			fmt.Fprintf(stdout, "# class probabilities: the model's output %q (it ends in Softmax); top %d\n", out, *top)
-		} else {
-			fmt.Fprintf(stdout, "# class probabilities: softmax of the model's output %q; top %d\n", out, *top)
+		// One score per sample ([N] or [N, 1]) is a binary classifier's:
+		// its two classes' probabilities are 1-p and p, p the sigmoid of
+		// the score (or the score, when the model ends in Sigmoid).
+		binary := out.RankKnown && (len(out.Shape) == 1 || len(out.Shape) == 2 && out.Shape[1].Known() && out.Shape[1].Size == 1)
+		isProb := endsIn(m, "Softmax") || binary && endsIn(m, "Sigmoid")
+		switch {
+		case isProb:
+			fmt.Fprintf(stdout, "# class probabilities: the model's output %q (it ends in %s); top %d\n", out.Name, map[bool]string{true: "Sigmoid", false: "Softmax"}[binary], *top)
+		case binary:
+			fmt.Fprintf(stdout, "# class probabilities: sigmoid of the model's output %q; top %d\n", out.Name, *top)
+		default:
+			fmt.Fprintf(stdout, "# class probabilities: softmax of the model's output %q; top %d\n", out.Name, *top)
 		}
 		b, err := openBackend("cpu", 1, 0)
 		if err != nil {
@@ -254,12 +289,19 @@ taken from --class-names.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			scores := res[out].Float32s()
+			scores := res[out.Name].Float32s()
 			probs := make([]float64, len(scores))
 			for i, v := range scores {
 				probs[i] = float64(v)
 			}
-			if !isSoftmax {
+			switch {
+			case binary && len(probs) == 1:
+				p := probs[0]
+				if !isProb {
+					p = 1 / (1 + math.Exp(-p))
+				}
+				probs = []float64{1 - p, p}
+			case !isProb:
 				probs = softmax(probs)
 			}
 			idx := make([]int, len(probs))
