@@ -256,9 +256,25 @@ func longFlagCompat(cmd *cobra.Command, args []string) []string {
 }
 
 // noArgs refuses positional arguments with a usage error naming the first.
+// A lone true or false is most likely a boolean flag's value given apart
+// (--shuffle false), which pflag reads as an argument: the error says how
+// to give it, naming the flag when only one boolean flag was given.
 func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected argument %q", args[0])
+	if len(args) == 0 {
+		return nil
 	}
-	return nil
+	if args[0] == "true" || args[0] == "false" {
+		var bools []string
+		cmd.Flags().Visit(func(f *pflag.Flag) {
+			if f.Value.Type() == "bool" {
+				bools = append(bools, "--"+f.Name)
+			}
+		})
+		flag := "--flag"
+		if len(bools) == 1 {
+			flag = bools[0]
+		}
+		return usagef("unexpected argument %q: a boolean flag takes its value after =, as %s=%s", args[0], flag, args[0])
+	}
+	return usagef("unexpected argument %q", args[0])
 }

@@ -206,6 +206,7 @@ func TestUsageErrors(t *testing.T) {
 		{"flag without value", []string{"train", "--model", "mlp", "--epochs"}, []string{"--epochs"}},
 		{"single-dash long flag", []string{"train", "-model", "mlp", "-epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"unexpected argument", []string{"train", "--model", "mlp", "extra"}, []string{`unexpected argument "extra"`}},
+		{"boolean value apart", []string{"train", "--model", "mlp", "--shuffle", "false"}, []string{`unexpected argument "false"`, "--shuffle=false"}},
 		{"epochs 0", []string{"train", "--model", "mlp", "--epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"batch size -1", []string{"train", "--model", "mlp", "--batch-size", "-1"}, []string{"--batch-size -1"}},
 		{"decay mode", []string{"train", "--model", "mlp", "--decay-mode", "l3"}, []string{`--decay-mode "l3"`, "l2 or decoupled"}},
