@@ -193,6 +193,10 @@ func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	td := func(name string) string { return filepath.Join("testdata", name) }
 	mlpFile := exportModel(t, dir, "mlp", "--input", "1x8x8")
+	longValue := filepath.Join(dir, "long.yaml")
+	if err := os.WriteFile(longValue, bytes.Repeat([]byte("a"), 300_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -258,6 +262,9 @@ func TestUsageErrors(t *testing.T) {
 		{"config bad augment section", []string{"train", "--config", td("bad_augment.yaml")}, []string{"bad_augment.yaml line 2", "augment", `"blur"`}},
 		{"config early stopping section", []string{"train", "--config", td("early_no_patience.yaml")}, []string{"early_no_patience.yaml", "early_stopping", "needs patience"}},
 		{"config values", []string{"train", "--config", td("invalid_values.json")}, []string{"--epochs 0"}},
+		{"config of two documents", []string{"train", "--config", td("two_documents.yaml")}, []string{"two_documents.yaml line 4", "second YAML document"}},
+		{"config without end", []string{"train", "--config", "/dev/zero"}, []string{"/dev/zero", "larger than 1 MiB"}},
+		{"config value too long to print", []string{"train", "--config", longValue}, []string{"long.yaml line 1", `"aaaa`, "(300000 bytes)"}},
 		// The flag overrides the config's epochs 0; its batch_size -1 stays.
 		{"config overridden", []string{"train", "--config", td("invalid_values.json"), "--epochs", "3"}, []string{"--batch-size -1"}},
 		{"eval split", []string{"eval", "--model", "m.onnx", "--split", "val"}, []string{`--split "val"`}},
