@@ -59,21 +59,43 @@ const (
 // Load reads an ONNX model file. External tensor data is resolved relative
 // to the file's folder. Errors name the file.
 func Load(path string) (*Model, error) {
+	var data []byte
 	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
 		// The file is held whole while it is parsed.
 		if err := tensor.CheckAlloc(fmt.Sprintf("graph: %s: a %d-byte model file", path, st.Size()), st.Size(), 1); err != nil {
 			return nil, err
 		}
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("graph: %w", err)
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("graph: %w", err)
+		}
+	} else if data, err = readBounded(path); err != nil {
+		return nil, err
 	}
 	m, err := loadBytes(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("graph: %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// readBounded reads a path that is not a regular file (a pipe,
+// /dev/stdin), which has no size to check before reading: up to the
+// memory limit, and refused past it.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	defer f.Close()
+	limit := tensor.MemoryLimit()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, &tensor.LimitError{What: fmt.Sprintf("graph: %s: a model read past %d bytes", path, limit), Bytes: int64(len(data)), Limit: limit}
+	}
+	return data, nil
 }
 
 // LoadBytes parses a serialized ONNX model. dir is the folder external
