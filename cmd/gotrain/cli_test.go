@@ -291,6 +291,11 @@ func TestCompare(t *testing.T) {
 		}
 	}
 
+	// A path that never ends is not read to the end.
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		gotrain(t, "compare", "/dev/zero", "--out", fig).expect(t, 1, "/dev/zero", "larger than")
+	}
+
 	// A run without validation data has no curve, and compare says so;
 	// with no curve at all it draws no (empty) figure.
 	noVal := []train.Logs{{"loss": 1, "accuracy": 0.5}, {"loss": 0.5, "accuracy": 0.8}}
