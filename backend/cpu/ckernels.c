@@ -388,6 +388,29 @@ static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
 	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
 }
 
+// gt_store_n stores the first n lanes of v (n <= 0: none; n >= 8: all)
+// with plain stores of 8, 4, 2 and 1 lanes: masked stores are slow on some
+// CPUs, and a staging buffer copied out stalls store forwarding.
+__attribute__((target("avx2")))
+static inline void gt_store_n(float *d, __m256 v, int n) {
+	if (n >= 8) {
+		_mm256_storeu_ps(d, v);
+		return;
+	}
+	__m128 x = _mm256_castps256_ps128(v);
+	if (n >= 4) {
+		_mm_storeu_ps(d, x);
+		x = _mm256_extractf128_ps(v, 1);
+		d += 4, n -= 4;
+	}
+	if (n >= 2) {
+		_mm_storel_pi((__m64 *)d, x);
+		x = _mm_movehl_ps(x, x);
+		d += 2, n -= 2;
+	}
+	if (n >= 1) _mm_store_ss(d, x);
+}
+
 // gt_mp_taps loads the taps of outputs [ow, ow+t) (t <= 8; a short group
 // through masked loads) as four vectors: a and b the even and odd columns
 // of row r0, c and d those of r1. Lanes come out in the order 0 1 4 5 2 3
@@ -418,8 +441,7 @@ static inline __m256 gt_mp_unshuffle(__m256 v) {
 // gt_mp_avx2 is gt_mp_scalar eight outputs at a time. A last short group
 // is done again over the last eight outputs (the same results into the
 // same places) when the row has eight; a row shorter than eight goes
-// through masked loads and a staging buffer (masked stores are slow on
-// some CPUs).
+// through masked loads and stores of exact size (gt_store_n).
 __attribute__((target("avx2")))
 static void gt_mp_avx2(const gt_mprow *q) {
 	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -438,13 +460,7 @@ static void gt_mp_avx2(const gt_mprow *q) {
 		}
 		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, b), c), d);
 		__m256 m = gt_mp_unshuffle(mp);
-		if (t == 8) {
-			_mm256_storeu_ps(y + ow, m);
-		} else {
-			float tmp[8];
-			_mm256_storeu_ps(tmp, m);
-			memcpy(y + ow, tmp, sizeof(float) * t);
-		}
+		gt_store_n(y + ow, m, t);
 		if (q->taps) {
 			// The first tap whose bits equal the maximum's, as below.
 			__m256i mi = _mm256_castps_si256(mp);
@@ -458,9 +474,8 @@ static void gt_mp_avx2(const gt_mprow *q) {
 			if (t == 8) {
 				_mm_storel_epi64((__m128i *)(q->taps + ow), t8);
 			} else {
-				unsigned char tmp[16];
-				_mm_storeu_si128((__m128i *)tmp, t8);
-				for (int l = 0; l < t; l++) q->taps[ow + l] = tmp[l];
+				unsigned long long u = (unsigned long long)_mm_cvtsi128_si64(t8);
+				for (int l = 0; l < t; l++) q->taps[ow + l] = (unsigned char)(u >> (8 * l));
 			}
 		}
 		if (!ind) continue;
@@ -682,8 +697,8 @@ static void gt_unpool_scalar(const float *dy, const unsigned char *taps, const f
 // gt_unpool_avx2 is gt_unpool_scalar eight pooled values at a time. A
 // last short group is done again over the last eight values (the same
 // results into the same places) when the row has eight; a row shorter
-// than eight goes through masked loads and a staging buffer (masked
-// stores are slow on some CPUs).
+// than eight goes through masked loads and stores of exact size
+// (gt_store_n).
 __attribute__((target("avx2")))
 static void gt_unpool_avx2(const float *dy, const unsigned char *taps, const float *ym, float *r0, float *r1, int OW) {
 	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -701,9 +716,9 @@ static void gt_unpool_avx2(const float *dy, const unsigned char *taps, const flo
 			__m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
 			d = _mm256_maskload_ps(dy + ow, mask);
 			if (ym) y = _mm256_maskload_ps(ym + ow, mask);
-			unsigned char tmp[8] = {0};
-			for (int l = 0; l < t; l++) tmp[l] = taps[ow + l];
-			tap = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)tmp));
+			unsigned long long u = 0;
+			for (int l = 0; l < t; l++) u |= (unsigned long long)taps[ow + l] << (8 * l);
+			tap = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)u));
 		}
 		tap = _mm256_and_si256(tap, _mm256_set1_epi32(3));
 		__m256 v = _mm256_add_ps(zero, d);
@@ -721,11 +736,8 @@ static void gt_unpool_avx2(const float *dy, const unsigned char *taps, const flo
 			_mm256_storeu_ps(r0 + 2 * ow, a0), _mm256_storeu_ps(r0 + 2 * ow + 8, b0);
 			_mm256_storeu_ps(r1 + 2 * ow, a1), _mm256_storeu_ps(r1 + 2 * ow + 8, b1);
 		} else {
-			float tmp[32];
-			_mm256_storeu_ps(tmp, a0), _mm256_storeu_ps(tmp + 8, b0);
-			_mm256_storeu_ps(tmp + 16, a1), _mm256_storeu_ps(tmp + 24, b1);
-			memcpy(r0 + 2 * ow, tmp, sizeof(float) * 2 * t);
-			memcpy(r1 + 2 * ow, tmp + 16, sizeof(float) * 2 * t);
+			gt_store_n(r0 + 2 * ow, a0, 2 * t), gt_store_n(r0 + 2 * ow + 8, b0, 2 * t - 8);
+			gt_store_n(r1 + 2 * ow, a1, 2 * t), gt_store_n(r1 + 2 * ow + 8, b1, 2 * t - 8);
 		}
 	}
 }
