@@ -365,20 +365,28 @@ func packBT(is isa) {
 				case lanes == nil:
 					VMOVUPS(addr(g, r), v)
 				case vw == 16:
-					t := GP32()
+					// A row at or beyond n reads nothing, from the
+					// panel's first row: a masked load of an address
+					// outside the matrix can take a slow assist (or a
+					// TLB miss) even with every lane masked.
+					t, a := GP32(), GP64()
 					XORL(t, t)
+					LEAQ(addr(g, r), a)
 					CMPQ(n, U32(q*vw+r))
 					CMOVLGT(lanes.(reg.GPVirtual).As32(), t)
+					CMOVQLE(src, a)
 					KMOVW(t, reg.K4)
-					VMOVUPS_Z(addr(g, r), reg.K4, v)
+					VMOVUPS_Z(Mem{Base: a}, reg.K4, v)
 				default:
-					t := GP64()
+					t, a := GP64(), GP64()
 					MOVQ(U32(32), t) // eight zero lanes
+					LEAQ(addr(g, r), a)
 					CMPQ(n, U32(q*vw+r))
 					CMOVQGT(lanes, t)
+					CMOVQLE(src, a)
 					m := is.vec()
 					VMOVDQU(Mem{Base: tab, Index: t, Scale: 1}, m)
-					VMASKMOVPS(addr(g, r), m, v)
+					VMASKMOVPS(Mem{Base: a}, m, v)
 				}
 				return v
 			}
@@ -492,6 +500,9 @@ func packBN(is isa) {
 	} else {
 		LEAQ(laneMask(), tab)
 	}
+	// A vector with no lanes to read reads nothing from the row's start
+	// rather than from beyond the matrix (see packBT).
+	var offs []reg.Register
 	for q := 0; q < is.nv; q++ {
 		l := GP64()
 		MOVQ(n, l)
@@ -502,6 +513,11 @@ func packBN(is isa) {
 		XORQ(z, z)
 		CMPQ(l, z)
 		CMOVQLT(z, l)
+		off := GP64()
+		MOVQ(U32(4*vw*q), off)
+		CMPQ(l, z)
+		CMOVQEQ(z, off)
+		offs = append(offs, off)
 		top := GP64()
 		MOVQ(U32(vw), top)
 		CMPQ(l, top)
@@ -522,9 +538,9 @@ func packBN(is isa) {
 	for q := 0; q < is.nv; q++ {
 		v := is.vec()
 		if vw == 16 {
-			VMOVUPS_Z(Mem{Base: src, Disp: 4 * vw * q}, masks[q], v)
+			VMOVUPS_Z(Mem{Base: src, Index: offs[q], Scale: 1}, masks[q], v)
 		} else {
-			VMASKMOVPS(Mem{Base: src, Disp: 4 * vw * q}, masks[q], v)
+			VMASKMOVPS(Mem{Base: src, Index: offs[q], Scale: 1}, masks[q], v)
 		}
 		VMOVUPS(v, Mem{Base: dst, Disp: 4 * vw * q})
 	}
