@@ -842,6 +842,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 		}
 	}
 	cbs = append(cbs, intr)
+	intr.Listen() // a Ctrl-C while the graphs compile stops after the first batch
 	defer intr.Close()
 	topK := f.TopK
 	if topK == 0 && trainSet.Classes >= 10 {
