@@ -37,6 +37,18 @@ func randn(shape ...int) *tensor.Tensor {
 	return t
 }
 
+// cpuClock measures the CPU time per step of a benchmark's timed loop.
+type cpuClock float64
+
+func startCPU() cpuClock { return cpuClock(cpuSeconds()) }
+
+// report adds the CPU time per step (all threads, ms) to the benchmark.
+func (c cpuClock) report(b *testing.B) {
+	if t := cpuSeconds(); t > 0 && b.N > 0 {
+		b.ReportMetric((t-float64(c))*1000/float64(b.N), "cpu-ms/step")
+	}
+}
+
 // reportPeak adds the process's peak resident memory (MB, getrusage's
 // ru_maxrss, as torch_bench.py measures PyTorch's) to the benchmark. It is
 // the peak of the whole process so far, so scripts/bench.sh runs each
@@ -67,12 +79,14 @@ func BenchmarkInfer(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
+			clk := startCPU()
 			for i := 0; i < b.N; i++ {
 				if _, err := exe.Run(ctx, feeds); err != nil {
 					b.Fatal(err)
 				}
 			}
 			b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "samples/s")
+			clk.report(b)
 			reportPeak(b)
 		})
 	}
@@ -135,12 +149,14 @@ func benchTrain(b *testing.B, name string, batch, replicas int) {
 		}
 	}
 	b.ResetTimer()
+	clk := startCPU()
 	for i := 0; i < b.N; i++ {
 		if _, err := st.Step(ctx, bt, 1e-3, int64(i+4), 0); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "samples/s")
+	clk.report(b)
 	reportPeak(b)
 }
 

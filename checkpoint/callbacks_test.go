@@ -443,6 +443,36 @@ func TestInterruptOnSIGINT(t *testing.T) {
 	}
 }
 
+// TestInterruptListenEarly: a signal that arrives after Listen but before
+// training begins (while graphs compile) stops the run after its first
+// batch, with a state to resume from, instead of killing the process.
+func TestInterruptListenEarly(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	in := &Interrupt{Path: filepath.Join(dir, "early.ckpt"), Out: &out, Signals: []os.Signal{syscall.SIGUSR1}}
+	in.Listen()
+	defer in.Close()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !in.got.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	f := newFakeFit(t, in)
+	f.batches = 4
+	ran, err := f.run(0, seq("val_loss", 1, 1, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in.Interrupted() || ran != 1 || f.step != 1 {
+		t.Fatalf("interrupted=%v after %d epochs, %d steps; want true, 1, 1 (stopped after the first batch)", in.Interrupted(), ran, f.step)
+	}
+	if _, err := LoadState(in.Path, ModelHash(f.model)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestInterruptAgree: with Agree, a signal only asks for the stop, and a
 // run stops where Agree decides; here the decision comes one batch after
 // the request, as a multi-worker step carries it. A worker that got no

@@ -66,7 +66,21 @@ func (in *Interrupt) OnTrainBegin(c *train.Context) error {
 		}
 	}
 	in.handled = false
-	in.got.Store(false)
+	if in.done == nil { // not listening since Listen
+		in.got.Store(false)
+		in.Listen()
+	}
+	return nil
+}
+
+// Listen starts catching the signals before training begins (OnTrainBegin
+// does otherwise), so that a signal that arrives while the run is being
+// set up (graphs compiled, data loaded) stops it after its first batch
+// instead of killing the process. Close stops it.
+func (in *Interrupt) Listen() {
+	if in.done != nil {
+		return
+	}
 	sigs := in.Signals
 	if len(sigs) == 0 {
 		sigs = []os.Signal{os.Interrupt, syscall.SIGTERM}
@@ -84,7 +98,6 @@ func (in *Interrupt) OnTrainBegin(c *train.Context) error {
 		// Give the signals back: a second Ctrl-C kills the process.
 		signal.Stop(ch)
 	}(in.ch, in.done)
-	return nil
 }
 
 func (in *Interrupt) OnBatchEnd(c *train.Context, batch int, _ train.Logs) error {

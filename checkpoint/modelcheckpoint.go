@@ -185,7 +185,7 @@ func (mc *ModelCheckpoint) reportEarlierBest() {
 	if terr != nil {
 		gone = " (no longer there)"
 	}
-	best := fmt.Sprintf("the best so far (%s %.6g, epoch %d) was written to %s%s", mc.mon.name, v, ep, mc.earlier, gone)
+	best := fmt.Sprintf("the best so far (%s %.4g, epoch %d) was written to %s%s", mc.mon.name, v, ep, mc.earlier, gone)
 	if herr != nil {
 		mc.logf("ModelCheckpoint: %s does not exist; %s; %s is written when an epoch improves on it\n", mc.Path, best, mc.Path)
 	} else {

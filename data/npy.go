@@ -150,8 +150,11 @@ func labelsFrom(yt *tensor.Tensor, n int, name string) ([]int64, error) {
 	}
 	for i := range n {
 		v := yt.AsFloat64(i)
-		if v != math.Trunc(v) || math.Abs(v) > 1<<31 {
-			return nil, fmt.Errorf("data: %s: label %d is %v: expected a whole class index", name, i, v)
+		if v != math.Trunc(v) {
+			return nil, fmt.Errorf("data: %s: label of sample %d is %v: expected a whole class index", name, i, v)
+		}
+		if math.Abs(v) > 1<<31 {
+			return nil, fmt.Errorf("data: %s: label of sample %d is %.0f: too large for a class index", name, i, v)
 		}
 		y[i] = int64(v)
 	}

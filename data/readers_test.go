@@ -299,6 +299,13 @@ func TestNPY(t *testing.T) {
 	if _, err := LoadNPY(xp, yp, 5); err == nil || !strings.Contains(err.Error(), "whole class index") {
 		t.Errorf("fractional label: %v", err)
 	}
+	// A whole number too large to be a class is not called fractional.
+	if err := tensor.WriteNPYFile(yp, tensor.MustFromSlice([]int64{1, 1 << 40}, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadNPY(xp, yp, 0); err == nil || !strings.Contains(err.Error(), "label of sample 1 is 1099511627776") || strings.Contains(err.Error(), "whole") {
+		t.Errorf("huge label: %v", err)
+	}
 	if _, err := LoadNPZ(zp, "images", "labels", 0); err == nil || !strings.Contains(err.Error(), "x_train") {
 		t.Errorf("missing keys: %v", err)
 	}

@@ -770,3 +770,25 @@ func TestSaveIsAtomic(t *testing.T) {
 		t.Error("saving into a missing folder succeeded")
 	}
 }
+
+// TestLoadDeepSubgraphs: subgraphs nested past the limit are refused with
+// one short line naming the limit, not one line per level (a 3,000-deep
+// nest once gave a 30 KB message).
+func TestLoadDeepSubgraphs(t *testing.T) {
+	const depth = 3000
+	leaf := &onnxpb.GraphProto{Name: proto.String("leaf"), Output: []*onnxpb.ValueInfoProto{tinfo("x", 1, 2)}}
+	g := leaf
+	for i := range depth {
+		out := fmt.Sprintf("o%d", i)
+		g = &onnxpb.GraphProto{Name: proto.String(fmt.Sprintf("level%d", i)), Output: []*onnxpb.ValueInfoProto{tinfo(out, 1, 2)},
+			Node: []*onnxpb.NodeProto{node("If", []string{"c"}, []string{out}, agraph("then_branch", g), agraph("else_branch", leaf))}}
+	}
+	g.Input = []*onnxpb.ValueInfoProto{tinfo("x", 1, 2), tinfo("c", 9)}
+	_, err := FromProto(model(g), "")
+	if err == nil || !strings.Contains(err.Error(), "nest deeper than") {
+		t.Fatalf("a %d-deep nest of subgraphs: %v", depth, err)
+	}
+	if len(err.Error()) > 300 {
+		t.Errorf("the error is %d bytes long: %.300s...", len(err.Error()), err)
+	}
+}

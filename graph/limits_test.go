@@ -129,3 +129,14 @@ func TestLoadHugeFile(t *testing.T) {
 	}
 	memtest.Refused(t, func() error { _, err := Load(p); return err })
 }
+
+// TestLoadEndlessFile: a model path that is not a regular file (a pipe,
+// /dev/stdin, /dev/zero) has no size to check beforehand; it is read up
+// to the memory limit and refused past it, not read until the process
+// runs out of memory.
+func TestLoadEndlessFile(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero on this system")
+	}
+	memtest.Refused(t, func() error { _, err := Load("/dev/zero"); return err }, "/dev/zero")
+}

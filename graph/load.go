@@ -59,21 +59,43 @@ const (
 // Load reads an ONNX model file. External tensor data is resolved relative
 // to the file's folder. Errors name the file.
 func Load(path string) (*Model, error) {
+	var data []byte
 	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
 		// The file is held whole while it is parsed.
 		if err := tensor.CheckAlloc(fmt.Sprintf("graph: %s: a %d-byte model file", path, st.Size()), st.Size(), 1); err != nil {
 			return nil, err
 		}
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("graph: %w", err)
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("graph: %w", err)
+		}
+	} else if data, err = readBounded(path); err != nil {
+		return nil, err
 	}
 	m, err := loadBytes(data, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("graph: %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// readBounded reads a path that is not a regular file (a pipe,
+// /dev/stdin), which has no size to check before reading: up to the
+// memory limit, and refused past it.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	defer f.Close()
+	limit := tensor.MemoryLimit()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("graph: %s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, &tensor.LimitError{What: fmt.Sprintf("graph: %s: a model read past %d bytes", path, limit), Bytes: int64(len(data)), Limit: limit}
+	}
+	return data, nil
 }
 
 // LoadBytes parses a serialized ONNX model. dir is the folder external
@@ -263,16 +285,26 @@ func (s *scope) has(name string) bool {
 // graphs (nil for the main graph).
 func (l *loader) graph(gp *onnxpb.GraphProto, outer *scope, level int) (*Graph, error) {
 	if level > maxGraphNesting {
-		return nil, fmt.Errorf("graph %q: subgraphs nest deeper than %d levels", gp.GetName(), maxGraphNesting)
+		return nil, &nestingError{graph: gp.GetName()}
 	}
 	g, err := l.graphBody(gp, outer, level)
+	var ne *nestingError
 	if err != nil {
-		if level == 0 || gp.GetName() == "" {
+		if level == 0 || gp.GetName() == "" || errors.As(err, &ne) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("subgraph %q: %w", gp.GetName(), err)
 	}
 	return g, nil
+}
+
+// nestingError is subgraphs nested past maxGraphNesting. It goes up
+// unwrapped: the path down to it would repeat a node and a subgraph
+// name for each of the hundreds of levels.
+type nestingError struct{ graph string }
+
+func (e *nestingError) Error() string {
+	return fmt.Sprintf("subgraphs nest deeper than %d levels (graph %q is below that)", maxGraphNesting, e.graph)
 }
 
 func (l *loader) graphBody(gp *onnxpb.GraphProto, outer *scope, level int) (*Graph, error) {
@@ -461,7 +493,8 @@ func (l *loader) node(np *onnxpb.NodeProto, index int, sc *scope, level int) (*N
 		if err != nil {
 			var ue *UnsupportedOpError
 			var te *UnsupportedTypeError
-			if errors.As(err, &ue) || errors.As(err, &te) {
+			var ne *nestingError
+			if errors.As(err, &ue) || errors.As(err, &te) || errors.As(err, &ne) {
 				return nil, err
 			}
 			return nil, Errorf(n, "attribute %q: %v", ap.GetName(), err)

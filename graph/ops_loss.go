@@ -123,7 +123,7 @@ func inferSCE(n *Node, in []*Type, opset int64) ([]*Type, error) {
 	if err := checkClassLoss(n, in[0], in[1], weightsInput(in, 2), gotrain); err != nil {
 		return nil, err
 	}
-	if ls := n.AttrFloat("label_smoothing", 0); ls < 0 || ls > 1 {
+	if ls := n.AttrFloat("label_smoothing", 0); !(ls >= 0 && ls <= 1) { // NaN included
 		return nil, Errorf(n, "attribute label_smoothing is %g; want a value in [0, 1]", ls)
 	}
 	return []*Type{lossShape(n, in[0], red), same(in[0])}, nil

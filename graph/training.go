@@ -110,6 +110,12 @@ func TrainingGraph(src *Model, o TrainingOptions) (*Training, error) {
 			return nil, fmt.Errorf("training: freeze pattern %q: %v", pat, err)
 		}
 	}
+	switch ls := o.LabelSmoothing; {
+	case !(ls >= 0 && ls <= 1): // NaN included
+		return nil, fmt.Errorf("training: label smoothing %g: want a value in [0, 1]", ls)
+	case ls != 0 && o.Loss != CrossEntropy && o.Loss != CrossEntropyOneHot && o.Loss != "":
+		return nil, fmt.Errorf("training: label smoothing %g applies to cross-entropy, not to loss %q", ls, o.Loss)
+	}
 	switch o.Reduction {
 	case "", "mean":
 	case "sum":

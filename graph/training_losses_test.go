@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
@@ -211,4 +212,42 @@ func correctOf(out []float64, labels []int64, k int) float64 {
 		}
 	}
 	return c
+}
+
+// TestTrainingLabelSmoothing: label smoothing is a cross-entropy setting
+// in [0, 1]; a NaN, a value outside, or smoothing asked of another loss
+// (where it would be ignored) is an error naming it.
+func TestTrainingLabelSmoothing(t *testing.T) {
+	b := graph.NewBuilder("linear", 17)
+	x := b.Input("x", tensor.Float32, graph.Sym("N"), graph.D(5))
+	b.Output(b.Op("Gemm", x, b.Param("w", tensor.New(tensor.Float32, 4, 5))).With(aI("transB", 1)).Out())
+	m, err := b.Model()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		loss graph.Loss
+		ls   float64
+		ok   bool
+	}{
+		{graph.CrossEntropy, 0.1, true},
+		{graph.CrossEntropyOneHot, 0.1, true},
+		{graph.CrossEntropy, 0, true},
+		{graph.MSE, 0, true},
+		{graph.CrossEntropy, math.NaN(), false},
+		{graph.CrossEntropy, -0.1, false},
+		{graph.CrossEntropy, 1, true}, // PyTorch's range: [0, 1]
+		{graph.CrossEntropy, 1.5, false},
+		{graph.MSE, 0.1, false},
+		{graph.L1, 0.1, false},
+		{graph.BCEWithLogits, 0.1, false},
+	} {
+		_, err := graph.TrainingGraph(m, graph.TrainingOptions{Loss: c.loss, LabelSmoothing: c.ls, ClassLabels: true})
+		if (err == nil) != c.ok {
+			t.Errorf("loss %s, label smoothing %g: err %v, want ok=%v", c.loss, c.ls, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "label smoothing") {
+			t.Errorf("loss %s, label smoothing %g: the error does not name it: %v", c.loss, c.ls, err)
+		}
+	}
 }

@@ -94,7 +94,7 @@ func Build(name string, o Options) (*graph.Model, error) {
 	if o.Classes < 2 || o.Classes > maxDim {
 		return nil, fmt.Errorf("models: %d classes: need between 2 and %d", o.Classes, maxDim)
 	}
-	if o.Dropout < 0 || o.Dropout >= 1 {
+	if !(o.Dropout >= 0 && o.Dropout < 1) { // NaN included
 		return nil, fmt.Errorf("models: dropout %g: must be in [0, 1)", o.Dropout)
 	}
 	n := &net{b: graph.NewBuilder(name, Opset), rng: rand.New(rand.NewPCG(o.Seed, 0x9e3779b97f4a7c15))}

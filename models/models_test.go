@@ -2,6 +2,7 @@ package models
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -39,6 +40,8 @@ func TestBuildErrors(t *testing.T) {
 		{"cnn", Options{Input: []int{1, 28, 28}, Classes: 1}},
 		{"cnn", Options{Input: []int{1, 4, 4}, Classes: 10}},
 		{"cnn", Options{Input: []int{1, 28, 28}, Classes: 10, Dropout: 1}},
+		{"cnn", Options{Input: []int{1, 28, 28}, Classes: 10, Dropout: math.NaN()}},
+		{"cnn", Options{Input: []int{1, 28, 28}, Classes: 10, Dropout: -0.5}},
 		{"cnn", Options{Input: []int{784}, Classes: 10}}, // convolutions need CxHxW
 		{"mlp", Options{Input: []int{0}, Classes: 10}},
 	}

@@ -197,10 +197,20 @@ func FromSlice(data any, shape ...int) (*Tensor, error) {
 	default:
 		return nil, fmt.Errorf("tensor: unsupported slice type %T", data)
 	}
-	if NumElements(shape) != n {
-		return nil, fmt.Errorf("tensor: %d elements do not fit shape %v", n, shape)
+	if err := fitsShape(n, shape); err != nil {
+		return nil, err
 	}
 	return &Tensor{dtype: dt, shape: append([]int{}, shape...), data: data}, nil
+}
+
+// fitsShape checks that n elements fill shape exactly. A product alone
+// would let negative dims cancel ([-1, -1] for one element) or a product
+// wrap around, and the tensor would then panic where it is cloned.
+func fitsShape(n int, shape []int) error {
+	if m, ok := MulDims(shape); !ok || m != int64(n) {
+		return fmt.Errorf("tensor: %d elements do not fit shape %v", n, shape)
+	}
+	return nil
 }
 
 // MustFromSlice is FromSlice for literals in code and tests.
@@ -217,8 +227,8 @@ func FromRaw16(dt DType, data []uint16, shape ...int) (*Tensor, error) {
 	if dt != Float16 && dt != BFloat16 && dt != Uint16 {
 		return nil, fmt.Errorf("tensor: FromRaw16 takes float16, bfloat16 or uint16, not %v", dt)
 	}
-	if NumElements(shape) != len(data) {
-		return nil, fmt.Errorf("tensor: %d elements do not fit shape %v", len(data), shape)
+	if err := fitsShape(len(data), shape); err != nil {
+		return nil, err
 	}
 	return &Tensor{dtype: dt, shape: append([]int{}, shape...), data: data}, nil
 }

@@ -145,6 +145,14 @@ func NewTrainer(m *graph.Model, cfg Config) (*Trainer, error) {
 	if cfg.Epochs < 0 {
 		return nil, fmt.Errorf("train: epochs %d: must not be negative", cfg.Epochs)
 	}
+	if cfg.TopK < 0 {
+		return nil, fmt.Errorf("train: top-k %d: must not be negative", cfg.TopK)
+	}
+	// Top-k over more classes than the model scores is 1 whatever it
+	// learns: a metric that says nothing.
+	if o := m.Graph.Outputs; cfg.TopK > 1 && len(o) > 0 && o[0].RankKnown && len(o[0].Shape) == 2 && o[0].Shape[1].Known() && int64(cfg.TopK) > o[0].Shape[1].Size {
+		return nil, fmt.Errorf("train: top-k %d: the model scores %d classes", cfg.TopK, o[0].Shape[1].Size)
+	}
 	su, err := strategy.Build(m, strategy.BuildConfig{Strategy: cfg.Strategy, Backend: cfg.Backend,
 		Training: graph.TrainingOptions{Loss: cfg.Loss, LabelSmoothing: cfg.LabelSmoothing, Freeze: cfg.Freeze, Reduction: cfg.Reduction,
 			SyncBatchNorm: cfg.SyncBatchNorm, ClassLabels: true},

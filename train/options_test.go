@@ -3,13 +3,16 @@ package train_test
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/models"
+	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/tensor"
+	"github.com/gotrain/gotrain/train"
 )
 
 // TestSumReduction checks that a summed loss gives N times the mean loss
@@ -62,5 +65,29 @@ func TestSumReduction(t *testing.T) {
 	}
 	if _, err := graph.TrainingGraph(m, graph.TrainingOptions{Reduction: "median"}); err == nil {
 		t.Error("reduction median was accepted")
+	}
+}
+
+// TestTopKOption: top-k accuracy over more classes than the model scores
+// would always be 1, and a negative k means nothing: NewTrainer refuses
+// both, naming them.
+func TestTopKOption(t *testing.T) {
+	m, err := models.Build("mlp", models.Options{Input: []int{1, 6, 6}, Classes: 4, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cpu.New(cpu.Options{})
+	for _, c := range []struct {
+		k    int
+		want string // "" when accepted
+	}{
+		{0, ""}, {1, ""}, {4, ""},
+		{5, "top-k 5: the model scores 4 classes"},
+		{-1, "top-k -1: must not be negative"},
+	} {
+		_, err := train.NewTrainer(m, train.Config{Epochs: 1, BatchSize: 4, Backend: b, TopK: c.k, Optim: optim.Config{Name: "sgd", LR: 0.1}})
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("TopK %d: %v, want %q", c.k, err, c.want)
+		}
 	}
 }

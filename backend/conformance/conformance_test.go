@@ -11,6 +11,7 @@ import (
 
 	"github.com/gotrain/gotrain/backend/conformance"
 	_ "github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -93,9 +94,7 @@ func TestFloorFiles(t *testing.T) {
 // the same model with an expected output it does not produce.
 func TestRunCase(t *testing.T) {
 	src := filepath.Join(conformance.DebianTestData, "node", "test_relu")
-	if _, err := os.Stat(filepath.Join(src, "model.onnx")); err != nil {
-		t.Skip("ONNX node test data (libonnx-testdata) is not installed")
-	}
+	testenv.Require(t, filepath.Join(src, "model.onnx"), "Debian's libonnx-testdata")
 	b, err := conformance.Open("cpu")
 	if err != nil {
 		t.Fatal(err)

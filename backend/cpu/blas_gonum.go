@@ -63,12 +63,15 @@ func openblasCore() string { return "" }
 // over the Go pool instead.
 func newPosixPool(int) cPool { return nil }
 
-// im2colDense2DC, col2imDense2DC and convPoolC are the Go loops in this
-// build.
+// im2colDense2DC, col2imDense2DC, convPoolC and unpoolC are the Go loops
+// in this build.
 func im2colDense2DC(g *colGeom, x, col []float32, ld int)           { im2colDense2DGo(g, x, col, ld) }
 func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) { col2imDense2DGo(g, col, ld, x) }
-func convPoolC(src []float32, lds int, dst []float32, planes, h, w int, bias []float32, relu bool) {
-	convPoolGo(src, lds, dst, planes, h, w, bias, relu)
+func convPoolC(src []float32, lds int, dst []float32, taps []uint8, planes, h, w int, bias []float32, relu bool) {
+	convPoolGo(src, lds, dst, taps, planes, h, w, bias, relu)
+}
+func unpoolC(dy []float32, taps []uint8, ym, dst []float32, ldd, planes, h, w int) {
+	unpoolGo(dy, taps, ym, dst, ldd, planes, h, w)
 }
 
 // useCVectors has no C loops to switch in this build.

@@ -340,13 +340,15 @@ static inline float gt_epi(float v, float b, int epi, int relu) {
 
 // gt_mprow says what one row of 2x2 pooling reads and writes: the two input
 // rows r0 and r1 (W apart in the input), OW outputs to y and, when ind is
-// set, their Indices (i0 is the Indices value of r0[0]); with epi, Conv's
-// epilogue (bias b, ReLU with relu) is applied to every tap first, as
-// convEpilogueGo would have written it.
+// set, their Indices (i0 is the Indices value of r0[0]) or, when taps is
+// set, their taps (which of the window's positions, 0..3 row-major, the
+// Indices would name); with epi, Conv's epilogue (bias b, ReLU with relu)
+// is applied to every tap first, as convEpilogueGo would have written it.
 typedef struct {
 	const float *r0, *r1;
 	float *y;
 	long long *ind;
+	unsigned char *taps;
 	long i0;
 	int W, OW, epi, relu;
 	float b;
@@ -359,11 +361,10 @@ static void gt_mp_scalar(const gt_mprow *q) {
 		float c = gt_epi(q->r1[2 * ow], q->b, q->epi, q->relu), d = gt_epi(q->r1[2 * ow + 1], q->b, q->epi, q->relu);
 		float m = gt_fmax(gt_fmax(gt_fmax(a, b), c), d);
 		q->y[ow] = m;
-		if (q->ind) {
-			unsigned mb = gt_bits(m);
-			long off = gt_bits(a) == mb ? 0 : gt_bits(b) == mb ? 1 : gt_bits(c) == mb ? q->W : q->W + 1;
-			q->ind[ow] = q->i0 + 2 * ow + off;
-		}
+		unsigned mb = gt_bits(m);
+		int tap = gt_bits(a) == mb ? 0 : gt_bits(b) == mb ? 1 : gt_bits(c) == mb ? 2 : 3;
+		if (q->ind) q->ind[ow] = q->i0 + 2 * ow + (tap & 1) + (tap >> 1) * q->W;
+		if (q->taps) q->taps[ow] = (unsigned char)tap;
 	}
 }
 
@@ -385,6 +386,29 @@ static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
 	if (!relu) return v;
 	__m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
+}
+
+// gt_store_n stores the first n lanes of v (n <= 0: none; n >= 8: all)
+// with plain stores of 8, 4, 2 and 1 lanes: masked stores are slow on some
+// CPUs, and a staging buffer copied out stalls store forwarding.
+__attribute__((target("avx2")))
+static inline void gt_store_n(float *d, __m256 v, int n) {
+	if (n >= 8) {
+		_mm256_storeu_ps(d, v);
+		return;
+	}
+	__m128 x = _mm256_castps256_ps128(v);
+	if (n >= 4) {
+		_mm_storeu_ps(d, x);
+		x = _mm256_extractf128_ps(v, 1);
+		d += 4, n -= 4;
+	}
+	if (n >= 2) {
+		_mm_storel_pi((__m64 *)d, x);
+		x = _mm_movehl_ps(x, x);
+		d += 2, n -= 2;
+	}
+	if (n >= 1) _mm_store_ss(d, x);
 }
 
 // gt_mp_taps loads the taps of outputs [ow, ow+t) (t <= 8; a short group
@@ -414,8 +438,10 @@ static inline __m256 gt_mp_unshuffle(__m256 v) {
 	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
 }
 
-// gt_mp_avx2 is gt_mp_scalar eight outputs at a time, the last group
-// through masked loads and stores.
+// gt_mp_avx2 is gt_mp_scalar eight outputs at a time. A last short group
+// is done again over the last eight outputs (the same results into the
+// same places) when the row has eight; a row shorter than eight goes
+// through masked loads and stores of exact size (gt_store_n).
 __attribute__((target("avx2")))
 static void gt_mp_avx2(const gt_mprow *q) {
 	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -425,6 +451,7 @@ static void gt_mp_avx2(const gt_mprow *q) {
 	long long *ind = q->ind;
 	for (int ow = 0; ow < q->OW; ow += 8) {
 		int t = q->OW - ow < 8 ? q->OW - ow : 8;
+		if (t < 8 && q->OW >= 8) ow = q->OW - 8, t = 8;
 		__m256 a, b, c, d;
 		gt_mp_taps(q->r0, q->r1, ow, t, &a, &b, &c, &d);
 		if (q->epi) {
@@ -433,9 +460,24 @@ static void gt_mp_avx2(const gt_mprow *q) {
 		}
 		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, b), c), d);
 		__m256 m = gt_mp_unshuffle(mp);
-		__m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
-		if (t == 8) _mm256_storeu_ps(y + ow, m);
-		else _mm256_maskstore_ps(y + ow, mask, m);
+		gt_store_n(y + ow, m, t);
+		if (q->taps) {
+			// The first tap whose bits equal the maximum's, as below.
+			__m256i mi = _mm256_castps_si256(mp);
+			__m256i tap = _mm256_set1_epi32(3);
+			tap = _mm256_blendv_epi8(tap, _mm256_set1_epi32(2), _mm256_cmpeq_epi32(_mm256_castps_si256(c), mi));
+			tap = _mm256_blendv_epi8(tap, o1, _mm256_cmpeq_epi32(_mm256_castps_si256(b), mi));
+			tap = _mm256_blendv_epi8(tap, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
+			tap = _mm256_permute4x64_epi64(tap, 0xD8);
+			__m128i t16 = _mm_packus_epi32(_mm256_castsi256_si128(tap), _mm256_extracti128_si256(tap, 1));
+			__m128i t8 = _mm_packus_epi16(t16, t16);
+			if (t == 8) {
+				_mm_storel_epi64((__m128i *)(q->taps + ow), t8);
+			} else {
+				unsigned long long u = (unsigned long long)_mm_cvtsi128_si64(t8);
+				for (int l = 0; l < t; l++) q->taps[ow + l] = (unsigned char)(u >> (8 * l));
+			}
+		}
 		if (!ind) continue;
 		// The first tap whose bits equal the maximum's, in the shuffled
 		// order, then put right as the maximum was.
@@ -463,17 +505,18 @@ static void gt_mp_avx2(const gt_mprow *q) {
 #endif
 
 // gt_mp_planes pools planes [p0, p1) of H x W (inStride apart) into
-// contiguous planes of H/2 x W/2 (and their Indices, ind set), as
-// poolMax2x2 does; with epi it first applies Conv's epilogue (bias[p] or
-// 0, ReLU with relu) to every tap, as convPoolGo does.
-static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind, long p0, long p1, int H, int W,
-		const float *bias, int epi, int relu) {
+// contiguous planes of H/2 x W/2 (and their Indices, ind set, or taps,
+// taps set), as poolMax2x2 does; with epi it first applies Conv's epilogue
+// (bias[p] or 0, ReLU with relu) to every tap, as convPoolGo does.
+static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind, unsigned char *taps, long p0, long p1,
+		int H, int W, const float *bias, int epi, int relu) {
 	int OH = H / 2, OW = W / 2;
 	for (long p = p0; p < p1; p++) {
 		for (int oh = 0; oh < OH; oh++) {
 			long out = (p * OH + oh) * OW;
 			gt_mprow q = {x + p * inStride + 2L * oh * W, x + p * inStride + (2L * oh + 1) * W, y + out,
-				ind ? ind + out : NULL, p * inStride + 2L * oh * W, W, OW, epi, relu, bias ? bias[p] : 0.0f};
+				ind ? ind + out : NULL, taps ? taps + out : NULL, p * inStride + 2L * oh * W, W, OW, epi, relu,
+				bias ? bias[p] : 0.0f};
 #if defined(__x86_64__)
 			if (gt_avx2) {
 				gt_mp_avx2(&q);
@@ -487,7 +530,7 @@ static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind
 
 static void gt_mp_part(const void *arg, int i, int parts) {
 	const gt_mp *k = arg;
-	gt_mp_planes(k->x, (long)k->H * k->W, k->y, k->ind, k->planes * i / parts, k->planes * (i + 1) / parts,
+	gt_mp_planes(k->x, (long)k->H * k->W, k->y, k->ind, NULL, k->planes * i / parts, k->planes * (i + 1) / parts,
 		k->H, k->W, NULL, 0, 0);
 }
 
@@ -579,6 +622,21 @@ void gt_im2col_dense2d(const float *x, float *col, int c, int H, int W, int KH, 
 		}
 	}
 }
+#if defined(__x86_64__)
+// gt_col2im3_avx2 does col2im's three-tap loop, xr[j] += r0[j] + r1[j-1] +
+// r2[j-2] for j from 2, eight j at a time (the same sums in the same
+// order), and returns the first j it left.
+__attribute__((target("avx2")))
+static int gt_col2im3_avx2(float *xr, const float *r0, const float *r1, const float *r2, int OW) {
+	int j = 2;
+	for (; j + 8 <= OW; j += 8) {
+		__m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(r0 + j), _mm256_loadu_ps(r1 + j - 1)), _mm256_loadu_ps(r2 + j - 2));
+		_mm256_storeu_ps(xr + j, _mm256_add_ps(_mm256_loadu_ps(xr + j), v));
+	}
+	return j;
+}
+#endif
+
 // gt_col2im_dense2d adds the column rows back into x, as col2imDense2DGo
 // does (same sums in the same order).
 void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, int KW, int OH, int OW, long ld) {
@@ -594,7 +652,11 @@ void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, 
 					const float *r2 = col + (row0 + 2) * ld + (long)oh * OW;
 					xr[0] += r0[0];
 					xr[1] += r0[1] + r1[0];
-					for (int j = 2; j < OW; j++) xr[j] += r0[j] + r1[j - 1] + r2[j - 2];
+					int j = 2;
+#if defined(__x86_64__)
+					if (gt_avx2) j = gt_col2im3_avx2(xr, r0, r1, r2, OW);
+#endif
+					for (; j < OW; j++) xr[j] += r0[j] + r1[j - 1] + r2[j - 2];
 					xr[OW] += r1[OW - 1] + r2[OW - 2];
 					xr[OW + 1] += r2[OW - 1];
 					continue;
@@ -609,7 +671,98 @@ void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, 
 	}
 }
 // gt_maxpool2x2_planes is the fused Conv+MaxPool's pooling (convPoolGo).
-void gt_maxpool2x2_planes(const float *x, long inStride, float *y, long planes, int H, int W,
+void gt_maxpool2x2_planes(const float *x, long inStride, float *y, unsigned char *taps, long planes, int H, int W,
 		const float *bias, int epi, int relu) {
-	gt_mp_planes(x, inStride, y, NULL, 0, planes, H, W, bias, epi, relu);
+	gt_mp_planes(x, inStride, y, NULL, taps, 0, planes, H, W, bias, epi, relu);
+}
+
+// ---- The gradient of a 2x2 pool spread back over its windows ----
+
+// gt_unpool_scalar writes one pooled row's two full-size rows, as
+// unpoolGo does: each window's tap gets (+0) + dy (nothing, with a mask
+// ym whose value is not positive), its other positions +0.
+static void gt_unpool_scalar(const float *dy, const unsigned char *taps, const float *ym, float *r0, float *r1, int OW) {
+	for (int ow = 0; ow < OW; ow++) {
+		float v = 0.0f;
+		if (!ym || ym[ow] > 0) v = 0.0f + dy[ow];
+		int t = taps[ow] & 3;
+		r0[2 * ow] = t == 0 ? v : 0.0f;
+		r0[2 * ow + 1] = t == 1 ? v : 0.0f;
+		r1[2 * ow] = t == 2 ? v : 0.0f;
+		r1[2 * ow + 1] = t == 3 ? v : 0.0f;
+	}
+}
+
+#if defined(__x86_64__)
+// gt_unpool_avx2 is gt_unpool_scalar eight pooled values at a time. A
+// last short group is done again over the last eight values (the same
+// results into the same places) when the row has eight; a row shorter
+// than eight goes through masked loads and stores of exact size
+// (gt_store_n).
+__attribute__((target("avx2")))
+static void gt_unpool_avx2(const float *dy, const unsigned char *taps, const float *ym, float *r0, float *r1, int OW) {
+	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+	const __m256 zero = _mm256_setzero_ps();
+	for (int ow = 0; ow < OW; ow += 8) {
+		int t = OW - ow < 8 ? OW - ow : 8;
+		if (t < 8 && OW >= 8) ow = OW - 8, t = 8;
+		__m256 d, y = zero;
+		__m256i tap;
+		if (t == 8) {
+			d = _mm256_loadu_ps(dy + ow);
+			if (ym) y = _mm256_loadu_ps(ym + ow);
+			tap = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(taps + ow)));
+		} else {
+			__m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(t), iota);
+			d = _mm256_maskload_ps(dy + ow, mask);
+			if (ym) y = _mm256_maskload_ps(ym + ow, mask);
+			unsigned long long u = 0;
+			for (int l = 0; l < t; l++) u |= (unsigned long long)taps[ow + l] << (8 * l);
+			tap = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)u));
+		}
+		tap = _mm256_and_si256(tap, _mm256_set1_epi32(3));
+		__m256 v = _mm256_add_ps(zero, d);
+		if (ym) v = _mm256_and_ps(v, _mm256_cmp_ps(y, zero, _CMP_GT_OQ));
+		__m256 e0 = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(tap, _mm256_setzero_si256())));
+		__m256 e1 = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(tap, _mm256_set1_epi32(1))));
+		__m256 e2 = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(tap, _mm256_set1_epi32(2))));
+		__m256 e3 = _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpeq_epi32(tap, _mm256_set1_epi32(3))));
+		// Interleave: row 0 is e0[0] e1[0] e0[1] e1[1] ..., row 1 the same of e2, e3.
+		__m256 lo0 = _mm256_unpacklo_ps(e0, e1), hi0 = _mm256_unpackhi_ps(e0, e1);
+		__m256 lo1 = _mm256_unpacklo_ps(e2, e3), hi1 = _mm256_unpackhi_ps(e2, e3);
+		__m256 a0 = _mm256_permute2f128_ps(lo0, hi0, 0x20), b0 = _mm256_permute2f128_ps(lo0, hi0, 0x31);
+		__m256 a1 = _mm256_permute2f128_ps(lo1, hi1, 0x20), b1 = _mm256_permute2f128_ps(lo1, hi1, 0x31);
+		if (t == 8) {
+			_mm256_storeu_ps(r0 + 2 * ow, a0), _mm256_storeu_ps(r0 + 2 * ow + 8, b0);
+			_mm256_storeu_ps(r1 + 2 * ow, a1), _mm256_storeu_ps(r1 + 2 * ow + 8, b1);
+		} else {
+			gt_store_n(r0 + 2 * ow, a0, 2 * t), gt_store_n(r0 + 2 * ow + 8, b0, 2 * t - 8);
+			gt_store_n(r1 + 2 * ow, a1, 2 * t), gt_store_n(r1 + 2 * ow + 8, b1, 2 * t - 8);
+		}
+	}
+}
+#endif
+
+// gt_unpool2x2_planes spreads planes of pooled gradient dy (OH x OW,
+// contiguous; OH = H/2, OW = W/2) over full-size planes of H x W (ldd
+// apart) through the taps, masked by ym > 0 when ym is set, as unpoolGo
+// does; a last odd row or column is +0.
+void gt_unpool2x2_planes(const float *dy, const unsigned char *taps, const float *ym, float *dst, long ldd,
+		long planes, int H, int W) {
+	int OH = H / 2, OW = W / 2;
+	for (long p = 0; p < planes; p++) {
+		float *d = dst + p * ldd;
+		for (int oh = 0; oh < OH; oh++) {
+			long in = (p * OH + oh) * OW;
+			float *r0 = d + 2L * oh * W, *r1 = r0 + W;
+			const float *y = ym ? ym + in : NULL;
+#if defined(__x86_64__)
+			if (gt_avx2) gt_unpool_avx2(dy + in, taps + in, y, r0, r1, OW);
+			else
+#endif
+				gt_unpool_scalar(dy + in, taps + in, y, r0, r1, OW);
+			if (W & 1) r0[W - 1] = r1[W - 1] = 0.0f;
+		}
+		if (H & 1) memset(d + (long)(H - 1) * W, 0, sizeof(float) * W);
+	}
 }

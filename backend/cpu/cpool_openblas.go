@@ -128,17 +128,42 @@ func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) {
 
 // convPoolC is convPoolGo on float32, in C: the epilogue and the pooling
 // in one pass, src left as it was.
-func convPoolC(src []float32, lds int, dst []float32, planes, h, w int, bias []float32, relu bool) {
+func convPoolC(src []float32, lds int, dst []float32, taps []uint8, planes, h, w int, bias []float32, relu bool) {
 	if planes == 0 || h < 2 || w < 2 {
 		return
 	}
-	if len(src) < (planes-1)*lds+h*w || len(dst) < planes*(h/2)*(w/2) || (bias != nil && len(bias) < planes) {
-		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d] or bias[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), len(bias), planes, h, w, lds))
+	pooled := planes * (h / 2) * (w / 2)
+	if len(src) < (planes-1)*lds+h*w || len(dst) < pooled || (bias != nil && len(bias) < planes) || (taps != nil && len(taps) < pooled) {
+		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d], taps[%d] or bias[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), len(taps), len(bias), planes, h, w, lds))
 	}
 	var pb *C.float
 	if bias != nil {
 		pb = f32ptr(bias)
 	}
+	var pt *C.uchar
+	if taps != nil {
+		pt = (*C.uchar)(unsafe.Pointer(&taps[0]))
+	}
 	epi := bias != nil || relu
-	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), C.long(planes), C.int(h), C.int(w), pb, cbool(epi), cbool(relu))
+	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), pt, C.long(planes), C.int(h), C.int(w), pb, cbool(epi), cbool(relu))
+}
+
+// unpoolC is unpoolGo on float32, in C.
+func unpoolC(dy []float32, taps []uint8, ym, dst []float32, ldd, planes, h, w int) {
+	if planes == 0 || h == 0 || w == 0 {
+		return
+	}
+	pooled := planes * (h / 2) * (w / 2)
+	if len(dst) < (planes-1)*ldd+h*w || len(dy) < pooled || len(taps) < pooled || (ym != nil && len(ym) < pooled) {
+		panic(fmt.Sprintf("cpu: unpool: dy[%d], taps[%d], ym[%d] or dst[%d] too short for %d planes of %dx%d (stride %d)", len(dy), len(taps), len(ym), len(dst), planes, h, w, ldd))
+	}
+	var pdy, pym *C.float
+	var pt *C.uchar
+	if pooled > 0 {
+		pdy, pt = f32ptr(dy), (*C.uchar)(unsafe.Pointer(&taps[0]))
+		if ym != nil {
+			pym = f32ptr(ym)
+		}
+	}
+	C.gt_unpool2x2_planes(pdy, pt, pym, f32ptr(dst), C.long(ldd), C.long(planes), C.int(h), C.int(w))
 }

@@ -209,6 +209,82 @@ func checkCPoolMaxPoolMatchesGo(t *testing.T) {
 	}
 }
 
+// TestCPoolTapsMatchGo checks the training fusion's C loops against the
+// Go ones bit for bit: Conv's pooling with taps (the taps must name
+// MaxPool's Indices: poolMax2x2's first maximum) and the gradient's
+// spreading over the windows, with and without the ReLU mask, on rows
+// shorter and longer than a vector, odd sizes, ties, NaN, infinities and
+// signed zeros.
+func TestCPoolTapsMatchGo(t *testing.T) { bothCPaths(t, checkCPoolTapsMatchGo) }
+
+func checkCPoolTapsMatchGo(t *testing.T) {
+	testCPool(t) // skips builds without C kernels
+	r := rand.New(rand.NewPCG(15, 16))
+	special := []float32{0, float32(math.Copysign(0, -1)), 1, -1, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	value := func() float32 {
+		if r.IntN(4) == 0 {
+			return special[r.IntN(len(special))]
+		}
+		return float32(r.IntN(5) - 2) // small integers: many ties
+	}
+	for _, sh := range [][2]int{{2, 2}, {4, 16}, {5, 13}, {30, 30}, {7, 33}, {3, 31}, {13, 13}} {
+		h, w := sh[0], sh[1]
+		oh, ow := h/2, w/2
+		const planes = 5
+		lds := h*w + 3
+		x := make([]float32, planes*lds)
+		for i := range x {
+			x[i] = value()
+		}
+		g := &poolGeom{planes: planes, in: [3]int{1, h, w}, out: [3]int{1, oh, ow}, inPlane: h * w, outPlane: oh * ow}
+		dense := make([]float32, planes*h*w)
+		for p := 0; p < planes; p++ {
+			copy(dense[p*h*w:], x[p*lds:p*lds+h*w])
+		}
+		wantY, wantI := make([]float32, planes*oh*ow), make([]int64, planes*oh*ow)
+		poolMax2x2(g, dense, wantY, wantI, 0, planes)
+		for _, useC := range []bool{false, true} {
+			y, taps := make([]float32, len(wantY)), make([]uint8, len(wantY))
+			if useC {
+				convPoolC(x, lds, y, taps, planes, h, w, nil, false)
+			} else {
+				convPoolGo(x, lds, y, taps, planes, h, w, nil, false)
+			}
+			for i := range wantY {
+				p, o := i/(oh*ow), i%(oh*ow)
+				ind := int64(p*h*w + 2*(o/ow)*w + 2*(o%ow) + int(taps[i]&1) + int(taps[i]>>1)*w)
+				if math.Float32bits(wantY[i]) != math.Float32bits(y[i]) || taps[i] > 3 || ind != wantI[i] {
+					t.Fatalf("%dx%d C=%v: output %d: %v tap %d (index %d), MaxPool gives %v index %d", h, w, useC, i, y[i], taps[i], ind, wantY[i], wantI[i])
+				}
+			}
+		}
+		// The gradient: dy random with specials, ym the pooled values.
+		dy := make([]float32, len(wantY))
+		taps := make([]uint8, len(wantY))
+		for i := range dy {
+			dy[i], taps[i] = value(), uint8(r.IntN(4))
+		}
+		ldd := h*w + 5
+		for _, mask := range []bool{false, true} {
+			var ym []float32
+			if mask {
+				ym = wantY
+			}
+			want, got := make([]float32, planes*ldd), make([]float32, planes*ldd)
+			for i := range want {
+				want[i], got[i] = 7, 7 // between planes: left alone
+			}
+			unpoolGo(dy, taps, ym, want, ldd, planes, h, w)
+			unpoolC(dy, taps, ym, got, ldd, planes, h, w)
+			for i := range want {
+				if math.Float32bits(want[i]) != math.Float32bits(got[i]) {
+					t.Fatalf("%dx%d mask=%v: dst[%d]: Go %v, C %v", h, w, mask, i, want[i], got[i])
+				}
+			}
+		}
+	}
+}
+
 // TestCPoolMaxPoolGradMatchesGo checks the C scatter of MaxPoolGrad
 // against the Go kernel bit for bit, with and without the fused ReLU mask,
 // with windows marked -1 and several maxima landing on one input (sums in

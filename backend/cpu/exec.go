@@ -47,13 +47,15 @@ const yieldEvery = 5 * time.Millisecond
 // fusions are the planner's fusions the CPU kernels implement: Conv and
 // Gemm apply a ReLU as they write (k_conv.go, k_matmul.go), MaxPoolGrad
 // masks by a ReLU's output (k_pool.go), and Conv pools 2x2 (k_conv.go).
-var fusions = []plan.Fusion{plan.FuseConvRelu, plan.FuseGemmRelu, plan.FuseReluGradMask, plan.FuseConvMaxPool}
+var fusions = []plan.Fusion{plan.FuseConvRelu, plan.FuseGemmRelu, plan.FuseReluGradMask, plan.FuseConvPoolTrain, plan.FuseConvMaxPool}
 
 // The fusions' attributes, as the kernels read them.
 const (
 	fusedActivation = plan.AttrFusedActivation
 	fusedReluMask   = plan.AttrFusedReluMask
 	fusedMaxPool    = plan.AttrFusedMaxPool
+	fusedPoolTaps   = plan.AttrFusedPoolTaps
+	fusedUnpool     = plan.AttrFusedUnpool
 )
 
 // hostPlan is a plan made concrete in host memory.

@@ -113,7 +113,7 @@ func (j *gemmJob[T]) start(pool *Pool, w int, call *gemmCall[T]) {
 // only its own panels of B, or by row tiles, each packing all of B. It
 // estimates both in cycles, from the multiply-adds (32 a cycle with
 // AVX-512) and the packing (per element of B: a copy about 1/4 cycle,
-// an image's runs 1/2, a gather 1, a packed B nothing), and takes the
+// a transpose 0.4, an image's runs 1/2, a packed B nothing), and takes the
 // cheaper. It reports false when neither cut gives two parts.
 func (j *gemmJob[T]) split(c *gemmCall[T], p int) bool {
 	mr, nr := gemm.Blocking()
@@ -125,7 +125,7 @@ func (j *gemmJob[T]) split(c *gemmCall[T], p int) bool {
 	case j.packed != nil && c.alpha == 1:
 		pack = 0
 	case c.tb:
-		pack = 1
+		pack = 0.4
 	}
 	fma := float64(c.m) * float64(c.n) * float64(c.k) / 32
 	packAll := pack * float64(c.k) * float64(c.n)

@@ -1,6 +1,8 @@
 package cpu
 
 import (
+	"math"
+
 	"github.com/gotrain/gotrain/backend/cpu/gemm"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
@@ -25,7 +27,17 @@ import (
 // buffer allocated by the factory; when there are fewer units than workers
 // (batch 1 inference), units run in turn and each product is split over
 // the pool instead. Per-worker dW partial sums are added in worker order, so
-// results are deterministic for a given pool size.
+// results are deterministic for a given pool size. dB sums each image's
+// channel (planeSum) while the unit has it in cache, and adds the images'
+// sums in image order.
+//
+// In training, a 2x2/2 MaxPool after the Conv is fused on both sides
+// (plan.FuseConvPoolTrain): the Conv pools each image's output while it is
+// in cache and writes the pool's taps (which window position holds the
+// maximum: MaxPool's Indices, one byte each), and the ConvGrad spreads
+// the pooled gradient over each image's windows into scratch (unpool)
+// before its products, so the full-size activation and its gradient never
+// reach memory.
 //
 // Spatial ranks 1 to 3 are handled by one 3-D im2col with leading unit
 // dims; the common stride-1, unpadded 1-D/2-D case has its own im2col and
@@ -369,7 +381,13 @@ type convPlan struct {
 	relu bool
 	// pool: Conv's output is max-pooled 2x2/2 before it is written (a
 	// MaxPool fused by fuse.go); each image's full output lives in scratch.
-	pool bool
+	// taps: the pool's taps are output 1 (training).
+	pool, taps bool
+	// unpool: ConvGrad's dY is the gradient of a fused 2x2/2 MaxPool's
+	// output (inputs 3 and 4 are its taps and pooled values), spread over
+	// each image's full-size dY in scratch; unpoolMask masks it by pooled
+	// values > 0 (the ReLU before the pool).
+	unpool, unpoolMask bool
 	// implicit: Conv's forward product reads its B straight from X
 	// (package gemm's ImageB) instead of an im2col buffer.
 	implicit bool
@@ -416,11 +434,14 @@ func convFactory(kind convKind) Factory {
 			}
 			pl.geom = newColGeom(pl.cin/g.Group, g, xs[2:], g.Out)
 			want := append([]int{pl.n, pl.cout}, g.Out...)
-			if kind == convForward && p.Node.AttrInt(fusedMaxPool, 0) != 0 {
+			pl.taps = kind == convForward && p.Node.AttrInt(fusedPoolTaps, 0) != 0
+			pl.pool = kind == convForward && (pl.taps || p.Node.AttrInt(fusedMaxPool, 0) != 0)
+			pl.unpool = kind == convGrad && p.Node.AttrInt(fusedUnpool, 0) != 0
+			pl.unpoolMask = pl.unpool && p.Node.AttrInt(fusedReluMask, 0) != 0
+			if pl.pool || pl.unpool {
 				if len(g.Out) != 2 || g.Out[0] < 2 || g.Out[1] < 2 {
 					return nil, Errorf(p, "a fused 2x2 MaxPool needs a 2-D output of at least 2x2, got %v", g.Out)
 				}
-				pl.pool = true
 				want = []int{pl.n, pl.cout, g.Out[0] / 2, g.Out[1] / 2}
 			}
 			ys := p.InShape(0)
@@ -429,6 +450,17 @@ func convFactory(kind convKind) Factory {
 			}
 			if !tensor.SameShape(ys, want) {
 				return nil, Errorf(p, "dY/Y shape %v differs from Conv's output shape %v", ys, want)
+			}
+			if pl.taps && (len(p.Out) < 2 || p.Out[1] == nil || p.Out[1].DType != tensor.Uint8 || !tensor.SameShape(p.OutShape(1), want)) {
+				return nil, Errorf(p, "the fused MaxPool's taps must be uint8 of shape %v", want)
+			}
+			if pl.unpool {
+				if len(p.In) != 5 || p.In[3] == nil || p.In[4] == nil {
+					return nil, Errorf(p, "a ConvGrad fused with a MaxPoolGrad takes dY, X, W, taps and the pooled Y")
+				}
+				if p.In[3].DType != tensor.Uint8 || !tensor.SameShape(p.InShape(3), want) || !tensor.SameShape(p.InShape(4), want) {
+					return nil, Errorf(p, "taps %v (%v) and pooled Y %v must be of shape %v (taps uint8)", p.InShape(3), p.In[3].DType, p.InShape(4), want)
+				}
 			}
 		}
 		bi := 2
@@ -461,8 +493,8 @@ func convFactory(kind convKind) Factory {
 		// Implicit GEMM where the columns' runs are contiguous in X: the
 		// innermost spatial stride is 1.
 		pl.implicit = kind == convForward && dt == tensor.Float32 && ownGEMM && !pl.geom.identity && pl.geom.s[2] == 1
-		for _, t := range p.In {
-			if t != nil && t.DType != dt {
+		for i, t := range p.In {
+			if t != nil && t.DType != dt && !(pl.unpool && i == 3) {
 				return nil, Errorf(p, "inputs mix dtypes %v and %v", dt, t.DType)
 			}
 		}
@@ -484,9 +516,10 @@ type convRunner[T float32 | float64] struct {
 	parts [][]T // ConvGrad: per-worker dW partial sums (parts[0] is dW itself)
 	outs  [][]T // batched Conv: per-worker [cout, bimg*colVol] products
 	full  [][]T // pooled, unbatched Conv: per-worker [cout/groups, colVol] outputs
+	// sums[n*cout+c] is channel c of image n's dY summed (planeSum), for
+	// ConvGrad's dB.
+	sums  []T
 	chunk func(lo, hi int)
-	// biasChunk is biasGradChunk, bound once so that a run allocates nothing.
-	biasChunk func(lo, hi int)
 	// job splits one product over the pool in the few-units case (where
 	// units run in turn on the caller), made once for the same reason.
 	job *gemmJob[T]
@@ -495,6 +528,8 @@ type convRunner[T float32 | float64] struct {
 	// The current call's data.
 	x, w, b, y []T // Conv: X, W, B, Y; ConvTranspose: X, W, B, Y; ConvGrad: X, W, -, dY
 	dx, dw, db []T
+	taps       []uint8 // Conv's pool taps (output); ConvGrad's (input, with unpool)
+	ym         []T     // ConvGrad with unpoolMask: the pooled Y
 }
 
 func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
@@ -522,7 +557,7 @@ func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 			r.outs[i] = make([]T, pl.cout*g.colVol*pl.bimg)
 		}
 	}
-	if pl.pool && pl.bimg == 1 {
+	if (pl.pool || pl.unpool) && pl.bimg == 1 {
 		r.full = make([][]T, max(pl.nw, 1))
 		for i := range r.full {
 			r.full[i] = make([]T, pl.cout/pl.groups*g.colVol)
@@ -534,7 +569,10 @@ func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 			r.parts[i] = make([]T, pl.cout*g.rows)
 		}
 	}
-	r.chunk, r.biasChunk = r.runChunk, r.biasGradChunk
+	if pl.kind == convGrad && pl.wantDB {
+		r.sums = make([]T, pl.n*pl.cout)
+	}
+	r.chunk = r.runChunk
 	return r
 }
 
@@ -554,8 +592,17 @@ func (r *convRunner[T]) kernel(in, out []*tensor.Tensor) error {
 		if len(in) > 2 {
 			r.b = convData[T](in[2])
 		}
+		if pl.taps {
+			r.taps = out[1].Uint8s()
+		}
 	case convGrad:
 		r.y, r.x, r.w = convData[T](in[0]), convData[T](in[1]), convData[T](in[2])
+		if pl.unpool {
+			r.taps = in[3].Uint8s()
+			if pl.unpoolMask {
+				r.ym = convData[T](in[4])
+			}
+		}
 		if pl.wantDX {
 			r.dx = convData[T](out[0])
 		}
@@ -568,9 +615,8 @@ func (r *convRunner[T]) kernel(in, out []*tensor.Tensor) error {
 		}
 		if pl.wantDB {
 			r.db = convData[T](out[2])
-			r.pool.For(pl.cout, 8, r.biasChunk)
 		}
-		if !pl.wantDX && !pl.wantDW {
+		if !pl.wantDX && !pl.wantDW && !pl.wantDB {
 			r.release()
 			return nil
 		}
@@ -587,12 +633,24 @@ func (r *convRunner[T]) kernel(in, out []*tensor.Tensor) error {
 			}
 		}
 	}
+	if pl.kind == convGrad && pl.wantDB {
+		// Each channel's per-image sums, added in image order in float64:
+		// the bits do not depend on how the batch was split.
+		for c := range r.db {
+			var s float64
+			for i := 0; i < pl.n; i++ {
+				s += float64(r.sums[i*pl.cout+c])
+			}
+			r.db[c] = T(s)
+		}
+	}
 	r.release()
 	return nil
 }
 
 func (r *convRunner[T]) release() {
 	r.x, r.w, r.b, r.y, r.dx, r.dw, r.db = nil, nil, nil, nil, nil, nil, nil
+	r.taps, r.ym = nil, nil
 	if r.parts != nil {
 		r.parts[0] = nil
 	}
@@ -657,7 +715,11 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 			}
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], mg, g.col[1], g.col[2], nil, false)
+				var taps []uint8
+				if pl.taps {
+					taps = r.taps[(n*pl.cout+gi*mg)*pp:][:mg*pp]
+				}
+				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], taps, mg, g.col[1], g.col[2], nil, false)
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -679,7 +741,18 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 			col2im(g, col, y)
 		case convGrad:
 			x := r.x[(n*pl.cin+gi*cg)*g.imgVol:][:g.imageLen]
-			dy := r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
+			var dy []T
+			if pl.unpool {
+				dy = r.full[worker][:mg*g.colVol]
+				r.unpoolInto(dy, g.colVol, n*pl.cout+gi*mg, mg)
+			} else {
+				dy = r.y[(n*pl.cout+gi*mg)*g.colVol:][:mg*g.colVol]
+			}
+			if pl.wantDB {
+				for m := 0; m < mg; m++ {
+					r.sums[n*pl.cout+gi*mg+m] = planeSum(dy[m*g.colVol : (m+1)*g.colVol])
+				}
+			}
 			w := r.w[gi*mg*g.rows:][:mg*g.rows]
 			if pl.wantDW {
 				src := x
@@ -756,7 +829,11 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 		for b := 0; b < nb; b++ {
 			if pl.pool {
 				pp := r.pooledPlane()
-				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], pl.cout, g.col[1], g.col[2], nil, false)
+				var taps []uint8
+				if pl.taps {
+					taps = r.taps[(n+b)*pl.cout*pp:][:pl.cout*pp]
+				}
+				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, g.col[1], g.col[2], nil, false)
 				continue
 			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
@@ -779,9 +856,18 @@ func (r *convRunner[T]) runGradBatched(worker, n0, n1 int) {
 		nb := min(pl.bimg, n1-n)
 		ld := nb * g.colVol
 		for b := 0; b < nb; b++ {
-			dy := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
-			for m := 0; m < pl.cout; m++ {
-				copy(dyc[m*ld+b*g.colVol:][:g.colVol], dy[m*g.colVol:(m+1)*g.colVol])
+			if pl.unpool {
+				r.unpoolInto(dyc[b*g.colVol:], ld, (n+b)*pl.cout, pl.cout)
+			} else {
+				dy := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
+				for m := 0; m < pl.cout; m++ {
+					copy(dyc[m*ld+b*g.colVol:][:g.colVol], dy[m*g.colVol:(m+1)*g.colVol])
+				}
+			}
+			if pl.wantDB {
+				for m := 0; m < pl.cout; m++ {
+					r.sums[(n+b)*pl.cout+m] = planeSum(dyc[m*ld+b*g.colVol:][:g.colVol])
+				}
 			}
 		}
 		if pl.wantDW {
@@ -810,18 +896,21 @@ func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.p
 // planes of h x w (src planes lds apart) get bias[p] (bias nil: 0) and ReLU
 // with relu, as convEpilogueGo would write them (nothing at all without
 // bias or relu), and are pooled into dst (planes of h/2 x w/2, contiguous)
-// with MaxPool's arithmetic (Go's max over the four taps in row order).
-// float32 goes through convPoolC (one pass in C in the OpenBLAS build).
-func convPool[T float32 | float64](src []T, lds int, dst []T, planes, h, w int, bias []T, relu bool) {
+// with MaxPool's arithmetic (Go's max over the four taps in row order);
+// taps, when set, gets for each pooled value which position of its window
+// (0..3, row-major) MaxPool's Indices would name: the first whose bits
+// equal the maximum's. float32 goes through convPoolC (one pass in C in
+// the cgo build).
+func convPool[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int, bias []T, relu bool) {
 	if s32, ok := any(src).([]float32); ok {
-		convPoolC(s32, lds, any(dst).([]float32), planes, h, w, any(bias).([]float32), relu)
+		convPoolC(s32, lds, any(dst).([]float32), taps, planes, h, w, any(bias).([]float32), relu)
 		return
 	}
-	convPoolGo(src, lds, dst, planes, h, w, bias, relu)
+	convPoolGo(src, lds, dst, taps, planes, h, w, bias, relu)
 }
 
 // convPoolGo is convPool in Go; it applies the epilogue to src in place.
-func convPoolGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int, bias []T, relu bool) {
+func convPoolGo[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int, bias []T, relu bool) {
 	if bias != nil || relu {
 		convEpilogueGo(src, lds, src, lds, planes, h*w, bias, relu)
 	}
@@ -830,9 +919,97 @@ func convPoolGo[T float32 | float64](src []T, lds int, dst []T, planes, h, w int
 		sp, dp := src[p*lds:p*lds+h*w], dst[p*oh*ow:(p+1)*oh*ow]
 		for i := 0; i < oh; i++ {
 			r0, r1, d := sp[2*i*w:2*i*w+2*ow], sp[(2*i+1)*w:(2*i+1)*w+2*ow], dp[i*ow:(i+1)*ow]
-			for j := range d {
-				d[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])
+			if taps == nil {
+				for j := range d {
+					d[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])
+				}
+				continue
 			}
+			tr := taps[p*oh*ow+i*ow:][:ow]
+			for j := range d {
+				a, b, c, e := r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1]
+				m := max(a, b, c, e)
+				d[j], tr[j] = m, firstTap(a, b, c, m)
+			}
+		}
+	}
+}
+
+// firstTap is the position (0..3) of the first of a window's taps a, b,
+// c, (d) whose bits equal m, the window's maximum: MaxPool's Indices.
+func firstTap[T float32 | float64](a, b, c, m T) uint8 {
+	switch {
+	case sameBits(a, m):
+		return 0
+	case sameBits(b, m):
+		return 1
+	case sameBits(c, m):
+		return 2
+	}
+	return 3
+}
+
+func sameBits[T float32 | float64](x, y T) bool {
+	switch v := any(x).(type) {
+	case float32:
+		return math.Float32bits(v) == math.Float32bits(any(y).(float32))
+	case float64:
+		return math.Float64bits(v) == math.Float64bits(any(y).(float64))
+	}
+	return false
+}
+
+// unpool is the gradient of convPool's pooling, as MaxPoolGrad (with a
+// ReLU mask when ym is set) computes it over a cleared dX: planes of
+// pooled gradient dy (h/2 x w/2, contiguous) are spread over full-size
+// planes of h x w in dst (ldd apart): each window's tap gets (+0) + dy, or
+// +0 where ym's pooled value is not positive, and the window's other
+// positions, and a last odd row or column, +0. float32 goes through
+// unpoolC (C in the cgo build).
+func unpool[T float32 | float64](dy []T, taps []uint8, ym []T, dst []T, ldd, planes, h, w int) {
+	if d32, ok := any(dy).([]float32); ok {
+		unpoolC(d32, taps, any(ym).([]float32), any(dst).([]float32), ldd, planes, h, w)
+		return
+	}
+	unpoolGo(dy, taps, ym, dst, ldd, planes, h, w)
+}
+
+// unpoolGo is unpool in Go.
+func unpoolGo[T float32 | float64](dy []T, taps []uint8, ym []T, dst []T, ldd, planes, h, w int) {
+	oh, ow := h/2, w/2
+	for p := 0; p < planes; p++ {
+		dp := dst[p*ldd : p*ldd+h*w]
+		for i := 0; i < oh; i++ {
+			r0, r1 := dp[2*i*w:2*i*w+w], dp[(2*i+1)*w:(2*i+1)*w+w]
+			o := (p*oh + i) * ow
+			g, t := dy[o:o+ow], taps[o:o+ow]
+			var y []T
+			if ym != nil {
+				y = ym[o : o+ow]
+			}
+			for j := range g {
+				var v, zero T
+				if y == nil || y[j] > 0 {
+					v = zero + g[j]
+				}
+				r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1] = 0, 0, 0, 0
+				switch t[j] & 3 {
+				case 0:
+					r0[2*j] = v
+				case 1:
+					r0[2*j+1] = v
+				case 2:
+					r1[2*j] = v
+				default:
+					r1[2*j+1] = v
+				}
+			}
+			if w%2 == 1 {
+				r0[w-1], r1[w-1] = 0, 0
+			}
+		}
+		if h%2 == 1 {
+			clear(dp[(h-1)*w:])
 		}
 	}
 }
@@ -865,45 +1042,57 @@ func convFill[T any](s []T, v T) {
 	}
 }
 
-// biasGradChunk sums dY [n, c, vol] over n and vol into dB [c] for
-// channels [lo, hi), in float64 so the result does not depend on how the
-// batch is split. Four channels are summed side by side: each sum keeps its
-// order (and so its bits) while the four chains of dependent adds overlap.
-func (r *convRunner[T]) biasGradChunk(lo, hi int) {
-	n, c, vol := r.pl.n, r.pl.cout, r.pl.geom.colVol
-	dy, db := r.y, r.db
-	ch := lo
-	for ; ch+4 <= hi; ch += 4 {
-		var s0, s1, s2, s3 float64
-		for i := 0; i < n; i++ {
-			base := (i*c + ch) * vol
-			d0 := dy[base : base+vol]
-			d1 := dy[base+vol : base+2*vol]
-			d2 := dy[base+2*vol : base+3*vol]
-			d3 := dy[base+3*vol : base+4*vol]
-			var t0, t1, t2, t3 T
-			for j, v := range d0 {
-				t0 += v
-				t1 += d1[j]
-				t2 += d2[j]
-				t3 += d3[j]
-			}
-			s0 += float64(t0)
-			s1 += float64(t1)
-			s2 += float64(t2)
-			s3 += float64(t3)
-		}
-		db[ch], db[ch+1], db[ch+2], db[ch+3] = T(s0), T(s1), T(s2), T(s3)
+// unpoolInto writes the full-size dY of planes [p0, p0+planes) of the
+// batch (image n's channel c is plane n*cout+c) into dst, planes ld
+// apart, from the pooled gradient, its taps and, with unpoolMask, the
+// pooled Y.
+func (r *convRunner[T]) unpoolInto(dst []T, ld, p0, planes int) {
+	pp := r.pooledPlane()
+	var ym []T
+	if r.ym != nil {
+		ym = r.ym[p0*pp:][:planes*pp]
 	}
-	for ; ch < hi; ch++ {
-		var s float64
-		for i := 0; i < n; i++ {
-			var t T
-			for _, v := range dy[(i*c+ch)*vol : (i*c+ch+1)*vol] {
-				t += v
-			}
-			s += float64(t)
-		}
-		db[ch] = T(s)
+	unpool(r.y[p0*pp:][:planes*pp], r.taps[p0*pp:][:planes*pp], ym, dst, ld, planes, r.pl.geom.col[1], r.pl.geom.col[2])
+}
+
+// planeSum sums v in a fixed order: element j goes to lane j%8 and the
+// eight lanes are added pairwise. The eight chains of dependent adds
+// overlap, and the order depends on v's length alone.
+func planeSum[T float32 | float64](v []T) T {
+	var s0, s1, s2, s3, s4, s5, s6, s7 T
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		w := v[i : i+8 : i+8]
+		s0 += w[0]
+		s1 += w[1]
+		s2 += w[2]
+		s3 += w[3]
+		s4 += w[4]
+		s5 += w[5]
+		s6 += w[6]
+		s7 += w[7]
 	}
+	rest := v[i:]
+	if len(rest) > 0 {
+		s0 += rest[0]
+	}
+	if len(rest) > 1 {
+		s1 += rest[1]
+	}
+	if len(rest) > 2 {
+		s2 += rest[2]
+	}
+	if len(rest) > 3 {
+		s3 += rest[3]
+	}
+	if len(rest) > 4 {
+		s4 += rest[4]
+	}
+	if len(rest) > 5 {
+		s5 += rest[5]
+	}
+	if len(rest) > 6 {
+		s6 += rest[6]
+	}
+	return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 }

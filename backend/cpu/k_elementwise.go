@@ -908,21 +908,46 @@ func geluGrad(x float64, approx bool) float64 {
 	return cdf + x*pdf
 }
 
+// reluGradLoop is r[i] = dy[i] where y[i] > 0, else +0. The sign of y is
+// random, so a branch mispredicts half the time; Go emits conditional
+// moves for integers only, so the choice is made on the bits.
+func reluGradLoop[T elemFloat](r, dy, y []T) {
+	switch rv := any(r).(type) {
+	case []float32:
+		dy, y := any(dy).([]float32)[:len(rv)], any(y).([]float32)[:len(rv)]
+		for i := range rv {
+			v := math.Float32bits(dy[i])
+			if !(y[i] > 0) {
+				v = 0
+			}
+			rv[i] = math.Float32frombits(v)
+		}
+	case []float64:
+		dy, y := any(dy).([]float64)[:len(rv)], any(y).([]float64)[:len(rv)]
+		for i := range rv {
+			v := math.Float64bits(dy[i])
+			if !(y[i] > 0) {
+				v = 0
+			}
+			rv[i] = math.Float64frombits(v)
+		}
+	default:
+		for i := range r {
+			v := dy[i]
+			if !(y[i] > 0) {
+				v = 0
+			}
+			r[i] = v
+		}
+	}
+}
+
 func actGradK[T elemFloat](p *Prep, op string) (Kernel, error) {
 	switch op {
 	case "ReluGrad":
 		return binaryKernel(p, func(r, dy []T, sa int, y []T, sb int) {
 			if sa&sb == 1 {
-				// Written so the compiler emits a conditional move: the
-				// sign of y is random, and a branch mispredicts half the time.
-				dy, y = dy[:len(r)], y[:len(r)]
-				for i := range r {
-					v := dy[i]
-					if !(y[i] > 0) {
-						v = 0
-					}
-					r[i] = v
-				}
+				reluGradLoop(r, dy[:len(r)], y[:len(r)])
 				return
 			}
 			for i := range r {

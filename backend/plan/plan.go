@@ -276,6 +276,13 @@ func (p *Planner) StaticShapes(given map[string][]int) (map[string][]int, bool) 
 // infer is graph.InferNode for the fused graph: each fusion corrects the
 // types of the nodes it rewrote.
 func (p *Planner) infer(n *graph.Node, types graph.Types) ([]*graph.Type, error) {
+	for _, f := range p.hooks.Fusions {
+		if f.InferNode != nil {
+			if outs, ok, err := f.InferNode(p.model, n, types); ok {
+				return outs, err
+			}
+		}
+	}
 	outs, err := graph.InferNode(p.model, n, types)
 	if err != nil {
 		return nil, err

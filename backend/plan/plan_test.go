@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -324,6 +325,80 @@ func TestFusions(t *testing.T) {
 				}
 				if s, _ := pl.Steps[0].OutTypes[0].Concrete(); len(s) != 4 || s[2] != 2 || s[3] != 2 {
 					t.Errorf("Conv+MaxPool output %v, want the pooled [1 2 2 2]", s)
+				}
+			}
+		})
+	}
+}
+
+// TestFuseConvPoolTrain checks the training fusion of Conv, MaxPool,
+// MaxPoolGrad and ConvGrad: what it rewrites, the types it infers for the
+// rewritten nodes, and that a kept activation, Indices or pooled gradient
+// blocks it.
+func TestFuseConvPoolTrain(t *testing.T) {
+	b := graph.NewBuilder("net", 17)
+	x := b.Input("x", tensor.Float32, graph.D(2), graph.D(1), graph.D(9), graph.D(9))
+	conv := b.Op("Conv", x, b.Param("w", tensor.New(tensor.Float32, 2, 1, 3, 3))).Out()
+	relu := b.Op("Relu", conv).Out()
+	pool := b.Op("MaxPool", relu).With(graph.AInts("kernel_shape", 2, 2), graph.AInts("strides", 2, 2)).Out()
+	b.Output(b.Op("Gemm", b.Op("Flatten", pool).Out(), b.Param("fw", tensor.New(tensor.Float32, 3, 18))).With(graph.AInt("transB", 1)).Out())
+	tr, err := graph.TrainingGraph(mustModel(t, b), graph.TrainingOptions{Loss: graph.CrossEntropy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := func(op string) *graph.Node {
+		for _, n := range tr.Model.Graph.Nodes {
+			if n.OpType == op {
+				return n
+			}
+		}
+		t.Fatalf("no %s in the training graph", op)
+		return nil
+	}
+	ind, grad := named("MaxPool").Outputs[1], named("MaxPoolGrad").Outputs[0]
+	h := hostHooks()
+	h.Fusions = []Fusion{FuseConvRelu, FuseGemmRelu, FuseReluGradMask, FuseConvPoolTrain, FuseConvMaxPool}
+	for _, tc := range []struct {
+		name  string
+		keep  []string
+		fused bool
+	}{
+		{"all", nil, true},
+		{"activation kept", []string{relu}, false},
+		{"indices kept", []string{ind}, false},
+		{"pooled gradient kept", []string{grad}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, pl := mustPlan(t, tr.Model, h, Options{Outputs: append(append([]string{tr.Loss}, tr.Grads...), tc.keep...)})
+			var ops []string
+			for _, n := range p.Order() {
+				ops = append(ops, n.OpType)
+			}
+			has := strings.Contains(strings.Join(ops, " "), "MaxPool")
+			if has == tc.fused {
+				t.Fatalf("fused %v, nodes %v", !has, ops)
+			}
+			if !tc.fused {
+				return
+			}
+			for _, s := range pl.Steps {
+				switch s.Node.OpType {
+				case "Conv":
+					if s.Node.AttrInt(AttrFusedPoolTaps, 0) != 1 || len(s.OutTypes) != 2 {
+						t.Fatalf("fused Conv: attributes %v, %d outputs", s.Node.Attrs, len(s.OutTypes))
+					}
+					y, _ := s.OutTypes[0].Concrete()
+					taps, _ := s.OutTypes[1].Concrete()
+					if fmt.Sprint(y) != "[2 2 3 3]" || fmt.Sprint(taps) != "[2 2 3 3]" || s.OutTypes[1].DType != tensor.Uint8 {
+						t.Errorf("fused Conv outputs %v and %v (%v), want the pooled [2 2 3 3], the taps uint8", y, taps, s.OutTypes[1].DType)
+					}
+				case "ConvGrad":
+					if len(s.Node.Inputs) != 5 || s.Node.AttrInt(AttrFusedUnpool, 0) != 1 || s.Node.AttrInt(AttrFusedReluMask, 0) != 1 {
+						t.Fatalf("fused ConvGrad: inputs %v, attributes %v", s.Node.Inputs, s.Node.Attrs)
+					}
+					if dw, _ := s.OutTypes[1].Concrete(); fmt.Sprint(dw) != "[2 1 3 3]" {
+						t.Errorf("fused ConvGrad's dW has shape %v, want [2 1 3 3]", dw)
+					}
 				}
 			}
 		})

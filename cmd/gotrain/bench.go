@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -46,14 +47,23 @@ func newBenchCmd() *cobra.Command {
 	det := fs.Bool("deterministic", false, "with --train: deterministic mode (micro-shards of 8, one thread per replica)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
-		if *batchSize < 1 || *seconds <= 0 || *replicas < 1 || *threads < 0 {
-			return usagef("--batch, --seconds and --replicas must be positive, --threads not negative")
-		}
-		if *strat != "single" && *strat != "mirrored" && *strat != "multiworker" {
+		switch {
+		case *batchSize < 1:
+			return usagef("--batch %d: must be at least 1", *batchSize)
+		case !(*seconds > 0) || math.IsInf(*seconds, 0): // NaN included
+			return usagef("--seconds %g: must be a positive number", *seconds)
+		case *replicas < 1:
+			return usagef("--replicas %d: must be at least 1", *replicas)
+		case *threads < 0:
+			return usagef("--threads %d: must not be negative", *threads)
+		case *strat != "single" && *strat != "mirrored" && *strat != "multiworker":
 			return usagef("--strategy %q: expected single, mirrored or multiworker", *strat)
 		}
-		if *strat == "multiworker" && !*trainMode {
-			return usagef("--strategy multiworker: needs --train")
+		// Settings of training steps would be ignored when timing inference.
+		for _, name := range []string{"strategy", "replicas", "deterministic"} {
+			if fs.Changed(name) && !*trainMode {
+				return usagef("--%s %s applies to training steps: it needs --train", name, fs.Lookup(name).Value)
+			}
 		}
 		var w *world
 		var timed *timedWorld
@@ -69,9 +79,19 @@ func newBenchCmd() *cobra.Command {
 				stdout = io.Discard
 			}
 		}
+		if isModelFile(*model) {
+			if err := checkModelPath(*model); err != nil {
+				return err
+			}
+		} else if err := checkZooFlags(*model, *classes, 0); err != nil {
+			return err
+		}
 		m, err := loadModel(*model, *input, *classes, nil, 1)
 		if err != nil {
 			return err
+		}
+		if len(m.Graph.Inputs) != 1 {
+			return fmt.Errorf("model %s has %d inputs; bench feeds models with one", *model, len(m.Graph.Inputs))
 		}
 		in := m.Graph.Inputs[0]
 		shape := intShape(in.Shape)

@@ -210,6 +210,11 @@ func TestNoValidation(t *testing.T) {
 	if strings.Contains(r.stdout, "val_loss: ") {
 		t.Errorf("validation metrics without validation data:\n%s", r.stdout)
 	}
+	// The report suggests only flags that work together: early stopping on
+	// val_loss needs validation data.
+	if !strings.Contains(r.stdout, "early stopping (--val-split 0.1 --early-stopping val_loss:5)") {
+		t.Errorf("the report's early-stopping suggestion does not hold validation data out:\n%s", r.stdout)
+	}
 }
 
 // writeHistory writes a run folder's history.json: with the report as
@@ -285,6 +290,30 @@ func TestCompare(t *testing.T) {
 			t.Errorf("run %d's colour %v is not in the figure", i, plotutil.Color(i))
 		}
 	}
+
+	// A path that never ends is not read to the end.
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		gotrain(t, "compare", "/dev/zero", "--out", fig).expect(t, 1, "/dev/zero", "larger than")
+	}
+
+	// A run without validation data has no curve, and compare says so;
+	// with no curve at all it draws no (empty) figure.
+	noVal := []train.Logs{{"loss": 1, "accuracy": 0.5}, {"loss": 0.5, "accuracy": 0.8}}
+	writeHistory(t, filepath.Join(dir, "noval"), noVal, nil, true)
+	r = gotrain(t, "compare", filepath.Join(dir, "plain"), filepath.Join(dir, "noval"), "--out", fig)
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "noval: no validation data, so no curve") || !strings.Contains(r.stdout, "validation curves: "+fig) {
+		t.Errorf("compare with a run without validation:\n%s", r.stdout)
+	}
+	none := filepath.Join(dir, "none.png")
+	r = gotrain(t, "compare", filepath.Join(dir, "noval"), "--out", none)
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "validation curves: none drawn: no run has validation data") {
+		t.Errorf("compare of runs without validation:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Errorf("compare drew %s with no curve in it", none)
+	}
 }
 
 func hasColour(im image.Image, c color.Color) bool {
@@ -344,7 +373,8 @@ func TestPredictClassNames(t *testing.T) {
 	names := regexp.MustCompile(`^` + regexp.QuoteMeta(img) + `: \d "(blob|stripe)" \([0-9.]+\), \d "(blob|stripe)" \([0-9.]+\)$`)
 	r := gotrain(t, "predict", "--model", filepath.Join(out, "best_model.onnx"), img)
 	r.expect(t, 0)
-	if l := predictLines(r.stdout); len(l) != 2 || !names.MatchString(l[1]) {
+	// A header saying what the numbers are, the input scale, the file.
+	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 3 || !names.MatchString(l[2]) {
 		t.Errorf("predict output:\n%s\nwant a line naming both classes", r.stdout)
 	}
 	bare := exportModel(t, dir, "mlp", "--input", "3x8x8", "--classes", "2")
@@ -355,7 +385,7 @@ func TestPredictClassNames(t *testing.T) {
 	}
 	r = gotrain(t, "predict", "--model", bare, "--class-names", photos, img)
 	r.expect(t, 0)
-	if l := predictLines(r.stdout); len(l) != 2 || !names.MatchString(l[1]) {
+	if l := strings.Split(strings.TrimSpace(r.stdout), "\n"); len(l) != 3 || !names.MatchString(l[2]) {
 		t.Errorf("predict --class-names output:\n%s", r.stdout)
 	}
 	gotrain(t, "predict", "--model", bare, "--class-names", filepath.Join(dir, "nowhere"), img).expect(t, 2, "--class-names", "nowhere")
@@ -492,13 +522,21 @@ func TestEpochNumbers(t *testing.T) {
 	}
 }
 
-// predictLines are predict's output lines but for the input-scale line.
-func predictLines(stdout string) []string {
-	var out []string
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n") {
-		if !strings.HasPrefix(l, "input scale: ") {
-			out = append(out, l)
+func TestPlural(t *testing.T) {
+	for _, c := range []struct {
+		n    int
+		what string
+		want string
+	}{
+		{1, "epoch", "1 epoch"},
+		{2, "epoch", "2 epochs"},
+		{0, "epoch", "0 epochs"},
+		{1, "batch", "1 batch"},
+		{3, "batch", "3 batches"},
+		{2, "input", "2 inputs"},
+	} {
+		if got := plural(c.n, c.what); got != c.want {
+			t.Errorf("plural(%d, %q) = %q, want %q", c.n, c.what, got, c.want)
 		}
 	}
-	return out
 }

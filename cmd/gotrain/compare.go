@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gotrain/gotrain/checkpoint"
+	"github.com/gotrain/gotrain/train"
 )
 
 func newCompareCmd() *cobra.Command {
@@ -39,9 +40,9 @@ runs are drawn in one PNG: how to see which defence helped.`,
 			if st, err := os.Stat(a); err == nil && st.IsDir() {
 				path = filepath.Join(a, "history.json")
 			}
-			b, err := os.ReadFile(path)
+			b, err := readHistoryFile(path)
 			if err != nil {
-				return usagef("run %s: %v (expected a train --out folder or its history.json)", a, err)
+				return err
 			}
 			h, rep, err := checkpoint.ReadHistory(b)
 			if err != nil {
@@ -61,13 +62,57 @@ runs are drawn in one PNG: how to see which defence helped.`,
 		}
 		labels(runs)
 		printCompare(stdout, runs, reports)
+		fmt.Fprintln(stdout)
+		curves := 0
+		for _, r := range runs {
+			if hasMetric(r.History, "val_loss") {
+				curves++
+			} else {
+				fmt.Fprintf(stdout, "%s: no validation data, so no curve\n", r.Label)
+			}
+		}
+		if curves == 0 {
+			fmt.Fprintln(stdout, "validation curves: none drawn: no run has validation data")
+			return nil
+		}
 		if err := plotCompare(*out, runs); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nvalidation curves: %s\n", *out)
+		fmt.Fprintf(stdout, "validation curves: %s\n", *out)
 		return nil
 	}
 	return cmd
+}
+
+// maxHistorySize bounds a history.json: a few hundred bytes an epoch.
+const maxHistorySize = 64 << 20
+
+// readHistoryFile reads a run's history.json, up to maxHistorySize (a
+// path such as /dev/zero is not read to the end).
+func readHistoryFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("run %s: %v (expected a train --out folder or its history.json)", path, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxHistorySize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(b) > maxHistorySize {
+		return nil, fmt.Errorf("%s: larger than %d MiB: not a history.json that train wrote", path, maxHistorySize>>20)
+	}
+	return b, nil
+}
+
+// hasMetric says whether any epoch of h logged key.
+func hasMetric(h []train.Logs, key string) bool {
+	for _, l := range h {
+		if _, ok := l[key]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // labels shortens the runs' labels to their folder names where those are

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"sort"
@@ -91,13 +93,24 @@ type configReader struct {
 // readConfig sets f from a YAML or JSON config file. Errors are usage
 // errors naming the file, the line and the key.
 func readConfig(path string, f *trainFlags) error {
-	b, err := os.ReadFile(path)
+	b, err := readConfigFile(path)
 	if err != nil {
-		return usagef("--config: %v", err)
+		return err
 	}
 	var doc yaml.Node
-	if err := yaml.Unmarshal(b, &doc); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
 		return usagef("config %s: %v", path, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	// yaml reads one document at a time: the settings of a second would
+	// be ignored.
+	var next yaml.Node
+	if err := dec.Decode(&next); err != io.EOF {
+		line := next.Line
+		if len(next.Content) > 0 {
+			line = next.Content[0].Line
+		}
+		return usagef("config %s line %d: a second YAML document (after ---): a config is one mapping of settings", path, line)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil // an empty file sets nothing
@@ -135,7 +148,7 @@ func (r *configReader) mapping(n *yaml.Node, prefix string, rename map[string]st
 		if prefix != "" {
 			flat, ok := rename[key]
 			if !ok {
-				return usagef("config %s line %d: unknown key %q (%s keys: %s)", r.path, kn.Line, name, strings.TrimSuffix(prefix, "."), strings.Join(sortedMapKeys(rename), ", "))
+				return usagef("config %s line %d: unknown key %s (%s keys: %s)", r.path, kn.Line, quote(name), strings.TrimSuffix(prefix, "."), strings.Join(sortedMapKeys(rename), ", "))
 			}
 			key = flat
 		}
@@ -178,7 +191,7 @@ func (r *configReader) field(key, name string, line int) (reflect.Value, error) 
 	if !ok {
 		sections := append(sortedMapKeys(specSections), "optimizer")
 		sort.Strings(sections)
-		return fv, usagef("config %s line %d: unknown key %q (keys: %s; sections: %s)", r.path, line, name, strings.Join(r.keys, ", "), strings.Join(sections, ", "))
+		return fv, usagef("config %s line %d: unknown key %s (keys: %s; sections: %s)", r.path, line, quote(name), strings.Join(r.keys, ", "), strings.Join(sections, ", "))
 	}
 	return fv, nil
 }
@@ -330,7 +343,7 @@ func (r *configReader) monitorSpec(n *yaml.Node, name string, allowed []string, 
 		case isOneOf(p.key, allowed):
 			items = append(items, p.key+"="+p.value)
 		default:
-			return "", usagef("config %s line %d: unknown key %q (%s keys: %s)", r.path, p.line, name+"."+p.key, name, strings.Join(append([]string{"monitor", "patience"}, allowed...), ", "))
+			return "", usagef("config %s line %d: unknown key %s (%s keys: %s)", r.path, p.line, quote(name+"."+p.key), name, strings.Join(append([]string{"monitor", "patience"}, allowed...), ", "))
 		}
 	}
 	if patience == "" {
@@ -354,6 +367,36 @@ func (r *configReader) plateauSpec(n *yaml.Node, name string) (string, error) {
 	return r.monitorSpec(n, name, plateauKeys, func(s string) error { _, err := parsePlateau(s); return err })
 }
 
+// maxConfigSize bounds a config file: a few hundred bytes of settings.
+// /dev/zero or a wrong path to a large file must not be read to the end.
+const maxConfigSize = 1 << 20
+
+func readConfigFile(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("--config: %v", err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxConfigSize+1))
+	if err != nil {
+		return nil, usagef("--config: %v", err)
+	}
+	if len(b) > maxConfigSize {
+		return nil, usagef("--config %s: larger than 1 MiB; a config file holds a few settings", path)
+	}
+	return b, nil
+}
+
+// quote quotes a value from the config for a message, shortened when it
+// is long, so that one bad value does not fill the terminal.
+func quote(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return strconv.Quote(s)
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strconv.Quote(s[:max]), len(s))
+}
+
 func nodeKind(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -363,7 +406,7 @@ func nodeKind(n *yaml.Node) string {
 	case yaml.AliasNode:
 		return "an alias"
 	}
-	return fmt.Sprintf("%q", n.Value)
+	return quote(n.Value)
 }
 
 func sortedMapKeys[V any](m map[string]V) []string {
@@ -386,25 +429,25 @@ func setScalar(v reflect.Value, s string) error {
 	case reflect.Int:
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			return fmt.Errorf("%q: expected an integer", s)
+			return fmt.Errorf("%s: expected an integer", quote(s))
 		}
 		v.SetInt(int64(n))
 	case reflect.Uint64:
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return fmt.Errorf("%q: expected a non-negative integer", s)
+			return fmt.Errorf("%s: expected a non-negative integer", quote(s))
 		}
 		v.SetUint(n)
 	case reflect.Float64:
 		x, err := strconv.ParseFloat(s, 64)
 		if err != nil {
-			return fmt.Errorf("%q: expected a number", s)
+			return fmt.Errorf("%s: expected a number", quote(s))
 		}
 		v.SetFloat(x)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil || (s != "true" && s != "false") {
-			return fmt.Errorf("%q: expected true or false", s)
+			return fmt.Errorf("%s: expected true or false", quote(s))
 		}
 		v.SetBool(b)
 	default:

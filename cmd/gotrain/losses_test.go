@@ -159,3 +159,33 @@ func TestClassesSubset(t *testing.T) {
 		t.Errorf("the run with labels 0..4 of 10 classes wrote no model: %v", err)
 	}
 }
+
+// TestFeatureData: samples that are feature vectors ([N, F] arrays) are
+// not images: augmentation, which warps images, is refused rather than
+// run over a one-pixel-high strip, and the overfitting report does not
+// suggest it.
+func TestFeatureData(t *testing.T) {
+	dir := t.TempDir()
+	ds := classData(t, dir, "img", 32, 4, true, nil)
+	img, err := tensor.ReadNPYFile(strings.Split(ds, ",")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	xp := filepath.Join(dir, "features.npy")
+	writeNPY(t, xp, img.Float32s(), 32, 64)
+	feat := xp + "," + strings.Split(ds, ",")[1]
+	out := filepath.Join(dir, "run")
+	gotrain(t, "train", "--model", "mlp", "--data", feat, "--epochs", "1", "--augment", "rotation=10", "--out", out).
+		expect(t, 2, "--augment", "features.npy", "64 features", "not images")
+	r := gotrain(t, "train", "--model", "mlp", "--data", feat, "--epochs", "1", "--threads", "1", "--out", out)
+	r.expect(t, 0)
+	if strings.Contains(r.stdout, "--augment") || !strings.Contains(r.stdout, "defences off: weight decay") {
+		t.Errorf("the report on feature data:\n%s", r.stdout)
+	}
+	// Images ([N, 1, 8, 8]) still get the suggestion.
+	r = gotrain(t, "train", "--model", "mlp", "--data", ds, "--epochs", "1", "--threads", "1", "--out", filepath.Join(dir, "images"))
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "defences off: augmentation (--augment ") {
+		t.Errorf("the report on images:\n%s", r.stdout)
+	}
+}

@@ -66,6 +66,7 @@ With no command, gotrain trains: 'gotrain --model cnn.onnx ...' is
 	root.SetErr(stderr)
 	root.SetVersionTemplate("gotrain {{.Version}}\n")
 	root.SetFlagErrorFunc(flagError)
+	root.PersistentPreRunE = checkMemoryEnv
 	root.PersistentFlags().Func("max-memory", "the largest allocation input may ask for, e.g. 8GiB (default: $"+tensor.MemoryLimitEnv+", else half the memory)", tensor.SetMemoryLimitString)
 	root.AddCommand(
 		newTrainCmd(args),
@@ -91,13 +92,16 @@ With no command, gotrain trains: 'gotrain --model cnn.onnx ...' is
 var rootFlags = []string{"-h", "--help", "-help", "-v", "--version"}
 
 func run(args []string, stdout, stderr io.Writer) int {
+	tensor.SetMemoryLimit(0) // the default, until --max-memory says otherwise
+	args = append([]string{}, args...)
+	i := skipRootFlags(args)
 	root := newRoot(args, stdout, stderr)
-	if len(args) == 0 {
+	if i >= len(args) {
 		_ = root.Help()
 		return 2
 	}
 	// The default command: flags with no command train.
-	if strings.HasPrefix(args[0], "-") && !isOneOf(args[0], rootFlags) {
+	if strings.HasPrefix(args[i], "-") && !isOneOf(args[i], rootFlags) {
 		args = append([]string{"train"}, args...)
 	}
 	if args[0] != cobra.ShellCompRequestCmd && args[0] != cobra.ShellCompNoDescRequestCmd {
@@ -141,6 +145,48 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// rootValueFlags are gotrain's own flags that take a value. They may come
+// before the command, as cobra's persistent flags do: gotrain --max-memory
+// 8GiB eval ...
+var rootValueFlags = []string{"max-memory"}
+
+// skipRootFlags rewrites the gotrain flags that open args to the
+// double-dash form (-max-memory is Go's flag package's spelling) and
+// returns the index of the first argument after them: the command, or the
+// first flag of the default command.
+func skipRootFlags(args []string) int {
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") {
+		flag := strings.TrimLeft(args[i], "-")
+		name, _, hasValue := strings.Cut(flag, "=")
+		if !slices.Contains(rootValueFlags, name) {
+			break
+		}
+		args[i] = "--" + flag
+		i++
+		if !hasValue {
+			i++ // the value
+		}
+	}
+	return i
+}
+
+// checkMemoryEnv refuses an invalid GOTRAIN_MAX_MEMORY before any work
+// (unless --max-memory replaces it): otherwise every allocation it bounds
+// would fail later, far from its cause.
+func checkMemoryEnv(cmd *cobra.Command, _ []string) error {
+	if cmd.Flags().Changed("max-memory") || cmd.Name() == "help" || cmd.Name() == "completion" ||
+		(cmd.HasParent() && cmd.Parent().Name() == "completion") {
+		return nil
+	}
+	if v := os.Getenv(tensor.MemoryLimitEnv); v != "" {
+		if _, err := tensor.ParseBytes(v); err != nil {
+			return usagef("%s: %v", tensor.MemoryLimitEnv, err)
+		}
+	}
+	return nil
+}
+
 // isHelpFlag says whether a is a flag that makes a command print instead
 // of run: help, and gotrain's version.
 func isHelpFlag(a string) bool { return isOneOf(a, rootFlags) }
@@ -168,7 +214,13 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 func flagError(c *cobra.Command, err error) error {
 	var iv *pflag.InvalidValueError
 	if errors.As(err, &iv) {
-		err = fmt.Errorf("invalid value %q for --%s: expected %s", iv.GetValue(), iv.GetFlag().Name, typeName(iv.GetFlag().Value.Type()))
+		if t := iv.GetFlag().Value.Type(); t == "func" {
+			// A flag parsed by a function (--max-memory): its error says
+			// what it expects.
+			err = fmt.Errorf("invalid value %q for --%s: %v", iv.GetValue(), iv.GetFlag().Name, errors.Unwrap(iv))
+		} else {
+			err = fmt.Errorf("invalid value %q for --%s: expected %s", iv.GetValue(), iv.GetFlag().Name, typeName(t))
+		}
 	}
 	return usagef("%v (run '%s --help' for the flags)", err, c.CommandPath())
 }
@@ -212,9 +264,25 @@ func longFlagCompat(cmd *cobra.Command, args []string) []string {
 }
 
 // noArgs refuses positional arguments with a usage error naming the first.
+// A lone true or false is most likely a boolean flag's value given apart
+// (--shuffle false), which pflag reads as an argument: the error says how
+// to give it, naming the flag when only one boolean flag was given.
 func noArgs(cmd *cobra.Command, args []string) error {
-	if len(args) > 0 {
-		return usagef("unexpected argument %q", args[0])
+	if len(args) == 0 {
+		return nil
 	}
-	return nil
+	if args[0] == "true" || args[0] == "false" {
+		var bools []string
+		cmd.Flags().Visit(func(f *pflag.Flag) {
+			if f.Value.Type() == "bool" {
+				bools = append(bools, "--"+f.Name)
+			}
+		})
+		flag := "--flag"
+		if len(bools) == 1 {
+			flag = bools[0]
+		}
+		return usagef("unexpected argument %q: a boolean flag takes its value after =, as %s=%s", args[0], flag, args[0])
+	}
+	return usagef("unexpected argument %q", args[0])
 }

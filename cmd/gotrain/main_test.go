@@ -192,6 +192,11 @@ func TestEveryCommandHasExamples(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	dir := t.TempDir()
 	td := func(name string) string { return filepath.Join("testdata", name) }
+	mlpFile := exportModel(t, dir, "mlp", "--input", "1x8x8")
+	longValue := filepath.Join(dir, "long.yaml")
+	if err := os.WriteFile(longValue, bytes.Repeat([]byte("a"), 300_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name string
 		args []string
@@ -205,6 +210,7 @@ func TestUsageErrors(t *testing.T) {
 		{"flag without value", []string{"train", "--model", "mlp", "--epochs"}, []string{"--epochs"}},
 		{"single-dash long flag", []string{"train", "-model", "mlp", "-epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"unexpected argument", []string{"train", "--model", "mlp", "extra"}, []string{`unexpected argument "extra"`}},
+		{"boolean value apart", []string{"train", "--model", "mlp", "--shuffle", "false"}, []string{`unexpected argument "false"`, "--shuffle=false"}},
 		{"epochs 0", []string{"train", "--model", "mlp", "--epochs", "0"}, []string{"--epochs 0", "at least 1"}},
 		{"batch size -1", []string{"train", "--model", "mlp", "--batch-size", "-1"}, []string{"--batch-size -1"}},
 		{"decay mode", []string{"train", "--model", "mlp", "--decay-mode", "l3"}, []string{`--decay-mode "l3"`, "l2 or decoupled"}},
@@ -256,6 +262,9 @@ func TestUsageErrors(t *testing.T) {
 		{"config bad augment section", []string{"train", "--config", td("bad_augment.yaml")}, []string{"bad_augment.yaml line 2", "augment", `"blur"`}},
 		{"config early stopping section", []string{"train", "--config", td("early_no_patience.yaml")}, []string{"early_no_patience.yaml", "early_stopping", "needs patience"}},
 		{"config values", []string{"train", "--config", td("invalid_values.json")}, []string{"--epochs 0"}},
+		{"config of two documents", []string{"train", "--config", td("two_documents.yaml")}, []string{"two_documents.yaml line 4", "second YAML document"}},
+		{"config without end", []string{"train", "--config", "/dev/zero"}, []string{"/dev/zero", "larger than 1 MiB"}},
+		{"config value too long to print", []string{"train", "--config", longValue}, []string{"long.yaml line 1", `"aaaa`, "(300000 bytes)"}},
 		// The flag overrides the config's epochs 0; its batch_size -1 stays.
 		{"config overridden", []string{"train", "--config", td("invalid_values.json"), "--epochs", "3"}, []string{"--batch-size -1"}},
 		{"eval split", []string{"eval", "--model", "m.onnx", "--split", "val"}, []string{`--split "val"`}},
@@ -276,6 +285,35 @@ func TestUsageErrors(t *testing.T) {
 		{"compare missing run", []string{"compare", filepath.Join(dir, "nowhere")}, []string{"nowhere", "history.json"}},
 		{"version argument", []string{"version", "x"}, []string{`unexpected argument "x"`}},
 		{"completion shell", []string{"completion", "tcsh"}, []string{`unknown command "tcsh"`}},
+		// NaN passes a range check written as two comparisons.
+		{"val split NaN", []string{"train", "--model", "mlp", "--val-split", "NaN"}, []string{"--val-split NaN"}},
+		{"label smoothing NaN", []string{"train", "--model", "mlp", "--label-smoothing", "NaN"}, []string{"--label-smoothing NaN"}},
+		// Settings that would be ignored are refused, naming what they need.
+		{"label smoothing of mse", []string{"train", "--model", "mlp", "--loss", "mse", "--label-smoothing", "0.1"}, []string{"--label-smoothing 0.1", "cross-entropy", "--loss mse"}},
+		{"resize of a built-in dataset", []string{"train", "--model", "mlp", "--data", "digits", "--resize", "16x16"}, []string{"--resize 16x16", "image folder", `--data "digits"`}},
+		{"input of a model file", []string{"train", "--model", mlpFile, "--input", "1x16x16"}, []string{"--input 1x16x16", "built-in model", "mlp.onnx"}},
+		{"sync batchnorm on one device", []string{"train", "--model", "mlp", "--sync-batchnorm"}, []string{"--sync-batchnorm", "--strategy mirrored"}},
+		{"shard size without deterministic", []string{"train", "--model", "mlp", "--shard-size", "4"}, []string{"--shard-size 4", "--deterministic"}},
+		{"decay of biases without decay", []string{"train", "--model", "mlp", "--decay-bias-norm"}, []string{"--decay-bias-norm", "--weight-decay"}},
+		{"decoupled decay without decay", []string{"train", "--model", "mlp", "--decay-mode", "decoupled"}, []string{"--decay-mode decoupled", "--weight-decay"}},
+		{"top-k without validation", []string{"train", "--model", "mlp", "--val-split", "0", "--top-k", "3"}, []string{"--top-k 3", "--val-split 0"}},
+		{"max memory", []string{"train", "--model", "mlp", "--max-memory", "0"}, []string{`invalid value "0" for --max-memory`, "positive size"}},
+		{"models export classes", []string{"models", "export", "cnn", "--classes", "1", "-o", filepath.Join(dir, "c.onnx")}, []string{"--classes 1"}},
+		{"models export dropout", []string{"models", "export", "cnn", "--dropout", "1.5", "-o", filepath.Join(dir, "c.onnx")}, []string{"--dropout 1.5"}},
+		{"models export dropout NaN", []string{"models", "export", "cnn", "--dropout", "NaN", "-o", filepath.Join(dir, "c.onnx")}, []string{"--dropout NaN"}},
+		{"models export unknown model", []string{"models", "export", "alexnet", "-o", filepath.Join(dir, "c.onnx")}, []string{`"alexnet"`, "cnn, lenet5"}},
+		{"bench batch", []string{"bench", "--batch", "0"}, []string{"--batch 0"}},
+		{"bench seconds NaN", []string{"bench", "--seconds", "NaN"}, []string{"--seconds NaN"}},
+		{"bench threads", []string{"bench", "--threads", "-1"}, []string{"--threads -1"}},
+		{"bench classes", []string{"bench", "--classes", "1"}, []string{"--classes 1"}},
+		{"bench strategy without train", []string{"bench", "--strategy", "mirrored"}, []string{"--strategy mirrored", "--train"}},
+		// A --model that is not there is a bad flag for every command, as for train.
+		{"eval missing model", []string{"eval", "--model", filepath.Join(dir, "nope.onnx"), "--data", "digits"}, []string{"--model", "nope.onnx"}},
+		{"predict missing model", []string{"predict", "--model", filepath.Join(dir, "nope.onnx"), "a.png"}, []string{"--model", "nope.onnx"}},
+		{"run missing model", []string{"run", "--model", filepath.Join(dir, "nope.onnx"), "--input", "x.npy"}, []string{"--model", "nope.onnx"}},
+		{"inspect missing model", []string{"inspect", "--model", filepath.Join(dir, "nope.onnx")}, []string{"--model", "nope.onnx"}},
+		{"inspect a folder", []string{"inspect", "--model", dir}, []string{"--model", "is a folder"}},
+		{"bench missing model", []string{"bench", "--model", filepath.Join(dir, "nope.onnx")}, []string{"--model", "nope.onnx"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(dir, "out-"+strings.ReplaceAll(c.name, " ", "-"))
@@ -340,7 +378,7 @@ func TestModelsListExportInspect(t *testing.T) {
 			t.Errorf("inspect output lacks %q:\n%s", s, r.stdout)
 		}
 	}
-	gotrain(t, "models", "export", "transformer", "-o", filepath.Join(dir, "t.onnx")).expect(t, 1, `"transformer"`)
+	gotrain(t, "models", "export", "transformer", "-o", filepath.Join(dir, "t.onnx")).expect(t, 2, `"transformer"`)
 }
 
 // mlpForward computes the exported MLP in float64 from its initializers:
@@ -871,6 +909,9 @@ func TestUnsupportedOp(t *testing.T) {
 	if strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("want one error line, got:\n%s", r.stderr)
 	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("run made its --output-dir for outputs it could not compute")
+	}
 }
 
 // TestTrainMirrored trains with the default command (no "train") under the
@@ -922,8 +963,12 @@ func TestTrainUnevenLastBatch(t *testing.T) {
 	}
 	vgg := exportModel(t, dir, "vgg", "--input", set.shape)
 	r := gotrain(t, append([]string{"train", "--model", vgg, "--sync-batchnorm", "--out", filepath.Join(dir, "vgg-run")}, common...)...)
-	r.expect(t, 1, "sync BatchNorm", "--replicas", "--batch-size", "last batch of 2")
-	if strings.Contains(r.stdout, "epoch 1/") {
-		t.Errorf("training started:\n%s", r.stdout)
+	// A usage error, in the CLI's terms: DropRemainder is the Go API's.
+	r.expect(t, 2, "--sync-batchnorm", "--replicas 3", "--batch-size 32", "98 training samples", "last batch of 2")
+	if strings.Contains(r.stdout, "epoch 1/") || strings.Contains(r.stderr, "DropRemainder") {
+		t.Errorf("training started, or the error names the Go API:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
+	// A model without BatchNorm would ignore --sync-batchnorm.
+	gotrain(t, append([]string{"train", "--model", mlp, "--sync-batchnorm", "--out", filepath.Join(dir, "mlp-sync")}, common...)...).
+		expect(t, 2, "--sync-batchnorm", "mlp.onnx", "no BatchNormalization")
 }

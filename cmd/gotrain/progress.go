@@ -185,7 +185,7 @@ func plural(n int, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}
-	if strings.HasSuffix(what, "ch") && what != "epoch" { // batches, but epochs
+	if strings.HasSuffix(what, "ch") && !strings.HasSuffix(what, "och") { // batches, not epoches
 		return fmt.Sprintf("%d %ses", n, what)
 	}
 	return fmt.Sprintf("%d %ss", n, what)

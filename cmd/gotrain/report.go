@@ -14,11 +14,16 @@ import (
 const metaClassNames = "gotrain.class_names"
 
 // defences lists the run's defences against overfitting, with the flag
-// that turns each on.
-func (f *trainFlags) defences() []checkpoint.Defence {
+// that turns each on; augmentation only for data that are images
+// (features says they are feature vectors).
+func (f *trainFlags) defences(features bool) []checkpoint.Defence {
+	var out []checkpoint.Defence
 	aug := checkpoint.Defence{Name: "augmentation", Enable: "--augment rotation=10,shift=0.1,zoom=0.1"}
 	if f.Augment != "" && f.Augment != "none" {
 		aug.On, aug.Setting, aug.Enable = true, f.Augment, ""
+	}
+	if !features {
+		out = append(out, aug)
 	}
 	wd := checkpoint.Defence{Name: "weight decay", Enable: "--weight-decay 5e-4"}
 	if f.WeightDecay > 0 {
@@ -29,10 +34,13 @@ func (f *trainFlags) defences() []checkpoint.Defence {
 		wd.On, wd.Setting, wd.Enable = true, strconv.FormatFloat(f.WeightDecay, 'g', -1, 64)+" "+mode, ""
 	}
 	es := checkpoint.Defence{Name: "early stopping", Enable: "--early-stopping val_loss:5"}
+	if f.ValSplit == 0 && f.ValData == "" {
+		es.Enable = "--val-split 0.1 " + es.Enable // val_loss needs validation data
+	}
 	if f.EarlyStopping != "" {
 		es.On, es.Setting, es.Enable = true, f.EarlyStopping, ""
 	}
-	return []checkpoint.Defence{aug, wd, es}
+	return append(out, wd, es)
 }
 
 // printReport prints the overfitting report after a run.

@@ -58,7 +58,8 @@ var resumeRefused = map[string]string{
 type resumed struct {
 	path    string
 	state   *train.State
-	changes []string // "--lr 0.001 -> 0.0005"
+	old     trainFlags // the stored run's settings
+	changes []string   // "--lr 0.001 -> 0.0005"
 }
 
 // openResume reads --resume with read (os.ReadFile, or worker 0's copy
@@ -99,10 +100,12 @@ func openResume(f *trainFlags, read func(path string) ([]byte, error)) (*resumed
 			return nil, fmt.Errorf("--resume %s: the stored training configuration: %w", f.Resume, err)
 		}
 	}
-	r := &resumed{path: f.Resume, state: st}
+	r := &resumed{path: f.Resume, state: st, old: old}
 	var refused []string
 	for _, c := range changes {
-		if c.Key == "resume" {
+		// The state stores the scale resolved (auto on digits is 1/16):
+		// checkScale compares it once this run's is resolved.
+		if c.Key == "resume" || c.Key == "scale" {
 			continue
 		}
 		d := fmt.Sprintf("--%s %s -> %s", strings.ReplaceAll(c.Key, "_", "-"), showJSON(c.Old), showJSON(c.New))
@@ -162,6 +165,18 @@ func showJSON(raw string) string {
 		return s
 	}
 	return raw
+}
+
+// checkScale refuses a resume whose input scale, resolved for the
+// training data, is not the one the state was made with: the weights were
+// trained on inputs of that scale. Another spelling of the same scale
+// (auto for digits' 1/16) is no change. States that stored no scale pass.
+func (r *resumed) checkScale(s *runScale, flagValue string) error {
+	if r == nil || r.old.Scale == "" || r.old.Scale == s.scale.String() {
+		return nil
+	}
+	return usagef("--resume %s: the state was made with input scale %s, this run's is %s (--scale %s); resume with --scale %s, "+
+		"or start a new run with --model set to a model that run wrote (best_model.onnx, last_model.onnx)", r.path, r.old.Scale, s.scale, flagValue, r.old.Scale)
 }
 
 // start checks that the state belongs to the model being trained, says

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,6 +122,7 @@ func TestResumeConfigChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	absent := map[string][]string{"the same scale, spelled out": {"--scale"}} // not in stdout
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -136,8 +138,14 @@ func TestResumeConfigChanges(t *testing.T) {
 		{"validation split", []string{"--val-split", "0.2"}, 2, []string{"--val-split 0.1 -> 0.2"}},
 		{"strategy", []string{"--strategy", "mirrored", "--replicas", "2"}, 2, []string{"--strategy single -> mirrored (the result depends on it"}},
 		{"fewer epochs", []string{"--epochs", "1"}, 2, []string{"--epochs 1: the state in " + state + " is at epoch 2 already"}},
+		// The state stores the scale auto resolved to (1/16 for digits):
+		// naming that scale changes nothing, another one is refused
+		// before training.
+		{"the same scale, spelled out", []string{"--scale", "1/16"}, 0, []string{"changed since the state was written: --epochs 2 -> 3, --out "}},
+		{"another scale", []string{"--scale", "none"}, 2, []string{"--resume " + state, "input scale 1/16", "--scale none", "resume with --scale 1/16"}},
 		// Last, as it goes on in the first run's folder.
-		{"in place", nil, 0, []string{fmt.Sprintf("resumed at epoch 3, step %d from %s\nchanged since the state was written: --epochs 2 -> 3\n", st.Step, state)}},
+		{"in place", nil, 0, []string{fmt.Sprintf("resumed at epoch 3, step %d from %s\nchanged since the state was written: --epochs 2 -> 3\n", st.Step, state),
+			fmt.Sprintf("Epoch 3/3 (resumed from %s: 2 epochs done, step %d)", state, st.Step)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			epochs := []string{"--epochs", "3"}
@@ -160,6 +168,11 @@ func TestResumeConfigChanges(t *testing.T) {
 					t.Errorf("output does not say %q:\n%s", w, r.stdout)
 				}
 			}
+			for _, w := range absent[tc.name] {
+				if strings.Contains(r.stdout, w) {
+					t.Errorf("output says %q:\n%s", w, r.stdout)
+				}
+			}
 		})
 	}
 }
@@ -174,6 +187,10 @@ func TestResumeDeterministicReplicas(t *testing.T) {
 	r.expect(t, 0)
 	if want := "--replicas 0 -> 2, --strategy single -> mirrored"; !strings.Contains(r.stdout, want) {
 		t.Errorf("output does not say %q:\n%s", want, r.stdout)
+	}
+	// Numbers in messages have 4 significant digits, as the epoch lines.
+	if !regexp.MustCompile(`the best so far \(val_loss 0\.\d{4}, epoch 1\)`).MatchString(r.stdout) {
+		t.Errorf("ModelCheckpoint's message on the best so far:\n%s", r.stdout)
 	}
 }
 

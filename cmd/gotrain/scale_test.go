@@ -123,9 +123,9 @@ func TestInputScaleAgrees(t *testing.T) {
 		t.Errorf("run gives the same scores with the model's scale and with none: %v", scaled)
 	}
 
-	// Resuming with another scale is refused.
-	gotrain(t, "train", "--model", mlp, "--data", ds, "--val-data", ds, "--epochs", "3", "--threads", "1", "--out", out, "--scale", "none",
-		"--resume", filepath.Join(out, "state.ckpt")).expect(t, 1, "input_scale 1/255", "--scale 1/255")
+	// Resuming with another scale is refused, naming both.
+	gotrain(t, "train", "--model", mlp, "--data", ds, "--val-data", ds, "--epochs", "3", "--batch-size", "8", "--lr", "0.003",
+		"--threads", "1", "--out", out, "--scale", "none", "--resume", filepath.Join(out, "state.ckpt")).expect(t, 2, "input scale 1/255", "--scale none", "resume with --scale 1/255")
 
 	// Floats in 0..255 are taken as they are, and the model says so.
 	fds := classData(t, dir, "f", n, 4, false, nil)

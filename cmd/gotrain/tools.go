@@ -60,14 +60,27 @@ func classify(ctx context.Context, b backend.Backend, m *graph.Model, d *data.Da
 			return nil, err
 		}
 		y := res[out]
-		k := y.Shape()[len(y.Shape())-1]
+		n, sh := batch.X.Shape()[0], y.Shape()
+		k := 1 // [N]: one score per sample
+		if len(sh) == 2 {
+			k = sh[1]
+		}
+		if len(sh) < 1 || len(sh) > 2 || sh[0] != n || k < 1 || y.DType() != tensor.Float32 {
+			return nil, fmt.Errorf("model output %q is %v%v for a batch of %d: eval needs class scores [N, K], or one score per sample ([N] or [N, 1])", out, y.DType(), sh, n)
+		}
 		f := y.Float32s()
-		for i := 0; i < y.Shape()[0]; i++ {
+		for i := range n {
 			rows = append(rows, append([]float32{}, f[i*k:(i+1)*k]...))
 		}
 		batch.Release()
 	}
 	return rows, nil
+}
+
+// endsIn says whether the model's first output is made by an op of type op.
+func endsIn(m *graph.Model, op string) bool {
+	out := m.Graph.Outputs[0].Name
+	return slices.ContainsFunc(m.Graph.Nodes, func(n *graph.Node) bool { return n.OpType == op && slices.Contains(n.Outputs, out) })
 }
 
 func argmax(r []float32) int {
@@ -115,7 +128,7 @@ func newEvalCmd() *cobra.Command {
 		if len(args) > 0 {
 			return usagef("unexpected argument %q", args[0])
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
@@ -157,9 +170,24 @@ func newEvalCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// One score per sample is a binary classifier's: a logit, class 1
+		// when positive, or after a Sigmoid a probability, class 1 above 0.5.
+		threshold := float32(0)
+		if endsIn(m, "Sigmoid") {
+			threshold = 0.5
+		}
+		if len(rows[0]) == 1 {
+			if i := d.FirstLabelFrom(2); i >= 0 {
+				return fmt.Errorf("%s: label %d of sample %d: model %s gives one score per sample (a binary classifier), for labels 0 and 1", d.LabelFile(), d.Label(i), i, *model)
+			}
+		}
 		correct := 0
 		for i, r := range rows {
-			if int64(argmax(r)) == d.Label(i) {
+			pred := argmax(r)
+			if len(r) == 1 && r[0] > threshold {
+				pred = 1
+			}
+			if int64(pred) == d.Label(i) {
 				correct++
 			}
 		}
@@ -197,27 +225,41 @@ taken from --class-names.`,
 		if err := checkScaleFlag(*scale); err != nil {
 			return err
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
-		shape := intShape(m.Graph.Inputs[0].Shape)
+		if len(m.Graph.Inputs) != 1 || len(m.Graph.Outputs) == 0 {
+			return fmt.Errorf("model %s has %d inputs and %d outputs; predict feeds classifiers with one input (gotrain run feeds any model)", *model, len(m.Graph.Inputs), len(m.Graph.Outputs))
+		}
+		in := m.Graph.Inputs[0]
+		if in.DType != tensor.Float32 {
+			return fmt.Errorf("model input %q is %v; predict feeds float32 images and features (gotrain run feeds any dtype)", in.Name, &in.Type)
+		}
+		shape := intShape(in.Shape)
 		if len(shape) != 4 && len(shape) != 2 {
-			return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W] and flat-input models [N,F]", m.Graph.Inputs[0].Name, m.Graph.Inputs[0].Shape)
+			return fmt.Errorf("model input %q is %v; predict takes image models [N,C,H,W] and flat-input models [N,F]", in.Name, in.Shape)
 		}
 		names, err := classNamesFor(m, *classNames)
 		if err != nil {
 			return err
 		}
-		out := m.Graph.Outputs[0].Name
-		isSoftmax := false
-		for _, n := range m.Graph.Nodes {
-			isSoftmax = isSoftmax || (n.OpType == "Softmax" && slices.Contains(n.Outputs, out))
+		out := m.Graph.Outputs[0]
+		if out.DType != tensor.Float32 {
+			return fmt.Errorf("model output %q is %v; predict reads float32 class scores (gotrain run writes any output)", out.Name, &out.Type)
 		}
-		if isSoftmax {
-			fmt.Fprintf(stdout, "# class probabilities: the model's output %q (it ends in Softmax); top %d\n", out, *top)
-		} else {
-			fmt.Fprintf(stdout, "# class probabilities: softmax of the model's output %q; top %d\n", out, *top)
+		// One score per sample ([N] or [N, 1]) is a binary classifier's:
+		// its two classes' probabilities are 1-p and p, p the sigmoid of
+		// the score (or the score, when the model ends in Sigmoid).
+		binary := out.RankKnown && (len(out.Shape) == 1 || len(out.Shape) == 2 && out.Shape[1].Known() && out.Shape[1].Size == 1)
+		isProb := endsIn(m, "Softmax") || binary && endsIn(m, "Sigmoid")
+		switch {
+		case isProb:
+			fmt.Fprintf(stdout, "# class probabilities: the model's output %q (it ends in %s); top %d\n", out.Name, map[bool]string{true: "Sigmoid", false: "Softmax"}[binary], *top)
+		case binary:
+			fmt.Fprintf(stdout, "# class probabilities: sigmoid of the model's output %q; top %d\n", out.Name, *top)
+		default:
+			fmt.Fprintf(stdout, "# class probabilities: softmax of the model's output %q; top %d\n", out.Name, *top)
 		}
 		b, err := openBackend("cpu", 1, 0)
 		if err != nil {
@@ -233,7 +275,7 @@ taken from --class-names.`,
 		}
 		fmt.Fprintf(stdout, "input scale: %s (%s)\n", sc, from)
 		for _, path := range args {
-			x, raw, err := readSample(path, shape)
+			x, raw, err := readSample(path, in, shape)
 			if err != nil {
 				return err
 			}
@@ -247,12 +289,19 @@ taken from --class-names.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			scores := res[out].Float32s()
+			scores := res[out.Name].Float32s()
 			probs := make([]float64, len(scores))
 			for i, v := range scores {
 				probs[i] = float64(v)
 			}
-			if !isSoftmax {
+			switch {
+			case binary && len(probs) == 1:
+				p := probs[0]
+				if !isProb {
+					p = 1 / (1 + math.Exp(-p))
+				}
+				probs = []float64{1 - p, p}
+			case !isProb:
 				probs = softmax(probs)
 			}
 			idx := make([]int, len(probs))
@@ -273,6 +322,28 @@ taken from --class-names.`,
 		return nil
 	}
 	return cmd
+}
+
+// loadModelFlag loads --model's ONNX file. A path that is not there, or
+// is a folder, is a bad flag (exit 2), as train says; a file that does not
+// load is a failure.
+func loadModelFlag(path string) (*graph.Model, error) {
+	if err := checkModelPath(path); err != nil {
+		return nil, err
+	}
+	return graph.Load(path)
+}
+
+// checkModelPath checks that --model names a file.
+func checkModelPath(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return usagef("--model: %v", err)
+	}
+	if st.IsDir() {
+		return usagef("--model %s is a folder; expected an .onnx file", path)
+	}
+	return nil
 }
 
 // softmax is exp(x - max) normalized, in float64.
@@ -323,34 +394,34 @@ func classNamesFor(m *graph.Model, spec string) ([]string, error) {
 	return f.Names, nil
 }
 
-// readSample reads one image (resized, scaled to [0,1]) or an NPY sample
-// as a batch of one, for a model input of shape [N,C,H,W] or [N,F].
 // readSample reads one image (resized, values 0..255) or an NPY sample of
 // any numeric dtype as a float32 batch of one, unscaled, and says what its
-// values are. shape is the model input's: [N, C, H, W], or [N, F] for a
-// flat-input model, which takes .npy files only.
-func readSample(path string, shape []int) (*tensor.Tensor, data.RawKind, error) {
+// values are. shape is the model input in's dims (-1 where symbolic):
+// [N, C, H, W], or [N, F] for a flat-input model, which takes .npy files
+// only. An .npy sample gives symbolic dims their sizes; an image cannot.
+func readSample(path string, in *graph.ValueInfo, shape []int) (*tensor.Tensor, data.RawKind, error) {
 	want := shape[1:]
-	n := 1
-	for _, d := range want {
-		n *= d
-	}
 	if strings.HasSuffix(path, ".npy") {
 		t, err := tensor.ReadNPYFile(path)
 		if err != nil {
 			return nil, 0, err
 		}
-		if !(t.DType().IsFloat() || t.DType().IsInt()) || t.Len() != n {
-			return nil, 0, fmt.Errorf("%s: expected %d numbers (%s), got %v%v", path, n, dimsString(want), t.DType(), t.Shape())
+		dims, ok := sampleDims(want, t.Shape())
+		if !(t.DType().IsFloat() || t.DType().IsInt()) || !ok {
+			return nil, 0, fmt.Errorf("%s: expected one sample of %s numbers (model input %q is %v), got %v%v", path, dimsString(want), in.Name, in.Shape, t.DType(), t.Shape())
 		}
 		raw := data.RawKindOf(t)
 		x := make([]float32, t.Len())
 		for i := range x {
 			x[i] = float32(t.AsFloat64(i))
 		}
-		xt, err := tensor.FromSlice(x, append([]int{1}, want...)...)
+		xt, err := tensor.FromSlice(x, append([]int{1}, dims...)...)
 		return xt, raw, err
 	}
+	if slices.Contains(want, -1) {
+		return nil, 0, fmt.Errorf("%s: model input %q is %v: with sizes left open, predict cannot tell what size to read an image at; give the sample as an .npy file", path, in.Name, in.Shape)
+	}
+	n := tensor.NumElements(want)
 	if len(shape) == 2 {
 		return nil, 0, fmt.Errorf("%s: the model takes %d features, not an image: give an .npy file of %d values", path, n, n)
 	}
@@ -366,13 +437,40 @@ func readSample(path string, shape []int) (*tensor.Tensor, data.RawKind, error) 
 	return xt, data.RawBytes, err
 }
 
-// dimsString writes dims as 3x32x32.
+// dimsString writes dims as 3x32x32, a symbolic dim (-1) as "?".
 func dimsString(d []int) string {
 	parts := make([]string, len(d))
 	for i, v := range d {
 		parts[i] = strconv.Itoa(v)
+		if v < 0 {
+			parts[i] = "?"
+		}
 	}
 	return strings.Join(parts, "x")
+}
+
+// sampleDims is the shape of one sample read from an array of shape got
+// for a model input whose sample dims are want (-1 where symbolic): got
+// itself, or without a leading batch of 1, when its dims match want's
+// known ones; or, when want is fully known, want for any array of as many
+// values (a flat .npy for an image model).
+func sampleDims(want, got []int) ([]int, bool) {
+	if len(got) == len(want)+1 && got[0] == 1 {
+		got = got[1:]
+	}
+	if len(got) == len(want) {
+		match := true
+		for i, d := range want {
+			match = match && (d < 0 || d == got[i])
+		}
+		if match {
+			return got, true
+		}
+	}
+	if n, ok := tensor.MulDims(want); ok && n == int64(tensor.NumElements(got)) {
+		return want, true
+	}
+	return nil, false
 }
 
 func newRunCmd() *cobra.Command {
@@ -395,7 +493,7 @@ func newRunCmd() *cobra.Command {
 		if err := checkScaleFlag(*scale); err != nil {
 			return err
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
@@ -404,7 +502,7 @@ func newRunCmd() *cobra.Command {
 			name, file, ok := strings.Cut(spec, "=")
 			if !ok {
 				if i >= len(m.Graph.Inputs) {
-					return usagef("input %q: the model has only %d inputs", spec, len(m.Graph.Inputs))
+					return usagef("input %q: the model has only %s", spec, plural(len(m.Graph.Inputs), "input"))
 				}
 				name, file = m.Graph.Inputs[i].Name, spec
 			}
@@ -428,9 +526,6 @@ func newRunCmd() *cobra.Command {
 		if err := scaleRunInput(*scale, m, feeds, stdout); err != nil {
 			return err
 		}
-		if err := os.MkdirAll(*outDir, 0o755); err != nil {
-			return err
-		}
 		b, err := openBackend("cpu", 1, 0)
 		if err != nil {
 			return err
@@ -446,6 +541,10 @@ func newRunCmd() *cobra.Command {
 		res, err := backend.RunHost(context.Background(), b, exe, b.Devices()[0], feeds)
 		if err != nil {
 			return err
+		}
+		// Made only now, so that a model that cannot run leaves no folder.
+		if err := os.MkdirAll(*outDir, 0o755); err != nil {
+			return fmt.Errorf("--output-dir: %w", err)
 		}
 		files := outputFiles(outputNames(m))
 		for i, o := range m.Graph.Outputs {
@@ -516,7 +615,7 @@ func newInspectCmd() *cobra.Command {
 		if *model == "" {
 			return usagef("--model is required")
 		}
-		m, err := graph.Load(*model)
+		m, err := loadModelFlag(*model)
 		if err != nil {
 			return err
 		}
@@ -627,6 +726,9 @@ func newModelsExportCmd() *cobra.Command {
 		if name == "" || *out == "" {
 			return usagef("models export NAME -o FILE.onnx (models: %v)", models.Names())
 		}
+		if err := checkZooFlags(name, *classes, *dropout); err != nil {
+			return err
+		}
 		shape, err := parseInput(*input)
 		if err != nil {
 			return err
@@ -651,6 +753,22 @@ func newModelsExportCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// checkZooFlags checks a built-in model's name, --classes and --dropout
+// (models.Build checks them too, but as a library it cannot say a flag
+// is wrong, which is a usage error).
+func checkZooFlags(name string, classes int, dropout float64) error {
+	if !slices.Contains(models.Names(), name) {
+		return usagef("model %q: not a built-in model (%s)", name, strings.Join(models.Names(), ", "))
+	}
+	if classes < 2 {
+		return usagef("--classes %d: a classifier needs at least 2", classes)
+	}
+	if !(dropout >= 0 && dropout < 1) { // NaN included
+		return usagef("--dropout %g: must be in [0, 1)", dropout)
+	}
+	return nil
 }
 
 func newConformanceCmd() *cobra.Command {

@@ -195,7 +195,7 @@ func (f *trainFlags) validate() error {
 		return usagef("--epochs %d: must be at least 1", f.Epochs)
 	case f.BatchSize < 1:
 		return usagef("--batch-size %d: must be at least 1", f.BatchSize)
-	case f.ValSplit < 0 || f.ValSplit >= 1:
+	case !(f.ValSplit >= 0 && f.ValSplit < 1): // NaN included
 		return usagef("--val-split %g: must be in [0, 1)", f.ValSplit)
 	case f.LR < 0:
 		return usagef("--lr %g: must not be negative", f.LR)
@@ -215,13 +215,16 @@ func (f *trainFlags) validate() error {
 		return usagef("--subset %d: must not be negative", f.Subset)
 	case f.Classes < 0:
 		return usagef("--classes %d: must not be negative", f.Classes)
-	case f.LabelSmoothing < 0 || f.LabelSmoothing >= 1:
+	case !(f.LabelSmoothing >= 0 && f.LabelSmoothing < 1):
 		return usagef("--label-smoothing %g: must be in [0, 1)", f.LabelSmoothing)
 	case f.Momentum < 0 || f.Momentum >= 1:
 		return usagef("--momentum %g: must be in [0, 1)", f.Momentum)
 	}
 	if f.Strategy == "single" && f.Replicas > 1 {
 		return usagef("--replicas %d needs --strategy mirrored", f.Replicas)
+	}
+	if err := f.checkUnused(); err != nil {
+		return err
 	}
 	if _, err := os.Stat(f.Model); err != nil && strings.HasSuffix(f.Model, ".onnx") {
 		return usagef("--model: %v", err)
@@ -241,6 +244,9 @@ func (f *trainFlags) validate() error {
 	if f.Resize != "" {
 		if _, _, err := parseHW(f.Resize); err != nil {
 			return err
+		}
+		if !isFolder(f.Data) {
+			return usagef("--resize %s resizes the images of an image folder; --data %q is not one (its samples have one size)", f.Resize, f.Data)
 		}
 	}
 	if _, err := data.ParseScale(f.Scale); err != nil {
@@ -292,6 +298,37 @@ func (f *trainFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// checkUnused refuses settings that this run would ignore, naming what
+// they need: a setting that silently does nothing is a run other than the
+// one the user asked for.
+func (f *trainFlags) checkUnused() error {
+	loss := graph.Loss(f.Loss)
+	noVal := f.ValSplit == 0 && f.ValData == ""
+	switch {
+	case f.LabelSmoothing != 0 && loss != graph.CrossEntropy && loss != graph.CrossEntropyOneHot:
+		return usagef("--label-smoothing %g applies to cross-entropy (cross_entropy, cross_entropy_onehot), not to --loss %s", f.LabelSmoothing, f.Loss)
+	case f.Input != "" && isModelFile(f.Model):
+		return usagef("--input %s shapes a built-in model; %s is an ONNX file, whose input shape is its own", f.Input, f.Model)
+	case f.SyncBatchNorm && f.Strategy != "mirrored":
+		return usagef("--sync-batchnorm computes BatchNorm statistics over mirrored replicas: it needs --strategy mirrored")
+	case f.ShardSize != 0 && !f.Deterministic:
+		return usagef("--shard-size %d is the micro-shard size of --deterministic, which is off", f.ShardSize)
+	case f.DecayBiasNorm && f.WeightDecay == 0:
+		return usagef("--decay-bias-norm says which parameters weight decay shrinks; it needs --weight-decay")
+	case f.DecayMode == "decoupled" && f.WeightDecay == 0:
+		return usagef("--decay-mode decoupled says how weight decay is applied; it needs --weight-decay")
+	case f.TopK != 0 && noVal:
+		return usagef("--top-k %d is a validation metric, but --val-split 0 and no --val-data leave no validation data", f.TopK)
+	}
+	return nil
+}
+
+// isFolder says whether path is an existing folder.
+func isFolder(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // plateauKeys are the options of --reduce-lr-on-plateau after
@@ -669,10 +706,18 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 		return false, err
 	}
 	loaded := trainSet // label errors name samples by their place in the file
+	features := isFeatures(trainSet)
+	if f.Augment != "" && features {
+		return false, usagef("--augment %s: the samples of %s are %d features each (an [N, F] array), not images; augmentation warps images",
+			f.Augment, trainSet.Source, trainSet.SampleShape().Size())
+	}
 	// One input scale for the run; validation and test data as the
 	// training data.
 	scale, err := newRunScale(f.Scale, trainSet)
 	if err != nil {
+		return false, err
+	}
+	if err := resume.checkScale(scale, f.Scale); err != nil {
 		return false, err
 	}
 	for _, d := range []*data.Dataset{trainSet, test} {
@@ -732,6 +777,9 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	if f.TopK > trainSet.Classes {
 		return false, usagef("--top-k %d: the data has only %d classes", f.TopK, trainSet.Classes)
 	}
+	if err := checkSyncBatchNorm(f, m, trainSet.Len()); err != nil {
+		return false, err
+	}
 	// A cosine schedule without total=N decays over the whole run.
 	oc.Schedule.SetTotal(int64(f.Epochs * ((trainSet.Len() + f.BatchSize - 1) / f.BatchSize)))
 	var tf data.Transform
@@ -777,7 +825,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	}
 	outs := runOutputs{best: &checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: log},
 		history: &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
-			Report: true, Defences: f.defences()},
+			Report: true, Defences: f.defences(features)},
 		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
 	if primary {
 		cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
@@ -795,6 +843,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 		}
 	}
 	cbs = append(cbs, intr)
+	intr.Listen() // a Ctrl-C while the graphs compile stops after the first batch
 	defer intr.Close()
 	topK := f.TopK
 	if topK == 0 && trainSet.Classes >= 10 {
@@ -821,8 +870,8 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	if w != nil {
 		how = fmt.Sprintf("multiworker strategy (%d workers of %s)", w.workers(), plural(f.Replicas, "replica"))
 	}
-	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %d epochs, batch %d, %s, %s on %s\n",
-		f.Model, f.Data, trainSet.Len(), lenOf(val), f.Epochs, f.BatchSize, f.Optimizer, how, b.Name())
+	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %s, batch %d, %s, %s on %s\n",
+		f.Model, f.Data, trainSet.Len(), lenOf(val), plural(f.Epochs, "epoch"), f.BatchSize, f.Optimizer, how, b.Name())
 	fmt.Fprintln(stdout, scale)
 	began := time.Now()
 	trainer, err := train.NewTrainer(m, cfg)
@@ -858,13 +907,42 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	if err := plotCurves(outs.curves, res.History, curveMarks{Monitor: monitor, Best: bestEpoch, Stop: stopEpoch}); err != nil {
 		return false, err
 	}
-	fmt.Fprintf(stdout, "\ndone in %s: %d epochs (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), res.Epochs, res.StopReason, monitor, num(bestVal), bestEpoch)
-	printReport(stdout, checkpoint.Overfitting(res.History, f.defences()), lenOf(val))
+	fmt.Fprintf(stdout, "\ndone in %s: %s (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), plural(res.Epochs, "epoch"), res.StopReason, monitor, num(bestVal), bestEpoch)
+	printReport(stdout, checkpoint.Overfitting(res.History, f.defences(features)), lenOf(val))
 	fmt.Fprintln(stdout)
 	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
 	}
 	return false, nil
+}
+
+// checkSyncBatchNorm refuses --sync-batchnorm where it would do nothing (a
+// model without BatchNorm) or cannot run: its collective needs a sample on
+// every replica, in every batch of an epoch of n samples. (train checks
+// the batches too, in the Go API's terms.)
+func checkSyncBatchNorm(f trainFlags, m *graph.Model, n int) error {
+	if !f.SyncBatchNorm {
+		return nil
+	}
+	if !slices.ContainsFunc(m.Graph.Nodes, func(nd *graph.Node) bool { return nd.OpType == "BatchNormalization" }) {
+		return usagef("--sync-batchnorm: model %s has no BatchNormalization, whose statistics it would compute over the replicas", f.Model)
+	}
+	r, bs := f.Replicas, f.BatchSize
+	if bs < r {
+		return usagef("--sync-batchnorm needs a sample on each of the --replicas %d replicas, but --batch-size %d is smaller", r, bs)
+	}
+	if rem := n % bs; rem != 0 && rem < r {
+		return usagef("--sync-batchnorm needs a sample on each of the --replicas %d replicas, but %d training samples in batches of --batch-size %d leave a last batch of %d: "+
+			"change --batch-size, --replicas or the number of training samples (--subset, --val-split)", r, n, bs, rem)
+	}
+	return nil
+}
+
+// isFeatures says whether d's samples are feature vectors rather than
+// images: an [N, F] array is loaded as N images of 1x1xF.
+func isFeatures(d *data.Dataset) bool {
+	s := d.SampleShape()
+	return s.C == 1 && s.H == 1
 }
 
 // misfit explains a model input the data does not fit, with both shapes
@@ -886,7 +964,7 @@ func checkClasses(model string, m *graph.Model, d *data.Dataset, loss graph.Loss
 	}
 	if err := checkLabelRange(model, m, d); err != nil {
 		if d.Classes > 1 {
-			err = fmt.Errorf("%w; if the label is right, export the model for the data's %d classes (--classes %d, or --classes %d with a built-in model)", err, d.Classes, d.Classes, d.Classes)
+			err = fmt.Errorf("%w; if the label is right, the model needs the data's %d classes (--classes %d with a built-in model; an ONNX file exported for them)", err, d.Classes, d.Classes)
 		}
 		return err
 	}

@@ -273,24 +273,24 @@ type denseB struct {
 	tb  bool // B is stored n x k
 }
 
-// maxGatherLD bounds the stride of the gathering packers, whose lane
-// offsets are 32-bit (lane*ld*4 bytes).
-const maxGatherLD = 1 << 26
-
 func (d *denseB) panel(s *Scratch, im *impl, k0, kc, j0, n int) *float32 {
 	nr := im.nr
 	dst := s.b[:kc*nr]
 	switch {
+	case !d.tb && im.packBN != nil:
+		// The last element read is (k0+kc-1)*ldb + j0+n-1, inside B.
+		_ = d.b[(k0+kc-1)*d.ldb+j0+n-1]
+		im.packBN(&dst[0], &d.b[k0*d.ldb+j0], d.ldb, kc, n)
 	case !d.tb:
 		for p := 0; p < kc; p++ {
 			o := dst[p*nr : p*nr+nr]
 			copy(o[:n], d.b[(k0+p)*d.ldb+j0:])
 			clear(o[n:])
 		}
-	case n == nr && im.packBT != nil && d.ldb <= maxGatherLD:
-		// The last element read is (j0+nr-1)*ldb + k0+kc-1, inside B.
-		_ = d.b[(j0+nr-1)*d.ldb+k0+kc-1]
-		im.packBT(&dst[0], &d.b[j0*d.ldb+k0], d.ldb, kc)
+	case im.packBT != nil:
+		// The last element read is (j0+n-1)*ldb + k0+kc-1, inside B.
+		_ = d.b[(j0+n-1)*d.ldb+k0+kc-1]
+		im.packBT(&dst[0], &d.b[j0*d.ldb+k0], d.ldb, kc, n)
 	default:
 		for j := 0; j < n; j++ {
 			col := d.b[(j0+j)*d.ldb+k0:][:kc]

@@ -499,3 +499,57 @@ func TestImageB(t *testing.T) {
 		s.SgemmImage(false, 1, 2, 1, []float32{1}, 1, ib, make([]float32, 6), 0, 0, make([]float32, 2), 2, Epilogue{})
 	})
 }
+
+// TestPackers checks the B packers of each path against the definition of
+// a panel, for every panel width n (edge panels zero their last columns)
+// and for row counts around the transposes' blocks (a last partial block
+// reads through a lane mask): exact copies, nothing read past the columns
+// asked for (the rows beyond are NaN, and would show) and nothing written
+// past kc rows.
+func TestPackers(t *testing.T) {
+	eachPath(t, func(t *testing.T, p Path) {
+		im := &impls[p]
+		nr, ld := im.nr, 301
+		src := make([]float32, (maxKC+8)*ld)
+		for i := range src {
+			src[i] = float32(i + 1)
+		}
+		for _, tb := range []bool{false, true} {
+			for n := 1; n <= nr; n++ {
+				// Whatever lies beyond the n columns read is NaN.
+				b := append([]float32(nil), src...)
+				for r := 0; r < maxKC+8; r++ {
+					for c := 0; c < ld; c++ {
+						if (tb && r >= 3+n) || (!tb && c >= 5+n) {
+							b[r*ld+c] = float32(math.NaN())
+						}
+					}
+				}
+				for _, kc := range []int{0, 1, 7, 8, 9, 15, 16, 17, 31, 33, 70, maxKC} {
+					s := NewScratch()
+					for i := range s.b {
+						s.b[i] = -1
+					}
+					d := denseB{b: b[3*ld+5:], ldb: ld, tb: tb}
+					if kc > 0 {
+						d.panel(s, im, 0, kc, 0, n)
+					}
+					for i, got := range s.b {
+						want := float32(-1)
+						if q, j := i/nr, i%nr; q < kc {
+							want = 0
+							if j < n && tb {
+								want = src[(3+j)*ld+5+q]
+							} else if j < n {
+								want = src[(3+q)*ld+5+j]
+							}
+						}
+						if math.Float32bits(got) != math.Float32bits(want) {
+							t.Fatalf("tb=%v n=%d kc=%d: element %d (row %d, column %d) is %v, want %v", tb, n, kc, i, i/nr, i%nr, got, want)
+						}
+					}
+				}
+			}
+		}
+	})
+}

@@ -14,16 +14,6 @@ func kernelAVX512(k int, a *float32, rsA int, ksA int, b *float32, c *float32, l
 //go:noescape
 func kernelAVX2(k int, a *float32, rsA int, ksA int, b *float32, c *float32, ldc int, flags int, biasRow *float32, biasCol *float32)
 
-// packBTAVX512 packs a 48-column panel of a transposed B: dst[p*48+j] = src[j*ld+p] for p < kc.
-//
-//go:noescape
-func packBTAVX512(dst *float32, src *float32, ld int, kc int)
-
-// packBTAVX2 packs a 24-column panel of a transposed B: dst[p*24+j] = src[j*ld+p] for p < kc.
-//
-//go:noescape
-func packBTAVX2(dst *float32, src *float32, ld int, kc int)
-
 // packRunsAVX512 copies image runs into kc rows of a 48-wide panel (see asm/main.go).
 //
 //go:noescape
@@ -33,6 +23,26 @@ func packRunsAVX512(dst *float32, src *float32, rows *int32, first *int32, piece
 //
 //go:noescape
 func packRunsAVX2(dst *float32, src *float32, rows *int32, first *int32, pieces *int32, kc int)
+
+// packBTAVX512 packs kc rows of a 48-column panel of a transposed B, columns n..47 zero: dst[p*48+j] = src[j*ld+p].
+//
+//go:noescape
+func packBTAVX512(dst *float32, src *float32, ld int, kc int, n int)
+
+// packBTAVX2 packs kc rows of a 24-column panel of a transposed B, columns n..23 zero: dst[p*24+j] = src[j*ld+p].
+//
+//go:noescape
+func packBTAVX2(dst *float32, src *float32, ld int, kc int, n int)
+
+// packBNAVX512 packs kc rows of a 48-column panel of a row-major B, columns n..47 zero: dst[p*48+j] = src[p*ld+j].
+//
+//go:noescape
+func packBNAVX512(dst *float32, src *float32, ld int, kc int, n int)
+
+// packBNAVX2 packs kc rows of a 24-column panel of a row-major B, columns n..23 zero: dst[p*24+j] = src[p*ld+j].
+//
+//go:noescape
+func packBNAVX2(dst *float32, src *float32, ld int, kc int, n int)
 
 // cpuid executes CPUID with EAX=leaf and ECX=sub.
 func cpuid(leaf uint32, sub uint32) (a uint32, b uint32, c uint32, d uint32)

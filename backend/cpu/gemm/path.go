@@ -64,8 +64,11 @@ type impl struct {
 	kc     int // rows of a packed B panel
 	mc     int // rows of A walked per panel
 	kernel kernelFunc
-	// packBT packs a full panel of a transposed B (nil: the Go loop).
-	packBT func(dst, src *float32, ld, kc int)
+	// packBT packs kc rows of a panel of a transposed B, its first n
+	// columns read and the others zero (nil: the Go loop).
+	packBT func(dst, src *float32, ld, kc, n int)
+	// packBN is packBT for a row-major B.
+	packBN func(dst, src *float32, ld, kc, n int)
 	// packRuns packs a panel of an ImageB (nil: the Go loop).
 	packRuns func(dst, src *float32, rows, first, pieces *int32, kc int)
 }

@@ -1,6 +1,6 @@
 // Command asm generates the amd64 assembly of package gemm with avo
 // (github.com/mmcloughlin/avo): the float32 micro-kernels for AVX-512 and
-// AVX2+FMA, the transposing B packers, and CPUID. Run it through
+// AVX2+FMA, the B packers, and CPUID. Run it through
 // `go generate` in package gemm; the .s file and its Go stubs are
 // committed, so building gotrain needs neither avo nor this module.
 //
@@ -57,10 +57,12 @@ func main() {
 	ConstraintExpr("amd64")
 	kernel(avx512)
 	kernel(avx2)
-	packBT(avx512)
-	packBT(avx2)
 	packRuns(avx512)
 	packRuns(avx2)
+	packBT(avx512)
+	packBT(avx2)
+	packBN(avx512)
+	packBN(avx2)
 	cpuid()
 	Generate()
 }
@@ -224,68 +226,6 @@ func kernel(is isa) {
 	RET()
 }
 
-// packBT packs one full panel of a transposed B: dst[p*NR + j] =
-// src[j*ld + p] for p < kc, j < NR, with one gather per vector.
-func packBT(is isa) {
-	nr := is.vw * is.nv
-	TEXT("packBT"+is.name, NOSPLIT, "func(dst, src *float32, ld, kc int)")
-	Pragma("noescape")
-	Doc(fmt.Sprintf("packBT%s packs a %d-column panel of a transposed B: dst[p*%d+j] = src[j*ld+p] for p < kc.", is.name, nr, nr))
-	dst := Load(Param("dst"), GP64())
-	src := Load(Param("src"), GP64())
-	ld := Load(Param("ld"), GP64())
-	kc := Load(Param("kc"), GP64())
-	TESTQ(kc, kc)
-	JZ(LabelRef("done" + is.name))
-
-	// idx = lane * ld (32-bit lanes), built by doubling: lanes 0..vw-1.
-	idx := is.vec()
-	ldv := is.vec()
-	tmp := GP64()
-	MOVQ(ld, tmp)
-	VMOVQ(tmp, ldv.AsX())
-	VPBROADCASTD(ldv.AsX(), ldv)
-	iota := GLOBL(fmt.Sprintf("iota%s", is.name), RODATA|NOPTR)
-	for i := 0; i < is.vw; i++ {
-		DATA(4*i, U32(i))
-	}
-	VPMULLD(iota, ldv, idx)
-
-	// bases[q] = src + q*vw*ld floats.
-	bases := make([]reg.GPVirtual, is.nv)
-	stride := GP64()
-	MOVQ(ld, stride)
-	SHLQ(U8(2+log2(is.vw)), stride) // vw*ld*4 bytes
-	for q := range bases {
-		bases[q] = GP64()
-		if q == 0 {
-			MOVQ(src, bases[q])
-		} else {
-			LEAQ(Mem{Base: bases[q-1], Index: stride, Scale: 1}, bases[q])
-		}
-	}
-	Label("loop" + is.name)
-	for q := 0; q < is.nv; q++ {
-		v := is.vec()
-		if is.vw == 16 {
-			KXNORW(reg.K1, reg.K1, reg.K1)
-			VGATHERDPS(Mem{Base: bases[q], Index: idx, Scale: 4}, reg.K1, v)
-		} else {
-			mask := is.vec()
-			VPCMPEQD(mask, mask, mask)
-			VGATHERDPS(mask, Mem{Base: bases[q], Index: idx, Scale: 4}, v)
-		}
-		VMOVUPS(v, Mem{Base: dst, Disp: 4 * is.vw * q})
-		ADDQ(U8(4), bases[q])
-	}
-	ADDQ(U32(4*nr), dst)
-	DECQ(kc)
-	JNZ(LabelRef("loop" + is.name))
-	Label("done" + is.name)
-	VZEROUPPER()
-	RET()
-}
-
 // packRuns writes kc rows of a panel of B whose elements are runs of an
 // image (a convolution's input read through its window), from tables the
 // caller builds and checks: row p reads at src + rows[2p] (elements) the
@@ -312,16 +252,8 @@ func packRuns(is isa) {
 	kc := Load(Param("kc"), GP64())
 	var tab reg.GPVirtual
 	if is.vw == 8 {
-		lanes := GLOBL("laneMaskAVX2", RODATA|NOPTR)
-		for i := 0; i < 16; i++ {
-			v := uint32(0)
-			if i < 8 {
-				v = 0xffffffff
-			}
-			DATA(4*i, U32(v))
-		}
 		tab = GP64()
-		LEAQ(lanes, tab)
+		LEAQ(laneMask(), tab)
 	}
 	TESTQ(kc, kc)
 	JZ(LabelRef("rdone" + is.name))
@@ -368,6 +300,341 @@ func packRuns(is isa) {
 	Label("rdone" + is.name)
 	VZEROUPPER()
 	RET()
+}
+
+// packBT packs kc rows of a panel of a transposed B (stored n x k) by
+// vw x vw transposes in registers (gathers are slower): each block of vw
+// columns of the panel (rows of the stored matrix, ld apart) is read as
+// vw vectors of vw consecutive k and turned into vw rows of the panel with
+// unpacks and lane shuffles. Columns n..NR-1 of the panel are zero (their
+// rows are not read), and a last block of kc%vw rows is read through a
+// lane mask.
+func packBT(is isa) {
+	nr, vw := is.vw*is.nv, is.vw
+	TEXT("packBT"+is.name, NOSPLIT, "func(dst, src *float32, ld, kc, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("packBT%s packs kc rows of a %d-column panel of a transposed B, columns n..%d zero: dst[p*%d+j] = src[j*ld+p].", is.name, nr, nr-1, nr))
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	ld4 := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld4)
+	kc := Load(Param("kc"), GP64())
+	n := Load(Param("n"), GP64())
+	ld12 := GP64()
+	LEAQ(Mem{Base: ld4, Index: ld4, Scale: 2}, ld12)
+	blk := GP64() // vw rows of the stored matrix, in bytes
+	MOVQ(ld4, blk)
+	SHLQ(U8(log2(vw)), blk)
+	blocks := GP64()
+	MOVQ(kc, blocks)
+	SHRQ(U8(log2(vw)), blocks)
+	ANDQ(U32(vw-1), kc) // kc is now the rows of the last, partial block
+	name := func(l string) string { return l + is.name }
+
+	// addr is row r of a block whose row 4*(r/4) is at g.
+	addr := func(g reg.Register, r int) Mem {
+		switch r % 4 {
+		case 1:
+			return Mem{Base: g, Index: ld4, Scale: 1}
+		case 2:
+			return Mem{Base: g, Index: ld4, Scale: 2}
+		case 3:
+			return Mem{Base: g, Index: ld12, Scale: 1}
+		}
+		return Mem{Base: g}
+	}
+	labels := 0
+	// block packs vw rows of the panel. With lanes set (a register: the
+	// AVX-512 mask bits, or the AVX2 mask's byte offset in tab, of the k
+	// lanes to read), rows of the stored matrix at or beyond n read
+	// nothing (an empty mask: no fault, zeros), and only the first rows
+	// (a register) rows of the panel are stored.
+	block := func(lanes, tab, rows reg.Register) {
+		for q := 0; q < is.nv; q++ {
+			g := GP64()
+			MOVQ(src, g)
+			for i := 0; i < q; i++ {
+				ADDQ(blk, g)
+			}
+			loadRow := func(r int) reg.VecVirtual {
+				if r > 0 && r%4 == 0 {
+					LEAQ(Mem{Base: g, Index: ld4, Scale: 4}, g)
+				}
+				v := is.vec()
+				switch {
+				case lanes == nil:
+					VMOVUPS(addr(g, r), v)
+				case vw == 16:
+					// A row at or beyond n reads nothing, from the
+					// panel's first row: a masked load of an address
+					// outside the matrix can take a slow assist (or a
+					// TLB miss) even with every lane masked.
+					t, a := GP32(), GP64()
+					XORL(t, t)
+					LEAQ(addr(g, r), a)
+					CMPQ(n, U32(q*vw+r))
+					CMOVLGT(lanes.(reg.GPVirtual).As32(), t)
+					CMOVQLE(src, a)
+					KMOVW(t, reg.K4)
+					VMOVUPS_Z(Mem{Base: a}, reg.K4, v)
+				default:
+					t, a := GP64(), GP64()
+					MOVQ(U32(32), t) // eight zero lanes
+					LEAQ(addr(g, r), a)
+					CMPQ(n, U32(q*vw+r))
+					CMOVQGT(lanes, t)
+					CMOVQLE(src, a)
+					m := is.vec()
+					VMOVDQU(Mem{Base: tab, Index: t, Scale: 1}, m)
+					VMASKMOVPS(Mem{Base: a}, m, v)
+				}
+				return v
+			}
+			transpose(is, loadRow, func(i int, w reg.VecVirtual) {
+				if rows == nil {
+					VMOVUPS(w, Mem{Base: dst, Disp: 4 * (i*nr + q*vw)})
+					return
+				}
+				labels++
+				skip := fmt.Sprintf("%s_s%d", name("btt"), labels)
+				CMPQ(rows, U32(i))
+				JLE(LabelRef(skip))
+				VMOVUPS(w, Mem{Base: dst, Disp: 4 * (i*nr + q*vw)})
+				Label(skip)
+			})
+		}
+	}
+
+	var tab reg.GPVirtual
+	lanes := GP64()
+	if vw == 8 {
+		tab = GP64()
+		LEAQ(laneMask(), tab)
+	}
+	CMPQ(n, U32(nr))
+	JL(LabelRef(name("bttpart")))
+	Comment("A full panel.")
+	TESTQ(blocks, blocks)
+	JZ(LabelRef(name("btttail")))
+	Label(name("bttfull"))
+	block(nil, nil, nil)
+	ADDQ(U32(4*vw), src)
+	ADDQ(U32(4*vw*nr), dst)
+	DECQ(blocks)
+	JNZ(LabelRef(name("bttfull")))
+	JMP(LabelRef(name("btttail")))
+
+	Comment("An edge panel: columns n and beyond are zero.")
+	Label(name("bttpart"))
+	if vw == 16 {
+		MOVQ(U32(0xffff), lanes)
+	} else {
+		XORQ(lanes, lanes)
+	}
+	all := GP64()
+	MOVQ(U32(vw), all)
+	TESTQ(blocks, blocks)
+	JZ(LabelRef(name("btttail")))
+	Label(name("bttpartloop"))
+	block(lanes, tab, all)
+	ADDQ(U32(4*vw), src)
+	ADDQ(U32(4*vw*nr), dst)
+	DECQ(blocks)
+	JNZ(LabelRef(name("bttpartloop")))
+
+	Comment("The last kc%vw rows, read through a lane mask.")
+	Label(name("btttail"))
+	TESTQ(kc, kc)
+	JZ(LabelRef(name("bttdone")))
+	if vw == 16 {
+		bits := GP64()
+		LEAQ(laneBits(), bits)
+		MOVWQZX(Mem{Base: bits, Index: kc, Scale: 2}, lanes)
+	} else {
+		MOVQ(U32(8), lanes)
+		SUBQ(kc, lanes)
+		SHLQ(U8(2), lanes)
+	}
+	block(lanes, tab, kc)
+	Label(name("bttdone"))
+	VZEROUPPER()
+	RET()
+}
+
+// packBN packs kc rows of a panel of a row-major B: dst[p*NR+j] =
+// src[p*ld+j] for j < n, zero for j >= n (columns not read).
+func packBN(is isa) {
+	nr, vw := is.vw*is.nv, is.vw
+	TEXT("packBN"+is.name, NOSPLIT, "func(dst, src *float32, ld, kc, n int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("packBN%s packs kc rows of a %d-column panel of a row-major B, columns n..%d zero: dst[p*%d+j] = src[p*ld+j].", is.name, nr, nr-1, nr))
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	ld4 := Load(Param("ld"), GP64())
+	SHLQ(U8(2), ld4)
+	kc := Load(Param("kc"), GP64())
+	n := Load(Param("n"), GP64())
+	name := func(l string) string { return l + is.name }
+	TESTQ(kc, kc)
+	JZ(LabelRef(name("bndone")))
+	CMPQ(n, U32(nr))
+	JL(LabelRef(name("bnpart")))
+	Label(name("bnfull"))
+	for q := 0; q < is.nv; q++ {
+		v := is.vec()
+		VMOVUPS(Mem{Base: src, Disp: 4 * vw * q}, v)
+		VMOVUPS(v, Mem{Base: dst, Disp: 4 * vw * q})
+	}
+	ADDQ(ld4, src)
+	ADDQ(U32(4*nr), dst)
+	DECQ(kc)
+	JNZ(LabelRef(name("bnfull")))
+	JMP(LabelRef(name("bndone")))
+
+	Comment("An edge panel: vector q reads min(max(n - q*vw, 0), vw) lanes.")
+	Label(name("bnpart"))
+	tab := GP64()
+	var masks []reg.Register
+	if vw == 16 {
+		LEAQ(laneBits(), tab)
+	} else {
+		LEAQ(laneMask(), tab)
+	}
+	// A vector with no lanes to read reads nothing from the row's start
+	// rather than from beyond the matrix (see packBT).
+	var offs []reg.Register
+	for q := 0; q < is.nv; q++ {
+		l := GP64()
+		MOVQ(n, l)
+		if q > 0 {
+			SUBQ(U32(q*vw), l)
+		}
+		z := GP64()
+		XORQ(z, z)
+		CMPQ(l, z)
+		CMOVQLT(z, l)
+		off := GP64()
+		MOVQ(U32(4*vw*q), off)
+		CMPQ(l, z)
+		CMOVQEQ(z, off)
+		offs = append(offs, off)
+		top := GP64()
+		MOVQ(U32(vw), top)
+		CMPQ(l, top)
+		CMOVQGT(top, l)
+		if vw == 16 {
+			k := []reg.Register{reg.K1, reg.K2, reg.K3}[q]
+			KMOVW(Mem{Base: tab, Index: l, Scale: 2}, k)
+			masks = append(masks, k)
+		} else {
+			// The mask of l lanes is at byte 4*(8-l).
+			SUBQ(l, top)
+			m := is.vec()
+			VMOVDQU(Mem{Base: tab, Index: top, Scale: 4}, m)
+			masks = append(masks, m)
+		}
+	}
+	Label(name("bnpartloop"))
+	for q := 0; q < is.nv; q++ {
+		v := is.vec()
+		if vw == 16 {
+			VMOVUPS_Z(Mem{Base: src, Index: offs[q], Scale: 1}, masks[q], v)
+		} else {
+			VMASKMOVPS(Mem{Base: src, Index: offs[q], Scale: 1}, masks[q], v)
+		}
+		VMOVUPS(v, Mem{Base: dst, Disp: 4 * vw * q})
+	}
+	ADDQ(ld4, src)
+	ADDQ(U32(4*nr), dst)
+	DECQ(kc)
+	JNZ(LabelRef(name("bnpartloop")))
+	Label(name("bndone"))
+	VZEROUPPER()
+	RET()
+}
+
+var laneMaskRef, laneBitsRef *Mem
+
+// laneMask is a table of eight all-ones int32 then eight zeros: the eight
+// lanes at byte offset 4*(8-l) hold an AVX2 mask of the first l lanes.
+func laneMask() Mem {
+	if laneMaskRef == nil {
+		m := GLOBL("laneMaskAVX2", RODATA|NOPTR)
+		for i := 0; i < 16; i++ {
+			v := uint32(0)
+			if i < 8 {
+				v = 0xffffffff
+			}
+			DATA(4*i, U32(v))
+		}
+		laneMaskRef = &m
+	}
+	return *laneMaskRef
+}
+
+// laneBits is a table of 17 uint16: entry l has the low l bits set (an
+// AVX-512 mask of the first l lanes).
+func laneBits() Mem {
+	if laneBitsRef == nil {
+		m := GLOBL("laneBits", RODATA|NOPTR)
+		for i := 0; i <= 16; i++ {
+			DATA(2*i, U16(uint16(1<<i-1)))
+		}
+		laneBitsRef = &m
+	}
+	return *laneBitsRef
+}
+
+// transpose transposes a vw x vw block: it reads the rows through load,
+// in order, and hands each column to store.
+func transpose(is isa, load func(r int) reg.VecVirtual, store func(i int, w reg.VecVirtual)) {
+	vw := is.vw
+	// Unpack pairs of rows, then pairs of pairs: u[g][c] holds, in 128-bit
+	// lane l, elements c+4l of rows 4g..4g+3.
+	u := make([][4]reg.VecVirtual, vw/4)
+	for g := range u {
+		var t [4]reg.VecVirtual
+		for h := 0; h < 2; h++ {
+			a, b := load(4*g+2*h), load(4*g+2*h+1)
+			t[2*h], t[2*h+1] = is.vec(), is.vec()
+			VUNPCKLPS(b, a, t[2*h])
+			VUNPCKHPS(b, a, t[2*h+1])
+		}
+		for c := range u[g] {
+			u[g][c] = is.vec()
+		}
+		VUNPCKLPD(t[2], t[0], u[g][0])
+		VUNPCKHPD(t[2], t[0], u[g][1])
+		VUNPCKLPD(t[3], t[1], u[g][2])
+		VUNPCKHPD(t[3], t[1], u[g][3])
+	}
+	if vw == 8 {
+		for h := 0; h < 2; h++ {
+			for c := 0; c < 4; c++ {
+				w := is.vec()
+				VPERM2F128(U8(0x20+0x11*h), u[1][c], u[0][c], w)
+				store(4*h+c, w)
+			}
+		}
+		return
+	}
+	// Columns c, c+4, c+8, c+12 come from u[0..3][c].
+	for c := 0; c < 4; c++ {
+		s := [4]reg.VecVirtual{is.vec(), is.vec(), is.vec(), is.vec()}
+		VSHUFF32X4(U8(0x44), u[1][c], u[0][c], s[0])
+		VSHUFF32X4(U8(0xEE), u[1][c], u[0][c], s[1])
+		VSHUFF32X4(U8(0x44), u[3][c], u[2][c], s[2])
+		VSHUFF32X4(U8(0xEE), u[3][c], u[2][c], s[3])
+		for l := 0; l < 4; l++ {
+			w := is.vec()
+			imm := U8(0x88)
+			if l%2 == 1 {
+				imm = U8(0xDD)
+			}
+			VSHUFF32X4(imm, s[2+l/2], s[l/2], w)
+			store(c+4*l, w)
+		}
+	}
 }
 
 func log2(n int) int {
