@@ -7,7 +7,7 @@ export GOTRAIN_ORT_LIB ?= $(ORT_LIB)
 # PyTorch on these machines is tuned as documented in bench/README.
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all deps build test vet demo bench experiment proto fuzz fuzz-ci conformance-floor clean \
+.PHONY: all deps build test vet demo bench experiment proto fuzz fuzz-ci conformance-floor conformance-floor-cuda clean \
 	build-cuda vet-cuda test-cuda-ptx check-cuda-abi ci-cuda gpu-bin
 
 all: build
@@ -58,6 +58,11 @@ proto:
 conformance-floor: deps
 	$(GO) test ./backend/cpu -run '^TestConformance$$' -count=1 -update
 
+# The same for the CUDA backend, measured on the host emulator
+# (backend/cuda/testdata/conformance); a GPU run must meet it too.
+conformance-floor-cuda: deps
+	$(GO) test ./backend/cuda -run '^TestConformance$$' -count=1 -update
+
 fuzz:
 	$(GO) test ./graph -run XXX -fuzz FuzzLoadBytes -fuzztime 3m
 
@@ -85,11 +90,12 @@ build-cuda:
 	$(GO) build -tags cuda -o bin/gotrain-cuda ./cmd/gotrain
 
 # What CI runs: vet and build with the cuda tag (only backend/cuda has files
-# under the tag; cmd/gotrain imports it), compile the GPU test binary.
+# under the tag; cmd/gotrain imports it), compile the GPU test binaries.
 vet-cuda:
-	$(GO) vet -tags cuda ./backend/cuda/... ./cmd/gotrain
+	$(GO) vet -tags cuda ./backend/cuda/... ./cmd/gotrain ./train
 	$(GO) build -tags cuda -o /dev/null ./cmd/gotrain
 	$(GO) test -tags cuda -c -o /dev/null ./backend/cuda
+	$(GO) test -tags cuda -c -o /dev/null ./train
 
 # Compile every kernel module to PTX with NVRTC 11.8 (no GPU needed), and
 # check the cuda build's answer on a machine with a driver but no device.
@@ -106,10 +112,12 @@ check-cuda-abi:
 
 ci-cuda: vet-cuda test-cuda-ptx
 
-# Binaries for a GPU machine (which has no Go): the CLI and the CUDA test
-# binary; scripts/gpu-check.sh runs them there.
-gpu-bin: build-cuda
-	$(GO) test -tags cuda -c -o bin/cuda.test ./backend/cuda
+# What a GPU machine (which has no Go and no network) needs for
+# scripts/gpu-check.sh, in .gpu/ (under 64 MiB): gotrain and the test
+# binaries built with the cuda tag, ONNX's test suites, the golden set and
+# MNIST. There: bash scripts/gpu-check.sh (see its header).
+gpu-bin:
+	./scripts/gpu-pack.sh
 
 clean:
 	rm -rf bin out

@@ -4,11 +4,16 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
+	"github.com/gotrain/gotrain/backend/cuda"
+	"github.com/gotrain/gotrain/backend/cuda/cudaemu"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/optim"
@@ -18,31 +23,96 @@ import (
 
 // goldenRun is a strategy a golden test runs: one device, or mirrored
 // replicas on the CPU backend with shared or private memory (the path of
-// devices that do not share memory, weights copied to each replica).
+// devices that do not share memory, weights copied to each replica), and
+// the same on the CUDA backend: on emulated devices (cuda-emu: the CUDA
+// executor, allocator and kernels on the host emulator) and, in a build
+// with CUDA, on the GPU (two replicas are two streams of one GPU); private
+// memory both, with copies through backend.Copier.
 type goldenRun struct {
 	replicas int
 	private  bool
+	backend  string // "" is the CPU
 }
 
-var goldenRuns = []goldenRun{{1, false}, {2, false}, {2, true}}
+var goldenRuns = func() []goldenRun {
+	var runs []goldenRun
+	for _, be := range goldenBackends {
+		if be == "cpu" {
+			runs = append(runs, goldenRun{1, false, ""}, goldenRun{2, false, ""}, goldenRun{2, true, ""})
+			continue
+		}
+		runs = append(runs, goldenRun{1, false, be}, goldenRun{2, false, be})
+	}
+	return runs
+}()
 
 func (r goldenRun) name() string {
 	s := fmt.Sprintf("replicas=%d", r.replicas)
 	if r.private {
 		s += ",private"
 	}
+	if r.backend != "" {
+		s = r.backend + "/" + s
+	}
 	return s
 }
 
 // config is the strategy.BuildConfig of this run, with the replicas'
 // copies of the weights checked against the master copy at every step.
-func (r goldenRun) config(to graph.TrainingOptions, oc optim.Config, init map[string]*tensor.Tensor) strategy.BuildConfig {
-	c := strategy.BuildConfig{Strategy: "single", Backend: cpu.New(cpu.Options{Devices: r.replicas, PrivateMemory: r.private}),
-		Training: to, Optim: oc, Init: init, CheckReplicas: true}
+func (r goldenRun) config(t *testing.T, to graph.TrainingOptions, oc optim.Config, init map[string]*tensor.Tensor) strategy.BuildConfig {
+	var b backend.Backend = cpu.New(cpu.Options{Devices: r.replicas, PrivateMemory: r.private})
+	if r.backend != "" {
+		b = openBackend(t, r.backend, r.replicas)
+	}
+	c := strategy.BuildConfig{Strategy: "single", Backend: b, Training: to, Optim: oc, Init: init, CheckReplicas: true}
 	if r.replicas > 1 {
 		c.Strategy = "mirrored"
 	}
 	return c
+}
+
+// goldenBackends are the backends the goldens run on: the CPU, the CUDA
+// backend on emulated devices, and in a build with CUDA the GPU.
+// GOTRAIN_TEST_BACKENDS (a comma-separated list) keeps only those it names:
+// the GPU check runs the goldens on "cuda" alone.
+var goldenBackends = func() []string {
+	all := []string{"cpu", cudaemu.Name}
+	if cuda.Built {
+		all = append(all, "cuda")
+	}
+	env := os.Getenv("GOTRAIN_TEST_BACKENDS")
+	if env == "" {
+		return all
+	}
+	var keep []string
+	for _, be := range all {
+		if slices.Contains(strings.Split(env, ","), be) {
+			keep = append(keep, be)
+		}
+	}
+	return keep
+}()
+
+// openBackend opens a registered backend with devices devices, skipping
+// the test when it cannot run here: the emulated CUDA backend needs cgo
+// and a C++ compiler (under CI=true its absence is a failure); the GPU
+// needs a GPU (its absence is a failure with GOTRAIN_REQUIRE_GPU=1).
+func openBackend(t *testing.T, name string, devices int) backend.Backend {
+	t.Helper()
+	if name == "cpu" {
+		return cpu.New(cpu.Options{Devices: devices})
+	}
+	b, err := backend.Open(name, map[string]string{"devices": fmt.Sprint(devices)})
+	if err != nil {
+		if name == "cuda" && os.Getenv("GOTRAIN_REQUIRE_GPU") != "1" {
+			t.Skipf("no GPU here: %v", err)
+		}
+		testenv.Missing(t, "backend %s: %v", name, err)
+	}
+	if c, ok := b.(interface{ Close() error }); ok {
+		t.Cleanup(func() { c.Close() })
+	}
+	return b
 }
 
 // goldenSet is a PyTorch golden set of the seed models' layout
@@ -114,11 +184,13 @@ func goldenParams(t *testing.T, dir string, m *graph.Model, sub string) map[stri
 // order).
 func TestGoldenGradients(t *testing.T) {
 	for _, set := range goldenSets(t) {
-		t.Run(set.name, func(t *testing.T) { goldenGradients(t, set) })
+		for _, be := range goldenBackends {
+			t.Run(set.name+"/"+be, func(t *testing.T) { goldenGradients(t, set, be) })
+		}
 	}
 }
 
-func goldenGradients(t *testing.T, set goldenSet) {
+func goldenGradients(t *testing.T, set goldenSet, be string) {
 	dir := set.dir
 	m, err := graph.Load(filepath.Join(dir, set.model))
 	if err != nil {
@@ -128,7 +200,7 @@ func goldenGradients(t *testing.T, set goldenSet) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := cpu.New(cpu.Options{})
+	b := openBackend(t, be, 1)
 	dev := b.Devices()[0]
 	exe, err := b.Compile(tr.Model, dev, backend.CompileOptions{})
 	if err != nil {
@@ -175,7 +247,7 @@ func goldenOptimizers(t *testing.T, set goldenSet) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				su, err := strategy.Build(m, run.config(graph.TrainingOptions{Loss: graph.CrossEntropy}, c.cfg, goldenParams(t, dir, m, "init")))
+				su, err := strategy.Build(m, run.config(t, graph.TrainingOptions{Loss: graph.CrossEntropy}, c.cfg, goldenParams(t, dir, m, "init")))
 				if err != nil {
 					t.Fatal(err)
 				}

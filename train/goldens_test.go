@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
-	"github.com/gotrain/gotrain/backend/cpu"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/optim"
 	"github.com/gotrain/gotrain/strategy"
@@ -151,63 +150,67 @@ func halves(t *testing.T, x *tensor.Tensor) [2]*tensor.Tensor {
 // BatchNorm net also as the mean over two half-batch replicas.
 func TestGoldenArchGradients(t *testing.T) {
 	for _, name := range goldenArchNames {
-		t.Run(name, func(t *testing.T) {
-			a := loadGoldenArch(t, name)
-			tr := a.training(t)
-			b := cpu.New(cpu.Options{})
-			dev := b.Devices()[0]
-			exe, err := b.Compile(tr.Model, dev, backend.CompileOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			x := readNPY(t, filepath.Join(a.dir, "x.npy"))
-			y := readNPY(t, filepath.Join(a.dir, "y.npy"))
-			init := a.tensors(t, "init")
-			run := func(x, y *tensor.Tensor, offset int64) map[string]*tensor.Tensor {
-				feeds := map[string]*tensor.Tensor{tr.Data[0]: x, tr.Label: y}
-				for _, p := range append(append([]string{}, tr.Params...), tr.Buffers...) {
-					feeds[p] = init[p]
-				}
-				if tr.Seed != "" {
-					feeds[tr.Seed], feeds[tr.Offset] = tensor.Scalar(int64(17)), tensor.Scalar(offset)
-				}
-				out, err := backend.RunHost(context.Background(), b, exe, dev, feeds)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return out
-			}
-			if len(tr.Params)+len(tr.Buffers) != len(a.man.Files) {
-				t.Fatalf("training graph: %d parameters and %d buffers; the golden has %d tensors", len(tr.Params), len(tr.Buffers), len(a.man.Files))
-			}
-			out := run(x, y, 0)
-			closeTo(t, "loss", readNPY(t, filepath.Join(a.dir, "loss.npy")), out[tr.Loss], 1e-5, 0)
-			for i, p := range tr.Params {
-				closeTo(t, "grad "+p, readNPY(t, filepath.Join(a.dir, "grad", a.man.Files[p]+".npy")), out[tr.Grads[i]], 1e-6, 1e-4)
-			}
-			if !a.man.Mirrored {
-				return
-			}
-			// Two replicas, each normalising its own half batch: the
-			// strategy's gradient is the mean of the halves' gradients.
-			xs, ys := halves(t, x), halves(t, y)
-			var parts [2]map[string]*tensor.Tensor
-			for h := range parts {
-				parts[h] = run(xs[h], ys[h], int64(h*x.Shape()[0]/2))
-			}
-			mean := func(v string) *tensor.Tensor {
-				s := parts[0][v].Clone()
-				d, e := s.Float32s(), parts[1][v].Float32s()
-				for i := range d {
-					d[i] = (d[i] + e[i]) / 2
-				}
-				return s
-			}
-			closeTo(t, "mirrored loss", readNPY(t, filepath.Join(a.dir, "mirrored2_loss.npy")), mean(tr.Loss), 1e-5, 0)
-			for i, p := range tr.Params {
-				closeTo(t, "mirrored grad "+p, readNPY(t, filepath.Join(a.dir, "mirrored2_grad", a.man.Files[p]+".npy")), mean(tr.Grads[i]), 1e-6, 1e-4)
-			}
-		})
+		for _, be := range goldenBackends {
+			t.Run(name+"/"+be, func(t *testing.T) { goldenArchGradients(t, name, be) })
+		}
+	}
+}
+
+func goldenArchGradients(t *testing.T, name, be string) {
+	a := loadGoldenArch(t, name)
+	tr := a.training(t)
+	b := openBackend(t, be, 1)
+	dev := b.Devices()[0]
+	exe, err := b.Compile(tr.Model, dev, backend.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNPY(t, filepath.Join(a.dir, "x.npy"))
+	y := readNPY(t, filepath.Join(a.dir, "y.npy"))
+	init := a.tensors(t, "init")
+	run := func(x, y *tensor.Tensor, offset int64) map[string]*tensor.Tensor {
+		feeds := map[string]*tensor.Tensor{tr.Data[0]: x, tr.Label: y}
+		for _, p := range append(append([]string{}, tr.Params...), tr.Buffers...) {
+			feeds[p] = init[p]
+		}
+		if tr.Seed != "" {
+			feeds[tr.Seed], feeds[tr.Offset] = tensor.Scalar(int64(17)), tensor.Scalar(offset)
+		}
+		out, err := backend.RunHost(context.Background(), b, exe, dev, feeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if len(tr.Params)+len(tr.Buffers) != len(a.man.Files) {
+		t.Fatalf("training graph: %d parameters and %d buffers; the golden has %d tensors", len(tr.Params), len(tr.Buffers), len(a.man.Files))
+	}
+	out := run(x, y, 0)
+	closeTo(t, "loss", readNPY(t, filepath.Join(a.dir, "loss.npy")), out[tr.Loss], 1e-5, 0)
+	for i, p := range tr.Params {
+		closeTo(t, "grad "+p, readNPY(t, filepath.Join(a.dir, "grad", a.man.Files[p]+".npy")), out[tr.Grads[i]], 1e-6, 1e-4)
+	}
+	if !a.man.Mirrored {
+		return
+	}
+	// Two replicas, each normalising its own half batch: the
+	// strategy's gradient is the mean of the halves' gradients.
+	xs, ys := halves(t, x), halves(t, y)
+	var parts [2]map[string]*tensor.Tensor
+	for h := range parts {
+		parts[h] = run(xs[h], ys[h], int64(h*x.Shape()[0]/2))
+	}
+	mean := func(v string) *tensor.Tensor {
+		s := parts[0][v].Clone()
+		d, e := s.Float32s(), parts[1][v].Float32s()
+		for i := range d {
+			d[i] = (d[i] + e[i]) / 2
+		}
+		return s
+	}
+	closeTo(t, "mirrored loss", readNPY(t, filepath.Join(a.dir, "mirrored2_loss.npy")), mean(tr.Loss), 1e-5, 0)
+	for i, p := range tr.Params {
+		closeTo(t, "mirrored grad "+p, readNPY(t, filepath.Join(a.dir, "mirrored2_grad", a.man.Files[p]+".npy")), mean(tr.Grads[i]), 1e-6, 1e-4)
 	}
 }
 
@@ -229,7 +232,7 @@ func TestGoldenArchSteps(t *testing.T) {
 					cfg := a.man.Optimizers[key]
 					// torch.optim decays every parameter it is given.
 					cfg.DecayBiasNorm = true
-					su, err := strategy.Build(a.m, run.config(a.trainingOptions(), cfg, a.tensors(t, "init")))
+					su, err := strategy.Build(a.m, run.config(t, a.trainingOptions(), cfg, a.tensors(t, "init")))
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,13 +243,13 @@ func (e *executable) Outputs() []string { return e.outputs }
 
 // Run executes the graph.
 func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (map[string]backend.Buffer, error) {
+	if err := plan.CheckFeeds(e.inputs, feeds); err != nil {
+		return nil, err
+	}
 	hp := e.last
 	match := hp != nil
 	for k, in := range e.inputs {
-		b, ok := feeds[in.Name]
-		if !ok {
-			return nil, fmt.Errorf("input %q is missing (graph inputs: %s)", in.Name, inputNames(e.inputs))
-		}
+		b := feeds[in.Name]
 		cb, ok := b.(*Buffer)
 		if !ok {
 			return nil, fmt.Errorf("input %q: buffer %T is not a CPU buffer", in.Name, b)
@@ -258,28 +257,10 @@ func (e *executable) Run(ctx context.Context, feeds map[string]backend.Buffer) (
 		if e.dev.private && cb.dev != e.dev {
 			return nil, fmt.Errorf("input %q: the buffer is on %v, the executable on %v, and the devices do not share memory (copy it first)", in.Name, cb.dev, e.dev)
 		}
-		if in.DType != tensor.Invalid && cb.t.DType() != in.DType {
-			return nil, fmt.Errorf("input %q: expected %v, got %v", in.Name, in.DType, cb.t.DType())
-		}
-		if in.RankKnown {
-			if len(in.Shape) != cb.t.Rank() {
-				return nil, fmt.Errorf("input %q: expected shape %v, got %v", in.Name, in.Shape, cb.t.Shape())
-			}
-			for i, d := range in.Shape {
-				if d.Known() && int(d.Size) != cb.t.Shape()[i] {
-					return nil, fmt.Errorf("input %q: expected shape %v, got %v", in.Name, in.Shape, cb.t.Shape())
-				}
-			}
-		}
 		if match {
 			if !tensor.SameShape(hp.shapes[k], cb.t.Shape()) {
 				match = false
 			}
-		}
-	}
-	for name := range feeds {
-		if !e.isInput[name] {
-			return nil, fmt.Errorf("feed %q is not an input of the graph (inputs: %s)", name, inputNames(e.inputs))
 		}
 	}
 	if !match {
@@ -402,14 +383,6 @@ func (e *executable) runDynamic(hp *hostPlan, st *step) error {
 		}
 	}
 	return nil
-}
-
-func inputNames(in []*graph.ValueInfo) string {
-	names := make([]string, len(in))
-	for i, v := range in {
-		names[i] = v.Name
-	}
-	return strings.Join(names, ", ")
 }
 
 // Op profiling: when enabled, every executable adds each node's run time

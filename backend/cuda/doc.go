@@ -28,24 +28,38 @@
 // step below 1) sets a status word that the executor reads at its next
 // synchronisation and turns into an error naming the node.
 //
-// The device layer (build tag cuda, cgo). The driver API, NVRTC and cuBLAS
+// The executor and the device layer (every build, pure Go): Backend,
+// Device, Buffer, the caching allocator and Compile (exec.go), over a
+// Hardware: a stream and raw memory. Compile plans a graph with the shared
+// planner (backend/plan): storage blocks from the allocator, taken once;
+// views and in-place outputs bound by address; constants folded on the host
+// and uploaded once; one scratch arena; a status word per kernel that can
+// report bad data, read at the device's next synchronisation. A run enqueues
+// and returns; once its feeds repeat, its work is replayed as one captured
+// CUDA graph. Devices do not share memory; Copy (backend.Copier) moves data
+// between them on the devices.
+//
+// The GPU's Hardware (build tag cuda, cgo): the driver API, NVRTC and cuBLAS
 // are loaded at run time (internal/cudalib: dlopen by SONAME, with
 // GOTRAIN_CUDA_LIB_PATH and the Python wheels' folders searched too), so
 // building needs no CUDA toolkit and the binary starts, and says why it
-// cannot use a GPU, where there is none. Each Device has one non-blocking
-// stream that all its work goes to in order, a cuBLAS handle (exact float32
-// by default; option math=tf32 for tensor cores), and a caching allocator
-// (size classes, no cuMemAlloc once a step's sizes have been seen, all
-// freed on Close). Uploads from host memory return once the driver has
-// staged the data; nothing waits for the device except Download (and an
-// executor's reading of status words at the same point): a training step
-// synchronises with the host only to read what the fit loop needs, the
-// loss and the metrics.
+// cannot use a GPU, where there is none. Each Device is a non-blocking
+// stream of a GPU (option devices=N puts N streams on the GPUs in turn,
+// for N mirrored replicas) with a cuBLAS handle (exact float32 by default;
+// option math=tf32 for tensor cores) and a caching allocator (size
+// classes, no cuMemAlloc once a step's sizes have been seen, all freed on
+// Close). Uploads from host memory return once the driver has staged the
+// data; nothing waits for the device except Download (and Sync): a
+// training step synchronises with the host only to read what the fit loop
+// needs, the loss and the metrics.
 //
-// Without the cuda tag the backend registers under "cuda" all the same and
-// its factory says how to get a build with CUDA. The tests run every kernel
-// against the CPU backend on the host emulator (internal/emu) in every cgo
-// build, and on the GPU too in the cuda build when one is present.
+// The emulator's Hardware (package cudaemu, cgo) runs the same CUDA C on
+// the CPU in host memory. The tests run every kernel against the CPU
+// backend on it, and the executor, the conformance suites, the goldens and
+// the strategies on the emulated backend ("cuda-emu"); in the cuda build
+// the same tests run on the GPU when one is present. Without the cuda tag
+// the backend registers under "cuda" all the same and its factory says how
+// to get a build with CUDA.
 package cuda
 
 import "errors"

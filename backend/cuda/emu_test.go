@@ -6,18 +6,27 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gotrain/gotrain/backend/cuda/internal/emu"
+	"github.com/gotrain/gotrain/backend/cuda/cudaemu"
 )
 
 var (
 	emuOnce sync.Once
-	emuDev  *emu.Emulator
-	emuErr  error
+	emuDev  interface {
+		testDev
+		Emulated() bool
+	}
+	emuErr error
 )
 
 func init() {
 	devGetters = append(devGetters, func(t *testing.T) (namedDev, string) {
-		emuOnce.Do(func() { emuDev, emuErr = emu.New() })
+		emuOnce.Do(func() {
+			e, err := cudaemu.Emulator()
+			if err == nil {
+				emuDev = e
+			}
+			emuErr = err
+		})
 		if emuErr != nil {
 			return namedDev{}, emuErr.Error()
 		}

@@ -72,6 +72,24 @@ func init() {
 	})
 }
 
+func init() {
+	backendGetters = append(backendGetters, func(t *testing.T) (namedBackend, string) {
+		b, why := openGPU(t)
+		if b == nil {
+			return namedBackend{}, why
+		}
+		return namedBackend{"gpu", func(t *testing.T, o openOptions) *cuda.Backend {
+			// Devices beyond the GPUs are further streams of GPU 0.
+			b, err := cuda.Open(cuda.Options{Devices: o.devices, GPUs: 1, NoGraphs: o.noGraphs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			return b
+		}}, ""
+	})
+}
+
 func gpuOrSkip(t *testing.T) *cuda.Backend {
 	b, why := openGPU(t)
 	if b == nil {
@@ -117,7 +135,7 @@ func TestTransfers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := b.CopyBuffer(buf2, buf); err != nil {
+			if err := b.Copy(buf2, buf); err != nil {
 				t.Fatal(err)
 			}
 			if got, err = b.Download(buf2); err != nil {

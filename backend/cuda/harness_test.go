@@ -240,7 +240,7 @@ func cudaRun(d testDev, c *kcase) (map[string]*tensor.Tensor, error) {
 	// A prepared kernel allocates nothing when it runs (checked once per
 	// op on the emulator, whose launches allocate nothing themselves).
 	if _, ok := d.(interface{ Emulated() bool }); ok && firstOfOp(c) {
-		if a := testing.AllocsPerRun(1, func() { k.Run(call) }); a != 0 {
+		if a := minAllocs(100, func() { k.Run(call) }); a != 0 {
 			return nil, fmt.Errorf("running the prepared kernel allocates (%v allocations a run)", a)
 		}
 	}
@@ -382,3 +382,16 @@ func randInt(r *rand.Rand, n int64, shape ...int) *tensor.Tensor {
 func scalarF(v float32) *tensor.Tensor { return tensor.MustFromSlice([]float32{v}) }
 func scalarI(v int64) *tensor.Tensor   { return tensor.MustFromSlice([]int64{v}) }
 func ints(v ...int64) *tensor.Tensor   { return tensor.MustFromSlice(v, len(v)) }
+
+// minAllocs is the fewest allocations a run of f makes, over three
+// measurements of AllocsPerRun(runs, f). AllocsPerRun counts the whole
+// process's allocations, so what other goroutines allocate meanwhile (the
+// cleanups of buffers earlier tests dropped) can add one to a measurement;
+// a function that allocates adds to every one of them.
+func minAllocs(runs int, f func()) float64 {
+	least := testing.AllocsPerRun(runs, f)
+	for i := 0; i < 2 && least > 0; i++ {
+		least = min(least, testing.AllocsPerRun(runs, f))
+	}
+	return least
+}

@@ -1,6 +1,7 @@
 package cuda
 
 import (
+	"github.com/gotrain/gotrain/backend/plan"
 	"github.com/gotrain/gotrain/graph"
 )
 
@@ -9,25 +10,30 @@ import (
 // in colLimit floats:
 //
 //	col[n] = im2col(X[n, g])                       [K = Cg*kvol, S = outVol]
-//	Y[n, g] = W[g] x col[n] (+ bias)               batched over n, W shared
-//	dW[g] = sum_n dY[n, g] x col[n]^T              one product per image, accumulated
+//	Y[n, g] = act(W[g] x col[n] + bias)            batched over n, W shared; one pass adds the bias and a fused ReLU
+//	P[n] = dY[n, g] x col[n]^T                     batched over n
+//	dW[g] = sum_n P[n]                             in image order, in float
 //	dX[n, g] = col2im(W[g]^T x dY[n, g])           batched over n
 //	dB = sum of dY over images and positions       (the CPU's order)
 //
-// The products differ from the CPU's (cuBLAS against OpenBLAS) in summation
-// order: results agree to float32 rounding of the sums, not bit for bit.
+// So a convolution and its gradient are a few strided-batched products and
+// a few elementwise passes, whatever the batch size. The products differ
+// from the CPU's (cuBLAS against OpenBLAS) in summation order: results
+// agree to float32 rounding of the sums, not bit for bit.
 
 var cvMod = newModule("conv", "conv.cu")
 
 var (
-	convIm2col  = cvMod.Def("conv_im2col_k", "float* col, const float* x, const int* geo, int n0, int nb, int c, int cg, int g", "conv_im2col(col, x, geo, n0, nb, c, cg, g);")
-	convCol2im  = cvMod.Def("conv_col2im_k", "float* dx, const float* col, const int* geo, int n0, int nb, int c, int cg, int g", "conv_col2im(dx, col, geo, n0, nb, c, cg, g);")
-	convBias    = cvMod.Def("conv_bias_fill_k", "float* y, const float* b, int n, int m, int s", "conv_bias_fill(y, b, n, m, s);")
+	convIm2col  = cvMod.Def("conv_im2col_k", "float* col, const float* x, const int* geo, int n0, int nb, int c, int cg, int g, int chunks", "conv_im2col(col, x, geo, n0, nb, c, cg, g, chunks);")
+	convCol2im  = cvMod.Def("conv_col2im_k", "float* dx, const float* col, const int* geo, int n0, int nb, int c, int cg, int g, int chunks", "conv_col2im(dx, col, geo, n0, nb, c, cg, g, chunks);")
+	convEpi     = cvMod.Def("conv_epilogue_k", "float* y, const float* b, int m, int s, int relu, int chunks", "conv_epilogue(y, b, m, s, relu, chunks);")
+	convWSum    = cvMod.Def("conv_wsum_k", "float* dw, const float* part, int nb, int mk, int accumulate", "conv_wsum(dw, part, nb, mk, accumulate);")
 	convBGPlane = cvMod.Def("conv_bias_grad_planes_k", "float* part, const float* dy, int planes, int vol", "conv_bias_grad_planes(part, dy, planes, vol);")
 	convBGSum   = cvMod.Def("conv_bias_grad_sum_k", "float* db, const float* part, int n, int m", "conv_bias_grad_sum(db, part, n, m);")
 )
 
-// colLimit bounds the column buffer (floats): 128 MiB.
+// colLimit bounds the column buffer and the weight gradient's per-image
+// products (floats): 128 MiB each.
 const colLimit = 32 << 20
 
 func init() {
@@ -41,6 +47,7 @@ type convPlan struct {
 	K, S                   int
 	nb                     int // images per chunk
 	geo                    []int32
+	relu                   int // a fused ReLU (forward)
 	// gemm is the product descriptor each launch refills: one, reused, so
 	// that a run allocates nothing.
 	gemm Gemm
@@ -85,6 +92,11 @@ func newConvPlan(p *Prep, x, w []int) (*convPlan, error) {
 		return nil, Unsupported(p, "one image's column buffer of %d floats (limit %d)", per, colLimit)
 	}
 	pl.nb = max(1, min(pl.n, colLimit/max(per, 1)))
+	if part := pl.mg * pl.K; part > colLimit {
+		return nil, Unsupported(p, "a weight gradient of %d floats per group (limit %d)", part, colLimit)
+	} else {
+		pl.nb = max(1, min(pl.nb, colLimit/max(part, 1)))
+	}
 	if _, err := numel(p, []int{pl.n, pl.m, pl.outVol}, "Y"); err != nil {
 		return nil, err
 	}
@@ -108,6 +120,16 @@ func convFactory(grad bool) Factory {
 		}
 		k := &Kernel{Consts: [][]int32{pl.geo}, Scratch: []int64{4 * int64(pl.nb*pl.K*pl.S)}}
 		if !grad {
+			switch a := p.Node.AttrString(plan.AttrFusedActivation, ""); a {
+			case "":
+			case "Relu":
+				pl.relu = 1
+			default:
+				return nil, Unsupported(p, "a fused %s activation", a)
+			}
+			if p.Node.AttrInt(plan.AttrFusedMaxPool, 0) != 0 {
+				return nil, Unsupported(p, "a fused MaxPool")
+			}
 			hasBias := p.hasIn(2)
 			if hasBias {
 				if err := needF32(p, 2, "B"); err != nil {
@@ -120,9 +142,9 @@ func convFactory(grad bool) Factory {
 			k.Run = func(c *Call) error { return pl.forward(c, hasBias) }
 			return k, nil
 		}
-		if p.hasOut(2) {
-			k.Scratch = append(k.Scratch, 4*int64(max(pl.n*pl.m, 1)))
-		}
+		// Scratch: the columns, the weight gradient's per-image products,
+		// the bias gradient's per-plane sums.
+		k.Scratch = append(k.Scratch, 4*int64(max(pl.nb*pl.mg*pl.K, 1)), 4*int64(max(pl.n*pl.m, 1)))
 		want := [3]bool{p.hasOut(0), p.hasOut(1), p.hasOut(2)}
 		k.Run = func(c *Call) error { return pl.backward(c, want) }
 		return k, nil
@@ -135,46 +157,55 @@ func (pl *convPlan) forward(c *Call, bias bool) error {
 	if total == 0 {
 		return nil
 	}
-	beta := float32(0)
-	if bias {
-		if err := c.S.Launch(convBias, grid1(total), block1, 0, c.A(P(y), P(c.In[2]), I(pl.n), I(pl.m), I(pl.S))); err != nil {
-			return err
-		}
-		beta = 1
-	}
 	for n0 := 0; n0 < pl.n; n0 += pl.nb {
 		nb := min(pl.nb, pl.n-n0)
 		for g := 0; g < pl.group; g++ {
-			if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+			if err := pl.im2col(c, col, x, n0, nb, g); err != nil {
 				return err
 			}
-			pl.gemm = Gemm{M: pl.mg, N: pl.S, K: pl.K, Alpha: 1, Beta: beta,
+			pl.gemm = Gemm{M: pl.mg, N: pl.S, K: pl.K, Alpha: 1,
 				A: w + Ptr(4*g*pl.mg*pl.K), LDA: pl.K,
 				B: col, LDB: pl.S, StrideB: int64(pl.K * pl.S),
 				C: y + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDC: pl.S, StrideC: int64(pl.m * pl.S),
 				Batch: nb}
-			err := c.S.Gemm(&pl.gemm)
-			if err != nil {
+			if err := c.S.Gemm(&pl.gemm); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	if !bias && pl.relu == 0 {
+		return nil
+	}
+	b := Ptr(0)
+	if bias {
+		b = c.In[2]
+	}
+	grid, block, chunks := planeGrid(pl.n*pl.m, pl.S)
+	return c.S.Launch(convEpi, grid, block, 0, c.A(P(y), P(b), I(pl.m), I(pl.S), I(pl.relu), I(chunks)))
+}
+
+// im2col fills the column buffer for images [n0, n0+nb) and group g.
+func (pl *convPlan) im2col(c *Call, col, x Ptr, n0, nb, g int) error {
+	if pl.K*pl.S == 0 {
+		return nil
+	}
+	grid, block, chunks := planeGrid(nb*pl.K, pl.S)
+	return c.S.Launch(convIm2col, grid, block, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g), I(chunks)))
 }
 
 // backward: inputs dY, X, W; outputs dX, dW, dB (each optional).
 func (pl *convPlan) backward(c *Call, want [3]bool) error {
-	dy, x, w, col := c.In[0], c.In[1], c.In[2], c.Scratch[0]
+	dy, x, w, col, part := c.In[0], c.In[1], c.In[2], c.Scratch[0], c.Scratch[1]
 	if want[2] {
-		part := c.Scratch[1]
+		bpart := c.Scratch[2]
 		planes := pl.n * pl.m
 		if planes > 0 {
-			if err := c.S.Launch(convBGPlane, grid1(planes), block1, 0, c.A(P(part), P(dy), I(planes), I(pl.S))); err != nil {
+			if err := c.S.Launch(convBGPlane, grid1(planes), block1, 0, c.A(P(bpart), P(dy), I(planes), I(pl.S))); err != nil {
 				return err
 			}
 		}
 		if pl.m > 0 {
-			if err := c.S.Launch(convBGSum, grid1(pl.m), block1, 0, c.A(P(c.Out[2]), P(part), I(pl.n), I(pl.m))); err != nil {
+			if err := c.S.Launch(convBGSum, grid1(pl.m), block1, 0, c.A(P(c.Out[2]), P(bpart), I(pl.n), I(pl.m))); err != nil {
 				return err
 			}
 		}
@@ -188,22 +219,26 @@ func (pl *convPlan) backward(c *Call, want [3]bool) error {
 		nb := min(pl.nb, pl.n-n0)
 		for g := 0; g < pl.group; g++ {
 			if want[1] {
-				if err := c.S.Launch(convIm2col, grid1(nb*pl.K*pl.S), block1, 0, c.A(P(col), P(x), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
+				if err := pl.im2col(c, col, x, n0, nb, g); err != nil {
 					return err
 				}
-				for i := 0; i < nb; i++ {
-					beta := float32(1)
-					if n0+i == 0 {
-						beta = 0
-					}
-					pl.gemm = Gemm{TransB: true, M: pl.mg, N: pl.K, K: pl.S, Alpha: 1, Beta: beta,
-						A: dy + Ptr(4*(((n0+i)*pl.m+g*pl.mg)*pl.S)), LDA: pl.S,
-						B: col + Ptr(4*i*pl.K*pl.S), LDB: pl.S,
-						C: c.Out[1] + Ptr(4*g*pl.mg*pl.K), LDC: pl.K}
-					err := c.S.Gemm(&pl.gemm)
-					if err != nil {
-						return err
-					}
+				// P[i] = dY[n0+i, g] (mg x S) x col[i]^T (S x K), then
+				// dW[g] (+)= sum_i P[i].
+				pl.gemm = Gemm{TransB: true, M: pl.mg, N: pl.K, K: pl.S, Alpha: 1,
+					A: dy + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDA: pl.S, StrideA: int64(pl.m * pl.S),
+					B: col, LDB: pl.S, StrideB: int64(pl.K * pl.S),
+					C: part, LDC: pl.K, StrideC: int64(pl.mg * pl.K),
+					Batch: nb}
+				if err := c.S.Gemm(&pl.gemm); err != nil {
+					return err
+				}
+				mk := pl.mg * pl.K
+				acc := 0
+				if n0 > 0 {
+					acc = 1
+				}
+				if err := c.S.Launch(convWSum, grid1(mk), block1, 0, c.A(P(c.Out[1]+Ptr(4*g*mk)), P(part), I(nb), I(mk), I(acc))); err != nil {
+					return err
 				}
 			}
 			if want[0] {
@@ -212,12 +247,14 @@ func (pl *convPlan) backward(c *Call, want [3]bool) error {
 					B: dy + Ptr(4*((n0*pl.m+g*pl.mg)*pl.S)), LDB: pl.S, StrideB: int64(pl.m * pl.S),
 					C: col, LDC: pl.S, StrideC: int64(pl.K * pl.S),
 					Batch: nb}
-				err := c.S.Gemm(&pl.gemm)
-				if err != nil {
+				if err := c.S.Gemm(&pl.gemm); err != nil {
 					return err
 				}
-				if err := c.S.Launch(convCol2im, grid1(nb*pl.cg*pl.inVol), block1, 0, c.A(P(c.Out[0]), P(col), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g))); err != nil {
-					return err
+				if pl.inVol > 0 {
+					grid, block, chunks := planeGrid(nb*pl.cg, pl.inVol)
+					if err := c.S.Launch(convCol2im, grid, block, 0, c.A(P(c.Out[0]), P(col), P(c.Consts[0]), I(n0), I(nb), I(pl.c), I(pl.cg), I(g), I(chunks))); err != nil {
+						return err
+					}
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package cuda_test
 import (
 	"testing"
 
+	"github.com/gotrain/gotrain/backend/plan"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -25,6 +26,8 @@ func TestConvMatMul(t *testing.T) {
 	} {
 		cases = append(cases,
 			&kcase{name: "Conv", op: "Conv", in: []*tensor.Tensor{x, w, b}, attrs: attrs, tol: gemmTol},
+			&kcase{name: "ConvRelu", op: "Conv", in: []*tensor.Tensor{x, w, b}, attrs: append(append([]*graph.Attribute{}, attrs...), graph.AString(plan.AttrFusedActivation, "Relu")), tol: gemmTol},
+			&kcase{name: "ConvReluNoBias", op: "Conv", in: []*tensor.Tensor{x, w}, attrs: append(append([]*graph.Attribute{}, attrs...), graph.AString(plan.AttrFusedActivation, "Relu")), tol: gemmTol},
 			&kcase{name: "ConvNoBias", op: "Conv", in: []*tensor.Tensor{x, w}, attrs: attrs, tol: gemmTol},
 		)
 		y, err := cpuRun(&kcase{op: "Conv", in: []*tensor.Tensor{x, w}, attrs: attrs})

@@ -169,6 +169,9 @@ func binaryFactory(op string) Factory {
 			return nil, Errorf(p, "expected 2 inputs")
 		}
 		if p.In[0].DType != p.In[1].DType {
+			if op == "Pow" { // ONNX allows another exponent dtype
+				return nil, Unsupported(p, "Pow of %v to a %v exponent", p.In[0].DType, p.In[1].DType)
+			}
 			return nil, Errorf(p, "inputs have dtypes %v and %v; they must match", p.In[0].DType, p.In[1].DType)
 		}
 		key := op

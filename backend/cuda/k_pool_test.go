@@ -3,6 +3,8 @@ package cuda_test
 import (
 	"testing"
 
+	"github.com/gotrain/gotrain/backend/cuda"
+	"github.com/gotrain/gotrain/backend/plan"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
@@ -50,11 +52,26 @@ func TestPool(t *testing.T) {
 			t.Fatal(err)
 		}
 		cases = append(cases, &kcase{name: "MaxPoolGrad", op: "MaxPoolGrad", domain: graph.DomainGotrain, in: []*tensor.Tensor{dy, mp["ind"], x}})
+		// With the window known (as the executor records it) the kernel
+		// gathers; with a ReLU mask fused, taps where X <= 0 pass nothing.
+		window := []*graph.Attribute{graph.AInt(cuda.WindowAttr+"known", 1)}
+		for _, at := range attrs {
+			c := *at
+			c.Name = cuda.WindowAttr + at.Name
+			window = append(window, &c)
+		}
+		for _, relu := range []int64{0, 1} {
+			cases = append(cases, &kcase{name: "MaxPoolGradGather", op: "MaxPoolGrad", domain: graph.DomainGotrain, in: []*tensor.Tensor{dy, mp["ind"], x},
+				attrs: append(append([]*graph.Attribute{}, window...), graph.AInt(plan.AttrFusedReluMask, relu))})
+		}
 	}
 	bad := ints(0, 1, 2, 99)
 	badIdx, _ := bad.Reshaped(1, 1, 2, 2)
 	cases = append(cases, &kcase{name: "MaxPoolGradBadIndex", op: "MaxPoolGrad", domain: graph.DomainGotrain,
-		in: []*tensor.Tensor{randF32(r, 1, 1, 2, 2), badIdx, randF32(r, 1, 1, 4, 4)}, wantErr: "Indices[3] lies outside"})
+		in: []*tensor.Tensor{randF32(r, 1, 1, 2, 2), badIdx, randF32(r, 1, 1, 4, 4)}, wantErr: "Indices[3] lies outside"},
+		&kcase{name: "MaxPoolGradGatherBadIndex", op: "MaxPoolGrad", domain: graph.DomainGotrain,
+			in: []*tensor.Tensor{randF32(r, 1, 1, 2, 2), badIdx, randF32(r, 1, 1, 4, 4)}, wantErr: "Indices[3] lies outside",
+			attrs: []*graph.Attribute{graph.AInt(cuda.WindowAttr+"known", 1), graph.AInts(cuda.WindowAttr+"kernel_shape", 2, 2), graph.AInts(cuda.WindowAttr+"strides", 2, 2)}})
 	forDevices(t, func(t *testing.T, d testDev) {
 		for _, c := range cases {
 			check(t, d, c)

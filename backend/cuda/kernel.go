@@ -355,6 +355,15 @@ func grid1(n int) Dim3 {
 
 var block1 = Dim3{blockSize, 1, 1}
 
+// planeGrid is the launch of a GT_PLANE kernel (kernels/common.cuh) over
+// planes of inner elements: blocks of up to 256 threads (fewer for small
+// planes, in whole warps), chunks of them per plane. inner must be > 0.
+func planeGrid(planes, inner int) (grid, block Dim3, chunks int) {
+	bs := max(32, min(blockSize, (inner+31)/32*32))
+	chunks = (inner + bs - 1) / bs
+	return Dim3{planes * chunks, 1, 1}, Dim3{bs, 1, 1}, chunks
+}
+
 // dtypeSize is the size in bytes of an element (bool is one byte, as in
 // the host tensors).
 func dtypeSize(dt tensor.DType) int64 { return int64(dt.Size()) }

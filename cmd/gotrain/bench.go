@@ -29,10 +29,12 @@ func newBenchCmd() *cobra.Command {
 		Short: "measure a model's inference or training throughput",
 		Example: `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
   gotrain bench --model m.onnx --batch 256 --profile
-  mpirun -np 2 --bind-to none gotrain bench --train --strategy multiworker --threads 1`,
+  mpirun -np 2 --bind-to none gotrain bench --train --strategy multiworker --threads 1
+  gotrain bench --backend cuda --model cnn --batch 256 --train`,
 	}
 	fs := cmd.Flags()
 	model := fs.String("model", "cnn", "ONNX file or built-in model")
+	be := fs.String("backend", "cpu", "backend (cpu, or cuda in a build with CUDA)")
 	input := fs.String("input", "3x32x32", "sample shape CxHxW for a built-in model")
 	classes := fs.Int("classes", 10, "classes for a built-in model")
 	batchSize := fs.Int("batch", 32, "batch size")
@@ -111,9 +113,15 @@ func newBenchCmd() *cobra.Command {
 		if *trainMode && *strat == "mirrored" {
 			devices = *replicas
 		}
-		b, err := openBackend("cpu", devices, *threads)
+		b, err := openBackend(*be, devices, *threads)
 		if err != nil {
 			return err
+		}
+		// A device backend queues work and returns: the clock stops once
+		// the device has done what was queued.
+		sync := func() error { return nil }
+		if s, ok := b.(interface{ Sync() error }); ok {
+			sync = s.Sync
 		}
 		var step func() error
 		if *trainMode {
@@ -171,6 +179,9 @@ func newBenchCmd() *cobra.Command {
 				return err
 			}
 		}
+		if err := sync(); err != nil {
+			return err
+		}
 		cpu.EnableProfile(*profile)
 		defer cpu.EnableProfile(false)
 		if timed != nil {
@@ -197,6 +208,9 @@ func newBenchCmd() *cobra.Command {
 				}
 			}
 		}
+		if err := sync(); err != nil {
+			return err
+		}
 		el := time.Since(began)
 		what := "inference"
 		if *trainMode {
@@ -205,9 +219,18 @@ func newBenchCmd() *cobra.Command {
 				what = "training (" + *strat + ", deterministic)"
 			}
 		}
-		fmt.Fprintln(stdout, cpu.KernelInfo())
+		if *be == "cpu" {
+			fmt.Fprintln(stdout, cpu.KernelInfo())
+		}
 		if w != nil {
-			what = fmt.Sprintf("training (multiworker, %s x %s)", plural(w.workers(), "worker"), plural(b.Devices()[0].(*cpu.Device).Threads(), "thread"))
+			if d, ok := b.Devices()[0].(*cpu.Device); ok {
+				what = fmt.Sprintf("training (multiworker, %s x %s)", plural(w.workers(), "worker"), plural(d.Threads(), "thread"))
+			} else {
+				what = fmt.Sprintf("training (multiworker, %s)", plural(w.workers(), "worker"))
+			}
+		}
+		if *be != "cpu" {
+			what += " on " + *be
 		}
 		fmt.Fprintf(stdout, "%s %s, batch %d: %.0f samples/s (%d steps, %.2f ms/step)\n", *model, what, *batchSize,
 			float64(steps**batchSize)/el.Seconds(), steps, el.Seconds()*1000/float64(steps))

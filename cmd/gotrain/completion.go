@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/models"
 )
@@ -33,7 +34,7 @@ func registerTrainCompletions(cmd *cobra.Command) {
 		"optimizer":            fixed("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"),
 		"decay-mode":           fixed("l2", "decoupled"),
 		"strategy":             fixed("single", "mirrored", "multiworker"),
-		"backend":              fixed("cpu"),
+		"backend":              fixed(backend.Names()...),
 		"loss":                 fixed("cross_entropy", "cross_entropy_onehot", "bce", "mse", "l1", "graph"),
 		"reduction":            fixed("mean", "sum"),
 		"schedule":             fixed("constant", "step:size=", "exp:gamma=", "cosine", "cosine:warmup="),

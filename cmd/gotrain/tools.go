@@ -773,15 +773,17 @@ func checkZooFlags(name string, classes int, dropout float64) error {
 
 func newConformanceCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:     "conformance",
-		Short:   "run ONNX's backend tests on a backend",
-		Example: "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0",
+		Use:   "conformance",
+		Short: "run ONNX's backend tests on a backend",
+		Example: "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0\n" +
+			"  gotrain conformance --backend cuda --floor backend/cuda/testdata/conformance",
 	}
 	fs := cmd.Flags()
 	be := fs.String("backend", "cpu", "backend")
 	dir := fs.String("data", "", "a folder of ONNX backend tests (default: every suite found)")
 	verbose := fs.BoolP("verbose", "v", false, "print every failure")
 	markdown := fs.String("markdown", "", "also write the per-op table as Markdown to this file")
+	floorDir := fs.String("floor", "", "a backend's floor folder (SUITE.txt files): every test it lists must pass")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		stdout := cmd.OutOrStdout()
 		if *dir != "" {
@@ -791,6 +793,16 @@ func newConformanceCmd() *cobra.Command {
 		}
 		if len(args) > 0 {
 			return usagef("unexpected argument %q", args[0])
+		}
+		var floors map[string]map[string]bool
+		if *floorDir != "" {
+			var err error
+			if floors, err = conformance.ReadFloors(*floorDir); err != nil {
+				return usagef("--floor: %v", err)
+			}
+			if len(floors) == 0 {
+				return usagef("--floor %s: no SUITE.txt files there", *floorDir)
+			}
 		}
 		b, err := conformance.Open(*be)
 		if err != nil {
@@ -804,16 +816,31 @@ func newConformanceCmd() *cobra.Command {
 			return fmt.Errorf("no ONNX test data found: install libonnx-testdata (make deps) or pass --data DIR")
 		}
 		var all []conformance.Result
+		var summaries []string
+		belowFloor := 0
 		for _, s := range suites {
 			cases, err := conformance.Cases(s)
 			if err != nil {
 				return err
 			}
+			var results []conformance.Result
 			for _, c := range cases {
 				r := conformance.RunCase(context.Background(), b, c)
-				all = append(all, r)
+				results = append(results, r)
 				if r.Status == conformance.Fail && *verbose {
 					fmt.Fprintf(stdout, "FAIL %s/%s: %s\n", c.Suite, c.Name, r.Reason)
+				}
+				if floors[s.Name][c.Name] && r.Status != conformance.Pass {
+					belowFloor++
+					fmt.Fprintf(stdout, "BELOW FLOOR %s/%s (%s): %s\n", c.Suite, c.Name, r.Status, r.Reason)
+				}
+			}
+			all = append(all, results...)
+			summaries = append(summaries, conformance.Summary(s.Name, results))
+			if floors != nil {
+				if gone, _ := conformance.CheckFloor(floors[s.Name], results); len(gone) > 0 {
+					belowFloor += len(gone)
+					fmt.Fprintf(stdout, "BELOW FLOOR %s: the floor lists %d tests the suite lacks: %s\n", s.Name, len(gone), strings.Join(gone, ", "))
 				}
 			}
 		}
@@ -837,9 +864,27 @@ func newConformanceCmd() *cobra.Command {
 				return err
 			}
 		}
+		for _, line := range summaries {
+			fmt.Fprintln(stdout, line)
+		}
+		if floors != nil {
+			for name, fl := range floors {
+				ran := false
+				for _, s := range suites {
+					ran = ran || s.Name == name
+				}
+				if !ran {
+					fmt.Fprintf(stdout, "floor: suite %s (%d tests) is not here; not checked\n", name, len(fl))
+				}
+			}
+			fmt.Fprintf(stdout, "floor %s: %d tests below it\n", *floorDir, belowFloor)
+		}
 		fmt.Fprintf(stdout, "%d passed, %d failed, %d skipped\n", p, f, u)
 		if f > 0 {
 			return fmt.Errorf("%d tests failed", f)
+		}
+		if belowFloor > 0 {
+			return fmt.Errorf("%d tests of the floor %s did not pass", belowFloor, *floorDir)
 		}
 		return nil
 	}

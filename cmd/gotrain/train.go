@@ -167,8 +167,8 @@ func (f *trainFlags) define(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.SaveBestOnly, "save-best-only", f.SaveBestOnly, "write best_model.onnx only when the validation loss improves")
 	fs.StringVar(&f.Resume, "resume", f.Resume, "continue from a training-state file (state.ckpt)")
 	fs.StringVar(&f.Strategy, "strategy", f.Strategy, "single, mirrored, or multiworker (one of the processes of 'mpirun -np N gotrain train ...': see README)")
-	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core); multiworker: each worker's local replicas (0: one)")
-	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu")
+	fs.IntVar(&f.Replicas, "replicas", f.Replicas, "mirrored replicas (0: one per core, or one per GPU); multiworker: each worker's local replicas (0: one)")
+	fs.StringVar(&f.Backend, "backend", f.Backend, "backend: cpu, or cuda in a build with CUDA (make build-cuda)")
 	fs.IntVar(&f.Threads, "threads", f.Threads, "worker threads (0: all cores)")
 	fs.Uint64Var(&f.Seed, "seed", f.Seed, "random seed (initial weights of a built-in model, data order, augmentation, dropout)")
 	fs.StringVar(&f.Freeze, "freeze", f.Freeze, "comma-separated parameter names or globs to keep constant")
@@ -652,9 +652,10 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	switch f.Strategy {
 	case "mirrored":
 		devices = f.Replicas
-		if devices == 0 {
+		if devices == 0 && f.Backend == "cpu" {
 			devices = max(1, threadsOf(f.Threads))
 		}
+		// Elsewhere 0 leaves it to the backend: one device per GPU.
 	case "multiworker":
 		devices = max(1, f.Replicas)
 		if threads == 0 {

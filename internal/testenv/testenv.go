@@ -114,8 +114,16 @@ func Fixture(t testing.TB, rel string) string {
 // from the module root upwards) and whether it is there. Shared data is an
 // optional extra: tests compare against it when present and say so when
 // not, without failing under CI.
+//
+// GOTRAIN_SHARED_DIR names that folder instead, where the project's copy
+// has nothing beside it (a GPU machine given the binaries and the data).
 func Shared(t testing.TB, rel string) (string, bool) {
 	t.Helper()
+	if env := os.Getenv("GOTRAIN_SHARED_DIR"); env != "" {
+		p := filepath.Join(env, filepath.FromSlash(rel))
+		_, err := os.Stat(p)
+		return p, err == nil
+	}
 	dir := filepath.Dir(Root(t))
 	for {
 		p := filepath.Join(dir, "shared", filepath.FromSlash(rel))

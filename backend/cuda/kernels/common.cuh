@@ -22,6 +22,43 @@ typedef unsigned char u8;
 // A grid-stride loop over [0, n).
 #define GT_LOOP(i, n) for (int i = (int)(blockIdx.x * blockDim.x + threadIdx.x); i < (n); i += (int)(blockDim.x * gridDim.x))
 
+// GT_PLANE: for a launch of planes*chunks blocks over planes of inner
+// elements each (chunks = ceil(inner / blockDim.x), see planeGrid in
+// geom.go), this thread's plane p and element e of it; threads past the
+// plane's end return. The plane comes from the block index, so a thread
+// divides once, by a value the whole block shares, where a flat index
+// would cost a division per dim. (Not for kernels with barriers.)
+#define GT_PLANE(p, e, inner, chunks) \
+	int p = (int)blockIdx.x / (chunks); \
+	int e = ((int)blockIdx.x - p * (chunks)) * (int)blockDim.x + (int)threadIdx.x; \
+	if (e >= (inner)) return;
+
+// gt_split3 splits a flat index e of a [d0][d1][d2] volume into z, y, x
+// (one division fewer when d0 is 1, the 2-D case).
+__device__ __forceinline__ void gt_split3(int e, int d0, int d1, int d2, int* z, int* y, int* x) {
+	*x = e % d2;
+	int rest = e / d2;
+	*y = rest;
+	*z = 0;
+	if (d0 > 1) {
+		*y = rest % d1;
+		*z = rest / d1;
+	}
+}
+
+// gt_tap_out: the output position whose tap k (of dilation d, stride s,
+// begin padding pb) reads input position i, or -1 when none does. Stride 1
+// (the common case) needs no division.
+__device__ __forceinline__ int gt_tap_out(int i, int k, int d, int s, int pb, int out) {
+	int t = i + pb - k * d;
+	if (t < 0) return -1;
+	if (s != 1) {
+		if (t % s != 0) return -1;
+		t /= s;
+	}
+	return t < out ? t : -1;
+}
+
 // gt_off maps a row-major index of an output of shape dims[0..rank) to the
 // element offset of an operand with the given strides (0 on broadcast dims).
 __device__ __forceinline__ int gt_off(int i, int rank, const int* dims, const int* strides) {

@@ -26,13 +26,16 @@ __device__ __forceinline__ void pool_load(PoolG* g, const int* geo) {
 // them: the flat input index of the first maximum (row-major, or
 // column-major over the spatial dims with storage_order 1), -1 for an empty
 // window.
+// A plane is an image's channel (GT_PLANE).
 template <typename T>
-__device__ void pool_max(T* y, i64* ind, const T* x, const int* geo, int n, int colMajor) {
+__device__ void pool_max(T* y, i64* ind, const T* x, const int* geo, int colMajor, int chunks) {
 	PoolG g;
 	pool_load(&g, geo);
-	GT_LOOP(i, n) {
-		int p = i / g.outPlane, o = i % g.outPlane;
-		int ow = o % g.out[2], oh = (o / g.out[2]) % g.out[1], od = o / (g.out[2] * g.out[1]);
+	GT_PLANE(p, o, g.outPlane, chunks)
+	{
+		size_t i = (size_t)p * g.outPlane + o;
+		int od, oh, ow;
+		gt_split3(o, g.out[0], g.out[1], g.out[2], &od, &oh, &ow);
 		const T* xp = x + (size_t)p * g.inPlane;
 		T best = -GT_INF_F;
 		int bz = -1, by = 0, bx = 0;
@@ -65,6 +68,23 @@ __device__ void pool_max(T* y, i64* ind, const T* x, const int* geo, int n, int 
 			}
 		}
 	}
+}
+
+// pool_outs: the outputs [lo, hi] along dim a whose windows' extent
+// (before dilation gaps) covers input position x.
+__device__ __forceinline__ void pool_outs(const PoolG* g, int a, int x, int* lo, int* hi) {
+	int num = x + g->pb[a]; // o*s - pb <= x
+	int first = num - (g->k[a] - 1) * g->d[a]; // x <= o*s - pb + (k-1)*d
+	int s = g->s[a];
+	int last;
+	if (s == 1) {
+		*lo = first <= 0 ? 0 : first;
+		last = num;
+	} else {
+		*lo = first <= 0 ? 0 : (first + s - 1) / s;
+		last = num / s;
+	}
+	*hi = last < g->out[a] - 1 ? last : g->out[a] - 1;
 }
 
 // pool_avg_div: the divisor of an output position (0 for an empty window).
@@ -121,13 +141,17 @@ __device__ void pool_avg_grad(T* dx, const T* dy, const int* geo, int n, int inc
 		int xx = e % g.in[2], yy = (e / g.in[2]) % g.in[1], z = e / (g.in[2] * g.in[1]);
 		const T* yp = dy + (size_t)p * g.outPlane;
 		T acc = (T)0;
-		for (int od = 0; od < g.out[0]; od++) {
+		int lz, hz, ly, hy, lx, hx;
+		pool_outs(&g, 0, z, &lz, &hz);
+		pool_outs(&g, 1, yy, &ly, &hy);
+		pool_outs(&g, 2, xx, &lx, &hx);
+		for (int od = lz; od <= hz; od++) {
 			int tz = z - (od * g.s[0] - g.pb[0]);
 			if (tz < 0 || tz % g.d[0] != 0 || tz / g.d[0] >= g.k[0]) continue;
-			for (int oh = 0; oh < g.out[1]; oh++) {
+			for (int oh = ly; oh <= hy; oh++) {
 				int ty = yy - (oh * g.s[1] - g.pb[1]);
 				if (ty < 0 || ty % g.d[1] != 0 || ty / g.d[1] >= g.k[1]) continue;
-				for (int ow = 0; ow < g.out[2]; ow++) {
+				for (int ow = lx; ow <= hx; ow++) {
 					int tx = xx - (ow * g.s[2] - g.pb[2]);
 					if (tx < 0 || tx % g.d[2] != 0 || tx / g.d[2] >= g.k[2]) continue;
 					int dv = pool_avg_div(&g, od, oh, ow, includePad);
@@ -162,6 +186,51 @@ __device__ void pool_max_grad(T* dx, const T* dy, const i64* ind, const T* x, in
 			if (relu && !(x[base + k] > (T)0)) continue;
 			xp[k] += dy[o];
 		}
+	}
+}
+
+// pool_max_grad_gather: one thread per input element, summing in output
+// order the dY of the windows that hold it whose Index names it: the CPU's
+// scatter, element by element (the same float sums), in parallel over the
+// whole input. Needs the window (geo); relu as in pool_max_grad.
+template <typename T>
+__device__ void pool_max_grad_gather(T* dx, const T* dy, const i64* ind, const T* x, const int* geo, int relu, int chunks) {
+	PoolG g;
+	pool_load(&g, geo);
+	GT_PLANE(p, e, g.inPlane, chunks)
+	size_t i = (size_t)p * g.inPlane + e;
+	T acc = (T)0;
+	if (!relu || x[i] > (T)0) {
+		int z, yy, xx;
+		gt_split3(e, g.in[0], g.in[1], g.in[2], &z, &yy, &xx);
+		const T* yp = dy + (size_t)p * g.outPlane;
+		const i64* ip = ind + (size_t)p * g.outPlane;
+		i64 want = (i64)p * g.inPlane + e;
+		int lz, hz, ly, hy, lx, hx;
+		pool_outs(&g, 0, z, &lz, &hz);
+		pool_outs(&g, 1, yy, &ly, &hy);
+		pool_outs(&g, 2, xx, &lx, &hx);
+		for (int od = lz; od <= hz; od++) {
+			for (int oh = ly; oh <= hy; oh++) {
+				for (int ow = lx; ow <= hx; ow++) {
+					// The Index names this element only if this window's
+					// taps reach it; comparing the Index is that check.
+					int o = (od * g.out[1] + oh) * g.out[2] + ow;
+					if (ip[o] == want) acc += yp[o];
+				}
+			}
+		}
+	}
+	dx[i] = acc;
+}
+
+// pool_ind_check: the status word gets 1 + the position of an Index
+// outside its plane (what the gather cannot see).
+__device__ void pool_ind_check(const i64* ind, int n, int inPlane, int outPlane, int* status) {
+	GT_LOOP(o, n) {
+		i64 v = ind[o];
+		i64 base = (i64)(o / outPlane) * inPlane;
+		if (v != -1 && (v < base || v >= base + inPlane)) *status = o + 1;
 	}
 }
 

@@ -340,6 +340,16 @@ func (h Handle) Version() (int, error) {
 	return int(v), err
 }
 
+// SetWorkspace gives the handle a device workspace of n bytes, so that its
+// products allocate nothing (which a CUDA graph capture requires). It
+// returns false when this cuBLAS predates cublasSetWorkspace.
+func (h Handle) SetWorkspace(ws uint64, n int64) (bool, error) {
+	if C.gt_cublas_has_workspace() == 0 {
+		return false, nil
+	}
+	return true, cublasStatus("cublasSetWorkspace", C.gt_cublasSetWorkspace(h.h, C.gt_addr(ws), C.size_t(n)))
+}
+
 func op(t bool) C.int {
 	if t {
 		return 1

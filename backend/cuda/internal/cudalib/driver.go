@@ -280,3 +280,67 @@ func (a *Args) Free() {
 	C.free(a.slots)
 	C.free(a.argv)
 }
+
+// Event is a CUevent (recorded on a stream, waited on by another).
+type Event struct{ p unsafe.Pointer }
+
+// NewEvent creates an event without timing on the current context.
+func NewEvent() (Event, error) {
+	var e unsafe.Pointer
+	err := check("cuEventCreate", C.gt_cuEventCreate(&e))
+	return Event{e}, err
+}
+
+// Record records the work enqueued on s so far.
+func (e Event) Record(s Stream) error { return check("cuEventRecord", C.gt_cuEventRecord(e.p, s.p)) }
+
+// Destroy destroys the event.
+func (e Event) Destroy() error { return check("cuEventDestroy", C.gt_cuEventDestroy(e.p)) }
+
+// Wait makes the work enqueued on s from now on wait for the event's last
+// recording (without blocking the host).
+func (s Stream) Wait(e Event) error {
+	return check("cuStreamWaitEvent", C.gt_cuStreamWaitEvent(s.p, e.p))
+}
+
+// PeerCopy copies n bytes from src in context srcCtx to dst in context
+// dstCtx (two devices) on s.
+func PeerCopy(dst uint64, dstCtx Context, src uint64, srcCtx Context, n int64, s Stream) error {
+	return check("cuMemcpyPeerAsync", C.gt_cuMemcpyPeerAsync(C.gt_addr(dst), dstCtx.p, C.gt_addr(src), srcCtx.p, C.size_t(n), s.p))
+}
+
+// Graph is an instantiated CUDA graph (a CUgraphExec and its CUgraph).
+type Graph struct{ g, exec unsafe.Pointer }
+
+// BeginCapture starts recording the work enqueued on s into a graph
+// instead of running it (thread-local mode: only this thread must avoid
+// calls that are unsafe during a capture, such as allocation).
+func (s Stream) BeginCapture() error {
+	return check("cuStreamBeginCapture", C.gt_cuStreamBeginCapture(s.p))
+}
+
+// EndCapture ends the capture and instantiates the graph.
+func (s Stream) EndCapture() (Graph, error) {
+	var g unsafe.Pointer
+	if err := check("cuStreamEndCapture", C.gt_cuStreamEndCapture(s.p, &g)); err != nil {
+		return Graph{}, err
+	}
+	var x unsafe.Pointer
+	if err := check("cuGraphInstantiate", C.gt_cuGraphInstantiate(&x, g)); err != nil {
+		C.gt_cuGraphDestroy(g)
+		return Graph{}, err
+	}
+	return Graph{g: g, exec: x}, nil
+}
+
+// Launch enqueues the graph's work on s.
+func (g Graph) Launch(s Stream) error { return check("cuGraphLaunch", C.gt_cuGraphLaunch(g.exec, s.p)) }
+
+// Destroy frees the graph.
+func (g Graph) Destroy() error {
+	err := check("cuGraphExecDestroy", C.gt_cuGraphExecDestroy(g.exec))
+	if e := check("cuGraphDestroy", C.gt_cuGraphDestroy(g.g)); err == nil {
+		err = e
+	}
+	return err
+}

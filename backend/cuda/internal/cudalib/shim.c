@@ -32,6 +32,17 @@ static gt_cuModuleLoadData_t p_cuModuleLoadData;
 static gt_cuModuleUnload_t p_cuModuleUnload;
 static gt_cuModuleGetFunction_t p_cuModuleGetFunction;
 static gt_cuLaunchKernel_t p_cuLaunchKernel;
+static gt_cuEventCreate_t p_cuEventCreate;
+static gt_cuEventRecord_t p_cuEventRecord;
+static gt_cuEventDestroy_t p_cuEventDestroy;
+static gt_cuStreamWaitEvent_t p_cuStreamWaitEvent;
+static gt_cuMemcpyPeerAsync_t p_cuMemcpyPeerAsync;
+static gt_cuStreamBeginCapture_t p_cuStreamBeginCapture;
+static gt_cuStreamEndCapture_t p_cuStreamEndCapture;
+static gt_cuGraphInstantiateWithFlags_t p_cuGraphInstantiateWithFlags;
+static gt_cuGraphLaunch_t p_cuGraphLaunch;
+static gt_cuGraphExecDestroy_t p_cuGraphExecDestroy;
+static gt_cuGraphDestroy_t p_cuGraphDestroy;
 static gt_cuGetErrorName_t p_cuGetErrorName;
 static gt_cuGetErrorString_t p_cuGetErrorString;
 static gt_nvrtcVersion_t p_nvrtcVersion;
@@ -48,6 +59,7 @@ static gt_cublasDestroy_t p_cublasDestroy;
 static gt_cublasSetStream_t p_cublasSetStream;
 static gt_cublasSetMathMode_t p_cublasSetMathMode;
 static gt_cublasGetVersion_t p_cublasGetVersion;
+static gt_cublasSetWorkspace_t p_cublasSetWorkspace;
 static gt_cublasSgemm_t p_cublasSgemm;
 static gt_cublasSgemmStridedBatched_t p_cublasSgemmStridedBatched;
 
@@ -83,6 +95,17 @@ const char* gt_bind_driver(void* h) {
 	BIND(p_cuModuleUnload, "cuModuleUnload")
 	BIND(p_cuModuleGetFunction, "cuModuleGetFunction")
 	BIND(p_cuLaunchKernel, "cuLaunchKernel")
+	BIND(p_cuEventCreate, "cuEventCreate")
+	BIND(p_cuEventRecord, "cuEventRecord")
+	BIND(p_cuEventDestroy, "cuEventDestroy_v2")
+	BIND(p_cuStreamWaitEvent, "cuStreamWaitEvent")
+	BIND(p_cuMemcpyPeerAsync, "cuMemcpyPeerAsync")
+	BIND(p_cuStreamBeginCapture, "cuStreamBeginCapture_v2")
+	BIND(p_cuStreamEndCapture, "cuStreamEndCapture")
+	BIND(p_cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags")
+	BIND(p_cuGraphLaunch, "cuGraphLaunch")
+	BIND(p_cuGraphExecDestroy, "cuGraphExecDestroy")
+	BIND(p_cuGraphDestroy, "cuGraphDestroy")
 	BIND(p_cuGetErrorName, "cuGetErrorName")
 	BIND(p_cuGetErrorString, "cuGetErrorString")
 	return NULL;
@@ -108,6 +131,9 @@ const char* gt_bind_cublas(void* h) {
 	BIND(p_cublasSetMathMode, "cublasSetMathMode")
 	BIND(p_cublasGetVersion, "cublasGetVersion_v2")
 	BIND(p_cublasSgemm, "cublasSgemm_v2")
+	// Optional (cuBLAS 11.4 and later): a workspace of our own, so that a
+	// product captured into a CUDA graph allocates nothing.
+	*(void**)&p_cublasSetWorkspace = dlsym(h, "cublasSetWorkspace_v2");
 	BIND(p_cublasSgemmStridedBatched, "cublasSgemmStridedBatched")
 	return NULL;
 }
@@ -141,6 +167,21 @@ gt_result gt_cuLaunchKernel(void* f, unsigned int gx, unsigned int gy, unsigned 
 		unsigned int bz, unsigned int shared, void* s, void** params) {
 	return p_cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shared, s, params, NULL);
 }
+gt_result gt_cuEventCreate(void** e) { return p_cuEventCreate(e, 2); } // CU_EVENT_DISABLE_TIMING
+gt_result gt_cuEventRecord(void* e, void* s) { return p_cuEventRecord(e, s); }
+gt_result gt_cuEventDestroy(void* e) { return p_cuEventDestroy(e); }
+gt_result gt_cuStreamWaitEvent(void* s, void* e) { return p_cuStreamWaitEvent(s, e, 0); }
+gt_result gt_cuMemcpyPeerAsync(gt_addr dst, void* dstCtx, gt_addr src, void* srcCtx, size_t n, void* s) {
+	return p_cuMemcpyPeerAsync(dst, dstCtx, src, srcCtx, n, s);
+}
+// CU_STREAM_CAPTURE_MODE_THREAD_LOCAL: only this thread must not make
+// calls that are unsafe during a capture (other devices may allocate).
+gt_result gt_cuStreamBeginCapture(void* s) { return p_cuStreamBeginCapture(s, 1); }
+gt_result gt_cuStreamEndCapture(void* s, void** graph) { return p_cuStreamEndCapture(s, graph); }
+gt_result gt_cuGraphInstantiate(void** exec, void* graph) { return p_cuGraphInstantiateWithFlags(exec, graph, 0); }
+gt_result gt_cuGraphLaunch(void* exec, void* s) { return p_cuGraphLaunch(exec, s); }
+gt_result gt_cuGraphExecDestroy(void* exec) { return p_cuGraphExecDestroy(exec); }
+gt_result gt_cuGraphDestroy(void* graph) { return p_cuGraphDestroy(graph); }
 const char* gt_cuErrorName(gt_result r) {
 	const char* s = NULL;
 	if (!p_cuGetErrorName || p_cuGetErrorName(r, &s) != 0 || !s) return "CUDA_ERROR_UNKNOWN_CODE";
@@ -170,6 +211,8 @@ gt_result gt_cublasDestroy(void* h) { return p_cublasDestroy(h); }
 gt_result gt_cublasSetStream(void* h, void* s) { return p_cublasSetStream(h, s); }
 gt_result gt_cublasSetMathMode(void* h, int mode) { return p_cublasSetMathMode(h, mode); }
 gt_result gt_cublasGetVersion(void* h, int* v) { return p_cublasGetVersion(h, v); }
+int gt_cublas_has_workspace(void) { return p_cublasSetWorkspace != NULL; }
+gt_result gt_cublasSetWorkspace(void* h, gt_addr ws, size_t n) { return p_cublasSetWorkspace(h, (void*)ws, n); }
 gt_result gt_cublasSgemm(void* h, int ta, int tb, int m, int n, int k, float alpha, gt_addr a, int lda, gt_addr b,
 		int ldb, float beta, gt_addr c, int ldc) {
 	return p_cublasSgemm(h, ta, tb, m, n, k, &alpha, (const float*)a, lda, (const float*)b, ldb, &beta, (float*)c, ldc);

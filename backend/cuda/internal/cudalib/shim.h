@@ -39,6 +39,17 @@ typedef gt_result (*gt_cuModuleUnload_t)(void*);
 typedef gt_result (*gt_cuModuleGetFunction_t)(void**, void*, const char*);
 typedef gt_result (*gt_cuLaunchKernel_t)(void*, unsigned int, unsigned int, unsigned int, unsigned int, unsigned int,
 		unsigned int, unsigned int, void*, void**, void**);
+typedef gt_result (*gt_cuEventCreate_t)(void**, unsigned int);
+typedef gt_result (*gt_cuEventRecord_t)(void*, void*);
+typedef gt_result (*gt_cuEventDestroy_t)(void*);
+typedef gt_result (*gt_cuStreamWaitEvent_t)(void*, void*, unsigned int);
+typedef gt_result (*gt_cuMemcpyPeerAsync_t)(gt_addr, void*, gt_addr, void*, size_t, void*);
+typedef gt_result (*gt_cuStreamBeginCapture_t)(void*, int);
+typedef gt_result (*gt_cuStreamEndCapture_t)(void*, void**);
+typedef gt_result (*gt_cuGraphInstantiateWithFlags_t)(void**, void*, unsigned long long);
+typedef gt_result (*gt_cuGraphLaunch_t)(void*, void*);
+typedef gt_result (*gt_cuGraphExecDestroy_t)(void*);
+typedef gt_result (*gt_cuGraphDestroy_t)(void*);
 typedef gt_result (*gt_cuGetErrorName_t)(gt_result, const char**);
 typedef gt_result (*gt_cuGetErrorString_t)(gt_result, const char**);
 
@@ -57,6 +68,7 @@ typedef gt_result (*gt_cublasDestroy_t)(void*);
 typedef gt_result (*gt_cublasSetStream_t)(void*, void*);
 typedef gt_result (*gt_cublasSetMathMode_t)(void*, int);
 typedef gt_result (*gt_cublasGetVersion_t)(void*, int*);
+typedef gt_result (*gt_cublasSetWorkspace_t)(void*, void*, size_t);
 typedef gt_result (*gt_cublasSgemm_t)(void*, int, int, int, int, int, const float*, const float*, int, const float*, int,
 		const float*, float*, int);
 typedef gt_result (*gt_cublasSgemmStridedBatched_t)(void*, int, int, int, int, int, const float*, const float*, int,
@@ -96,6 +108,17 @@ gt_result gt_cuModuleUnload(void* m);
 gt_result gt_cuModuleGetFunction(void** f, void* m, const char* name);
 gt_result gt_cuLaunchKernel(void* f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx, unsigned int by,
 		unsigned int bz, unsigned int shared, void* s, void** params);
+gt_result gt_cuEventCreate(void** e);
+gt_result gt_cuEventRecord(void* e, void* s);
+gt_result gt_cuEventDestroy(void* e);
+gt_result gt_cuStreamWaitEvent(void* s, void* e);
+gt_result gt_cuMemcpyPeerAsync(gt_addr dst, void* dstCtx, gt_addr src, void* srcCtx, size_t n, void* s);
+gt_result gt_cuStreamBeginCapture(void* s);
+gt_result gt_cuStreamEndCapture(void* s, void** graph);
+gt_result gt_cuGraphInstantiate(void** exec, void* graph);
+gt_result gt_cuGraphLaunch(void* exec, void* s);
+gt_result gt_cuGraphExecDestroy(void* exec);
+gt_result gt_cuGraphDestroy(void* graph);
 const char* gt_cuErrorName(gt_result r);
 const char* gt_cuErrorString(gt_result r);
 void gt_host_copy(void* dst, const void* src, size_t n);
@@ -117,6 +140,8 @@ gt_result gt_cublasDestroy(void* h);
 gt_result gt_cublasSetStream(void* h, void* s);
 gt_result gt_cublasSetMathMode(void* h, int mode);
 gt_result gt_cublasGetVersion(void* h, int* v);
+int gt_cublas_has_workspace(void);
+gt_result gt_cublasSetWorkspace(void* h, gt_addr ws, size_t n);
 gt_result gt_cublasSgemm(void* h, int ta, int tb, int m, int n, int k, float alpha, gt_addr a, int lda, gt_addr b,
 		int ldb, float beta, gt_addr c, int ldc);
 gt_result gt_cublasSgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k, float alpha, gt_addr a, int lda,

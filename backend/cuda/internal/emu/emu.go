@@ -33,25 +33,44 @@ static int emu_run(void* run, void* thunk, void** args, int gx, int gy, int gz, 
 typedef unsigned long long addr;
 
 // emu_gemm is BLAS's column-major sgemm: C(i,j) at c[i + j*ldc], A(i,p)
-// at a[i + p*lda] (a[p + i*lda] transposed), the same for B.
+// at a[i + p*lda] (a[p + i*lda] transposed), the same for B. Each C(i,j)
+// is summed over p in ascending order in float; the loops run in the order
+// that reads A contiguously (a column of C at a time when A is not
+// transposed), which changes the speed, not the sums.
 static void emu_gemm(int ta, int tb, int m, int n, int k, float alpha, addr aa, int lda,
 		addr ba, int ldb, float beta, addr ca, int ldc) {
 	const float* a = (const float*)aa;
 	const float* b = (const float*)ba;
 	float* c = (float*)ca;
+	float* acc = ta ? 0 : (float*)malloc(sizeof(float) * (size_t)(m > 0 ? m : 1));
 	for (int j = 0; j < n; j++) {
-		for (int i = 0; i < m; i++) {
-			float s = 0;
-			for (int p = 0; p < k; p++) {
-				float av = ta ? a[p + i * lda] : a[i + p * lda];
-				float bv = tb ? b[j + p * ldb] : b[p + j * ldb];
-				s += av * bv;
+		if (ta) {
+			for (int i = 0; i < m; i++) {
+				float s = 0;
+				const float* ai = a + (size_t)i * lda;
+				for (int p = 0; p < k; p++) {
+					float bv = tb ? b[j + (size_t)p * ldb] : b[p + (size_t)j * ldb];
+					s += ai[p] * bv;
+				}
+				float r = alpha * s;
+				if (beta != 0) r += beta * c[i + (size_t)j * ldc];
+				c[i + (size_t)j * ldc] = r;
 			}
-			float r = alpha * s;
-			if (beta != 0) r += beta * c[i + j * ldc];
-			c[i + j * ldc] = r;
+			continue;
+		}
+		for (int i = 0; i < m; i++) acc[i] = 0;
+		for (int p = 0; p < k; p++) {
+			float bv = tb ? b[j + (size_t)p * ldb] : b[p + (size_t)j * ldb];
+			const float* ap = a + (size_t)p * lda;
+			for (int i = 0; i < m; i++) acc[i] += ap[i] * bv;
+		}
+		for (int i = 0; i < m; i++) {
+			float r = alpha * acc[i];
+			if (beta != 0) r += beta * c[i + (size_t)j * ldc];
+			c[i + (size_t)j * ldc] = r;
 		}
 	}
+	free(acc);
 }
 
 static void emu_memset32(addr pa, unsigned int v, long n) {
@@ -69,8 +88,11 @@ import "C"
 
 import (
 	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +130,11 @@ type lib struct {
 }
 
 const maxArgs = 64
+
+// runMu serialises every launch in the process: emulators share the
+// compiled modules (cached by content, see module), and a module's runtime
+// state (the current thread, the coroutines) is one set of C globals.
+var runMu sync.Mutex
 
 // New returns an emulator, or an error saying why it cannot run (no C++
 // compiler).
@@ -208,9 +235,15 @@ func (e *Emulator) Launch(f *cuda.Func, grid, block cuda.Dim3, shared int, args 
 		*(*uint64)(unsafe.Add(e.slots, 8*i)) = a.V
 	}
 	e.Launches++
+	runMu.Lock()
+	defer runMu.Unlock()
 	rc := C.emu_run(l.run, th, (*unsafe.Pointer)(e.argv), C.int(grid.X), C.int(max(grid.Y, 1)), C.int(max(grid.Z, 1)),
 		C.int(block.X), C.int(max(block.Y, 1)), C.int(max(block.Z, 1)))
-	if rc != 0 {
+	switch rc {
+	case 0:
+	case -2:
+		return fmt.Errorf("emu: kernel %s: some threads of a block reached __syncthreads and others finished without it", f.Name)
+	default:
 		return fmt.Errorf("emu: kernel %s: no memory for %v threads' stacks", f.Name, block)
 	}
 	return nil
@@ -251,6 +284,68 @@ func (e *Emulator) Copy(dst, src cuda.Ptr, n int64) error {
 	return nil
 }
 
+// compileFlags are the host compiler's flags: no contraction of a*b+c into
+// fused multiply-adds and no fast math, as NVRTC compiles with --fmad=false.
+var compileFlags = []string{"-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-w"}
+
+// compile builds a module's host library, or finds it built before: the
+// libraries are kept in the user's cache folder (GOTRAIN_EMU_CACHE, or
+// gotrain-emu under os.UserCacheDir) by a hash of the source, the flags
+// and the compiler, so that test processes after the first skip the C++
+// compiler. Without a cache folder it builds in the emulator's own.
+func (e *Emulator) compile(name, src string) (string, error) {
+	h := sha256.New()
+	io.WriteString(h, src)
+	io.WriteString(h, strings.Join(compileFlags, " "))
+	io.WriteString(h, e.cxx)
+	if st, err := os.Stat(e.cxx); err == nil {
+		fmt.Fprint(h, st.Size(), st.ModTime().UnixNano())
+	}
+	key := hex.EncodeToString(h.Sum(nil))[:24]
+	dir := os.Getenv("GOTRAIN_EMU_CACHE")
+	if dir == "" {
+		if c, err := os.UserCacheDir(); err == nil {
+			dir = filepath.Join(c, "gotrain-emu")
+		}
+	}
+	if dir == "" || os.MkdirAll(dir, 0o755) != nil {
+		dir = e.dir
+	}
+	so := filepath.Join(dir, name+"-"+key+".so")
+	if _, err := os.Stat(so); err == nil {
+		return so, nil
+	}
+	cc := filepath.Join(e.dir, name+".cc")
+	if err := os.WriteFile(cc, []byte(src), 0o644); err != nil {
+		return "", err
+	}
+	tmp := filepath.Join(e.dir, name+".so")
+	cmd := exec.Command(e.cxx, append(append([]string{}, compileFlags...), "-o", tmp, cc)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("emu: compiling module %s for the host: %v\n%s", name, err, out.String())
+	}
+	if dir == e.dir {
+		return tmp, nil
+	}
+	// Another process may be writing the same file: each renames its own
+	// complete copy into place.
+	part := filepath.Join(dir, fmt.Sprintf(".%s-%s.%d.tmp", name, key, os.Getpid()))
+	data, err := os.ReadFile(tmp)
+	if err == nil {
+		err = os.WriteFile(part, data, 0o755)
+	}
+	if err == nil {
+		err = os.Rename(part, so)
+	}
+	if err != nil {
+		os.Remove(part)
+		return tmp, nil
+	}
+	return so, nil
+}
+
 // module compiles (once) and loads a kernel module.
 func (e *Emulator) module(m *cuda.Module) (*lib, error) {
 	if l := e.mods[m.ID]; l != nil {
@@ -272,16 +367,9 @@ func (e *Emulator) module(m *cuda.Module) (*lib, error) {
 		}
 		src.WriteString("); }\n")
 	}
-	cc := filepath.Join(e.dir, m.Name+".cc")
-	so := filepath.Join(e.dir, m.Name+".so")
-	if err := os.WriteFile(cc, []byte(src.String()), 0o644); err != nil {
+	so, err := e.compile(m.Name, src.String())
+	if err != nil {
 		return nil, err
-	}
-	cmd := exec.Command(e.cxx, "-std=c++17", "-O1", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-w", "-o", so, cc)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("emu: compiling module %s for the host: %v\n%s", m.Name, err, out.String())
 	}
 	cso := C.CString(so)
 	defer C.free(unsafe.Pointer(cso))

@@ -54,6 +54,17 @@ CHECK(gt_cuModuleLoadData_t, cuModuleLoadData)
 CHECK(gt_cuModuleUnload_t, cuModuleUnload)
 CHECK(gt_cuModuleGetFunction_t, cuModuleGetFunction)
 CHECK(gt_cuLaunchKernel_t, cuLaunchKernel)
+CHECK(gt_cuEventCreate_t, cuEventCreate)
+CHECK(gt_cuEventRecord_t, cuEventRecord)
+CHECK(gt_cuEventDestroy_t, cuEventDestroy_v2)
+CHECK(gt_cuStreamWaitEvent_t, cuStreamWaitEvent)
+CHECK(gt_cuMemcpyPeerAsync_t, cuMemcpyPeerAsync)
+CHECK(gt_cuStreamBeginCapture_t, cuStreamBeginCapture_v2)
+CHECK(gt_cuStreamEndCapture_t, cuStreamEndCapture)
+CHECK(gt_cuGraphInstantiateWithFlags_t, cuGraphInstantiateWithFlags)
+CHECK(gt_cuGraphLaunch_t, cuGraphLaunch)
+CHECK(gt_cuGraphExecDestroy_t, cuGraphExecDestroy)
+CHECK(gt_cuGraphDestroy_t, cuGraphDestroy)
 CHECK(gt_cuGetErrorName_t, cuGetErrorName)
 CHECK(gt_cuGetErrorString_t, cuGetErrorString)
 CHECK(gt_nvrtcVersion_t, nvrtcVersion)
@@ -70,6 +81,7 @@ CHECK(gt_cublasDestroy_t, cublasDestroy_v2)
 CHECK(gt_cublasSetStream_t, cublasSetStream_v2)
 CHECK(gt_cublasSetMathMode_t, cublasSetMathMode)
 CHECK(gt_cublasGetVersion_t, cublasGetVersion_v2)
+CHECK(gt_cublasSetWorkspace_t, cublasSetWorkspace_v2)
 CHECK(gt_cublasSgemm_t, cublasSgemm_v2)
 CHECK(gt_cublasSgemmStridedBatched_t, cublasSgemmStridedBatched)
 
@@ -77,6 +89,8 @@ CHECK(gt_cublasSgemmStridedBatched_t, cublasSgemmStridedBatched)
 static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR == 75, "attribute");
 static_assert(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR == 76, "attribute");
 static_assert(CU_STREAM_NON_BLOCKING == 1, "stream flag");
+static_assert(CU_EVENT_DISABLE_TIMING == 2, "event flag");
+static_assert(CU_STREAM_CAPTURE_MODE_THREAD_LOCAL == 1, "capture mode");
 static_assert(CUBLAS_OP_N == 0 && CUBLAS_OP_T == 1, "cublasOperation_t");
 static_assert(CUBLAS_DEFAULT_MATH == 0 && CUBLAS_PEDANTIC_MATH == 2 && CUBLAS_TF32_TENSOR_OP_MATH == 3, "cublasMath_t");
 static_assert(sizeof(CUdeviceptr) == sizeof(gt_addr), "CUdeviceptr");

@@ -1,0 +1,18 @@
+//go:build !cgo
+
+package cudaemu
+
+import (
+	"errors"
+
+	"github.com/gotrain/gotrain/backend"
+)
+
+// Name is the name the backend registers under.
+const Name = "cuda-emu"
+
+func init() {
+	backend.Register(Name, func(map[string]string) (backend.Backend, error) {
+		return nil, errors.New("the emulated CUDA backend runs the kernels' C++ through cgo, and this build has CGO_ENABLED=0")
+	})
+}
