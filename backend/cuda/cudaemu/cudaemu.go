@@ -32,6 +32,10 @@ import (
 // Name is the name the backend registers under.
 const Name = "cuda-emu"
 
+// Built says whether this build can run the emulated backend: it needs
+// cgo (a CGO_ENABLED=0 build registers a backend that says so).
+const Built = true
+
 func init() {
 	backend.Register(Name, func(opts map[string]string) (backend.Backend, error) {
 		var o Options

@@ -11,6 +11,10 @@ import (
 // Name is the name the backend registers under.
 const Name = "cuda-emu"
 
+// Built says whether this build can run the emulated backend: it needs
+// cgo, which this build has not.
+const Built = false
+
 func init() {
 	backend.Register(Name, func(map[string]string) (backend.Backend, error) {
 		return nil, errors.New("the emulated CUDA backend runs the kernels' C++ through cgo, and this build has CGO_ENABLED=0")
