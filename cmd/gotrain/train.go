@@ -868,7 +868,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	}
 	how := f.Strategy + " strategy"
 	if w != nil {
-		how = fmt.Sprintf("multiworker strategy (%d workers of %s)", w.workers(), plural(f.Replicas, "replica"))
+		how = fmt.Sprintf("multiworker strategy (%s of %s)", plural(w.workers(), "worker"), plural(f.Replicas, "replica"))
 	}
 	fmt.Fprintf(stdout, "training %s on %s: %d samples (validation %d), %s, batch %d, %s, %s on %s\n",
 		f.Model, f.Data, trainSet.Len(), lenOf(val), plural(f.Epochs, "epoch"), f.BatchSize, f.Optimizer, how, b.Name())
