@@ -7,6 +7,7 @@ import (
 
 	"github.com/gotrain/gotrain/graph/onnxpb"
 	"github.com/gotrain/gotrain/internal/memtest"
+	"github.com/gotrain/gotrain/internal/onnxdata"
 	"github.com/gotrain/gotrain/internal/testenv"
 	"github.com/gotrain/gotrain/tensor"
 	"google.golang.org/protobuf/proto"
@@ -65,9 +66,11 @@ func FuzzLoadBytes(f *testing.F) {
 		p, _ := goldenModel(f, name)
 		seeds = append(seeds, p)
 	}
-	nodeTests := filepath.Join(debianTests, "node")
-	if d, ok := testenv.Shared(f, "onnx-node-tests/v1.22.0"); ok {
-		nodeTests = d
+	// Node tests' models as seeds: v1.22's beside the project, else
+	// Debian's (a seed missing from both is left out).
+	nodeTests, ok := testenv.Shared(f, "onnx-node-tests/v1.22.0")
+	if !ok {
+		nodeTests = filepath.Join(onnxdata.Debian, "node")
 	}
 	for _, test := range []string{"test_if", "test_loop11", "test_conv_with_strides_padding", "test_constant", "test_gemm_default_vector_bias",
 		"test_sequence_insert_at_back", "test_range_int32_type_negative_delta", "test_onehot_with_axis", "test_constantofshape_int_zeros",

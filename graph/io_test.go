@@ -28,10 +28,6 @@ func goldenModel(t testing.TB, name string) (path, dir string) {
 	return filepath.Join(dir, name+".onnx"), dir
 }
 
-// debianTests is where Debian's libonnx-testdata installs ONNX 1.12's
-// backend tests (conformance.DebianTestData; make deps installs it).
-const debianTests = "/usr/share/libonnx-testdata/data"
-
 func sameBits(a, b *tensor.Tensor) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -609,10 +605,8 @@ func TestExternalData(t *testing.T) {
 	if _, err := LoadBytes(data, ""); err == nil || !strings.Contains(err.Error(), "no folder") {
 		t.Errorf("LoadBytes without a folder: %v", err)
 	}
-	for _, bad := range []string{"../x.data", "/tmp/x.data", ""} {
-		if bad == "" {
-			continue
-		}
+	// A data file outside the model's folder: above it, or absolute.
+	for _, bad := range []string{"../x.data", filepath.Join(t.TempDir(), "x.data")} {
 		if err := SaveWith(m, path, SaveOptions{ExternalDataFile: bad}); err == nil {
 			t.Errorf("SaveWith(ExternalDataFile %q) succeeded", bad)
 		}
@@ -662,7 +656,7 @@ func TestExternalDataEscapes(t *testing.T) {
 func TestLoadTestModels(t *testing.T) {
 	var folders []string
 	for _, s := range []string{"node", "pytorch-converted", "pytorch-operator", "simple"} {
-		folders = append(folders, testenv.Require(t, filepath.Join(debianTests, s), "Debian's libonnx-testdata"))
+		folders = append(folders, testenv.DebianONNX(t, s))
 	}
 	if d, ok := testenv.Shared(t, "onnx-node-tests/v1.22.0"); ok {
 		folders = append(folders, d)

@@ -29,6 +29,7 @@ import (
 	"github.com/gotrain/gotrain/backend/plan"
 	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/graph/onnxpb"
+	"github.com/gotrain/gotrain/internal/onnxdata"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -45,7 +46,7 @@ type Suite struct {
 }
 
 // DebianTestData is where Debian's libonnx-testdata installs ONNX 1.12's tests.
-const DebianTestData = "/usr/share/libonnx-testdata/data"
+const DebianTestData = onnxdata.Debian
 
 // EnvTestData names an environment variable with extra suite folders
 // (separated by the OS path list separator).

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/gotrain/gotrain/backend"
-	"github.com/gotrain/gotrain/backend/conformance"
 	"github.com/gotrain/gotrain/backend/cuda/cudaemu"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/internal/testenv"
@@ -75,7 +74,7 @@ func TestTrainCUDA(t *testing.T) {
 // of the CUDA backend's floor passes, and the per-suite line is printed.
 func TestConformanceCUDA(t *testing.T) {
 	needEmu(t)
-	dir := testenv.Require(t, filepath.Join(conformance.DebianTestData, "pytorch-operator"), "Debian's libonnx-testdata")
+	dir := testenv.DebianONNX(t, "pytorch-operator")
 	r := gotrain(t, "conformance", "--backend", cudaemu.Name, "--data", dir, "--floor", "../../backend/cuda/testdata/conformance")
 	r.expect(t, 0)
 	m := regexp.MustCompile(`(?m)^suite pytorch-operator: (\d+) passed, 0 failed, (\d+) unsupported`).FindStringSubmatch(r.stdout)

@@ -21,6 +21,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gotrain/gotrain/internal/onnxdata"
 )
 
 // DebianPython is Debian's interpreter, where python3-torch, python3-onnx
@@ -53,6 +55,14 @@ func Require(t testing.TB, path, providedBy string) string {
 		Missing(t, "%s (from %s)", path, providedBy)
 	}
 	return path
+}
+
+// DebianONNX returns the folder of one of ONNX 1.12's backend test suites
+// ("node", "pytorch-converted", "pytorch-operator", "simple") where
+// Debian's libonnx-testdata installs it, else calls Missing.
+func DebianONNX(t testing.TB, suite string) string {
+	t.Helper()
+	return Require(t, filepath.Join(onnxdata.Debian, suite), "Debian's libonnx-testdata")
 }
 
 // Python returns Debian's interpreter after checking that it imports every
