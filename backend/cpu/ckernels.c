@@ -330,35 +330,25 @@ static inline unsigned gt_bits(float f) {
 	return a.u;
 }
 
-// gt_epi is Conv's epilogue on one value: v + b, then Go's max(v, 0) with
-// relu (epi 0: no epilogue at all, not even + 0).
-static inline float gt_epi(float v, float b, int epi, int relu) {
-	if (!epi) return v;
-	v += b;
-	return relu ? gt_relu(v) : v;
-}
-
 // gt_mprow says what one row of 2x2 pooling reads and writes: the two input
 // rows r0 and r1 (W apart in the input), OW outputs to y and, when ind is
 // set, their Indices (i0 is the Indices value of r0[0]) or, when taps is
 // set, their taps (which of the window's positions, 0..3 row-major, the
-// Indices would name); with epi, Conv's epilogue (bias b, ReLU with relu)
-// is applied to every tap first, as convEpilogueGo would have written it.
+// Indices would name).
 typedef struct {
 	const float *r0, *r1;
 	float *y;
 	long long *ind;
 	unsigned char *taps;
 	long i0;
-	int W, OW, epi, relu;
-	float b;
+	int W, OW;
 } gt_mprow;
 
 // gt_mp_scalar pools one row.
 static void gt_mp_scalar(const gt_mprow *q) {
 	for (int ow = 0; ow < q->OW; ow++) {
-		float a = gt_epi(q->r0[2 * ow], q->b, q->epi, q->relu), b = gt_epi(q->r0[2 * ow + 1], q->b, q->epi, q->relu);
-		float c = gt_epi(q->r1[2 * ow], q->b, q->epi, q->relu), d = gt_epi(q->r1[2 * ow + 1], q->b, q->epi, q->relu);
+		float a = q->r0[2 * ow], b = q->r0[2 * ow + 1];
+		float c = q->r1[2 * ow], d = q->r1[2 * ow + 1];
 		float m = gt_fmax(gt_fmax(gt_fmax(a, b), c), d);
 		q->y[ow] = m;
 		unsigned mb = gt_bits(m);
@@ -377,15 +367,6 @@ static inline __m256 gt_vfmax(__m256 x, __m256 y) {
 	__m256 zero = _mm256_setzero_ps();
 	__m256 both0 = _mm256_and_ps(_mm256_cmp_ps(x, zero, _CMP_EQ_OQ), _mm256_cmp_ps(y, zero, _CMP_EQ_OQ));
 	return _mm256_blendv_ps(r, _mm256_and_ps(x, y), both0);
-}
-
-// gt_vepi is gt_epi's epilogue on eight lanes.
-__attribute__((target("avx2")))
-static inline __m256 gt_vepi(__m256 v, __m256 b, int relu) {
-	v = _mm256_add_ps(v, b);
-	if (!relu) return v;
-	__m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-	return _mm256_blendv_ps(_mm256_setzero_ps(), v, keep);
 }
 
 // gt_store_n stores the first n lanes of v (n <= 0: none; n >= 8: all)
@@ -446,7 +427,6 @@ __attribute__((target("avx2")))
 static void gt_mp_avx2(const gt_mprow *q) {
 	const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
 	const __m256i o1 = _mm256_set1_epi32(1), oW = _mm256_set1_epi32(q->W), oW1 = _mm256_set1_epi32(q->W + 1);
-	const __m256 bias = _mm256_set1_ps(q->b);
 	float *y = q->y;
 	long long *ind = q->ind;
 	for (int ow = 0; ow < q->OW; ow += 8) {
@@ -454,10 +434,6 @@ static void gt_mp_avx2(const gt_mprow *q) {
 		if (t < 8 && q->OW >= 8) ow = q->OW - 8, t = 8;
 		__m256 a, b, c, d;
 		gt_mp_taps(q->r0, q->r1, ow, t, &a, &b, &c, &d);
-		if (q->epi) {
-			a = gt_vepi(a, bias, q->relu), b = gt_vepi(b, bias, q->relu);
-			c = gt_vepi(c, bias, q->relu), d = gt_vepi(d, bias, q->relu);
-		}
 		__m256 mp = gt_vfmax(gt_vfmax(gt_vfmax(a, b), c), d);
 		__m256 m = gt_mp_unshuffle(mp);
 		gt_store_n(y + ow, m, t);
@@ -506,17 +482,15 @@ static void gt_mp_avx2(const gt_mprow *q) {
 
 // gt_mp_planes pools planes [p0, p1) of H x W (inStride apart) into
 // contiguous planes of H/2 x W/2 (and their Indices, ind set, or taps,
-// taps set), as poolMax2x2 does; with epi it first applies Conv's epilogue
-// (bias[p] or 0, ReLU with relu) to every tap, as convPoolGo does.
+// taps set), as poolMax2x2 does.
 static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind, unsigned char *taps, long p0, long p1,
-		int H, int W, const float *bias, int epi, int relu) {
+		int H, int W) {
 	int OH = H / 2, OW = W / 2;
 	for (long p = p0; p < p1; p++) {
 		for (int oh = 0; oh < OH; oh++) {
 			long out = (p * OH + oh) * OW;
 			gt_mprow q = {x + p * inStride + 2L * oh * W, x + p * inStride + (2L * oh + 1) * W, y + out,
-				ind ? ind + out : NULL, taps ? taps + out : NULL, p * inStride + 2L * oh * W, W, OW, epi, relu,
-				bias ? bias[p] : 0.0f};
+				ind ? ind + out : NULL, taps ? taps + out : NULL, p * inStride + 2L * oh * W, W, OW};
 #if defined(__x86_64__)
 			if (gt_avx2) {
 				gt_mp_avx2(&q);
@@ -531,7 +505,7 @@ static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind
 static void gt_mp_part(const void *arg, int i, int parts) {
 	const gt_mp *k = arg;
 	gt_mp_planes(k->x, (long)k->H * k->W, k->y, k->ind, NULL, k->planes * i / parts, k->planes * (i + 1) / parts,
-		k->H, k->W, NULL, 0, 0);
+		k->H, k->W);
 }
 
 void gt_pool_maxpool2x2(gt_pool *p, const float *x, float *y, long long *ind, long planes, int H, int W) {
@@ -671,9 +645,8 @@ void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, 
 	}
 }
 // gt_maxpool2x2_planes is the fused Conv+MaxPool's pooling (convPoolGo).
-void gt_maxpool2x2_planes(const float *x, long inStride, float *y, unsigned char *taps, long planes, int H, int W,
-		const float *bias, int epi, int relu) {
-	gt_mp_planes(x, inStride, y, NULL, taps, 0, planes, H, W, bias, epi, relu);
+void gt_maxpool2x2_planes(const float *x, long inStride, float *y, unsigned char *taps, long planes, int H, int W) {
+	gt_mp_planes(x, inStride, y, NULL, taps, 0, planes, H, W);
 }
 
 // ---- The gradient of a 2x2 pool spread back over its windows ----

@@ -126,26 +126,20 @@ func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) {
 	C.gt_col2im_dense2d(f32ptr(col), f32ptr(x), C.int(g.c), C.int(g.img[1]), C.int(g.img[2]), C.int(g.k[1]), C.int(g.k[2]), C.int(g.col[1]), C.int(g.col[2]), C.long(ld))
 }
 
-// convPoolC is convPoolGo on float32, in C: the epilogue and the pooling
-// in one pass, src left as it was.
-func convPoolC(src []float32, lds int, dst []float32, taps []uint8, planes, h, w int, bias []float32, relu bool) {
+// convPoolC is convPoolGo on float32, in C.
+func convPoolC(src []float32, lds int, dst []float32, taps []uint8, planes, h, w int) {
 	if planes == 0 || h < 2 || w < 2 {
 		return
 	}
 	pooled := planes * (h / 2) * (w / 2)
-	if len(src) < (planes-1)*lds+h*w || len(dst) < pooled || (bias != nil && len(bias) < planes) || (taps != nil && len(taps) < pooled) {
-		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d], taps[%d] or bias[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), len(taps), len(bias), planes, h, w, lds))
-	}
-	var pb *C.float
-	if bias != nil {
-		pb = f32ptr(bias)
+	if len(src) < (planes-1)*lds+h*w || len(dst) < pooled || (taps != nil && len(taps) < pooled) {
+		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d] or taps[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), len(taps), planes, h, w, lds))
 	}
 	var pt *C.uchar
 	if taps != nil {
 		pt = (*C.uchar)(unsafe.Pointer(&taps[0]))
 	}
-	epi := bias != nil || relu
-	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), pt, C.long(planes), C.int(h), C.int(w), pb, cbool(epi), cbool(relu))
+	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), pt, C.long(planes), C.int(h), C.int(w))
 }
 
 // unpoolC is unpoolGo on float32, in C.

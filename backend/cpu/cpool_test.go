@@ -246,9 +246,9 @@ func checkCPoolTapsMatchGo(t *testing.T) {
 		for _, useC := range []bool{false, true} {
 			y, taps := make([]float32, len(wantY)), make([]uint8, len(wantY))
 			if useC {
-				convPoolC(x, lds, y, taps, planes, h, w, nil, false)
+				convPoolC(x, lds, y, taps, planes, h, w)
 			} else {
-				convPoolGo(x, lds, y, taps, planes, h, w, nil, false)
+				convPoolGo(x, lds, y, taps, planes, h, w)
 			}
 			for i := range wantY {
 				p, o := i/(oh*ow), i%(oh*ow)

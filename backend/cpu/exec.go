@@ -23,7 +23,6 @@ type executable struct {
 	dev     *Device
 	pool    *Pool
 	inputs  []*graph.ValueInfo
-	isInput map[string]bool
 	outputs []string
 	group   *Group
 	rank    int
@@ -101,10 +100,6 @@ func compile(m *graph.Model, dev *Device, o backend.CompileOptions) (*executable
 	}
 	e.pool = NewPool(threads)
 	e.pool.slot = dev.id
-	e.isInput = make(map[string]bool, len(g.Inputs))
-	for _, in := range g.Inputs {
-		e.isInput[in.Name] = true
-	}
 	pl, err := plan.New(m, e.hooks(), plan.Options{Outputs: o.Outputs, InPlace: o.InPlace})
 	if err != nil {
 		return nil, err
@@ -113,11 +108,7 @@ func compile(m *graph.Model, dev *Device, o backend.CompileOptions) (*executable
 	e.outputs = pl.Outputs()
 	// Plan now when every input shape is known, so errors surface at compile.
 	if shapes, ok := pl.StaticShapes(o.InputShapes); ok {
-		dtypes := map[string]tensor.DType{}
-		for _, in := range g.Inputs {
-			dtypes[in.Name] = in.DType
-		}
-		hp, err := e.plan(shapes, dtypes)
+		hp, err := e.plan(shapes, nil) // the declared dtypes
 		if err != nil {
 			return nil, err
 		}

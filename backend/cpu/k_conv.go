@@ -719,7 +719,7 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				if pl.taps {
 					taps = r.taps[(n*pl.cout+gi*mg)*pp:][:mg*pp]
 				}
-				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], taps, mg, g.col[1], g.col[2], nil, false)
+				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], taps, mg, g.col[1], g.col[2])
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -833,7 +833,7 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 				if pl.taps {
 					taps = r.taps[(n+b)*pl.cout*pp:][:pl.cout*pp]
 				}
-				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, g.col[1], g.col[2], nil, false)
+				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, g.col[1], g.col[2])
 				continue
 			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
@@ -892,28 +892,24 @@ func (r *convRunner[T]) geom() *colGeom { return r.pl.geom }
 // pooledPlane is the size of one pooled output plane.
 func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.pl.geom.col[2] / 2) }
 
-// convPool is the fused epilogue and 2x2/2 max pooling of Conv's output:
-// planes of h x w (src planes lds apart) get bias[p] (bias nil: 0) and ReLU
-// with relu, as convEpilogueGo would write them (nothing at all without
-// bias or relu), and are pooled into dst (planes of h/2 x w/2, contiguous)
-// with MaxPool's arithmetic (Go's max over the four taps in row order);
+// convPool is the 2x2/2 max pooling fused into Conv, whose product has
+// already added the bias and applied ReLU: planes of h x w (src planes lds
+// apart) are pooled into dst (planes of h/2 x w/2, contiguous) with
+// MaxPool's arithmetic (Go's max over the four taps in row order);
 // taps, when set, gets for each pooled value which position of its window
 // (0..3, row-major) MaxPool's Indices would name: the first whose bits
 // equal the maximum's. float32 goes through convPoolC (one pass in C in
 // the cgo build).
-func convPool[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int, bias []T, relu bool) {
+func convPool[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int) {
 	if s32, ok := any(src).([]float32); ok {
-		convPoolC(s32, lds, any(dst).([]float32), taps, planes, h, w, any(bias).([]float32), relu)
+		convPoolC(s32, lds, any(dst).([]float32), taps, planes, h, w)
 		return
 	}
-	convPoolGo(src, lds, dst, taps, planes, h, w, bias, relu)
+	convPoolGo(src, lds, dst, taps, planes, h, w)
 }
 
-// convPoolGo is convPool in Go; it applies the epilogue to src in place.
-func convPoolGo[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int, bias []T, relu bool) {
-	if bias != nil || relu {
-		convEpilogueGo(src, lds, src, lds, planes, h*w, bias, relu)
-	}
+// convPoolGo is convPool in Go.
+func convPoolGo[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int) {
 	oh, ow := h/2, w/2
 	for p := 0; p < planes; p++ {
 		sp, dp := src[p*lds:p*lds+h*w], dst[p*oh*ow:(p+1)*oh*ow]
@@ -1010,28 +1006,6 @@ func unpoolGo[T float32 | float64](dy []T, taps []uint8, ym []T, dst []T, ldd, p
 		}
 		if h%2 == 1 {
 			clear(dp[(h-1)*w:])
-		}
-	}
-}
-
-// convEpilogueGo writes m rows of n: dst row i (rows ldd apart) gets
-// src row i (lds apart) + bias[i] (bias nil: + 0), then max(·, 0) with
-// relu. dst may be src.
-func convEpilogueGo[T float32 | float64](dst []T, ldd int, src []T, lds, m, n int, bias []T, relu bool) {
-	for i := 0; i < m; i++ {
-		var b T
-		if bias != nil {
-			b = bias[i]
-		}
-		d, s := dst[i*ldd:i*ldd+n], src[i*lds:i*lds+n]
-		if relu {
-			for j, v := range s {
-				d[j] = max(v+b, 0)
-			}
-			continue
-		}
-		for j, v := range s {
-			d[j] = v + b
 		}
 	}
 }

@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/gotrain/gotrain/backend/cpu/gemm"
@@ -59,20 +58,17 @@ func chooseKernels(env string, best gemm.Path, blas, core string) (own bool, pat
 		}
 		own, path = true, p
 	}
-	if !own && best != gemm.Generic && !slices.Contains(openblasVectorCores, core) {
+	if p := openblasPath(core); !own && best != gemm.Generic && p != "avx2" && p != "avx512" {
 		warning = fmt.Sprintf("OpenBLAS runs its %s kernel on a CPU with %v: products run at a fraction of the speed of gotrain's own kernels (unset %s)",
 			core, best, kernelsEnv)
 	}
 	return own, path, warning
 }
 
-// openblasVectorCores are OpenBLAS's x86 core names whose sgemm kernels use
-// AVX2 or AVX-512. OpenBLAS picks its kernel by CPU model and falls back to
-// an SSE one (Prescott) for models it does not know, such as 5th-generation
-// Xeons in 0.3.21.
-var openblasVectorCores = []string{"Haswell", "Zen", "SkylakeX", "CooperLake", "SapphireRapids"}
-
 // openblasPath is the instruction set of an OpenBLAS core's sgemm kernel.
+// OpenBLAS picks its kernel by CPU model and falls back to an SSE one
+// (Prescott) for models it does not know, such as 5th-generation Xeons in
+// 0.3.21.
 func openblasPath(core string) string {
 	switch core {
 	case "Haswell", "Zen":
