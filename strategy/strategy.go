@@ -201,6 +201,9 @@ type engine struct {
 	// kept[u] holds unit u's loss, metric and gradients copied onto the
 	// first device (see keep), reused from step to step.
 	kept []map[string]backend.Buffer
+	// keptNames are what keep copies: the loss, the gradients and the
+	// metric.
+	keptNames []string
 	// means averages the replicas' BatchNorm statistics, by replica count
 	// (see syncStats); keptStats[r] holds replica r's statistics copied
 	// onto the first device.
@@ -278,6 +281,10 @@ func newEngine(cfg Config) (*engine, error) {
 		return nil, fmt.Errorf("strategy: %d replicas but %d devices", cfg.Replicas, len(devs))
 	}
 	e := &engine{cfg: cfg, b: cfg.Backend, tr: cfg.Training, params: map[string]backend.Buffer{}, state: map[string]backend.Buffer{}}
+	e.keptNames = append([]string{e.tr.Loss}, e.tr.Grads...)
+	if e.tr.Correct != "" {
+		e.keptNames = append(e.keptNames, e.tr.Correct)
+	}
 	if sm, ok := cfg.Backend.(SharedMemory); ok {
 		e.shared = sm.SharedMemory()
 	}
@@ -541,11 +548,7 @@ func (e *engine) reducer(k int, prefix bool) (*reduction, error) {
 // device.
 func (e *engine) keep(u int, o map[string]backend.Buffer) (map[string]backend.Buffer, error) {
 	kept := e.kept[u]
-	names := append([]string{e.tr.Loss}, e.tr.Grads...)
-	if e.tr.Correct != "" {
-		names = append(names, e.tr.Correct)
-	}
-	for _, name := range names {
+	for _, name := range e.keptNames {
 		buf, err := e.copyTo(kept[name], e.reps[0].dev, o[name])
 		if err != nil {
 			return nil, fmt.Errorf("copying %q to %v: %w", name, e.reps[0].dev, err)

@@ -229,15 +229,12 @@ func (d *Device) newBufferIn(dt tensor.DType, shape []int) (*Buffer, error) {
 	if err := deviceDType(dt); err != nil {
 		return nil, err
 	}
-	n := int64(1)
-	for _, s := range shape {
-		if s < 0 {
-			return nil, fmt.Errorf("cuda backend: shape %v has a negative dim", shape)
-		}
-		n *= int64(s)
-		if n > 1<<40 {
-			return nil, fmt.Errorf("cuda backend: shape %v has more than 2^40 elements", shape)
-		}
+	n, ok := tensor.MulDims(shape)
+	if !ok {
+		return nil, fmt.Errorf("cuda backend: shape %v has a negative dim or too many elements", shape)
+	}
+	if n > 1<<40 {
+		return nil, fmt.Errorf("cuda backend: shape %v has more than 2^40 elements", shape)
 	}
 	bytes := n * int64(dt.Size())
 	p, err := d.alloc.alloc((bytes + 7) &^ 7)

@@ -192,7 +192,7 @@ func hostOnlyFoldable(pl *plan.Planner) error {
 			}
 		}
 		shapeOnly := graph.NormDomain(n.Domain) == graph.DomainONNX && (n.OpType == "Shape" || n.OpType == "Size")
-		if (all || shapeOnly) && !random(n) {
+		if (all || shapeOnly) && plan.Foldable(n) {
 			for _, o := range n.Outputs {
 				constant[o] = true
 			}
@@ -203,15 +203,6 @@ func hostOnlyFoldable(pl *plan.Planner) error {
 		}
 	}
 	return nil
-}
-
-// random reports the ops the planner never folds.
-func random(n *graph.Node) bool {
-	switch n.OpType {
-	case "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli":
-		return true
-	}
-	return false
 }
 
 func (e *executable) hooks() plan.Hooks {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cuda"
-	"github.com/gotrain/gotrain/graph"
 	"github.com/gotrain/gotrain/tensor"
 )
 
@@ -210,7 +209,6 @@ func TestMathModes(t *testing.T) {
 		check(t, gpuDevNoFloor{gpuDev{b.Devices()[0].(*cuda.Device)}}, c)
 		b.Close()
 	}
-	_ = graph.DomainONNX
 }
 
 type gpuDevNoFloor struct{ gpuDev }

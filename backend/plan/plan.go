@@ -329,9 +329,9 @@ func (p *Planner) InferStep(s *Step, in []*tensor.Tensor) (ins, outs []*graph.Ty
 	return ins, outs, nil
 }
 
-// foldable reports whether a node with constant inputs may be evaluated at
+// Foldable reports whether a node with constant inputs may be evaluated at
 // plan time: everything but ops with random or run-varying results.
-func foldable(n *graph.Node) bool {
+func Foldable(n *graph.Node) bool {
 	switch n.OpType {
 	case "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli":
 		return false
@@ -388,7 +388,7 @@ func (p *Planner) Plan(shapes map[string][]int, dtypes map[string]tensor.DType) 
 				known = false
 			}
 		}
-		if known && foldable(n) {
+		if known && Foldable(n) {
 			for i, o := range n.Outputs {
 				if o != "" {
 					pl.Values[newValue(o, Const, outs[i])].Const = outs[i].Value
@@ -436,7 +436,7 @@ func (p *Planner) Plan(shapes map[string][]int, dtypes map[string]tensor.DType) 
 			pl.Steps = append(pl.Steps, st)
 			continue
 		}
-		if allConst && foldable(n) && (st.View || p.hooks.Fold != nil) {
+		if allConst && Foldable(n) && (st.View || p.hooks.Fold != nil) {
 			vals, err := p.fold(st)
 			if err != nil {
 				return nil, err

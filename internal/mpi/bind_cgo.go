@@ -46,9 +46,8 @@ func initThread() (provided int, err error) {
 	return int(p), err
 }
 
-func finalize() error          { return check("MPI_Finalize", C.gtmpi_finalize()) }
-func abort(c handle, code int) { C.gtmpi_abort(c, C.int(code)) }
-func world() handle            { return C.gtmpi_world() }
+func finalize() error { return check("MPI_Finalize", C.gtmpi_finalize()) }
+func world() handle   { return C.gtmpi_world() }
 
 func rankSize(c handle) (rank, size int, err error) {
 	var r, s C.int

@@ -1,6 +1,7 @@
 package mpi
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"time"
@@ -292,16 +293,6 @@ func (c *Comm) AllreduceOrdered(buf []float32) error {
 	return nil
 }
 
-func putInt64(b []byte, v int64) {
-	for i := range 8 {
-		b[i] = byte(v >> (8 * i))
-	}
-}
+func putInt64(b []byte, v int64) { binary.LittleEndian.PutUint64(b, uint64(v)) }
 
-func getInt64(b []byte) int64 {
-	var v int64
-	for i := range 8 {
-		v |= int64(b[i]) << (8 * i)
-	}
-	return v
-}
+func getInt64(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b)) }

@@ -15,7 +15,6 @@ static void *lib;
 
 static int (*p_init_thread)(int *, char ***, int, int *);
 static int (*p_finalize)(void);
-static int (*p_abort)(gtmpi_handle, int);
 static int (*p_comm_rank)(gtmpi_handle, int *);
 static int (*p_comm_size)(gtmpi_handle, int *);
 static int (*p_comm_dup)(gtmpi_handle, gtmpi_handle *);
@@ -65,7 +64,6 @@ int gtmpi_load(const char *path, char *err, int errlen) {
 	} syms[] = {
 		{(void **)&p_init_thread, "MPI_Init_thread"},
 		{(void **)&p_finalize, "MPI_Finalize"},
-		{(void **)&p_abort, "MPI_Abort"},
 		{(void **)&p_comm_rank, "MPI_Comm_rank"},
 		{(void **)&p_comm_size, "MPI_Comm_size"},
 		{(void **)&p_comm_dup, "MPI_Comm_dup"},
@@ -99,7 +97,6 @@ int gtmpi_load(const char *path, char *err, int errlen) {
 
 int gtmpi_init(int *provided) { return p_init_thread(NULL, NULL, OMPI_THREAD_FUNNELED, provided); }
 int gtmpi_finalize(void) { return p_finalize(); }
-int gtmpi_abort(gtmpi_handle comm, int code) { return p_abort(comm, code); }
 gtmpi_handle gtmpi_world(void) { return comm_world; }
 int gtmpi_rank(gtmpi_handle comm, int *rank) { return p_comm_rank(comm, rank); }
 int gtmpi_size(gtmpi_handle comm, int *size) { return p_comm_size(comm, size); }

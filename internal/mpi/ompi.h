@@ -25,7 +25,6 @@ int gtmpi_load(const char *path, char *err, int errlen);
 
 int gtmpi_init(int *provided);
 int gtmpi_finalize(void);
-int gtmpi_abort(gtmpi_handle comm, int code);
 gtmpi_handle gtmpi_world(void);
 int gtmpi_rank(gtmpi_handle comm, int *rank);
 int gtmpi_size(gtmpi_handle comm, int *size);
