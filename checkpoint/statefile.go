@@ -136,8 +136,6 @@ func encodeState(e *encoder, s *train.State) {
 	}
 }
 
-func decodeState(d *decoder) *train.State { return decodeStateVersion(d, FormatVersion) }
-
 func decodeStateVersion(d *decoder, version uint32) *train.State {
 	s := &train.State{}
 	s.ModelHash = d.string()

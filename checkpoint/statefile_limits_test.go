@@ -140,7 +140,7 @@ func FuzzLoadState(f *testing.F) {
 			t.Fatalf("decoded a state that does not encode: %v", e.err)
 		}
 		d := &decoder{b: b.Bytes()}
-		back := decodeState(d)
+		back := decodeStateVersion(d, FormatVersion)
 		if d.err != nil {
 			t.Fatalf("re-encoded state does not decode: %v", d.err)
 		}

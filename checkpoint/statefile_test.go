@@ -222,7 +222,7 @@ func TestDecodeDamagedBody(t *testing.T) {
 	encodeState(&encoder{w: &body}, sampleState())
 	for cut := 0; cut < len(body); cut += 7 {
 		d := &decoder{b: body[:cut]}
-		decodeState(d)
+		decodeStateVersion(d, FormatVersion)
 		if d.err == nil {
 			t.Fatalf("body cut at %d of %d decoded without error", cut, len(body))
 		}

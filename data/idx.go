@@ -217,7 +217,7 @@ func LoadIDX(images, labels string, classes int) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.Raw = rawKindOf(xt)
+	d.Raw = RawKindOf(xt)
 	return d.WithLayout(NCHW), nil
 }
 

@@ -104,16 +104,7 @@ func (b *Batch) Release() {
 }
 
 // NumBatches is the number of batches of an epoch.
-func (l *Loader) NumBatches() int {
-	n := l.Source.Len()
-	if l.BatchSize <= 0 {
-		return 0
-	}
-	if l.DropRemainder {
-		return n / l.BatchSize
-	}
-	return (n + l.BatchSize - 1) / l.BatchSize
-}
+func (l *Loader) NumBatches() int { return l.BatchesFrom(0) }
 
 func (l *Loader) check() error {
 	if l.Source == nil {

@@ -110,7 +110,7 @@ func fromArrays(xt, yt *tensor.Tensor, classes int, xName, yName string) (*Datas
 	if err != nil {
 		return nil, err
 	}
-	d.Raw = rawKindOf(xt)
+	d.Raw = RawKindOf(xt)
 	return d, nil
 }
 

@@ -52,8 +52,9 @@ func (k RawKind) String() string {
 	return "float values"
 }
 
-// rawKindOf classifies the values of an array a loader read.
-func rawKindOf(t *tensor.Tensor) RawKind {
+// RawKindOf classifies the values of an array a loader read, or one read
+// from a file as a loader would (a sample given to predict, say).
+func RawKindOf(t *tensor.Tensor) RawKind {
 	switch {
 	case t.DType() == tensor.Uint8:
 		return RawBytes
@@ -67,10 +68,6 @@ func rawKindOf(t *tensor.Tensor) RawKind {
 	}
 	return RawFloat // floats and booleans
 }
-
-// RawKindOf classifies the values of an array read from a file (a sample
-// given to predict, say) as a loader would.
-func RawKindOf(t *tensor.Tensor) RawKind { return rawKindOf(t) }
 
 // Scale is an input scale: "auto", or a factor.
 type Scale struct {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/internal/atomicfile"
+	"github.com/gotrain/gotrain/internal/testenv"
 )
 
 // A floor is the list of a suite's tests that pass on a backend, committed
@@ -37,12 +38,6 @@ type Options struct {
 	// UpdateCommand is the command that updates the floor, named when
 	// more tests pass than the floor lists and written into its files.
 	UpdateCommand string
-}
-
-// InCI reports whether the CI variable says this is a CI run.
-func InCI() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
 }
 
 // Test runs every suite found on this machine (see DefaultSuites) on the
@@ -71,7 +66,7 @@ func Test(t *testing.T, b backend.Backend, o Options) {
 		_, why := FindSuite(name)
 		n := len(floors[name])
 		t.Run(name, func(t *testing.T) {
-			if InCI() {
+			if testenv.CI() {
 				t.Errorf("the floor lists %d tests of suite %s, which is missing: %v", n, name, why)
 			} else {
 				t.Skipf("%v; the floor's %d tests of it are not checked (under CI=true this fails)", why, n)
