@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,7 +150,7 @@ func (r *configReader) mapping(n *yaml.Node, prefix string, rename map[string]st
 		if prefix != "" {
 			flat, ok := rename[key]
 			if !ok {
-				return usagef("config %s line %d: unknown key %s (%s keys: %s)", r.path, kn.Line, quote(name), strings.TrimSuffix(prefix, "."), strings.Join(sortedMapKeys(rename), ", "))
+				return usagef("config %s line %d: unknown key %s (%s keys: %s)", r.path, kn.Line, quote(name), strings.TrimSuffix(prefix, "."), strings.Join(slices.Sorted(maps.Keys(rename)), ", "))
 			}
 			key = flat
 		}
@@ -189,7 +191,7 @@ func (r *configReader) claim(key, name string, line int) error {
 func (r *configReader) field(key, name string, line int) (reflect.Value, error) {
 	fv, ok := r.fields[key]
 	if !ok {
-		sections := append(sortedMapKeys(specSections), "optimizer")
+		sections := append(slices.Sorted(maps.Keys(specSections)), "optimizer")
 		sort.Strings(sections)
 		return fv, usagef("config %s line %d: unknown key %s (keys: %s; sections: %s)", r.path, line, quote(name), strings.Join(r.keys, ", "), strings.Join(sections, ", "))
 	}
@@ -340,7 +342,7 @@ func (r *configReader) monitorSpec(n *yaml.Node, name string, allowed []string, 
 			monitor = p.value
 		case p.key == "patience":
 			patience = p.value
-		case isOneOf(p.key, allowed):
+		case slices.Contains(allowed, p.key):
 			items = append(items, p.key+"="+p.value)
 		default:
 			return "", usagef("config %s line %d: unknown key %s (%s keys: %s)", r.path, p.line, quote(name+"."+p.key), name, strings.Join(append([]string{"monitor", "patience"}, allowed...), ", "))
@@ -407,15 +409,6 @@ func nodeKind(n *yaml.Node) string {
 		return "an alias"
 	}
 	return quote(n.Value)
-}
-
-func sortedMapKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 var kindName = map[reflect.Kind]string{reflect.String: "a string", reflect.Int: "an integer",

@@ -101,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// The default command: flags with no command train.
-	if strings.HasPrefix(args[i], "-") && !isOneOf(args[i], rootFlags) {
+	if strings.HasPrefix(args[i], "-") && !slices.Contains(rootFlags, args[i]) {
 		args = append([]string{"train"}, args...)
 	}
 	if args[0] != cobra.ShellCompRequestCmd && args[0] != cobra.ShellCompNoDescRequestCmd {
@@ -189,16 +189,7 @@ func checkMemoryEnv(cmd *cobra.Command, _ []string) error {
 
 // isHelpFlag says whether a is a flag that makes a command print instead
 // of run: help, and gotrain's version.
-func isHelpFlag(a string) bool { return isOneOf(a, rootFlags) }
-
-func isOneOf(s string, list []string) bool {
-	for _, x := range list {
-		if s == x {
-			return true
-		}
-	}
-	return false
-}
+func isHelpFlag(a string) bool { return slices.Contains(rootFlags, a) }
 
 // quietError ends the process with status 1 without a message: another
 // process says what happened (worker 0 of a multi-worker run).

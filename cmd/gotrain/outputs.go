@@ -17,7 +17,6 @@ import (
 type runOutputs struct {
 	best         *checkpoint.ModelCheckpoint
 	history      *checkpoint.HistoryLogger
-	historyPath  string
 	last, curves string
 	out          string // the output folder
 	resume       string // the state file resumed from; "" for a fresh run
@@ -55,7 +54,7 @@ func (o runOutputs) report(w io.Writer) string {
 	}
 	fmt.Fprintf(w, "last model: %s\n", o.last)
 	if o.history.Wrote() {
-		fmt.Fprintf(w, "history: %s\n", o.historyPath)
+		fmt.Fprintf(w, "history: %s\n", o.history.CSVPath)
 	} else {
 		fmt.Fprintln(w, "history: not written: no epoch was completed")
 	}

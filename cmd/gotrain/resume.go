@@ -42,6 +42,7 @@ var resumeRefused = map[string]string{
 	"val_split":       "the split between training and validation data",
 	"val_data":        "the validation data, against which the best model so far was chosen",
 	"seed":            "the data order, augmentation and dropout",
+	"shuffle":         "the data order",
 	"augment":         "the augmentation",
 	"input":           "the model",
 	"classes":         "the model",
@@ -103,9 +104,7 @@ func openResume(f *trainFlags, read func(path string) ([]byte, error)) (*resumed
 	r := &resumed{path: f.Resume, state: st, old: old}
 	var refused []string
 	for _, c := range changes {
-		// The state stores the scale resolved (auto on digits is 1/16):
-		// checkScale compares it once this run's is resolved.
-		if c.Key == "resume" || c.Key == "scale" {
+		if c.Key == "resume" {
 			continue
 		}
 		d := fmt.Sprintf("--%s %s -> %s", strings.ReplaceAll(c.Key, "_", "-"), showJSON(c.Old), showJSON(c.New))

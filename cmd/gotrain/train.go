@@ -311,8 +311,8 @@ func (f *trainFlags) checkUnused() error {
 		return usagef("--label-smoothing %g applies to cross-entropy (cross_entropy, cross_entropy_onehot), not to --loss %s", f.LabelSmoothing, f.Loss)
 	case f.Input != "" && isModelFile(f.Model):
 		return usagef("--input %s shapes a built-in model; %s is an ONNX file, whose input shape is its own", f.Input, f.Model)
-	case f.SyncBatchNorm && f.Strategy != "mirrored":
-		return usagef("--sync-batchnorm computes BatchNorm statistics over mirrored replicas: it needs --strategy mirrored")
+	case f.SyncBatchNorm && f.Strategy != "mirrored" && f.Strategy != "multiworker":
+		return usagef("--sync-batchnorm computes BatchNorm statistics over replicas or workers: it needs --strategy mirrored or multiworker")
 	case f.ShardSize != 0 && !f.Deterministic:
 		return usagef("--shard-size %d is the micro-shard size of --deterministic, which is off", f.ShardSize)
 	case f.DecayBiasNorm && f.WeightDecay == 0:
@@ -601,17 +601,9 @@ func tooSmall(name string, o models.Options, err error) error {
 	}
 	alt := ""
 	if len(fit) > 0 {
-		alt = fmt.Sprintf(", or a built-in model that fits %s: %s", shapeString(o.Input), strings.Join(fit, ", "))
+		alt = fmt.Sprintf(", or a built-in model that fits %s: %s", dimsString(o.Input), strings.Join(fit, ", "))
 	}
-	return fmt.Errorf("model %s for input %s: %w%s%s", name, shapeString(o.Input), err, need, alt)
-}
-
-func shapeString(s []int) string {
-	parts := make([]string, len(s))
-	for i, d := range s {
-		parts[i] = strconv.Itoa(d)
-	}
-	return strings.Join(parts, "x")
+	return fmt.Errorf("model %s for input %s: %w%s%s", name, dimsString(o.Input), err, need, alt)
 }
 
 func openBackend(name string, devices, threads int) (backend.Backend, error) {
@@ -826,7 +818,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 	outs := runOutputs{best: &checkpoint.ModelCheckpoint{Path: best, Monitor: monitor, SaveBestOnly: f.SaveBestOnly, Metadata: meta, Log: log},
 		history: &checkpoint.HistoryLogger{CSVPath: filepath.Join(f.Out, "history.csv"), JSONPath: filepath.Join(f.Out, "history.json"),
 			Report: true, Defences: f.defences(features)},
-		historyPath: filepath.Join(f.Out, "history.csv"), last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
+		last: last, curves: filepath.Join(f.Out, "curves.png"), out: f.Out, resume: f.Resume}
 	if primary {
 		cbs = append(cbs, outs.best, outs.history, &checkpoint.ModelCheckpoint{Path: statePath, Format: checkpoint.TrainingState})
 	}
@@ -908,7 +900,7 @@ func train1(f trainFlags, w *world, stdout io.Writer) (bool, error) {
 		return false, err
 	}
 	fmt.Fprintf(stdout, "\ndone in %s: %s (%s); best %s %s at epoch %d\n", time.Since(began).Round(time.Second), plural(res.Epochs, "epoch"), res.StopReason, monitor, num(bestVal), bestEpoch)
-	printReport(stdout, checkpoint.Overfitting(res.History, f.defences(features)), lenOf(val))
+	printReport(stdout, checkpoint.Overfitting(res.History, outs.history.Defences), lenOf(val))
 	fmt.Fprintln(stdout)
 	if best := outs.report(stdout); best != "" && test != nil && f.ValData != "test" {
 		fmt.Fprintf(stdout, "evaluate on the test split with: gotrain eval --model %s --data %s\n", best, f.Data)
