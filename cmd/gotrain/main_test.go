@@ -971,4 +971,8 @@ func TestTrainUnevenLastBatch(t *testing.T) {
 	// A model without BatchNorm would ignore --sync-batchnorm.
 	gotrain(t, append([]string{"train", "--model", mlp, "--sync-batchnorm", "--out", filepath.Join(dir, "mlp-sync")}, common...)...).
 		expect(t, 2, "--sync-batchnorm", "mlp.onnx", "no BatchNormalization")
+	// The multi-worker strategy takes --sync-batchnorm too: the same
+	// model check answers, not the strategy's.
+	gotrain(t, append([]string{"train", "--model", mlp, "--sync-batchnorm", "--strategy", "multiworker", "--out", filepath.Join(dir, "mlp-sync-mw")}, common...)...).
+		expect(t, 2, "--sync-batchnorm", "mlp.onnx", "no BatchNormalization")
 }

@@ -135,6 +135,7 @@ func TestResumeConfigChanges(t *testing.T) {
 		{"seed and augmentation", []string{"--seed", "8", "--augment", "shift=0.1"}, 2,
 			[]string{"--augment \"\" -> shift=0.1 (it changes the augmentation)", "--seed 7 -> 8 (it changes the data order", "start a new run with --model"}},
 		{"optimizer", []string{"--optimizer", "sgd"}, 2, []string{"--optimizer adam -> sgd (it changes the optimizer"}},
+		{"shuffle", []string{"--shuffle=false"}, 2, []string{"--shuffle true -> false (it changes the data order"}},
 		{"validation split", []string{"--val-split", "0.2"}, 2, []string{"--val-split 0.1 -> 0.2"}},
 		{"strategy", []string{"--strategy", "mirrored", "--replicas", "2"}, 2, []string{"--strategy single -> mirrored (the result depends on it"}},
 		{"fewer epochs", []string{"--epochs", "1"}, 2, []string{"--epochs 1: the state in " + state + " is at epoch 2 already"}},
