@@ -27,6 +27,7 @@ func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "measure a model's inference or training throughput",
+		Args:  noArgs,
 		Example: `  gotrain bench --model cnn --input 3x32x32 --batch 32 --train
   gotrain bench --model m.onnx --batch 256 --profile
   mpirun -np 2 --bind-to none gotrain bench --train --strategy multiworker --threads 1

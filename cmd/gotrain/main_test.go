@@ -284,6 +284,9 @@ func TestUsageErrors(t *testing.T) {
 		{"compare nothing", []string{"compare"}, []string{"at least one run"}},
 		{"compare missing run", []string{"compare", filepath.Join(dir, "nowhere")}, []string{"nowhere", "history.json"}},
 		{"version argument", []string{"version", "x"}, []string{`unexpected argument "x"`}},
+		{"inspect argument", []string{"inspect", "--model", "mlp", "x"}, []string{`unexpected argument "x"`}},
+		{"augment argument", []string{"augment", "x"}, []string{`unexpected argument "x"`}},
+		{"bench argument", []string{"bench", "x"}, []string{`unexpected argument "x"`}},
 		{"completion shell", []string{"completion", "tcsh"}, []string{`unknown command "tcsh"`}},
 		// NaN passes a range check written as two comparisons.
 		{"val split NaN", []string{"train", "--model", "mlp", "--val-split", "NaN"}, []string{"--val-split NaN"}},

@@ -606,6 +606,7 @@ func newInspectCmd() *cobra.Command {
 		Use:     "inspect",
 		Short:   "describe a model: inputs, outputs, ops, parameters",
 		Example: "  gotrain inspect --model cnn.onnx",
+		Args:    noArgs,
 	}
 	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
@@ -895,6 +896,7 @@ func newAugmentCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "augment",
 		Short: "draw a grid of augmented samples to a PNG",
+		Args:  noArgs,
 		Example: `  gotrain augment --data mnist --augment rotation=20,shift=0.1,zoom=0.1 --out grid.png
   gotrain augment --data digits --augment rotation=10 --seed 7 --out grid7.png`,
 	}
