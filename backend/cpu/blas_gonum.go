@@ -67,8 +67,8 @@ func newPosixPool(int) cPool { return nil }
 // in this build.
 func im2colDense2DC(g *colGeom, x, col []float32, ld int)           { im2colDense2DGo(g, x, col, ld) }
 func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) { col2imDense2DGo(g, col, ld, x) }
-func convPoolC(src []float32, lds int, dst []float32, taps []uint8, planes, h, w int) {
-	convPoolGo(src, lds, dst, taps, planes, h, w)
+func convPoolC(src []float32, lds, ldr int, dst []float32, taps []uint8, planes, h, w int) {
+	convPoolGo(src, lds, ldr, dst, taps, planes, h, w)
 }
 func unpoolC(dy []float32, taps []uint8, ym, dst []float32, ldd, planes, h, w int) {
 	unpoolGo(dy, taps, ym, dst, ldd, planes, h, w)

@@ -102,6 +102,10 @@ static void *gt_worker(void *arg) {
 // package's init, before any kernel runs.
 static int gt_avx2;
 
+// gt_avx512 says whether the CPU has AVX-512F, for the loops that have an
+// AVX-512 form; set with gt_avx2.
+static int gt_avx512;
+
 void gt_init(void) { gt_use_vectors(1); }
 
 // gt_use_vectors turns the AVX2 loops on (where the CPU has AVX2) or off;
@@ -110,6 +114,7 @@ void gt_use_vectors(int on) {
 #if defined(__x86_64__)
 	__builtin_cpu_init();
 	gt_avx2 = on && __builtin_cpu_supports("avx2");
+	gt_avx512 = gt_avx2 && __builtin_cpu_supports("avx512f");
 #else
 	(void)on;
 #endif
@@ -480,16 +485,69 @@ static void gt_mp_avx2(const gt_mprow *q) {
 }
 #endif
 
-// gt_mp_planes pools planes [p0, p1) of H x W (inStride apart) into
+#if defined(__x86_64__)
+// gt_zfmax is gt_fmax on sixteen lanes.
+__attribute__((target("avx512f")))
+static inline __m512 gt_zfmax(__m512 x, __m512 y) {
+	__mmask16 takey = _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(y, x, _CMP_GT_OQ);
+	__m512 r = _mm512_mask_blend_ps(takey, x, y);
+	__m512 zero = _mm512_setzero_ps();
+	__mmask16 both0 = _mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ) & _mm512_cmp_ps_mask(y, zero, _CMP_EQ_OQ);
+	__m512 and = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(x), _mm512_castps_si512(y)));
+	return _mm512_mask_blend_ps(both0, r, and);
+}
+
+// gt_mp_avx512 is gt_mp_planes without Indices or taps (the fused Conv's
+// pooling in inference), sixteen outputs at a time: a pooled row's inputs
+// are read through lane masks (nothing past the row is touched) and split
+// into the windows' even and odd columns by permutes, and its outputs are
+// stored through a lane mask, fast on CPUs with AVX-512.
+__attribute__((target("avx512f")))
+static void gt_mp_avx512(const float *x, long inStride, long ldr, float *y, long p0, long p1, int H, int W) {
+	int OH = H / 2, OW = W / 2;
+	const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+	const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+	const __m512 zero = _mm512_setzero_ps();
+	for (long p = p0; p < p1; p++) {
+		for (int oh = 0; oh < OH; oh++) {
+			const float *r0 = x + p * inStride + 2L * oh * ldr, *r1 = r0 + ldr;
+			float *out = y + (p * OH + oh) * (long)OW;
+			for (int ow = 0; ow < OW; ow += 16) {
+				int t = OW - ow < 16 ? OW - ow : 16, in = 2 * t;
+				__mmask16 mlo = in >= 16 ? 0xFFFF : (__mmask16)((1u << in) - 1);
+				__m512 l0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ow), l1 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ow);
+				__m512 h0 = zero, h1 = zero;
+				if (in > 16) {
+					__mmask16 mhi = in >= 32 ? 0xFFFF : (__mmask16)((1u << (in - 16)) - 1);
+					h0 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ow + 16), h1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ow + 16);
+				}
+				__m512 a = _mm512_permutex2var_ps(l0, even, h0), b = _mm512_permutex2var_ps(l0, odd, h0);
+				__m512 c = _mm512_permutex2var_ps(l1, even, h1), d = _mm512_permutex2var_ps(l1, odd, h1);
+				__m512 m = gt_zfmax(gt_zfmax(gt_zfmax(a, b), c), d);
+				_mm512_mask_storeu_ps(out + ow, t >= 16 ? 0xFFFF : (__mmask16)((1u << t) - 1), m);
+			}
+		}
+	}
+}
+#endif
+
+// gt_mp_planes pools planes [p0, p1) of H x W (inStride apart, rows ldr
+// apart; Indices, which MaxPool alone asks for, assume ldr == W) into
 // contiguous planes of H/2 x W/2 (and their Indices, ind set, or taps,
 // taps set), as poolMax2x2 does.
-static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind, unsigned char *taps, long p0, long p1,
+static void gt_mp_planes(const float *x, long inStride, long ldr, float *y, long long *ind, unsigned char *taps, long p0, long p1,
 		int H, int W) {
 	int OH = H / 2, OW = W / 2;
+#if defined(__x86_64__)
+	if (gt_avx512 && !ind && !taps) {
+		gt_mp_avx512(x, inStride, ldr, y, p0, p1, H, W);
+		return;
+	}
+#endif
 	for (long p = p0; p < p1; p++) {
 		for (int oh = 0; oh < OH; oh++) {
 			long out = (p * OH + oh) * OW;
-			gt_mprow q = {x + p * inStride + 2L * oh * W, x + p * inStride + (2L * oh + 1) * W, y + out,
+			gt_mprow q = {x + p * inStride + 2L * oh * ldr, x + p * inStride + (2L * oh + 1) * ldr, y + out,
 				ind ? ind + out : NULL, taps ? taps + out : NULL, p * inStride + 2L * oh * W, W, OW};
 #if defined(__x86_64__)
 			if (gt_avx2) {
@@ -504,7 +562,7 @@ static void gt_mp_planes(const float *x, long inStride, float *y, long long *ind
 
 static void gt_mp_part(const void *arg, int i, int parts) {
 	const gt_mp *k = arg;
-	gt_mp_planes(k->x, (long)k->H * k->W, k->y, k->ind, NULL, k->planes * i / parts, k->planes * (i + 1) / parts,
+	gt_mp_planes(k->x, (long)k->H * k->W, k->W, k->y, k->ind, NULL, k->planes * i / parts, k->planes * (i + 1) / parts,
 		k->H, k->W);
 }
 
@@ -645,8 +703,8 @@ void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, 
 	}
 }
 // gt_maxpool2x2_planes is the fused Conv+MaxPool's pooling (convPoolGo).
-void gt_maxpool2x2_planes(const float *x, long inStride, float *y, unsigned char *taps, long planes, int H, int W) {
-	gt_mp_planes(x, inStride, y, NULL, taps, 0, planes, H, W);
+void gt_maxpool2x2_planes(const float *x, long inStride, long ldr, float *y, unsigned char *taps, long planes, int H, int W) {
+	gt_mp_planes(x, inStride, ldr, y, NULL, taps, 0, planes, H, W);
 }
 
 // ---- The gradient of a 2x2 pool spread back over its windows ----

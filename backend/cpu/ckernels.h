@@ -22,7 +22,7 @@ long long gt_pool_maxpoolgrad(gt_pool *p, const float *dy, const long long *ind,
 	long planes, long inPlane, long outPlane, int relu);
 void gt_im2col_dense2d(const float *x, float *col, int c, int H, int W, int KH, int KW, int OH, int OW, long ld);
 void gt_col2im_dense2d(const float *col, float *x, int c, int H, int W, int KH, int KW, int OH, int OW, long ld);
-void gt_maxpool2x2_planes(const float *x, long inStride, float *y, unsigned char *taps, long planes, int H, int W);
+void gt_maxpool2x2_planes(const float *x, long inStride, long ldr, float *y, unsigned char *taps, long planes, int H, int W);
 void gt_unpool2x2_planes(const float *dy, const unsigned char *taps, const float *ym, float *dst, long ldd,
 	long planes, int H, int W);
 

@@ -127,19 +127,19 @@ func col2imDense2DC(g *colGeom, col []float32, ld int, x []float32) {
 }
 
 // convPoolC is convPoolGo on float32, in C.
-func convPoolC(src []float32, lds int, dst []float32, taps []uint8, planes, h, w int) {
+func convPoolC(src []float32, lds, ldr int, dst []float32, taps []uint8, planes, h, w int) {
 	if planes == 0 || h < 2 || w < 2 {
 		return
 	}
 	pooled := planes * (h / 2) * (w / 2)
-	if len(src) < (planes-1)*lds+h*w || len(dst) < pooled || (taps != nil && len(taps) < pooled) {
-		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d] or taps[%d] too short for %d planes of %dx%d (stride %d)", len(src), len(dst), len(taps), planes, h, w, lds))
+	if ldr < w || len(src) < (planes-1)*lds+(h-1)*ldr+w || len(dst) < pooled || (taps != nil && len(taps) < pooled) {
+		panic(fmt.Sprintf("cpu: conv pool: src[%d], dst[%d] or taps[%d] too short for %d planes of %dx%d (stride %d, rows %d apart)", len(src), len(dst), len(taps), planes, h, w, lds, ldr))
 	}
 	var pt *C.uchar
 	if taps != nil {
 		pt = (*C.uchar)(unsafe.Pointer(&taps[0]))
 	}
-	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), f32ptr(dst), pt, C.long(planes), C.int(h), C.int(w))
+	C.gt_maxpool2x2_planes(f32ptr(src), C.long(lds), C.long(ldr), f32ptr(dst), pt, C.long(planes), C.int(h), C.int(w))
 }
 
 // unpoolC is unpoolGo on float32, in C.

@@ -227,34 +227,55 @@ func checkCPoolTapsMatchGo(t *testing.T) {
 		}
 		return float32(r.IntN(5) - 2) // small integers: many ties
 	}
-	for _, sh := range [][2]int{{2, 2}, {4, 16}, {5, 13}, {30, 30}, {7, 33}, {3, 31}, {13, 13}} {
+	for _, sh := range [][2]int{{2, 2}, {4, 16}, {5, 13}, {30, 30}, {7, 33}, {3, 31}, {13, 13}, {4, 70}, {2, 64}} {
 		h, w := sh[0], sh[1]
 		oh, ow := h/2, w/2
 		const planes = 5
-		lds := h*w + 3
-		x := make([]float32, planes*lds)
-		for i := range x {
-			x[i] = value()
-		}
-		g := &poolGeom{planes: planes, in: [3]int{1, h, w}, out: [3]int{1, oh, ow}, inPlane: h * w, outPlane: oh * ow}
-		dense := make([]float32, planes*h*w)
-		for p := 0; p < planes; p++ {
-			copy(dense[p*h*w:], x[p*lds:p*lds+h*w])
-		}
-		wantY, wantI := make([]float32, planes*oh*ow), make([]int64, planes*oh*ow)
-		poolMax2x2(g, dense, wantY, wantI, 0, planes)
-		for _, useC := range []bool{false, true} {
-			y, taps := make([]float32, len(wantY)), make([]uint8, len(wantY))
-			if useC {
-				convPoolC(x, lds, y, taps, planes, h, w)
-			} else {
-				convPoolGo(x, lds, y, taps, planes, h, w)
+		// Rows w apart (dense planes) and w+2 apart (the direct
+		// convolution's wide rows, whose last two columns are not pooled).
+		var wantY []float32
+		for _, ldr := range []int{w, w + 2} {
+			lds := h*ldr + 3
+			x := make([]float32, planes*lds)
+			for i := range x {
+				x[i] = value()
 			}
-			for i := range wantY {
-				p, o := i/(oh*ow), i%(oh*ow)
-				ind := int64(p*h*w + 2*(o/ow)*w + 2*(o%ow) + int(taps[i]&1) + int(taps[i]>>1)*w)
-				if math.Float32bits(wantY[i]) != math.Float32bits(y[i]) || taps[i] > 3 || ind != wantI[i] {
-					t.Fatalf("%dx%d C=%v: output %d: %v tap %d (index %d), MaxPool gives %v index %d", h, w, useC, i, y[i], taps[i], ind, wantY[i], wantI[i])
+			g := &poolGeom{planes: planes, in: [3]int{1, h, w}, out: [3]int{1, oh, ow}, inPlane: h * w, outPlane: oh * ow}
+			dense := make([]float32, planes*h*w)
+			for p := 0; p < planes; p++ {
+				for i := 0; i < h; i++ {
+					copy(dense[(p*h+i)*w:(p*h+i+1)*w], x[p*lds+i*ldr:])
+				}
+			}
+			var wantI []int64
+			wantY, wantI = make([]float32, planes*oh*ow), make([]int64, planes*oh*ow)
+			poolMax2x2(g, dense, wantY, wantI, 0, planes)
+			for _, useC := range []bool{false, true} {
+				y, taps := make([]float32, len(wantY)), make([]uint8, len(wantY))
+				if useC {
+					convPoolC(x, lds, ldr, y, taps, planes, h, w)
+				} else {
+					convPoolGo(x, lds, ldr, y, taps, planes, h, w)
+				}
+				// Without taps (inference: the C kernels' AVX-512 loop
+				// where the CPU has it), the same values.
+				noTaps := make([]float32, len(wantY))
+				if useC {
+					convPoolC(x, lds, ldr, noTaps, nil, planes, h, w)
+				} else {
+					convPoolGo(x, lds, ldr, noTaps, nil, planes, h, w)
+				}
+				for i := range wantY {
+					if math.Float32bits(noTaps[i]) != math.Float32bits(wantY[i]) {
+						t.Fatalf("%dx%d rows %d apart, C=%v, no taps: output %d: %v, MaxPool gives %v", h, w, ldr, useC, i, noTaps[i], wantY[i])
+					}
+				}
+				for i := range wantY {
+					p, o := i/(oh*ow), i%(oh*ow)
+					ind := int64(p*h*w + 2*(o/ow)*w + 2*(o%ow) + int(taps[i]&1) + int(taps[i]>>1)*w)
+					if math.Float32bits(wantY[i]) != math.Float32bits(y[i]) || taps[i] > 3 || ind != wantI[i] {
+						t.Fatalf("%dx%d rows %d apart, C=%v: output %d: %v tap %d (index %d), MaxPool gives %v index %d", h, w, ldr, useC, i, y[i], taps[i], ind, wantY[i], wantI[i])
+					}
 				}
 			}
 		}

@@ -391,6 +391,9 @@ type convPlan struct {
 	// implicit: Conv's forward product reads its B straight from X
 	// (package gemm's ImageB) instead of an im2col buffer.
 	implicit bool
+	// direct, when set, runs Conv's forward pass instead of either
+	// (k_conv_direct.go).
+	direct *directConv
 }
 
 func convFactory(kind convKind) Factory {
@@ -493,6 +496,11 @@ func convFactory(kind convKind) Factory {
 		// Implicit GEMM where the columns' runs are contiguous in X: the
 		// innermost spatial stride is 1.
 		pl.implicit = kind == convForward && dt == tensor.Float32 && ownGEMM && !pl.geom.identity && pl.geom.s[2] == 1
+		if pl.implicit {
+			if pl.direct = newDirectConv(pl); pl.direct != nil {
+				pl.implicit, pl.bimg = false, 1
+			}
+		}
 		for i, t := range p.In {
 			if t != nil && t.DType != dt && !(pl.unpool && i == 3) {
 				return nil, Errorf(p, "inputs mix dtypes %v and %v", dt, t.DType)
@@ -545,7 +553,7 @@ func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 			}
 		}
 	}
-	if !g.identity && !pl.implicit {
+	if !g.identity && !pl.implicit && pl.direct == nil {
 		r.cols = make([][]T, pl.nw)
 		for i := range r.cols {
 			r.cols[i] = make([]T, g.colLen*pl.bimg)
@@ -557,7 +565,7 @@ func newConvRunner[T float32 | float64](p *Prep, pl *convPlan) *convRunner[T] {
 			r.outs[i] = make([]T, pl.cout*g.colVol*pl.bimg)
 		}
 	}
-	if (pl.pool || pl.unpool) && pl.bimg == 1 {
+	if (pl.pool || pl.unpool) && pl.bimg == 1 && pl.direct == nil {
 		r.full = make([][]T, max(pl.nw, 1))
 		for i := range r.full {
 			r.full[i] = make([]T, pl.cout/pl.groups*g.colVol)
@@ -661,6 +669,10 @@ func (r *convRunner[T]) release() {
 func (r *convRunner[T]) runChunk(lo, hi int) {
 	units, nw := r.pl.units, r.pl.nw
 	for i := lo; i < hi; i++ {
+		if r.pl.direct != nil {
+			r.runDirect(i, i*units/nw, (i+1)*units/nw)
+			continue
+		}
 		if r.pl.bimg > 1 {
 			if r.pl.kind == convGrad {
 				r.runGradBatched(i, i*units/nw, (i+1)*units/nw)
@@ -719,7 +731,7 @@ func (r *convRunner[T]) runUnits(worker, u0, u1 int, pool *Pool) {
 				if pl.taps {
 					taps = r.taps[(n*pl.cout+gi*mg)*pp:][:mg*pp]
 				}
-				convPool(y, g.colVol, r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], taps, mg, g.col[1], g.col[2])
+				convPool(y, g.colVol, g.col[2], r.y[(n*pl.cout+gi*mg)*pp:][:mg*pp], taps, mg, g.col[1], g.col[2])
 			}
 		case convTranspose:
 			// X[n, g] is [cg, colVol]; W[g] is [cg, mg*kvol]; Y[n, g] is the image.
@@ -833,7 +845,7 @@ func (r *convRunner[T]) runBatched(worker, n0, n1 int) {
 				if pl.taps {
 					taps = r.taps[(n+b)*pl.cout*pp:][:pl.cout*pp]
 				}
-				convPool(tmp[b*g.colVol:], ld, r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, g.col[1], g.col[2])
+				convPool(tmp[b*g.colVol:], ld, g.col[2], r.y[(n+b)*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, g.col[1], g.col[2])
 				continue
 			}
 			y := r.y[(n+b)*pl.cout*g.colVol:][:pl.cout*g.colVol]
@@ -894,27 +906,27 @@ func (r *convRunner[T]) pooledPlane() int { return (r.pl.geom.col[1] / 2) * (r.p
 
 // convPool is the 2x2/2 max pooling fused into Conv, whose product has
 // already added the bias and applied ReLU: planes of h x w (src planes lds
-// apart) are pooled into dst (planes of h/2 x w/2, contiguous) with
+// apart, their rows ldr apart) are pooled into dst (planes of h/2 x w/2, contiguous) with
 // MaxPool's arithmetic (Go's max over the four taps in row order);
 // taps, when set, gets for each pooled value which position of its window
 // (0..3, row-major) MaxPool's Indices would name: the first whose bits
 // equal the maximum's. float32 goes through convPoolC (one pass in C in
 // the cgo build).
-func convPool[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int) {
+func convPool[T float32 | float64](src []T, lds, ldr int, dst []T, taps []uint8, planes, h, w int) {
 	if s32, ok := any(src).([]float32); ok {
-		convPoolC(s32, lds, any(dst).([]float32), taps, planes, h, w)
+		convPoolC(s32, lds, ldr, any(dst).([]float32), taps, planes, h, w)
 		return
 	}
-	convPoolGo(src, lds, dst, taps, planes, h, w)
+	convPoolGo(src, lds, ldr, dst, taps, planes, h, w)
 }
 
 // convPoolGo is convPool in Go.
-func convPoolGo[T float32 | float64](src []T, lds int, dst []T, taps []uint8, planes, h, w int) {
+func convPoolGo[T float32 | float64](src []T, lds, ldr int, dst []T, taps []uint8, planes, h, w int) {
 	oh, ow := h/2, w/2
 	for p := 0; p < planes; p++ {
-		sp, dp := src[p*lds:p*lds+h*w], dst[p*oh*ow:(p+1)*oh*ow]
+		sp, dp := src[p*lds:p*lds+(h-1)*ldr+w], dst[p*oh*ow:(p+1)*oh*ow]
 		for i := 0; i < oh; i++ {
-			r0, r1, d := sp[2*i*w:2*i*w+2*ow], sp[(2*i+1)*w:(2*i+1)*w+2*ow], dp[i*ow:(i+1)*ow]
+			r0, r1, d := sp[2*i*ldr:2*i*ldr+2*ow], sp[(2*i+1)*ldr:(2*i+1)*ldr+2*ow], dp[i*ow:(i+1)*ow]
 			if taps == nil {
 				for j := range d {
 					d[j] = max(r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1])

@@ -14,6 +14,36 @@ func kernelAVX512(k int, a *float32, rsA int, ksA int, b *float32, c *float32, l
 //go:noescape
 func kernelAVX2(k int, a *float32, rsA int, ksA int, b *float32, c *float32, ldc int, flags int, biasRow *float32, biasCol *float32)
 
+// convAVX512 computes a 8x48 tile of a direct convolution (see asm/main.go).
+//
+//go:noescape
+func convAVX512(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
+
+// convAVX512x32 computes a 8x32 tile of a direct convolution (see asm/main.go).
+//
+//go:noescape
+func convAVX512x32(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
+
+// convAVX512x16 computes a 8x16 tile of a direct convolution (see asm/main.go).
+//
+//go:noescape
+func convAVX512x16(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
+
+// convAVX2 computes a 4x24 tile of a direct convolution (see asm/main.go).
+//
+//go:noescape
+func convAVX2(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
+
+// convAVX2x16 computes a 4x16 tile of a direct convolution (see asm/main.go).
+//
+//go:noescape
+func convAVX2x16(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
+
+// convAVX2x8 computes a 4x8 tile of a direct convolution (see asm/main.go).
+//
+//go:noescape
+func convAVX2x8(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
+
 // packRunsAVX512 copies image runs into kc rows of a 48-wide panel (see asm/main.go).
 //
 //go:noescape

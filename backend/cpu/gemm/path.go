@@ -71,7 +71,15 @@ type impl struct {
 	packBN func(dst, src *float32, ld, kc, n int)
 	// packRuns packs a panel of an ImageB (nil: the Go loop).
 	packRuns func(dst, src *float32, rows, first, pieces *int32, kc int)
+	// conv holds the direct convolution's kernels: conv[q] computes an mr
+	// x (q+1)*nr/len(conv) tile, the last a full one (nil: the Go loop of
+	// DirectConv).
+	conv []convFunc
 }
+
+// convFunc computes an mr x nr tile of a direct convolution; see
+// asm/main.go (convKernel) for the contract.
+type convFunc func(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
 
 // kernelFunc computes an mr x nr tile of C; see the package doc (and
 // asm/main.go) for the contract. Strides are in elements.

@@ -4,8 +4,8 @@ import "golang.org/x/sys/cpu"
 
 var impls = [...]impl{
 	Generic: genericImpl,
-	AVX2:    {path: AVX2, mr: 4, nr: 24, kc: 256, mc: 256, kernel: kernelAVX2, packBT: packBTAVX2, packBN: packBNAVX2, packRuns: packRunsAVX2},
-	AVX512:  {path: AVX512, mr: 8, nr: 48, kc: 192, mc: 256, kernel: kernelAVX512, packBT: packBTAVX512, packBN: packBNAVX512, packRuns: packRunsAVX512},
+	AVX2:    {path: AVX2, mr: 4, nr: 24, kc: 256, mc: 256, kernel: kernelAVX2, packBT: packBTAVX2, packBN: packBNAVX2, packRuns: packRunsAVX2, conv: []convFunc{convAVX2x8, convAVX2x16, convAVX2}},
+	AVX512:  {path: AVX512, mr: 8, nr: 48, kc: 192, mc: 256, kernel: kernelAVX512, packBT: packBTAVX512, packBN: packBNAVX512, packRuns: packRunsAVX512, conv: []convFunc{convAVX512x16, convAVX512x32, convAVX512}},
 }
 
 // hasISA reports whether the CPU and the OS (which must save the wider

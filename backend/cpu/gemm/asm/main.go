@@ -57,6 +57,15 @@ func main() {
 	ConstraintExpr("amd64")
 	kernel(avx512)
 	kernel(avx2)
+	// The direct convolution's kernels: full tiles of nv vectors, and
+	// narrower ones for the last columns.
+	for _, is := range []isa{avx512, avx2} {
+		for nv := is.nv; nv >= 1; nv-- {
+			n := is
+			n.nv = nv
+			convKernel(n, is.nv)
+		}
+	}
 	packRuns(avx512)
 	packRuns(avx2)
 	packBT(avx512)
@@ -211,6 +220,161 @@ func kernel(is isa) {
 		}
 	}
 	Label("store" + is.name)
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	for r := 0; r < is.mr; r++ {
+		for q := 0; q < is.nv; q++ {
+			VMOVUPS(acc[r][q], Mem{Base: c, Disp: 4 * is.vw * q})
+		}
+		if r+1 < is.mr {
+			ADDQ(ldc, c)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+// convKernel generates the direct convolution's micro-kernel: the
+// contract of kernel, with A the weights (row r at a + r*rsA, its k steps
+// contiguous) and B read straight from the image, never packed. Step
+// k = ci*len(taps) + t reads B(k, j) at b + ci*ldb + taps[t] + j
+// (elements): plane ci, moved by the tap's offset. Over a stride-1
+// image laid out with rows of the padded input's width, the columns j
+// are output positions and taps[t] is where tap t's window starts, so
+// the chain of each output is the one im2col's product would run, in
+// the same order (channel, then tap).
+//
+// full is the path's widest nv; narrower kernels get the width in their
+// names (convAVX512x16).
+func convKernel(is isa, full int) {
+	nr := is.vw * is.nv
+	suffix := is.name
+	if is.nv != full {
+		suffix = fmt.Sprintf("%sx%d", is.name, nr)
+	}
+	TEXT("conv"+suffix, NOSPLIT, "func(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("conv%s computes a %dx%d tile of a direct convolution (see asm/main.go).", suffix, is.mr, nr))
+	name := func(l string) string { return "conv" + l + suffix }
+
+	cin := Load(Param("cin"), GP64())
+	a0 := Load(Param("a"), GP64())
+	rs := Load(Param("rsA"), GP64())
+	SHLQ(U8(2), rs)
+	b := Load(Param("b"), GP64())
+	ldb := Load(Param("ldb"), GP64())
+	SHLQ(U8(2), ldb)
+
+	var bases []reg.Register
+	var rows []Mem
+	rs3 := GP64()
+	LEAQ(Mem{Base: rs, Index: rs, Scale: 2}, rs3)
+	switch is.mr {
+	case 4:
+		bases = []reg.Register{a0}
+		rows = []Mem{{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a0, Index: rs3, Scale: 1}}
+	case 8:
+		a3 := GP64()
+		LEAQ(Mem{Base: a0, Index: rs3, Scale: 1}, a3)
+		bases = []reg.Register{a0, a3}
+		rows = []Mem{
+			{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a3},
+			{Base: a0, Index: rs, Scale: 4}, {Base: a3, Index: rs, Scale: 2}, {Base: a3, Index: rs3, Scale: 1}, {Base: a3, Index: rs, Scale: 4},
+		}
+	default:
+		panic("unsupported mr")
+	}
+
+	acc := make([][]reg.VecVirtual, is.mr)
+	for r := range acc {
+		acc[r] = make([]reg.VecVirtual, is.nv)
+		for q := range acc[r] {
+			acc[r][q] = is.vec()
+		}
+	}
+	Comment("Start from C (flags&1) or from zero.")
+	flags := Load(Param("flags"), GP64())
+	TESTQ(U32(1), flags)
+	JZ(LabelRef(name("zero")))
+	{
+		c := Load(Param("c"), GP64())
+		ldc := Load(Param("ldc"), GP64())
+		SHLQ(U8(2), ldc)
+		for r := 0; r < is.mr; r++ {
+			for q := 0; q < is.nv; q++ {
+				VMOVUPS(Mem{Base: c, Disp: 4 * is.vw * q}, acc[r][q])
+			}
+			if r+1 < is.mr {
+				ADDQ(ldc, c)
+			}
+		}
+		JMP(LabelRef(name("body")))
+	}
+	Label(name("zero"))
+	for r := range acc {
+		for q := range acc[r] {
+			is.zero(acc[r][q])
+		}
+	}
+	Label(name("body"))
+	TESTQ(cin, cin)
+	JZ(LabelRef(name("epilogue")))
+	Comment("For each input channel, each tap: B from the image at the tap's offset.")
+	Label(name("chan"))
+	tp := Load(Param("taps"), GP64())
+	nt := Load(Param("ntap"), GP64())
+	Label(name("tap"))
+	off := GP64()
+	MOVQ(Mem{Base: tp}, off)
+	bv := make([]reg.VecVirtual, is.nv)
+	for q := range bv {
+		bv[q] = is.vec()
+		VMOVUPS(Mem{Base: b, Index: off, Scale: 4, Disp: 4 * is.vw * q}, bv[q])
+	}
+	for r := 0; r < is.mr; r++ {
+		t := is.vec()
+		VBROADCASTSS(rows[r], t)
+		for q := 0; q < is.nv; q++ {
+			VFMADD231PS(bv[q], t, acc[r][q])
+		}
+	}
+	for _, base := range bases {
+		ADDQ(U8(4), base)
+	}
+	ADDQ(U8(8), tp)
+	DECQ(nt)
+	JNZ(LabelRef(name("tap")))
+	ADDQ(ldb, b)
+	DECQ(cin)
+	JNZ(LabelRef(name("chan")))
+
+	Label(name("epilogue"))
+	Comment("Bias per row.")
+	br := Load(Param("biasRow"), GP64())
+	TESTQ(br, br)
+	JZ(LabelRef(name("nobias")))
+	for r := 0; r < is.mr; r++ {
+		t := is.vec()
+		VBROADCASTSS(Mem{Base: br, Disp: 4 * r}, t)
+		for q := 0; q < is.nv; q++ {
+			VADDPS(t, acc[r][q], acc[r][q])
+		}
+	}
+	Label(name("nobias"))
+	Comment("ReLU as max(0, v) + 0, as in kernel.")
+	flags2 := Load(Param("flags"), GP64())
+	TESTQ(U32(2), flags2)
+	JZ(LabelRef(name("store")))
+	zero := is.vec()
+	is.zero(zero)
+	for r := range acc {
+		for q := range acc[r] {
+			VMAXPS(acc[r][q], zero, acc[r][q])
+			VADDPS(zero, acc[r][q], acc[r][q])
+		}
+	}
+	Label(name("store"))
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)

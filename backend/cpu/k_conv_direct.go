@@ -1,0 +1,127 @@
+package cpu
+
+import (
+	"sync/atomic"
+
+	"github.com/gotrain/gotrain/backend/cpu/gemm"
+)
+
+// directConv is a Conv forward pass computed by package gemm's direct
+// convolution (gemm.DirectConv): each image's planes are read in place,
+// or from a copy on the padded grid when the convolution pads, and the
+// output is computed on that grid's rows (wide rows), then pooled (a
+// fused 2x2 MaxPool) or compacted into Y. Its results are the bits of
+// the im2col product's, so it stands in for it in training and in
+// inference alike.
+type directConv struct {
+	taps   []int64 // each tap's offset on the padded grid
+	hp, wp int     // the padded grid
+	ph, pw int     // where X starts on it
+	n      int     // columns computed: (out rows - 1)*wp + out width
+	cols   int     // n rounded up to gemm.DirectCols: the wide output's row
+	ldx    int     // plane stride on the grid
+	need   int     // elements DirectConv reads from an image's start
+	pad    bool    // X must be copied onto the grid
+	xs     [][]float32
+	cw     [][]float32
+}
+
+// useDirectConv lets tests compare the direct convolution with the
+// product it replaces; directPlans counts the plans made, so that they
+// can tell it ran.
+var (
+	useDirectConv = true
+	directPlans   atomic.Int64
+)
+
+// newDirectConv returns the direct plan for a float32 Conv forward pass,
+// or nil where it does not apply: strides other than 1, groups, 3-D, a
+// 1x1 convolution without padding (a plain product), output channels not
+// a multiple of gemm.DirectRows, few images (the product is then split
+// over the threads instead), or a path without a vector kernel.
+func newDirectConv(pl *convPlan) *directConv {
+	g := pl.geom
+	if !useDirectConv || pl.kind != convForward || pl.groups != 1 || pl.small || g.identity ||
+		pl.cout%gemm.DirectRows != 0 || !gemm.DirectConvFast() ||
+		g.img[0] != 1 || g.k[0] != 1 || g.col[0] != 1 || g.s != [3]int{1, 1, 1} {
+		return nil
+	}
+	oh, ow := g.col[1], g.col[2]
+	kh, kw := g.k[1], g.k[2]
+	d := &directConv{
+		hp: oh + (kh-1)*g.d[1], wp: ow + (kw-1)*g.d[2],
+		ph: g.p[1], pw: g.p[2],
+	}
+	d.pad = d.hp != g.img[1] || d.wp != g.img[2] || d.ph != 0 || d.pw != 0
+	if d.ph < 0 || d.pw < 0 || d.ph+g.img[1] > d.hp || d.pw+g.img[2] > d.wp {
+		return nil // X does not lie inside the grid (never with ONNX's pads)
+	}
+	maxTap := 0
+	for i := 0; i < kh; i++ {
+		for j := 0; j < kw; j++ {
+			off := i*g.d[1]*d.wp + j*g.d[2]
+			d.taps = append(d.taps, int64(off))
+			maxTap = max(maxTap, off)
+		}
+	}
+	d.n = (oh-1)*d.wp + ow
+	d.cols = (d.n + gemm.DirectCols - 1) / gemm.DirectCols * gemm.DirectCols
+	d.ldx = d.hp * d.wp
+	d.need = (pl.cin-1)*d.ldx + maxTap + d.cols
+	directPlans.Add(1)
+	d.xs = make([][]float32, pl.nw)
+	d.cw = make([][]float32, pl.nw)
+	for i := range d.xs {
+		d.xs[i] = make([]float32, max(d.need, pl.cin*d.ldx))
+		d.cw[i] = make([]float32, pl.cout*d.cols)
+	}
+	return d
+}
+
+// runDirect is Conv's forward pass over images [n0, n1) with worker w's
+// buffers.
+func (r *convRunner[T]) runDirect(w, n0, n1 int) {
+	pl, d, g := r.pl, r.pl.direct, r.pl.geom
+	x32, w32, y32 := any(r.x).([]float32), any(r.w).([]float32), any(r.y).([]float32)
+	ep := gemm.Epilogue{ReLU: pl.relu}
+	if r.b != nil {
+		ep.BiasRow = any(r.b).([]float32)
+	}
+	s, cw := r.job.scr[w], d.cw[w]
+	h, wd := g.img[1], g.img[2]
+	oh, ow := g.col[1], g.col[2]
+	for n := n0; n < n1; n++ {
+		img := x32[n*g.imageLen:]
+		x := img
+		switch {
+		case d.pad:
+			// Onto the grid; its padding stays zero from allocation.
+			x = d.xs[w]
+			for c := 0; c < pl.cin; c++ {
+				for i := 0; i < h; i++ {
+					copy(x[c*d.ldx+(i+d.ph)*d.wp+d.pw:][:wd], img[c*g.imgVol+i*wd:])
+				}
+			}
+		case len(img) < d.need:
+			// The last images: the wide columns would read past X.
+			x = d.xs[w]
+			copy(x, img[:g.imageLen])
+		}
+		s.DirectConv(pl.cout, d.n, pl.cin, d.taps, w32, x, d.ldx, cw, d.cols, ep)
+		if pl.pool {
+			pp := r.pooledPlane()
+			var taps []uint8
+			if pl.taps {
+				taps = r.taps[n*pl.cout*pp:][:pl.cout*pp]
+			}
+			convPool(cw, d.cols, d.wp, y32[n*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, oh, ow)
+			continue
+		}
+		y := y32[n*pl.cout*g.colVol:][:pl.cout*g.colVol]
+		for c := 0; c < pl.cout; c++ {
+			for i := 0; i < oh; i++ {
+				copy(y[(c*oh+i)*ow:][:ow], cw[c*d.cols+i*d.wp:])
+			}
+		}
+	}
+}
