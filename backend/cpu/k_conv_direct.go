@@ -13,6 +13,14 @@ import (
 // fused 2x2 MaxPool) or compacted into Y. Its results are the bits of
 // the im2col product's, so it stands in for it in training and in
 // inference alike.
+//
+// A fused 2x2 MaxPool whose taps nobody reads (inference) is computed
+// without the full-size output: the pool's four window positions are
+// four convolutions over the grid's even and odd rows and columns (X is
+// split into those four planes per channel, gemm.ColSplit), and each
+// after the first is merged into the pooled output with Go's max, in the
+// order MaxPool takes the window (gemm.Epilogue.Max). Same values, a
+// quarter of the columns per product, and no pass over the full output.
 type directConv struct {
 	taps   []int64 // each tap's offset on the padded grid
 	hp, wp int     // the padded grid
@@ -24,6 +32,13 @@ type directConv struct {
 	pad    bool    // X must be copied onto the grid
 	xs     [][]float32
 	cw     [][]float32
+	// The pooled form: phases[q] are the taps of window position q
+	// (row-major) on the split grid, which split fills from an image;
+	// ph2 x pw2 is the pooled output.
+	pooled   bool
+	phases   [4][]int64
+	split    *gemm.ColSplit
+	ph2, pw2 int
 }
 
 // useDirectConv lets tests compare the direct convolution with the
@@ -57,16 +72,23 @@ func newDirectConv(pl *convPlan) *directConv {
 		return nil // X does not lie inside the grid (never with ONNX's pads)
 	}
 	maxTap := 0
-	for i := 0; i < kh; i++ {
-		for j := 0; j < kw; j++ {
-			off := i*g.d[1]*d.wp + j*g.d[2]
-			d.taps = append(d.taps, int64(off))
-			maxTap = max(maxTap, off)
+	if pl.pool && !pl.taps {
+		if !d.splitPlan(pl) {
+			return nil
 		}
+		maxTap = d.maxTap()
+	} else {
+		for i := 0; i < kh; i++ {
+			for j := 0; j < kw; j++ {
+				off := i*g.d[1]*d.wp + j*g.d[2]
+				d.taps = append(d.taps, int64(off))
+				maxTap = max(maxTap, off)
+			}
+		}
+		d.n = (oh-1)*d.wp + ow
+		d.ldx = d.hp * d.wp
 	}
-	d.n = (oh-1)*d.wp + ow
 	d.cols = (d.n + gemm.DirectCols - 1) / gemm.DirectCols * gemm.DirectCols
-	d.ldx = d.hp * d.wp
 	d.need = (pl.cin-1)*d.ldx + maxTap + d.cols
 	directPlans.Add(1)
 	d.xs = make([][]float32, pl.nw)
@@ -76,6 +98,61 @@ func newDirectConv(pl *convPlan) *directConv {
 		d.cw[i] = make([]float32, pl.cout*d.cols)
 	}
 	return d
+}
+
+// splitPlan sets up the pooled form: the grid split into four planes per
+// channel (even and odd rows by even and odd columns, hq x wq each), the
+// taps of each window position on it, and the split's row table. It
+// reports false when the tables' offsets would not fit in 32 bits.
+func (d *directConv) splitPlan(pl *convPlan) bool {
+	g := pl.geom
+	hq, wq := (d.hp+1)/2, (d.wp+1)/2
+	plane := hq * wq
+	d.pooled = true
+	d.ph2, d.pw2 = g.col[1]/2, g.col[2]/2
+	d.ldx = 4 * plane
+	d.n = (d.ph2-1)*wq + d.pw2
+	for q := range d.phases {
+		dy, dx := q/2, q%2
+		for i := 0; i < g.k[1]; i++ {
+			for j := 0; j < g.k[2]; j++ {
+				u, v := dy+i*g.d[1], dx+j*g.d[2]
+				d.phases[q] = append(d.phases[q], int64((2*(u%2)+v%2)*plane+(u/2)*wq+v/2))
+			}
+		}
+	}
+	h, w := g.img[1], g.img[2]
+	if int64(pl.cin)*int64(d.ldx) >= 1<<31 || int64(g.imageLen) >= 1<<31 {
+		return false
+	}
+	rows := make([]int32, 0, 3*pl.cin*h)
+	for c := 0; c < pl.cin; c++ {
+		for i := 0; i < h; i++ {
+			r := i + d.ph
+			base := c*d.ldx + 2*(r%2)*plane + (r/2)*wq
+			// Column iw lands at iw + pw on the grid: plane (iw+pw)%2,
+			// column (iw+pw)/2.
+			even := base + (d.pw%2)*plane + d.pw/2
+			odd := base + ((d.pw+1)%2)*plane + (d.pw+1)/2
+			rows = append(rows, int32(c*g.imgVol+i*w), int32(even), int32(odd))
+		}
+	}
+	var err error
+	if d.split, err = gemm.NewColSplit(rows, w, g.imageLen, pl.cin*d.ldx); err != nil {
+		return false // cannot happen: the offsets lie on the grid
+	}
+	return true
+}
+
+// maxTap is the largest tap offset of the pooled form's phases.
+func (d *directConv) maxTap() int {
+	m := int64(0)
+	for _, taps := range d.phases {
+		for _, t := range taps {
+			m = max(m, t)
+		}
+	}
+	return int(m)
 }
 
 // runDirect is Conv's forward pass over images [n0, n1) with worker w's
@@ -90,6 +167,20 @@ func (r *convRunner[T]) runDirect(w, n0, n1 int) {
 	s, cw := r.job.scr[w], d.cw[w]
 	h, wd := g.img[1], g.img[2]
 	oh, ow := g.col[1], g.col[2]
+	if d.pooled {
+		pp := d.ph2 * d.pw2
+		wq := (d.wp + 1) / 2
+		for n := n0; n < n1; n++ {
+			x := d.xs[w]
+			d.split.Run(x, x32[n*g.imageLen:][:g.imageLen])
+			for q, taps := range d.phases {
+				ep.Max = q > 0
+				s.DirectConv(pl.cout, d.n, pl.cin, taps, w32, x, d.ldx, cw, d.cols, ep)
+			}
+			gemm.CopyPlanes(y32[n*pl.cout*pp:][:pl.cout*pp], cw, pl.cout, d.ph2, d.pw2, d.cols, wq, pp, d.pw2)
+		}
+		return
+	}
 	for n := n0; n < n1; n++ {
 		img := x32[n*g.imageLen:]
 		x := img
@@ -117,11 +208,6 @@ func (r *convRunner[T]) runDirect(w, n0, n1 int) {
 			convPool(cw, d.cols, d.wp, y32[n*pl.cout*pp:][:pl.cout*pp], taps, pl.cout, oh, ow)
 			continue
 		}
-		y := y32[n*pl.cout*g.colVol:][:pl.cout*g.colVol]
-		for c := 0; c < pl.cout; c++ {
-			for i := 0; i < oh; i++ {
-				copy(y[(c*oh+i)*ow:][:ow], cw[c*d.cols+i*d.wp:])
-			}
-		}
+		gemm.CopyPlanes(y32[n*pl.cout*g.colVol:][:pl.cout*g.colVol], cw, pl.cout, oh, ow, d.cols, d.wp, g.colVol, ow)
 	}
 }

@@ -40,6 +40,9 @@ func checkDirectConvMatchesProduct(t *testing.T) {
 		"one_by_one_pad":  {2, 6, 8, []int{5, 5}, []int{1, 1}, []int{1, 1, 1, 1}, nil, false, true, false, true},
 		"1d":              {3, 3, 16, []int{40}, []int{5}, []int{2, 2}, nil, true, true, false, true},
 		"odd_pool":        {3, 3, 8, []int{14, 9}, []int{2, 2}, nil, nil, true, false, true, true},
+		"padded_pooled":   {3, 5, 16, []int{9, 11}, []int{3, 3}, []int{1, 1, 1, 1}, nil, true, true, true, true},
+		"odd_pads_pooled": {4, 2, 8, []int{8, 7}, []int{2, 3}, []int{1, 0, 0, 1}, nil, false, true, true, true},
+		"dilated_pooled":  {2, 3, 16, []int{13, 12}, []int{3, 2}, []int{0, 1, 2, 0}, []int{2, 3}, true, false, true, true},
 		"cout_not_8":      {3, 3, 12, []int{10, 10}, []int{3, 3}, nil, nil, true, true, false, false},
 		"one_image":       {1, 3, 16, []int{10, 10}, []int{3, 3}, nil, nil, true, true, false, false},
 	}

@@ -92,6 +92,31 @@ func TestDirectConv(t *testing.T) {
 						}
 					}
 				}
+				// With Max, C = max(C, result) as Go's max: C starts
+				// with special values and random ones.
+				specials := []float32{float32(math.NaN()), float32(math.Copysign(0, -1)), 0, float32(math.Inf(1)), float32(math.Inf(-1))}
+				old := make([]float32, len(got))
+				for i := range old {
+					if i%3 == 0 {
+						old[i] = specials[(i/3)%len(specials)]
+					} else {
+						old[i] = float32(r.NormFloat64())
+					}
+				}
+				merged := append([]float32(nil), old...)
+				mep := ep
+				mep.Max = true
+				s.DirectConv(c.m, n, c.cin, taps, w, x, plane, merged, cols, mep)
+				for i := 0; i < c.m; i++ {
+					for j := 0; j < n; j++ {
+						// A NaN's payload is the implementation's: Go's
+						// own max on amd64 ORs the operands' bits into it.
+						g, e := merged[i*cols+j], max(old[i*cols+j], got[i*cols+j])
+						if math.Float32bits(g) != math.Float32bits(e) && !(g != g && e != e) {
+							t.Fatalf("Max: row %d column %d: %v, Go's max(%v, %v) is %v", i, j, g, old[i*cols+j], got[i*cols+j], e)
+						}
+					}
+				}
 				// A float64 reference on the valid positions: |error| <=
 				// K * 2^-23 * sum|terms| (a chain of K roundings).
 				for i := 0; i < c.m; i++ {
@@ -160,4 +185,106 @@ func TestDirectConvBadArguments(t *testing.T) {
 			f()
 		})
 	}
+}
+
+// TestColSplit: on every path, the split writes each row's even and odd
+// columns where its offsets say, and nothing else.
+func TestColSplit(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 5))
+	for _, w := range []int{1, 2, 15, 16, 17, 31, 32, 33, 64, 70} {
+		const nrows = 7
+		srcLen := nrows*w + 5
+		dstLen := nrows*w + 40
+		src := randSlice(r, srcLen)
+		var rows []int32
+		for i := 0; i < nrows; i++ {
+			// Rows read in any order; even and odd halves apart.
+			s := (i * 3 % nrows) * w
+			e := i * w
+			o := e + (w+1)/2 + r.IntN(3)
+			rows = append(rows, int32(s), int32(e), int32(min(o, dstLen-w/2)))
+		}
+		want := make([]float32, dstLen)
+		for i := range want {
+			want[i] = -7
+		}
+		for i := 0; i < nrows; i++ {
+			s, e, o := int(rows[3*i]), int(rows[3*i+1]), int(rows[3*i+2])
+			for j := 0; j < w; j++ {
+				if j%2 == 0 {
+					want[e+j/2] = src[s+j]
+				} else {
+					want[o+j/2] = src[s+j]
+				}
+			}
+		}
+		cs, err := NewColSplit(rows, w, srcLen, dstLen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(fmt.Sprintf("w%d", w), func(t *testing.T) {
+			eachPath(t, func(t *testing.T, p Path) {
+				got := make([]float32, dstLen)
+				for i := range got {
+					got[i] = -7
+				}
+				cs.Run(got, src)
+				same(t, "split", got, want)
+			})
+		})
+	}
+	for name, c := range map[string]struct {
+		rows              []int32
+		w, srcLen, dstLen int
+	}{
+		"not triples":     {[]int32{0, 0}, 4, 10, 10},
+		"no width":        {[]int32{0, 0, 2}, 0, 10, 10},
+		"source past end": {[]int32{7, 0, 2}, 4, 10, 10},
+		"even past end":   {[]int32{0, 9, 0}, 4, 10, 10},
+		"odd past end":    {[]int32{0, 0, 9}, 4, 10, 10},
+		"negative":        {[]int32{0, -1, 2}, 4, 10, 10},
+	} {
+		if _, err := NewColSplit(c.rows, c.w, c.srcLen, c.dstLen); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestCopyPlanes: on every path, CopyPlanes writes exactly the rows it
+// is asked for.
+func TestCopyPlanes(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 8))
+	for _, w := range []int{1, 6, 15, 16, 17, 32, 33, 50} {
+		const planes, rows = 3, 4
+		sr, sp := w+r.IntN(5), 0
+		sp = rows*sr + r.IntN(7)
+		dr := w + r.IntN(3)
+		dp := rows*dr + r.IntN(4)
+		src := randSlice(r, planes*sp)
+		want := make([]float32, planes*dp+3)
+		for i := range want {
+			want[i] = -3
+		}
+		for p := 0; p < planes; p++ {
+			for i := 0; i < rows; i++ {
+				copy(want[p*dp+i*dr:][:w], src[p*sp+i*sr:])
+			}
+		}
+		t.Run(fmt.Sprintf("w%d", w), func(t *testing.T) {
+			eachPath(t, func(t *testing.T, p Path) {
+				got := make([]float32, len(want))
+				for i := range got {
+					got[i] = -3
+				}
+				CopyPlanes(got, src, planes, rows, w, sp, sr, dp, dr)
+				same(t, "copy", got, want)
+			})
+		})
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a short source: no panic")
+		}
+	}()
+	CopyPlanes(make([]float32, 100), make([]float32, 10), 2, 2, 4, 8, 4, 20, 5)
 }

@@ -8,6 +8,9 @@ type Epilogue struct {
 	BiasRow []float32 // added to row i of C (nil: none); at least M long
 	BiasCol []float32 // added to column j of C (nil: none); at least N long
 	ReLU    bool      // then max(v, 0)
+	// Max (DirectConv only): then C = max(C, v) as Go's max computes it
+	// (NaN when either is NaN; +0 over -0), instead of C = v.
+	Max bool
 }
 
 // BSource supplies panels of a B that is not a plain matrix, such as a
@@ -129,6 +132,9 @@ func need(name string, l, rows, cols, ld int) {
 // product checks A, C and the epilogue, handles beta and the empty
 // product, and runs the blocked loops.
 func (s *Scratch) product(ta bool, m, n, k int, alpha float32, a []float32, lda int, bp bPanels, beta float32, c []float32, ldc int, ep *Epilogue) {
+	if ep.Max {
+		panic("gemm: only DirectConv's epilogue takes Max")
+	}
 	need("C", len(c), m, n, ldc)
 	if ep.BiasRow != nil && len(ep.BiasRow) < m {
 		panic(fmt.Sprintf("gemm: row bias of %d for %d rows", len(ep.BiasRow), m))

@@ -44,6 +44,16 @@ func convAVX2x16(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32
 //go:noescape
 func convAVX2x8(cin int, taps *int64, ntap int, a *float32, rsA int, b *float32, ldb int, c *float32, ldc int, flags int, biasRow *float32)
 
+// splitColsAVX512 writes the even and odd columns of n rows of w elements to where rows says (see asm/main.go).
+//
+//go:noescape
+func splitColsAVX512(dst *float32, src *float32, rows *int32, n int, w int)
+
+// copyPlanesAVX512 copies planes of rows of w elements between strides (see asm/main.go).
+//
+//go:noescape
+func copyPlanesAVX512(dst *float32, src *float32, planes int, rows int, w int, sp int, sr int, dp int, dr int)
+
 // packRunsAVX512 copies image runs into kc rows of a 48-wide panel (see asm/main.go).
 //
 //go:noescape

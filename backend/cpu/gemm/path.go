@@ -88,6 +88,7 @@ type kernelFunc func(k int, a *float32, rsA, ksA int, b *float32, c *float32, ld
 const (
 	flagAcc  = 1 // start from C rather than zero
 	flagReLU = 2 // max(v, 0) after the bias
+	flagMax  = 4 // C = max(C, v) (DirectConv's kernels only)
 )
 
 // Bounds on every path's blocking, for the scratch buffers.

@@ -19,3 +19,9 @@ func hasISA(p Path) bool {
 	}
 	return p == Generic
 }
+
+// splitColsFast is ColSplit's AVX-512 loop.
+var splitColsFast = splitColsAVX512
+
+// copyPlanesFast is CopyPlanes' AVX-512 loop.
+var copyPlanesFast = copyPlanesAVX512

@@ -66,6 +66,8 @@ func main() {
 			convKernel(n, is.nv)
 		}
 	}
+	splitCols()
+	copyPlanes()
 	packRuns(avx512)
 	packRuns(avx2)
 	packBT(avx512)
@@ -378,6 +380,27 @@ func convKernel(is isa, full int) {
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
+	Comment("With flags&4, C = max(C, v) as Go's max computes it.")
+	flags3 := Load(Param("flags"), GP64())
+	TESTQ(U32(4), flags3)
+	JZ(LabelRef(name("plain")))
+	{
+		cm := GP64()
+		MOVQ(c, cm)
+		zero := is.vec()
+		is.zero(zero)
+		for r := 0; r < is.mr; r++ {
+			for q := 0; q < is.nv; q++ {
+				old := is.vec()
+				VMOVUPS(Mem{Base: cm, Disp: 4 * is.vw * q}, old)
+				goMax(is, old, acc[r][q], zero)
+			}
+			if r+1 < is.mr {
+				ADDQ(ldc, cm)
+			}
+		}
+	}
+	Label(name("plain"))
 	for r := 0; r < is.mr; r++ {
 		for q := 0; q < is.nv; q++ {
 			VMOVUPS(acc[r][q], Mem{Base: c, Disp: 4 * is.vw * q})
@@ -386,6 +409,200 @@ func convKernel(is isa, full int) {
 			ADDQ(ldc, c)
 		}
 	}
+	VZEROUPPER()
+	RET()
+}
+
+// goMax sets y to Go's max(x, y): y when y is NaN or y > x, else x; and
+// when both are zeros, the AND of their bits (+0 unless both are -0).
+// zero holds 0.0; x is clobbered.
+func goMax(is isa, x, y, zero reg.VecVirtual) {
+	if is.vw == 16 {
+		// Merge-masked moves read their destination: r starts as x.
+		r := is.vec()
+		VMOVAPS(x, r)
+		VCMPPS(U8(3), y, y, reg.K1)    // y unordered (NaN)
+		VCMPPS(U8(0x1e), x, y, reg.K2) // y > x
+		KORW(reg.K1, reg.K2, reg.K1)
+		VMOVAPS(y, reg.K1, r) // K1 ? y : x
+		both := is.vec()
+		VPORD(x, y, both)
+		VCMPPS(U8(0), zero, both, reg.K2) // x|y == 0: both are zeros
+		VPANDD(x, y, x)
+		VMOVAPS(x, reg.K2, r)
+		VMOVAPS(r, y)
+		return
+	}
+	m := is.vec()
+	VCMPPS(U8(3), y, y, m)
+	b := is.vec()
+	VCMPPS(U8(0x1e), x, y, b)
+	VORPS(m, b, m)
+	VORPS(x, y, b)
+	VCMPPS(U8(0), zero, b, b) // both zeros
+	VBLENDVPS(m, y, x, m)     // m ? y : x
+	VANDPS(x, y, x)
+	VBLENDVPS(b, x, m, y) // b ? x&y : m
+}
+
+// splitCols generates splitColsAVX512, which splits rows of an image into
+// their even and odd columns, for the direct convolution's pooled form:
+// rows holds three int32 per row, the offsets (elements) of the row in src
+// and of where its even and its odd columns go in dst; each row has w
+// elements. Sixteen outputs of each kind at a time, through lane masks
+// (nothing is read or written past a row).
+func splitCols() {
+	TEXT("splitColsAVX512", NOSPLIT, "func(dst, src *float32, rows *int32, n, w int)")
+	Pragma("noescape")
+	Doc("splitColsAVX512 writes the even and odd columns of n rows of w elements to where rows says (see asm/main.go).")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	rows := Load(Param("rows"), GP64())
+	n := Load(Param("n"), GP64())
+	w := Load(Param("w"), GP64())
+	idx := GLOBL("splitColsIndex", RODATA|NOPTR)
+	for i := 0; i < 32; i++ {
+		// Lanes 0-15: the even columns of 32; lanes 16-31: the odd.
+		DATA(4*i, U32(uint32(2*(i%16)+i/16)))
+	}
+	ev, od := ZMM(), ZMM()
+	VMOVDQU32(idx, ev)
+	VMOVDQU32(idx.Offset(64), od)
+	ones := GP32()
+	MOVL(U32(0xffffffff), ones)
+	TESTQ(n, n)
+	JZ(LabelRef("splitdone"))
+	Label("splitrow")
+	s, de, do := GP64(), GP64(), GP64()
+	MOVLQSX(Mem{Base: rows}, s)
+	LEAQ(Mem{Base: src, Index: s, Scale: 4}, s)
+	MOVLQSX(Mem{Base: rows, Disp: 4}, de)
+	LEAQ(Mem{Base: dst, Index: de, Scale: 4}, de)
+	MOVLQSX(Mem{Base: rows, Disp: 8}, do)
+	LEAQ(Mem{Base: dst, Index: do, Scale: 4}, do)
+	left := GP64()
+	MOVQ(w, left)
+	// The rows are read in order, the image usually from memory (the
+	// layer before wrote the whole batch): ask for the lines ahead.
+	PREFETCHT0(Mem{Base: s, Disp: 1024})
+	PREFETCHT0(Mem{Base: s, Disp: 1088})
+	Label("splitblock")
+	// Masks: lo = min(left, 16) lanes, hi = min(max(left-16, 0), 16),
+	// even outputs ceil(min(left, 32)/2), odd floor(min(left, 32)/2).
+	t := GP64()
+	MOVQ(left, t)
+	CMPQ(t, U32(32))
+	JLE(LabelRef("splitclamp"))
+	MOVQ(U32(32), t)
+	Label("splitclamp")
+	k, m := GP64(), GP32()
+	MOVQ(t, k)
+	CMPQ(k, U32(16))
+	JLE(LabelRef("splitlo"))
+	MOVQ(U32(16), k)
+	Label("splitlo")
+	BZHIL(k.As32(), ones, m)
+	KMOVW(m, reg.K1)
+	MOVQ(t, k)
+	SUBQ(U32(16), k)
+	JGE(LabelRef("splithi"))
+	XORQ(k, k)
+	Label("splithi")
+	BZHIL(k.As32(), ones, m)
+	KMOVW(m, reg.K2)
+	MOVQ(t, k)
+	INCQ(k)
+	SHRQ(U8(1), k)
+	BZHIL(k.As32(), ones, m)
+	KMOVW(m, reg.K3)
+	MOVQ(t, k)
+	SHRQ(U8(1), k)
+	BZHIL(k.As32(), ones, m)
+	KMOVW(m, reg.K4)
+	a, b := ZMM(), ZMM()
+	VMOVUPS_Z(Mem{Base: s}, reg.K1, a)
+	VMOVUPS_Z(Mem{Base: s, Disp: 64}, reg.K2, b)
+	e, o := ZMM(), ZMM()
+	VMOVAPS(ev, e)
+	VPERMI2PS(b, a, e)
+	VMOVAPS(od, o)
+	VPERMI2PS(b, a, o)
+	VMOVUPS(e, reg.K3, Mem{Base: de})
+	VMOVUPS(o, reg.K4, Mem{Base: do})
+	ADDQ(U32(128), s)
+	ADDQ(U32(64), de)
+	ADDQ(U32(64), do)
+	SUBQ(U32(32), left)
+	JG(LabelRef("splitblock"))
+	ADDQ(U8(12), rows)
+	DECQ(n)
+	JNZ(LabelRef("splitrow"))
+	Label("splitdone")
+	VZEROUPPER()
+	RET()
+}
+
+// copyPlanes generates copyPlanesAVX512, a strided copy of planes of rows
+// (the direct convolution's output, computed on the input's wider grid,
+// into Y): row r of plane p, w elements, goes from src + p*sp + r*sr to
+// dst + p*dp + r*dr (elements). Sixteen elements at a time, the last
+// ones of a row through a lane mask.
+func copyPlanes() {
+	TEXT("copyPlanesAVX512", NOSPLIT, "func(dst, src *float32, planes, rows, w, sp, sr, dp, dr int)")
+	Pragma("noescape")
+	Doc("copyPlanesAVX512 copies planes of rows of w elements between strides (see asm/main.go).")
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	planes := Load(Param("planes"), GP64())
+	w := Load(Param("w"), GP64())
+	ones := GP32()
+	MOVL(U32(0xffffffff), ones)
+	// The last piece's mask: w%16 lanes, or 16.
+	tail := GP64()
+	MOVQ(w, tail)
+	DECQ(tail)
+	ANDQ(U32(15), tail)
+	INCQ(tail)
+	m := GP32()
+	BZHIL(tail.As32(), ones, m)
+	KMOVW(m, reg.K1)
+	TESTQ(planes, planes)
+	JZ(LabelRef("cpdone"))
+	Label("cpplane")
+	s, d := GP64(), GP64()
+	MOVQ(src, s)
+	MOVQ(dst, d)
+	rows := Load(Param("rows"), GP64())
+	TESTQ(rows, rows)
+	JZ(LabelRef("cpnextplane"))
+	Label("cprow")
+	left, o := GP64(), GP64()
+	MOVQ(w, left)
+	XORQ(o, o)
+	Label("cppiece")
+	v := ZMM()
+	CMPQ(left, U32(16))
+	JLE(LabelRef("cplast"))
+	VMOVUPS(Mem{Base: s, Index: o, Scale: 4}, v)
+	VMOVUPS(v, Mem{Base: d, Index: o, Scale: 4})
+	ADDQ(U32(16), o)
+	SUBQ(U32(16), left)
+	JMP(LabelRef("cppiece"))
+	Label("cplast")
+	VMOVUPS_Z(Mem{Base: s, Index: o, Scale: 4}, reg.K1, v)
+	VMOVUPS(v, reg.K1, Mem{Base: d, Index: o, Scale: 4})
+	sr, dr := Load(Param("sr"), GP64()), Load(Param("dr"), GP64())
+	LEAQ(Mem{Base: s, Index: sr, Scale: 4}, s)
+	LEAQ(Mem{Base: d, Index: dr, Scale: 4}, d)
+	DECQ(rows)
+	JNZ(LabelRef("cprow"))
+	Label("cpnextplane")
+	sp, dp := Load(Param("sp"), GP64()), Load(Param("dp"), GP64())
+	LEAQ(Mem{Base: src, Index: sp, Scale: 4}, src)
+	LEAQ(Mem{Base: dst, Index: dp, Scale: 4}, dst)
+	DECQ(planes)
+	JNZ(LabelRef("cpplane"))
+	Label("cpdone")
 	VZEROUPPER()
 	RET()
 }
