@@ -2,7 +2,9 @@ package cpu_test
 
 import (
 	"context"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/gotrain/gotrain/backend"
 	"github.com/gotrain/gotrain/backend/cpu"
@@ -96,4 +98,35 @@ func TestOverwrite(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { b.Overwrite(buf, src) }); n != 0 {
 		t.Errorf("overwrite allocates %.0f times", n)
 	}
+}
+
+// TestExecutableReleasesWorkers: an executable's pool workers stop once
+// the executable is unreachable (a process that compiles many models
+// does not collect parked goroutines).
+func TestExecutableReleasesWorkers(t *testing.T) {
+	m, err := models.Build("mlp", models.Options{Input: []int{1, 8, 8}, Classes: 3, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cpu.New(cpu.Options{Threads: 4})
+	before := runtime.NumGoroutine()
+	func() {
+		for i := 0; i < 10; i++ {
+			if _, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}()
+	if n := runtime.NumGoroutine(); n < before+30 {
+		t.Fatalf("%d goroutines after compiling ten executables of 4 threads, %d before: where are the workers?", n, before)
+	}
+	// Cleanups run after a collection, on their own goroutine: give them
+	// up to 10 s.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		runtime.GC()
+		if runtime.NumGoroutine() <= before {
+			return
+		}
+	}
+	t.Fatalf("%d goroutines 10 s after the executables were dropped, %d before", runtime.NumGoroutine(), before)
 }

@@ -100,6 +100,9 @@ func compile(m *graph.Model, dev *Device, o backend.CompileOptions) (*executable
 	}
 	e.pool = NewPool(threads)
 	e.pool.slot = dev.id
+	// The workers outlive nothing: once the executable is unreachable,
+	// its pool stops them.
+	runtime.AddCleanup(e, func(p *Pool) { p.Close() }, e.pool)
 	pl, err := plan.New(m, e.hooks(), plan.Options{Outputs: o.Outputs, InPlace: o.InPlace})
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package cpu
+package workpool
 
 import (
 	"sync"
@@ -28,7 +28,7 @@ func coverCheck(t *testing.T, p *Pool, n, grain int) {
 
 func TestPoolCovers(t *testing.T) {
 	for _, size := range []int{1, 2, 3, 4} {
-		p := NewPool(size)
+		p := New(size)
 		for _, c := range []struct{ n, grain int }{
 			{0, 1}, {1, 1}, {2, 1}, {3, 1}, {7, 2}, {64, 16}, {1000, 1}, {1001, 300}, {5, 0},
 		} {
@@ -45,7 +45,7 @@ func TestPoolCovers(t *testing.T) {
 // TestPoolWakesParkedWorkers pauses past the spin window between loops,
 // so the workers park and must be woken for the next one.
 func TestPoolWakesParkedWorkers(t *testing.T) {
-	p := NewPool(3)
+	p := New(3)
 	defer p.Close()
 	for rep := 0; rep < 20; rep++ {
 		coverCheck(t, p, 300, 1)
@@ -57,7 +57,7 @@ func TestPoolWakesParkedWorkers(t *testing.T) {
 // several goroutines at once: a caller that finds the pool busy runs its
 // loop alone, so every loop completes, each index once.
 func TestPoolNestedAndConcurrent(t *testing.T) {
-	p := NewPool(2)
+	p := New(2)
 	defer p.Close()
 	var inner atomic.Int64
 	p.For(4, 1, func(lo, hi int) {
@@ -83,7 +83,7 @@ func TestPoolNestedAndConcurrent(t *testing.T) {
 
 // TestPoolClosed: after Close, loops still run, on the caller.
 func TestPoolClosed(t *testing.T) {
-	p := NewPool(4)
+	p := New(4)
 	p.Close()
 	p.Close() // twice is harmless
 	coverCheck(t, p, 100, 1)
