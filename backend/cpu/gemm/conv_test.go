@@ -175,16 +175,7 @@ func TestDirectConvBadArguments(t *testing.T) {
 			s.DirectConv(8, 5, 2, taps, w, x, 10, c, DirectCols, Epilogue{BiasRow: make([]float32, 7)})
 		},
 	}
-	for name, f := range cases {
-		t.Run(name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("no panic")
-				}
-			}()
-			f()
-		})
-	}
+	expectPanics(t, cases)
 }
 
 // TestColSplit: on every path, the split writes each row's even and odd

@@ -383,6 +383,12 @@ func TestBadArguments(t *testing.T) {
 		},
 		"negative": func() { s.Sgemm(false, false, -1, 4, 4, 1, nil, 4, nil, 4, 0, nil, 4, Epilogue{}) },
 	}
+	expectPanics(t, cases)
+}
+
+// expectPanics runs each case and fails the ones that do not panic.
+func expectPanics(t *testing.T, cases map[string]func()) {
+	t.Helper()
 	for name, f := range cases {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

@@ -775,7 +775,7 @@ convepilogueAVX512:
 	VADDPS       Z24, Z23, Z23
 
 convnobiasAVX512:
-	// ReLU as max(0, v) + 0, as in kernel.
+	// ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.
 	MOVQ   flags+72(FP), AX
 	TESTQ  $0x00000002, AX
 	JZ     convstoreAVX512
@@ -1287,7 +1287,7 @@ convepilogueAVX512x32:
 	VADDPS       Z16, Z15, Z15
 
 convnobiasAVX512x32:
-	// ReLU as max(0, v) + 0, as in kernel.
+	// ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.
 	MOVQ   flags+72(FP), AX
 	TESTQ  $0x00000002, AX
 	JZ     convstoreAVX512x32
@@ -1654,7 +1654,7 @@ convepilogueAVX512x16:
 	VADDPS       Z8, Z7, Z7
 
 convnobiasAVX512x16:
-	// ReLU as max(0, v) + 0, as in kernel.
+	// ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.
 	MOVQ   flags+72(FP), AX
 	TESTQ  $0x00000002, AX
 	JZ     convstoreAVX512x16
@@ -1913,7 +1913,7 @@ convepilogueAVX2:
 	VADDPS       Y12, Y11, Y11
 
 convnobiasAVX2:
-	// ReLU as max(0, v) + 0, as in kernel.
+	// ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.
 	MOVQ   flags+72(FP), AX
 	TESTQ  $0x00000002, AX
 	JZ     convstoreAVX2
@@ -2179,7 +2179,7 @@ convepilogueAVX2x16:
 	VADDPS       Y8, Y7, Y7
 
 convnobiasAVX2x16:
-	// ReLU as max(0, v) + 0, as in kernel.
+	// ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.
 	MOVQ   flags+72(FP), AX
 	TESTQ  $0x00000002, AX
 	JZ     convstoreAVX2x16
@@ -2380,7 +2380,7 @@ convepilogueAVX2x8:
 	VADDPS       Y4, Y3, Y3
 
 convnobiasAVX2x8:
-	// ReLU as max(0, v) + 0, as in kernel.
+	// ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.
 	MOVQ   flags+72(FP), AX
 	TESTQ  $0x00000002, AX
 	JZ     convstoreAVX2x8

@@ -93,59 +93,10 @@ func kernel(is isa) {
 	b := Load(Param("b"), GP64())
 
 	// The rows' addresses: base registers that move by ks each step.
-	var bases []reg.Register
-	var rows []Mem
-	rs3 := GP64()
-	LEAQ(Mem{Base: rs, Index: rs, Scale: 2}, rs3)
-	switch is.mr {
-	case 4:
-		bases = []reg.Register{a0}
-		rows = []Mem{{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a0, Index: rs3, Scale: 1}}
-	case 8:
-		a3 := GP64()
-		LEAQ(Mem{Base: a0, Index: rs3, Scale: 1}, a3)
-		bases = []reg.Register{a0, a3}
-		rows = []Mem{
-			{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a3},
-			{Base: a0, Index: rs, Scale: 4}, {Base: a3, Index: rs, Scale: 2}, {Base: a3, Index: rs3, Scale: 1}, {Base: a3, Index: rs, Scale: 4},
-		}
-	default:
-		panic("unsupported mr")
-	}
+	bases, rows := rowAddrs(is, a0, rs)
+	acc := newAcc(is)
 
-	acc := make([][]reg.VecVirtual, is.mr)
-	for r := range acc {
-		acc[r] = make([]reg.VecVirtual, is.nv)
-		for q := range acc[r] {
-			acc[r][q] = is.vec()
-		}
-	}
-
-	Comment("Start from C (flags&1) or from zero.")
-	flags := Load(Param("flags"), GP64())
-	TESTQ(U32(1), flags)
-	JZ(LabelRef("zero" + is.name))
-	{
-		c := Load(Param("c"), GP64())
-		ldc := Load(Param("ldc"), GP64())
-		SHLQ(U8(2), ldc)
-		for r := 0; r < is.mr; r++ {
-			for q := 0; q < is.nv; q++ {
-				VMOVUPS(Mem{Base: c, Disp: 4 * is.vw * q}, acc[r][q])
-			}
-			if r+1 < is.mr {
-				ADDQ(ldc, c)
-			}
-		}
-		JMP(LabelRef("body" + is.name))
-	}
-	Label("zero" + is.name)
-	for r := range acc {
-		for q := range acc[r] {
-			is.zero(acc[r][q])
-		}
-	}
-	Label("body" + is.name)
+	startAcc(is, acc, "zero"+is.name, "body"+is.name)
 
 	step := func(disp int) {
 		bv := make([]reg.VecVirtual, is.nv)
@@ -187,17 +138,7 @@ func kernel(is isa) {
 
 	Label("epilogue" + is.name)
 	Comment("Bias per row, then per column.")
-	br := Load(Param("biasRow"), GP64())
-	TESTQ(br, br)
-	JZ(LabelRef("nobiasrow" + is.name))
-	for r := 0; r < is.mr; r++ {
-		t := is.vec()
-		VBROADCASTSS(Mem{Base: br, Disp: 4 * r}, t)
-		for q := 0; q < is.nv; q++ {
-			VADDPS(t, acc[r][q], acc[r][q])
-		}
-	}
-	Label("nobiasrow" + is.name)
+	biasRowAcc(is, acc, "nobiasrow"+is.name)
 	bc := Load(Param("biasCol"), GP64())
 	TESTQ(bc, bc)
 	JZ(LabelRef("nobiascol" + is.name))
@@ -209,30 +150,11 @@ func kernel(is isa) {
 		}
 	}
 	Label("nobiascol" + is.name)
-	Comment("ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.")
-	flags2 := Load(Param("flags"), GP64())
-	TESTQ(U32(2), flags2)
-	JZ(LabelRef("store" + is.name))
-	zero := is.vec()
-	is.zero(zero)
-	for r := range acc {
-		for q := range acc[r] {
-			VMAXPS(acc[r][q], zero, acc[r][q])
-			VADDPS(zero, acc[r][q], acc[r][q])
-		}
-	}
-	Label("store" + is.name)
+	reluAcc(is, acc, "store"+is.name)
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
-	for r := 0; r < is.mr; r++ {
-		for q := 0; q < is.nv; q++ {
-			VMOVUPS(acc[r][q], Mem{Base: c, Disp: 4 * is.vw * q})
-		}
-		if r+1 < is.mr {
-			ADDQ(ldc, c)
-		}
-	}
+	storeAcc(is, acc, c, ldc)
 	VZEROUPPER()
 	RET()
 }
@@ -268,58 +190,9 @@ func convKernel(is isa, full int) {
 	ldb := Load(Param("ldb"), GP64())
 	SHLQ(U8(2), ldb)
 
-	var bases []reg.Register
-	var rows []Mem
-	rs3 := GP64()
-	LEAQ(Mem{Base: rs, Index: rs, Scale: 2}, rs3)
-	switch is.mr {
-	case 4:
-		bases = []reg.Register{a0}
-		rows = []Mem{{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a0, Index: rs3, Scale: 1}}
-	case 8:
-		a3 := GP64()
-		LEAQ(Mem{Base: a0, Index: rs3, Scale: 1}, a3)
-		bases = []reg.Register{a0, a3}
-		rows = []Mem{
-			{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a3},
-			{Base: a0, Index: rs, Scale: 4}, {Base: a3, Index: rs, Scale: 2}, {Base: a3, Index: rs3, Scale: 1}, {Base: a3, Index: rs, Scale: 4},
-		}
-	default:
-		panic("unsupported mr")
-	}
-
-	acc := make([][]reg.VecVirtual, is.mr)
-	for r := range acc {
-		acc[r] = make([]reg.VecVirtual, is.nv)
-		for q := range acc[r] {
-			acc[r][q] = is.vec()
-		}
-	}
-	Comment("Start from C (flags&1) or from zero.")
-	flags := Load(Param("flags"), GP64())
-	TESTQ(U32(1), flags)
-	JZ(LabelRef(name("zero")))
-	{
-		c := Load(Param("c"), GP64())
-		ldc := Load(Param("ldc"), GP64())
-		SHLQ(U8(2), ldc)
-		for r := 0; r < is.mr; r++ {
-			for q := 0; q < is.nv; q++ {
-				VMOVUPS(Mem{Base: c, Disp: 4 * is.vw * q}, acc[r][q])
-			}
-			if r+1 < is.mr {
-				ADDQ(ldc, c)
-			}
-		}
-		JMP(LabelRef(name("body")))
-	}
-	Label(name("zero"))
-	for r := range acc {
-		for q := range acc[r] {
-			is.zero(acc[r][q])
-		}
-	}
-	Label(name("body"))
+	bases, rows := rowAddrs(is, a0, rs)
+	acc := newAcc(is)
+	startAcc(is, acc, name("zero"), name("body"))
 	TESTQ(cin, cin)
 	JZ(LabelRef(name("epilogue")))
 	Comment("For each input channel, each tap: B from the image at the tap's offset.")
@@ -353,30 +226,8 @@ func convKernel(is isa, full int) {
 
 	Label(name("epilogue"))
 	Comment("Bias per row.")
-	br := Load(Param("biasRow"), GP64())
-	TESTQ(br, br)
-	JZ(LabelRef(name("nobias")))
-	for r := 0; r < is.mr; r++ {
-		t := is.vec()
-		VBROADCASTSS(Mem{Base: br, Disp: 4 * r}, t)
-		for q := 0; q < is.nv; q++ {
-			VADDPS(t, acc[r][q], acc[r][q])
-		}
-	}
-	Label(name("nobias"))
-	Comment("ReLU as max(0, v) + 0, as in kernel.")
-	flags2 := Load(Param("flags"), GP64())
-	TESTQ(U32(2), flags2)
-	JZ(LabelRef(name("store")))
-	zero := is.vec()
-	is.zero(zero)
-	for r := range acc {
-		for q := range acc[r] {
-			VMAXPS(acc[r][q], zero, acc[r][q])
-			VADDPS(zero, acc[r][q], acc[r][q])
-		}
-	}
-	Label(name("store"))
+	biasRowAcc(is, acc, name("nobias"))
+	reluAcc(is, acc, name("store"))
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
@@ -401,6 +252,105 @@ func convKernel(is isa, full int) {
 		}
 	}
 	Label(name("plain"))
+	storeAcc(is, acc, c, ldc)
+	VZEROUPPER()
+	RET()
+}
+
+// rowAddrs returns the registers that hold the rows of A (to move by
+// the k step) and the addresses of the mr rows: row r at a0 + r*rs bytes.
+func rowAddrs(is isa, a0, rs reg.Register) ([]reg.Register, []Mem) {
+	rs3 := GP64()
+	LEAQ(Mem{Base: rs, Index: rs, Scale: 2}, rs3)
+	switch is.mr {
+	case 4:
+		return []reg.Register{a0}, []Mem{{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a0, Index: rs3, Scale: 1}}
+	case 8:
+		a3 := GP64()
+		LEAQ(Mem{Base: a0, Index: rs3, Scale: 1}, a3)
+		return []reg.Register{a0, a3}, []Mem{
+			{Base: a0}, {Base: a0, Index: rs, Scale: 1}, {Base: a0, Index: rs, Scale: 2}, {Base: a3},
+			{Base: a0, Index: rs, Scale: 4}, {Base: a3, Index: rs, Scale: 2}, {Base: a3, Index: rs3, Scale: 1}, {Base: a3, Index: rs, Scale: 4},
+		}
+	}
+	panic("unsupported mr")
+}
+
+// newAcc allocates the tile's accumulators, mr rows of nv vectors.
+func newAcc(is isa) [][]reg.VecVirtual {
+	acc := make([][]reg.VecVirtual, is.mr)
+	for r := range acc {
+		acc[r] = make([]reg.VecVirtual, is.nv)
+		for q := range acc[r] {
+			acc[r][q] = is.vec()
+		}
+	}
+	return acc
+}
+
+// startAcc loads the tile of C into acc (flags&1) or clears acc, then
+// goes on at label body.
+func startAcc(is isa, acc [][]reg.VecVirtual, zero, body string) {
+	Comment("Start from C (flags&1) or from zero.")
+	flags := Load(Param("flags"), GP64())
+	TESTQ(U32(1), flags)
+	JZ(LabelRef(zero))
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(U8(2), ldc)
+	for r := 0; r < is.mr; r++ {
+		for q := 0; q < is.nv; q++ {
+			VMOVUPS(Mem{Base: c, Disp: 4 * is.vw * q}, acc[r][q])
+		}
+		if r+1 < is.mr {
+			ADDQ(ldc, c)
+		}
+	}
+	JMP(LabelRef(body))
+	Label(zero)
+	for r := range acc {
+		for q := range acc[r] {
+			is.zero(acc[r][q])
+		}
+	}
+	Label(body)
+}
+
+// biasRowAcc adds biasRow[r] to row r of the tile (biasRow != nil), then
+// goes on at label done.
+func biasRowAcc(is isa, acc [][]reg.VecVirtual, done string) {
+	br := Load(Param("biasRow"), GP64())
+	TESTQ(br, br)
+	JZ(LabelRef(done))
+	for r := 0; r < is.mr; r++ {
+		t := is.vec()
+		VBROADCASTSS(Mem{Base: br, Disp: 4 * r}, t)
+		for q := 0; q < is.nv; q++ {
+			VADDPS(t, acc[r][q], acc[r][q])
+		}
+	}
+	Label(done)
+}
+
+// reluAcc applies ReLU to the tile (flags&2), then goes on at label done.
+func reluAcc(is isa, acc [][]reg.VecVirtual, done string) {
+	Comment("ReLU as max(0, v) + 0: max returns v when v is NaN or -0, and -0 + 0 is +0.")
+	flags := Load(Param("flags"), GP64())
+	TESTQ(U32(2), flags)
+	JZ(LabelRef(done))
+	zero := is.vec()
+	is.zero(zero)
+	for r := range acc {
+		for q := range acc[r] {
+			VMAXPS(acc[r][q], zero, acc[r][q])
+			VADDPS(zero, acc[r][q], acc[r][q])
+		}
+	}
+	Label(done)
+}
+
+// storeAcc stores the tile to C at c, rows ldc bytes apart (c moves).
+func storeAcc(is isa, acc [][]reg.VecVirtual, c, ldc reg.Register) {
 	for r := 0; r < is.mr; r++ {
 		for q := 0; q < is.nv; q++ {
 			VMOVUPS(acc[r][q], Mem{Base: c, Disp: 4 * is.vw * q})
@@ -409,8 +359,6 @@ func convKernel(is isa, full int) {
 			ADDQ(ldc, c)
 		}
 	}
-	VZEROUPPER()
-	RET()
 }
 
 // goMax sets y to Go's max(x, y): y when y is NaN or y > x, else x; and
