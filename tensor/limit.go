@@ -78,6 +78,15 @@ func MemoryLimit() int64 {
 	return l
 }
 
+// MemoryLimitErr reports a set but invalid GOTRAIN_MAX_MEMORY (unless
+// SetMemoryLimit has replaced it), or nil.
+func MemoryLimitErr() error {
+	if _, e := memoryLimit(); e != "" {
+		return errors.New(e)
+	}
+	return nil
+}
+
 func memoryLimit() (int64, string) {
 	limitState.Lock()
 	defer limitState.Unlock()

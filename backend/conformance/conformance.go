@@ -45,9 +45,6 @@ type Suite struct {
 	Dir  string
 }
 
-// DebianTestData is where Debian's libonnx-testdata installs ONNX 1.12's tests.
-const DebianTestData = onnxdata.Debian
-
 // EnvTestData names an environment variable with extra suite folders
 // (separated by the OS path list separator).
 const EnvTestData = "GOTRAIN_ONNX_TESTS"
@@ -69,7 +66,7 @@ func KnownSuites() []string { return append(append([]string{}, debianSuites...),
 func FindSuite(name string) (Suite, error) {
 	for _, s := range debianSuites {
 		if s == name {
-			dir := filepath.Join(DebianTestData, s)
+			dir := filepath.Join(onnxdata.Debian, s)
 			if !isDir(dir) {
 				return Suite{}, fmt.Errorf("suite %s: no folder %s (install Debian's libonnx-testdata: make deps)", name, dir)
 			}

@@ -93,7 +93,7 @@ func TestFloorFiles(t *testing.T) {
 // TestRunCase runs one test folder made here: a model that passes, and
 // the same model with an expected output it does not produce.
 func TestRunCase(t *testing.T) {
-	src := filepath.Join(conformance.DebianTestData, "node", "test_relu")
+	src := filepath.Join(testenv.DebianONNX(t, "node"), "test_relu")
 	testenv.Require(t, filepath.Join(src, "model.onnx"), "Debian's libonnx-testdata")
 	b, err := conformance.Open("cpu")
 	if err != nil {

@@ -314,6 +314,24 @@ func TestCompare(t *testing.T) {
 	if _, err := os.Stat(none); err == nil {
 		t.Errorf("compare drew %s with no curve in it", none)
 	}
+	// A run that diverged logged val_loss as NaN at every epoch: nothing
+	// to draw either.
+	// (history.json writes a non-finite value as null, read back as NaN).
+	if err := os.MkdirAll(filepath.Join(dir, "diverged"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nulls := `[{"loss": null, "val_loss": null}, {"loss": null, "val_loss": null}]`
+	if err := os.WriteFile(filepath.Join(dir, "diverged", "history.json"), []byte(nulls), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = gotrain(t, "compare", filepath.Join(dir, "diverged"), "--out", none)
+	r.expect(t, 0)
+	if !strings.Contains(r.stdout, "validation curves: none drawn") {
+		t.Errorf("compare of a run whose val_loss is NaN throughout:\n%s", r.stdout)
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Errorf("compare drew %s with no curve in it", none)
+	}
 }
 
 func hasColour(im image.Image, c color.Color) bool {

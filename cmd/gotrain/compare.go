@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gotrain/gotrain/checkpoint"
-	"github.com/gotrain/gotrain/train"
 )
 
 func newCompareCmd() *cobra.Command {
@@ -65,7 +64,7 @@ runs are drawn in one PNG: how to see which defence helped.`,
 		fmt.Fprintln(stdout)
 		curves := 0
 		for _, r := range runs {
-			if hasMetric(r.History, "val_loss") {
+			if len(series(r.History, "val_loss")) > 0 {
 				curves++
 			} else {
 				fmt.Fprintf(stdout, "%s: no validation data, so no curve\n", r.Label)
@@ -103,16 +102,6 @@ func readHistoryFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than %d MiB: not a history.json that train wrote", path, maxHistorySize>>20)
 	}
 	return b, nil
-}
-
-// hasMetric says whether any epoch of h logged key.
-func hasMetric(h []train.Logs, key string) bool {
-	for _, l := range h {
-		if _, ok := l[key]; ok {
-			return true
-		}
-	}
-	return false
 }
 
 // labels shortens the runs' labels to their folder names where those are

@@ -55,4 +55,7 @@ func TestMaxMemoryEnv(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "m.onnx")
 	gotrain(t, "models", "export", "cnn", "-o", out).expect(t, 2, tensor.MemoryLimitEnv, `"lots"`)
 	gotrain(t, "models", "export", "cnn", "--max-memory", "1GiB", "-o", out).expect(t, 0)
+	// Set but empty is invalid too, and said as early.
+	t.Setenv(tensor.MemoryLimitEnv, "")
+	gotrain(t, "models", "export", "cnn", "-o", out).expect(t, 2, tensor.MemoryLimitEnv)
 }

@@ -100,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_ = root.Help()
 		return 2
 	}
+	first := args[i] // the command's word, for a message
 	// The default command: flags with no command train.
 	if strings.HasPrefix(args[i], "-") && !slices.Contains(rootFlags, args[i]) {
 		args = append([]string{"train"}, args...)
@@ -109,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		root.InitDefaultCompletionCmd()
 		cmd, rest, err := root.Find(args)
 		if err != nil {
-			fmt.Fprintf(stderr, "gotrain: unknown command %q (run gotrain --help)\n", args[0])
+			fmt.Fprintf(stderr, "gotrain: unknown command %q (run gotrain --help)\n", first)
 			return 2
 		}
 		if !cmd.Runnable() && !slices.ContainsFunc(rest, isHelpFlag) {
@@ -179,10 +180,8 @@ func checkMemoryEnv(cmd *cobra.Command, _ []string) error {
 		(cmd.HasParent() && cmd.Parent().Name() == "completion") {
 		return nil
 	}
-	if v := os.Getenv(tensor.MemoryLimitEnv); v != "" {
-		if _, err := tensor.ParseBytes(v); err != nil {
-			return usagef("%s: %v", tensor.MemoryLimitEnv, err)
-		}
+	if err := tensor.MemoryLimitErr(); err != nil {
+		return usagef("%v", err)
 	}
 	return nil
 }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gotrain/gotrain/backend/conformance"
 	"github.com/gotrain/gotrain/checkpoint"
 	"github.com/gotrain/gotrain/data"
 	"github.com/gotrain/gotrain/graph"
@@ -203,6 +202,7 @@ func TestUsageErrors(t *testing.T) {
 		want []string
 	}{
 		{"unknown command", []string{"bogus"}, []string{`unknown command "bogus"`}},
+		{"unknown command after a root flag", []string{"--max-memory", "1GiB", "bogus"}, []string{`unknown command "bogus"`}},
 		{"unknown flag", []string{"train", "--model", "mlp", "--bogus"}, []string{"--bogus", "gotrain train --help"}},
 		{"unknown flag default command", []string{"--model", "mlp", "--learning-rate", "0.1"}, []string{"--learning-rate"}},
 		{"not a number", []string{"train", "--model", "mlp", "--epochs", "x"}, []string{`invalid value "x" for --epochs`, "an integer"}},
@@ -287,6 +287,8 @@ func TestUsageErrors(t *testing.T) {
 		{"inspect argument", []string{"inspect", "--model", "mlp", "x"}, []string{`unexpected argument "x"`}},
 		{"augment argument", []string{"augment", "x"}, []string{`unexpected argument "x"`}},
 		{"bench argument", []string{"bench", "x"}, []string{`unexpected argument "x"`}},
+		{"eval argument", []string{"eval", "--model", "mlp", "x"}, []string{`unexpected argument "x"`}},
+		{"conformance boolean apart", []string{"conformance", "-v", "false"}, []string{`unexpected argument "false"`, "--verbose=false"}},
 		{"completion shell", []string{"completion", "tcsh"}, []string{`unknown command "tcsh"`}},
 		// NaN passes a range check written as two comparisons.
 		{"val split NaN", []string{"train", "--model", "mlp", "--val-split", "NaN"}, []string{"--val-split NaN"}},
@@ -837,7 +839,7 @@ func TestAugment(t *testing.T) {
 }
 
 func TestConformance(t *testing.T) {
-	dir := testenv.Require(t, filepath.Join(conformance.DebianTestData, "node", "test_relu"), "Debian's libonnx-testdata")
+	dir := testenv.Require(t, filepath.Join(testenv.DebianONNX(t, "node"), "test_relu"), "Debian's libonnx-testdata")
 	md := filepath.Join(t.TempDir(), "OPS.md")
 	r := gotrain(t, "conformance", "-v", "--data", dir, "--markdown", md)
 	r.expect(t, 0)
@@ -864,6 +866,7 @@ func TestConformance(t *testing.T) {
 // TestUnsupportedOp: inspect lists an op the backend cannot run, and run
 // fails with one error naming the node and op instead of panicking.
 func TestUnsupportedOp(t *testing.T) {
+	node := testenv.DebianONNX(t, "node")
 	var model, op string
 	for _, c := range []struct{ dir, op string }{
 		{"test_unique_not_sorted_without_axis", "Unique"},
@@ -871,7 +874,7 @@ func TestUnsupportedOp(t *testing.T) {
 		{"test_roialign_aligned_false", "RoiAlign"},
 		{"test_nonmaxsuppression_center_point_box_format", "NonMaxSuppression"},
 	} {
-		p := filepath.Join(conformance.DebianTestData, "node", c.dir, "model.onnx")
+		p := filepath.Join(node, c.dir, "model.onnx")
 		if _, err := os.Stat(p); err == nil && graph.Lookup("", c.op) == nil {
 			model, op = p, c.op
 			break

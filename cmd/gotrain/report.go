@@ -19,7 +19,7 @@ const metaClassNames = "gotrain.class_names"
 func (f *trainFlags) defences(features bool) []checkpoint.Defence {
 	var out []checkpoint.Defence
 	aug := checkpoint.Defence{Name: "augmentation", Enable: "--augment rotation=10,shift=0.1,zoom=0.1"}
-	if f.Augment != "" && f.Augment != "none" {
+	if f.Augment != "" {
 		aug.On, aug.Setting, aug.Enable = true, f.Augment, ""
 	}
 	if !features {

@@ -98,6 +98,7 @@ func newEvalCmd() *cobra.Command {
 		Use:     "eval",
 		Short:   "evaluate a model on a dataset",
 		Example: "  gotrain eval --model out/best_model.onnx --data mnist --split test",
+		Args:    noArgs,
 	}
 	fs := cmd.Flags()
 	model := fs.String("model", "", "ONNX model")
@@ -124,9 +125,6 @@ func newEvalCmd() *cobra.Command {
 			if _, _, err := parseHW(*resize); err != nil {
 				return err
 			}
-		}
-		if len(args) > 0 {
-			return usagef("unexpected argument %q", args[0])
 		}
 		m, err := loadModelFlag(*model)
 		if err != nil {
@@ -778,6 +776,7 @@ func newConformanceCmd() *cobra.Command {
 		Short: "run ONNX's backend tests on a backend",
 		Example: "  gotrain conformance --backend cpu\n  gotrain conformance --data ../shared/onnx-node-tests/v1.22.0\n" +
 			"  gotrain conformance --backend cuda --floor backend/cuda/testdata/conformance",
+		Args: noArgs,
 	}
 	fs := cmd.Flags()
 	be := fs.String("backend", "cpu", "backend")
@@ -791,9 +790,6 @@ func newConformanceCmd() *cobra.Command {
 			if st, err := os.Stat(*dir); err != nil || !st.IsDir() {
 				return usagef("--data %q: expected a folder of ONNX backend tests (test_*/model.onnx)", *dir)
 			}
-		}
-		if len(args) > 0 {
-			return usagef("unexpected argument %q", args[0])
 		}
 		var floors map[string]map[string]bool
 		if *floorDir != "" {

@@ -182,6 +182,9 @@ func (f *trainFlags) define(fs *pflag.FlagSet) {
 
 // validate checks every setting before any work starts.
 func (f *trainFlags) validate() error {
+	if f.Augment == "none" {
+		f.Augment = "" // one spelling of "no augmentation" from here on
+	}
 	switch {
 	case f.Model == "":
 		return usagef("--model is required (an .onnx file or one of %v)", models.Names())
