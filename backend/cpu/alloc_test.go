@@ -109,17 +109,39 @@ func TestExecutableReleasesWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := cpu.New(cpu.Options{Threads: 4})
-	before := runtime.NumGoroutine()
-	func() {
-		for i := 0; i < 10; i++ {
-			if _, err := b.Compile(m, b.Devices()[0], backend.CompileOptions{}); err != nil {
-				t.Fatal(err)
-			}
+	dev := b.Devices()[0]
+	// Earlier tests' executables may still be waiting for a collection:
+	// count once the number has settled.
+	settle := func() int {
+		n := -1
+		for m := runtime.NumGoroutine(); m != n; m = runtime.NumGoroutine() {
+			n = m
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond)
 		}
-	}()
+		return n
+	}
+	before := settle()
+	x, err := b.Upload(tensor.New(tensor.Float32, 4, 1, 8, 8), dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exes := make([]backend.Executable, 10)
+	for i := range exes {
+		exe, err := b.Compile(m, dev, backend.CompileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Run once, so that what a run holds on to is covered too.
+		if _, err := exe.Run(context.Background(), map[string]backend.Buffer{"input": x}); err != nil {
+			t.Fatal(err)
+		}
+		exes[i] = exe
+	}
 	if n := runtime.NumGoroutine(); n < before+30 {
 		t.Fatalf("%d goroutines after compiling ten executables of 4 threads, %d before: where are the workers?", n, before)
 	}
+	runtime.KeepAlive(exes)
 	// Cleanups run after a collection, on their own goroutine: give them
 	// up to 10 s.
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {

@@ -424,6 +424,19 @@ static inline __m256 gt_mp_unshuffle(__m256 v) {
 	return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
 }
 
+// gt_mp_first picks, per lane, v1, v2 or v3 for the first of the
+// window's taps b, c, (d) whose bits equal the maximum mp's, or 0 for a:
+// MaxPool's Indices name the first; in the taps' shuffled order, then put
+// right as gt_mp_unshuffle puts the maximum.
+__attribute__((target("avx2")))
+static inline __m256i gt_mp_first(__m256 a, __m256 b, __m256 c, __m256 mp, __m256i v1, __m256i v2, __m256i v3) {
+	__m256i mi = _mm256_castps_si256(mp), r = v3;
+	r = _mm256_blendv_epi8(r, v2, _mm256_cmpeq_epi32(_mm256_castps_si256(c), mi));
+	r = _mm256_blendv_epi8(r, v1, _mm256_cmpeq_epi32(_mm256_castps_si256(b), mi));
+	r = _mm256_blendv_epi8(r, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
+	return _mm256_permute4x64_epi64(r, 0xD8);
+}
+
 // gt_mp_avx2 is gt_mp_scalar eight outputs at a time. A last short group
 // is done again over the last eight outputs (the same results into the
 // same places) when the row has eight; a row shorter than eight goes
@@ -443,13 +456,7 @@ static void gt_mp_avx2(const gt_mprow *q) {
 		__m256 m = gt_mp_unshuffle(mp);
 		gt_store_n(y + ow, m, t);
 		if (q->taps) {
-			// The first tap whose bits equal the maximum's, as below.
-			__m256i mi = _mm256_castps_si256(mp);
-			__m256i tap = _mm256_set1_epi32(3);
-			tap = _mm256_blendv_epi8(tap, _mm256_set1_epi32(2), _mm256_cmpeq_epi32(_mm256_castps_si256(c), mi));
-			tap = _mm256_blendv_epi8(tap, o1, _mm256_cmpeq_epi32(_mm256_castps_si256(b), mi));
-			tap = _mm256_blendv_epi8(tap, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
-			tap = _mm256_permute4x64_epi64(tap, 0xD8);
+			__m256i tap = gt_mp_first(a, b, c, mp, o1, _mm256_set1_epi32(2), _mm256_set1_epi32(3));
 			__m128i t16 = _mm_packus_epi32(_mm256_castsi256_si128(tap), _mm256_extracti128_si256(tap, 1));
 			__m128i t8 = _mm_packus_epi16(t16, t16);
 			if (t == 8) {
@@ -460,15 +467,9 @@ static void gt_mp_avx2(const gt_mprow *q) {
 			}
 		}
 		if (!ind) continue;
-		// The first tap whose bits equal the maximum's, in the shuffled
-		// order, then put right as the maximum was.
-		__m256i mi = _mm256_castps_si256(mp);
-		__m256i off = oW1;
-		off = _mm256_blendv_epi8(off, oW, _mm256_cmpeq_epi32(_mm256_castps_si256(c), mi));
-		off = _mm256_blendv_epi8(off, o1, _mm256_cmpeq_epi32(_mm256_castps_si256(b), mi));
-		off = _mm256_blendv_epi8(off, _mm256_setzero_si256(), _mm256_cmpeq_epi32(_mm256_castps_si256(a), mi));
-		off = _mm256_permute4x64_epi64(off, 0xD8);
-		off = _mm256_add_epi32(off, _mm256_add_epi32(iota, iota)); // + 2*lane
+		// The first tap's offset in the input, + 2*lane.
+		__m256i off = gt_mp_first(a, b, c, mp, o1, oW, oW1);
+		off = _mm256_add_epi32(off, _mm256_add_epi32(iota, iota));
 		long long base = q->i0 + 2 * ow;
 		__m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), _mm256_set1_epi64x(base));
 		__m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), _mm256_set1_epi64x(base));

@@ -76,19 +76,11 @@ func checkFusedConvMaxPool(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				in, err := be.Upload(rnd(tc.n, tc.cin, tc.hw, tc.hw), dev)
+				out, err := backend.RunHost(context.Background(), be, exe, dev, map[string]*tensor.Tensor{"x": rnd(tc.n, tc.cin, tc.hw, tc.hw)})
 				if err != nil {
 					t.Fatal(err)
 				}
-				out, err := exe.Run(context.Background(), map[string]backend.Buffer{"x": in})
-				if err != nil {
-					t.Fatal(err)
-				}
-				res, err := be.Download(out[p])
-				if err != nil {
-					t.Fatal(err)
-				}
-				return res, exe.(*executable)
+				return out[p], exe.(*executable)
 			}
 			r = rand.New(rand.NewPCG(19, 20))
 			fused, fe := run(nil)
@@ -171,21 +163,11 @@ func checkGemmConstantTransposedB(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			bufs := map[string]backend.Buffer{}
-			for name, v := range feeds {
-				if bufs[name], err = be.Upload(v, dev); err != nil {
-					t.Fatal(err)
-				}
-			}
-			out, err := exe.Run(context.Background(), bufs)
+			out, err := backend.RunHost(context.Background(), be, exe, dev, feeds)
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := be.Download(out[exe.Outputs()[0]])
-			if err != nil {
-				t.Fatal(err)
-			}
-			return res.Float32s()
+			return out[exe.Outputs()[0]].Float32s()
 		}
 		got := run(build(true), map[string]*tensor.Tensor{"x": x})
 		want := run(build(false), map[string]*tensor.Tensor{"x": x, "w": w, "b": bias})

@@ -32,13 +32,11 @@ type directConv struct {
 	pad    bool    // X must be copied onto the grid
 	xs     [][]float32
 	cw     [][]float32
-	// The pooled form: phases[q] are the taps of window position q
-	// (row-major) on the split grid, which split fills from an image;
-	// ph2 x pw2 is the pooled output.
-	pooled   bool
-	phases   [4][]int64
-	split    *gemm.ColSplit
-	ph2, pw2 int
+	// The pooled form, when split is set: phases[q] are the taps of
+	// window position q (row-major) on the split grid, which split fills
+	// from an image.
+	phases [4][]int64
+	split  *gemm.ColSplit
 }
 
 // useDirectConv lets tests compare the direct convolution with the
@@ -71,25 +69,21 @@ func newDirectConv(pl *convPlan) *directConv {
 	if d.ph < 0 || d.pw < 0 || d.ph+g.img[1] > d.hp || d.pw+g.img[2] > d.wp {
 		return nil // X does not lie inside the grid (never with ONNX's pads)
 	}
-	maxTap := 0
 	if pl.pool && !pl.taps {
 		if !d.splitPlan(pl) {
 			return nil
 		}
-		maxTap = d.maxTap()
 	} else {
 		for i := 0; i < kh; i++ {
 			for j := 0; j < kw; j++ {
-				off := i*g.d[1]*d.wp + j*g.d[2]
-				d.taps = append(d.taps, int64(off))
-				maxTap = max(maxTap, off)
+				d.taps = append(d.taps, int64(i*g.d[1]*d.wp+j*g.d[2]))
 			}
 		}
 		d.n = (oh-1)*d.wp + ow
 		d.ldx = d.hp * d.wp
 	}
 	d.cols = (d.n + gemm.DirectCols - 1) / gemm.DirectCols * gemm.DirectCols
-	d.need = (pl.cin-1)*d.ldx + maxTap + d.cols
+	d.need = (pl.cin-1)*d.ldx + d.maxTap() + d.cols
 	directPlans.Add(1)
 	d.xs = make([][]float32, pl.nw)
 	d.cw = make([][]float32, pl.nw)
@@ -108,10 +102,8 @@ func (d *directConv) splitPlan(pl *convPlan) bool {
 	g := pl.geom
 	hq, wq := (d.hp+1)/2, (d.wp+1)/2
 	plane := hq * wq
-	d.pooled = true
-	d.ph2, d.pw2 = g.col[1]/2, g.col[2]/2
 	d.ldx = 4 * plane
-	d.n = (d.ph2-1)*wq + d.pw2
+	d.n = (g.col[1]/2-1)*wq + g.col[2]/2
 	for q := range d.phases {
 		dy, dx := q/2, q%2
 		for i := 0; i < g.k[1]; i++ {
@@ -144,10 +136,10 @@ func (d *directConv) splitPlan(pl *convPlan) bool {
 	return true
 }
 
-// maxTap is the largest tap offset of the pooled form's phases.
+// maxTap is the largest tap offset, of either form.
 func (d *directConv) maxTap() int {
 	m := int64(0)
-	for _, taps := range d.phases {
+	for _, taps := range append(d.phases[:], d.taps) {
 		for _, t := range taps {
 			m = max(m, t)
 		}
@@ -167,9 +159,9 @@ func (r *convRunner[T]) runDirect(w, n0, n1 int) {
 	s, cw := r.job.scr[w], d.cw[w]
 	h, wd := g.img[1], g.img[2]
 	oh, ow := g.col[1], g.col[2]
-	if d.pooled {
-		pp := d.ph2 * d.pw2
-		wq := (d.wp + 1) / 2
+	if d.split != nil {
+		pp := r.pooledPlane()
+		wq := (d.wp + 1) / 2 // the split grid's width
 		for n := n0; n < n1; n++ {
 			x := d.xs[w]
 			d.split.Run(x, x32[n*g.imageLen:][:g.imageLen])
@@ -177,7 +169,7 @@ func (r *convRunner[T]) runDirect(w, n0, n1 int) {
 				ep.Max = q > 0
 				s.DirectConv(pl.cout, d.n, pl.cin, taps, w32, x, d.ldx, cw, d.cols, ep)
 			}
-			gemm.CopyPlanes(y32[n*pl.cout*pp:][:pl.cout*pp], cw, pl.cout, d.ph2, d.pw2, d.cols, wq, pp, d.pw2)
+			gemm.CopyPlanes(y32[n*pl.cout*pp:][:pl.cout*pp], cw, pl.cout, oh/2, ow/2, d.cols, wq, pp, ow/2)
 		}
 		return
 	}
@@ -188,11 +180,7 @@ func (r *convRunner[T]) runDirect(w, n0, n1 int) {
 		case d.pad:
 			// Onto the grid; its padding stays zero from allocation.
 			x = d.xs[w]
-			for c := 0; c < pl.cin; c++ {
-				for i := 0; i < h; i++ {
-					copy(x[c*d.ldx+(i+d.ph)*d.wp+d.pw:][:wd], img[c*g.imgVol+i*wd:])
-				}
-			}
+			gemm.CopyPlanes(x[d.ph*d.wp+d.pw:], img, pl.cin, h, wd, g.imgVol, wd, d.ldx, d.wp)
 		case len(img) < d.need:
 			// The last images: the wide columns would read past X.
 			x = d.xs[w]

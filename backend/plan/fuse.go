@@ -256,7 +256,16 @@ func pool2x2(n *graph.Node) bool {
 // inferConvMaxPool gives a Conv that absorbed a 2x2/2 MaxPool the pooled
 // output shape.
 func inferConvMaxPool(n *graph.Node, outs []*graph.Type) ([]*graph.Type, error) {
-	if n.AttrInt(AttrFusedMaxPool, 0) == 0 || len(outs) == 0 || outs[0] == nil {
+	if n.AttrInt(AttrFusedMaxPool, 0) == 0 {
+		return outs, nil
+	}
+	return poolOutputs(n, outs, false)
+}
+
+// poolOutputs gives a pooling Conv's output 0 the pooled shape, and with
+// taps its output 1 the uint8 taps of that shape.
+func poolOutputs(n *graph.Node, outs []*graph.Type, taps bool) ([]*graph.Type, error) {
+	if len(outs) == 0 || outs[0] == nil {
 		return outs, nil
 	}
 	pooled, err := pooledShape(n, outs[0])
@@ -264,6 +273,9 @@ func inferConvMaxPool(n *graph.Node, outs []*graph.Type) ([]*graph.Type, error) 
 		return nil, err
 	}
 	outs[0] = graph.NewType(outs[0].DType, pooled)
+	if taps {
+		outs[1] = graph.NewType(tensor.Uint8, pooled)
+	}
 	return outs, nil
 }
 
@@ -290,7 +302,7 @@ func fuseConvPoolTrain(g *graph.Graph, keep map[string]bool) *graph.Graph {
 			continue
 		}
 		ind := pool.Outputs[1]
-		if ind == "" || keep[ind] || len(r.consumers[ind]) != 1 || r.consumers[ind][0] != grad {
+		if ind == "" || r.single(ind, keep) != grad {
 			continue
 		}
 		if !is(grad, "MaxPoolGrad") || len(grad.Inputs) != 3 || len(grad.Outputs) != 1 ||
@@ -341,16 +353,10 @@ func pooledShape(n *graph.Node, y *graph.Type) (graph.Shape, error) {
 // inferPoolTaps gives a Conv that pools with taps its two outputs: the
 // pooled output and the uint8 taps of the same shape.
 func inferPoolTaps(n *graph.Node, outs []*graph.Type) ([]*graph.Type, error) {
-	if n.AttrInt(AttrFusedPoolTaps, 0) == 0 || len(outs) < 2 || outs[0] == nil {
+	if n.AttrInt(AttrFusedPoolTaps, 0) == 0 || len(outs) < 2 {
 		return outs, nil
 	}
-	pooled, err := pooledShape(n, outs[0])
-	if err != nil {
-		return nil, err
-	}
-	outs[0] = graph.NewType(outs[0].DType, pooled)
-	outs[1] = graph.NewType(tensor.Uint8, pooled)
-	return outs, nil
+	return poolOutputs(n, outs, true)
 }
 
 // inferUnpoolGrad infers a ConvGrad that takes the pooled gradient: its

@@ -381,7 +381,9 @@ func TestFuseConvPoolTrain(t *testing.T) {
 			if !tc.fused {
 				return
 			}
+			seen := map[string]int{}
 			for _, s := range pl.Steps {
+				seen[s.Node.OpType]++
 				switch s.Node.OpType {
 				case "Conv":
 					if s.Node.AttrInt(AttrFusedPoolTaps, 0) != 1 || len(s.OutTypes) != 2 {
@@ -400,6 +402,9 @@ func TestFuseConvPoolTrain(t *testing.T) {
 						t.Errorf("fused ConvGrad's dW has shape %v, want [2 1 3 3]", dw)
 					}
 				}
+			}
+			if seen["Conv"] != 1 || seen["ConvGrad"] != 1 {
+				t.Errorf("the fused plan has %d Conv and %d ConvGrad steps, want one each", seen["Conv"], seen["ConvGrad"])
 			}
 		})
 	}
